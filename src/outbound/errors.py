@@ -1,0 +1,166 @@
+"""Exceptions raised by outbound, under one root.
+
+::
+
+    OutboundError
+    ├── DomainError                      a rule of the domain refused an input
+    │   ├── TemplateSyntaxError          malformed template text (has .position)
+    │   ├── MissingPlaceholderError      a placeholder had no value (has .key)
+    │   ├── InvalidLocaleError           not BCP-47 nor a known Windows LCID
+    │   └── InvalidNumberError           not a valid phone number (has .reason)
+    ├── RequestError                     the API refuses a request (mapped to HTTP in one place)
+    │   ├── InvalidRequestError  422     names the offending field
+    │   ├── AuthenticationError  401
+    │   ├── PermissionDeniedError 403
+    │   ├── NotFoundError        404
+    │   ├── ConflictError        409
+    │   └── RateLimitedError     429     has .retry_after (seconds)
+    └── ProviderError                    a provider call did not succeed
+        ├── TransientProviderError       retry later (has .retry_after, optional)
+        └── PermanentProviderError       never retry (has .code)
+
+Whether a failed send is retried is carried by the exception type, never decided by
+catching everything.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthenticationError",
+    "ConflictError",
+    "DomainError",
+    "InvalidLocaleError",
+    "InvalidNumberError",
+    "InvalidRequestError",
+    "MissingPlaceholderError",
+    "NotFoundError",
+    "OutboundError",
+    "PermanentProviderError",
+    "PermissionDeniedError",
+    "ProviderError",
+    "RateLimitedError",
+    "RequestError",
+    "TemplateSyntaxError",
+    "TransientProviderError",
+]
+
+
+class OutboundError(Exception):
+    """Root of every exception outbound raises on purpose."""
+
+
+class DomainError(OutboundError):
+    """A domain rule refused an input."""
+
+
+class TemplateSyntaxError(DomainError):
+    """Template text is malformed; ``position`` is the 0-based index of the fault."""
+
+    def __init__(self, message: str, position: int) -> None:
+        super().__init__(f"{message} at position {position}")
+        self.reason = message
+        self.position = position
+
+
+class MissingPlaceholderError(DomainError):
+    """A placeholder of the template has no value."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"missing_placeholder: {key}")
+        self.key = key
+
+
+class InvalidLocaleError(DomainError):
+    """A locale is neither a BCP-47 tag nor a known Windows LCID."""
+
+    def __init__(self, value: object) -> None:
+        super().__init__(f"invalid locale: {value!r}")
+        self.value = value
+
+
+class InvalidNumberError(DomainError):
+    """A phone number cannot be normalised to a valid E.164 number."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class RequestError(OutboundError):
+    """The API refuses a request; the web layer maps each subclass to one HTTP status."""
+
+    status_code = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, field: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        if code is not None:
+            self.code = code
+
+
+class InvalidRequestError(RequestError):
+    """422: the request is well-formed but a field's value is not acceptable."""
+
+    status_code = 422
+    code = "invalid_request"
+
+
+class AuthenticationError(RequestError):
+    """401: the API key is missing or unknown."""
+
+    status_code = 401
+    code = "unauthenticated"
+
+
+class PermissionDeniedError(RequestError):
+    """403: the key's role may not do this."""
+
+    status_code = 403
+    code = "forbidden"
+
+
+class NotFoundError(RequestError):
+    """404: no such object in the caller's organisation."""
+
+    status_code = 404
+    code = "not_found"
+
+
+class ConflictError(RequestError):
+    """409: the request conflicts with the current state."""
+
+    status_code = 409
+    code = "conflict"
+
+
+class RateLimitedError(RequestError):
+    """429: a quota is exhausted; retry after ``retry_after`` seconds."""
+
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ProviderError(OutboundError):
+    """A provider call did not succeed."""
+
+    def __init__(
+        self, message: str, *, code: str | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.retry_after = retry_after
+
+
+class TransientProviderError(ProviderError):
+    """The send may succeed later (429, 5xx, timeouts, connection errors)."""
+
+
+class PermanentProviderError(ProviderError):
+    """The send will never succeed as it is (invalid number, bad credentials, ...)."""
