@@ -1,0 +1,105 @@
+"""Phone numbers: normalising to E.164, masking for logs, and finding a number's region."""
+
+from __future__ import annotations
+
+import phonenumbers
+from phonenumbers import NumberParseException
+
+from outbound.errors import InvalidNumberError
+
+__all__ = [
+    "REASON_EMPTY",
+    "REASON_MISSING_COUNTRY_CODE",
+    "REASON_NOT_A_NUMBER",
+    "REASON_NOT_VALID",
+    "mask_number",
+    "normalize_number",
+    "region_of",
+]
+
+REASON_EMPTY = "invalid_number: empty"
+REASON_NOT_A_NUMBER = "invalid_number: not a phone number"
+REASON_MISSING_COUNTRY_CODE = "invalid_number: missing country code"
+REASON_NOT_VALID = "invalid_number: not a valid number"
+
+# Channel prefixes callers copy from provider payloads (Twilio's "whatsapp:+33...").
+_PREFIXES = ("whatsapp:", "tel:")
+
+# phonenumbers' pseudo-region for non-geographic numbers (+800, +882, ...).
+_NON_GEOGRAPHIC_REGION = "001"
+
+
+def _strip_prefix(text: str) -> str:
+    lowered = text.lower()
+    for prefix in _PREFIXES:
+        if lowered.startswith(prefix):
+            return text[len(prefix) :].strip()
+    return text
+
+
+def normalize_number(raw: str, default_region: str | None) -> str:
+    """Return ``raw`` as an E.164 number (``+33612345678``).
+
+    Whitespace and a ``whatsapp:`` or ``tel:`` prefix are ignored. A national number
+    (``06 12 34 56 78``) is read in ``default_region`` (ISO 3166 code, any case).
+
+    Raises :class:`~outbound.errors.InvalidNumberError` whose ``reason`` is one of
+    ``invalid_number: empty``, ``invalid_number: not a phone number``,
+    ``invalid_number: missing country code`` (national number and no usable region) or
+    ``invalid_number: not a valid number`` (well-formed, but no such number exists).
+    """
+    if not isinstance(raw, str):
+        raise InvalidNumberError(REASON_NOT_A_NUMBER)
+    text = _strip_prefix(raw.strip())
+    if not text:
+        raise InvalidNumberError(REASON_EMPTY)
+    region = default_region.strip().upper() if default_region else None
+    try:
+        parsed = phonenumbers.parse(text, region or None)
+    except NumberParseException as exc:
+        # phonenumbers reports both "no region for a national number" and "unknown country
+        # code after +" as INVALID_COUNTRY_CODE; only the first is a missing country code.
+        if exc.error_type == NumberParseException.INVALID_COUNTRY_CODE and not text.startswith("+"):
+            raise InvalidNumberError(REASON_MISSING_COUNTRY_CODE) from exc
+        raise InvalidNumberError(REASON_NOT_A_NUMBER) from exc
+    if not phonenumbers.is_valid_number(parsed):
+        raise InvalidNumberError(REASON_NOT_VALID)
+    result: str = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    return result
+
+
+def mask_number(number: str) -> str:
+    """Mask ``number`` for logs: ``+33612345678`` → ``+33*******78``.
+
+    An E.164-looking number keeps its ``+``, the next two characters and the last two
+    digits. Anything else keeps only its last two characters (nothing at all when it is four
+    characters or shorter, where two would be half of it). Never raises.
+    """
+    try:
+        text = number if isinstance(number, str) else str(number)
+    except Exception:
+        return "***"
+    text = text.strip()
+    if len(text) >= 8 and text[0] == "+" and text[1:].isdigit():
+        return text[:3] + "*" * (len(text) - 5) + text[-2:]
+    if len(text) <= 4:
+        return "*" * len(text)
+    return "*" * (len(text) - 2) + text[-2:]
+
+
+def region_of(e164: str) -> str | None:
+    """Return the ISO 3166 region of ``e164`` (``+33612345678`` → ``FR``).
+
+    ``None`` when the number cannot be parsed, is not valid, or belongs to no region
+    (non-geographic numbers such as ``+800``, which phonenumbers files under ``001``).
+    """
+    try:
+        parsed = phonenumbers.parse(e164, None)
+    except (NumberParseException, TypeError, AttributeError):
+        return None
+    if not phonenumbers.is_valid_number(parsed):
+        return None
+    region: str | None = phonenumbers.region_code_for_number(parsed)
+    if region is None or region == _NON_GEOGRAPHIC_REGION:
+        return None
+    return region
