@@ -1,0 +1,1 @@
+"""Alembic migrations, run programmatically by :mod:`outbound.adapters.db.migrate`."""

@@ -1,0 +1,271 @@
+"""Tables of the service (SQLAlchemy 2 declarative models).
+
+Every row that belongs to a tenant carries ``org_id``; every query in the services filters on it.
+Statuses are stored as strings with a CHECK constraint listing the values of their ``StrEnum``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from outbound.domain.statuses import MessageStatus
+
+__all__ = [
+    "ApiKey",
+    "Base",
+    "Channel",
+    "Message",
+    "MessageEvent",
+    "Organization",
+    "OutboundConfiguration",
+    "RateCounter",
+    "SendRequest",
+    "Template",
+    "new_id",
+]
+
+
+def new_id() -> str:
+    """A new random identifier (UUID4, 36 characters)."""
+    return str(uuid.uuid4())
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores naive UTC)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use timezone-aware UTC datetimes")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _check_in(column: str, values: list[str]) -> str:
+    quoted = ", ".join(f"'{v}'" for v in values)
+    return f"{column} IN ({quoted})"
+
+
+CHANNEL_TYPES = ["sms", "whatsapp"]
+PROVIDERS = ["sandbox", "twilio", "telesign", "acs"]
+ROLES = ["admin", "sender", "agent"]
+CONVERSATION_MODES = ["on_response", "on_send"]
+MESSAGE_STATUSES = [s.value for s in MessageStatus]
+
+
+class Base(DeclarativeBase):
+    """Declarative base with a naming convention so migrations name constraints the same."""
+
+    metadata = sa.MetaData(
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: sa.JSON(),
+    }
+
+
+class Organization(Base):
+    __tablename__ = "organizations"
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    max_contacts_per_request: Mapped[int | None] = mapped_column(sa.Integer)
+    hourly_request_quota: Mapped[int | None] = mapped_column(sa.Integer)
+    created_at: Mapped[datetime]
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+    __table_args__ = (sa.CheckConstraint(_check_in("role", ROLES), name="role"),)
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
+    org_id: Mapped[str] = mapped_column(sa.ForeignKey("organizations.id"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    role: Mapped[str] = mapped_column(sa.String(16))
+    key_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(sa.String(16))
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class Channel(Base):
+    __tablename__ = "channels"
+    __table_args__ = (
+        sa.CheckConstraint(_check_in("type", CHANNEL_TYPES), name="type"),
+        sa.CheckConstraint(_check_in("provider", PROVIDERS), name="provider"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
+    org_id: Mapped[str] = mapped_column(sa.ForeignKey("organizations.id"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    type: Mapped[str] = mapped_column(sa.String(16))
+    provider: Mapped[str] = mapped_column(sa.String(16))
+    sender: Mapped[str] = mapped_column(sa.String(64))
+    base_url: Mapped[str | None] = mapped_column(sa.String(500))
+    credentials_encrypted: Mapped[str | None] = mapped_column(sa.Text)
+    credential_fields: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
+    options: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    healthy: Mapped[bool] = mapped_column(default=True)
+    health_detail: Mapped[str | None] = mapped_column(sa.String(500))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Template(Base):
+    __tablename__ = "templates"
+    __table_args__ = (
+        sa.CheckConstraint(_check_in("channel_type", CHANNEL_TYPES), name="channel_type"),
+        sa.UniqueConstraint("org_id", "name"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
+    org_id: Mapped[str] = mapped_column(sa.ForeignKey("organizations.id"))
+    name: Mapped[str] = mapped_column(sa.String(200))
+    channel_type: Mapped[str] = mapped_column(sa.String(16))
+    default_locale: Mapped[str] = mapped_column(sa.String(35))
+    default_text: Mapped[str] = mapped_column(sa.Text)
+    localizations: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    content_sid: Mapped[str | None] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class OutboundConfiguration(Base):
+    __tablename__ = "outbound_configurations"
+    __table_args__ = (
+        sa.CheckConstraint(_check_in("channel_type", CHANNEL_TYPES), name="channel_type"),
+        sa.CheckConstraint(
+            _check_in("conversation_mode", CONVERSATION_MODES), name="conversation_mode"
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
+    org_id: Mapped[str] = mapped_column(sa.ForeignKey("organizations.id"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    show_in_timeline: Mapped[bool] = mapped_column(default=False)
+    channel_type: Mapped[str] = mapped_column(sa.String(16))
+    channel_id: Mapped[str] = mapped_column(sa.ForeignKey("channels.id"), index=True)
+    template_id: Mapped[str] = mapped_column(sa.ForeignKey("templates.id"), index=True)
+    default_locale: Mapped[str | None] = mapped_column(sa.String(35))
+    conversation_mode: Mapped[str] = mapped_column(sa.String(16), default="on_response")
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class SendRequest(Base):
+    """One accepted ``POST /v1/outbound/send``; holds the response for idempotent replays."""
+
+    __tablename__ = "send_requests"
+    __table_args__ = (
+        sa.CheckConstraint(_check_in("state", ["processing", "completed"]), name="state"),
+        sa.UniqueConstraint("org_id", "idempotency_key"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
+    org_id: Mapped[str] = mapped_column(sa.ForeignKey("organizations.id"))
+    configuration_id: Mapped[str] = mapped_column(sa.String(36))
+    idempotency_key: Mapped[str | None] = mapped_column(sa.String(255))
+    body_hash: Mapped[str] = mapped_column(sa.String(64))
+    state: Mapped[str] = mapped_column(sa.String(16))
+    response: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
+    created_at: Mapped[datetime]
+
+
+class Message(Base):
+    """One outbound message: the outbox row the workers claim and the record users track."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        sa.CheckConstraint(_check_in("status", MESSAGE_STATUSES), name="status"),
+        sa.Index("ix_messages_due", "status", "scheduled_at"),
+        sa.Index("ix_messages_org_created", "org_id", "created_at", "id"),
+        sa.Index("ix_messages_provider_id", "provider", "provider_message_id"),
+        sa.Index("ix_messages_regarding", "org_id", "regarding_object_id"),
+        sa.Index("ix_messages_org_to", "org_id", "to_number"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
+    org_id: Mapped[str] = mapped_column(sa.ForeignKey("organizations.id"))
+    request_id: Mapped[str] = mapped_column(sa.ForeignKey("send_requests.id"), index=True)
+    contact_index: Mapped[int]
+    configuration_id: Mapped[str] = mapped_column(sa.String(36), index=True)
+    channel_id: Mapped[str] = mapped_column(sa.String(36))
+    template_id: Mapped[str] = mapped_column(sa.String(36))
+    channel_type: Mapped[str] = mapped_column(sa.String(16))
+    provider: Mapped[str] = mapped_column(sa.String(16))
+    to_raw: Mapped[str] = mapped_column(sa.String(100))
+    to_number: Mapped[str | None] = mapped_column(sa.String(32))
+    from_number: Mapped[str | None] = mapped_column(sa.String(64))
+    locale: Mapped[str | None] = mapped_column(sa.String(35))
+    body: Mapped[str | None] = mapped_column(sa.Text)
+    encoding: Mapped[str | None] = mapped_column(sa.String(8))
+    segments: Mapped[int | None]
+    send_as_template: Mapped[bool] = mapped_column(default=False)
+    template_parameters: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
+    context: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
+    regarding_object_id: Mapped[str | None] = mapped_column(sa.String(200))
+    entity_relationship_name: Mapped[str | None] = mapped_column(sa.String(200))
+    show_in_timeline: Mapped[bool] = mapped_column(default=False)
+    status: Mapped[str] = mapped_column(sa.String(16))
+    reason: Mapped[str | None] = mapped_column(sa.String(500))
+    provider_message_id: Mapped[str | None] = mapped_column(sa.String(100))
+    error_code: Mapped[str | None] = mapped_column(sa.String(64))
+    error_message: Mapped[str | None] = mapped_column(sa.Text)
+    attempts: Mapped[int] = mapped_column(default=0)
+    max_attempts: Mapped[int]
+    scheduled_at: Mapped[datetime]
+    lease_until: Mapped[datetime | None]
+    worker_id: Mapped[str | None] = mapped_column(sa.String(100))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class MessageEvent(Base):
+    """One status change of a message, with its time (the status history)."""
+
+    __tablename__ = "message_events"
+    __table_args__ = (sa.CheckConstraint(_check_in("status", MESSAGE_STATUSES), name="status"),)
+
+    id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    message_id: Mapped[str] = mapped_column(sa.ForeignKey("messages.id"), index=True)
+    org_id: Mapped[str] = mapped_column(sa.String(36))
+    status: Mapped[str] = mapped_column(sa.String(16))
+    occurred_at: Mapped[datetime]
+    source: Mapped[str] = mapped_column(sa.String(32))
+    error_code: Mapped[str | None] = mapped_column(sa.String(64))
+    error_message: Mapped[str | None] = mapped_column(sa.Text)
+
+
+class RateCounter(Base):
+    """Requests per organisation per minute; the sum over 60 minutes is the hourly quota."""
+
+    __tablename__ = "rate_counters"
+
+    org_id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    bucket: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
+    count: Mapped[int]

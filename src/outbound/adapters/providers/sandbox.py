@@ -1,0 +1,95 @@
+"""The sandbox provider: no account, no network; simulates acceptance and delivery.
+
+It accepts every message, answers with a provider id derived from the message id (so a retried
+send is the same provider message, as with a provider that offers idempotency), and after a
+delay reports ``delivered`` -- or ``undelivered`` at the configured failure rate -- through the
+same :class:`StatusReporter` the webhooks use. A channel's ``options`` may override
+``delivery_delay`` (seconds) and ``failure_rate`` (0..1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import uuid
+
+from outbound.adapters.providers.base import (
+    OutgoingMessage,
+    SendResult,
+    StatusReport,
+    StatusReporter,
+)
+from outbound.domain.statuses import MessageStatus
+from outbound.errors import PermanentProviderError
+
+__all__ = ["SANDBOX_UNDELIVERED_CODE", "SandboxProvider"]
+
+log = logging.getLogger(__name__)
+
+SANDBOX_UNDELIVERED_CODE = "30003"  # Twilio's "unreachable destination handset", for realism
+_NAMESPACE = uuid.UUID("6f1d9a8e-5d0b-4c55-9d5e-0c9a4cf2a611")
+# A report can outrun the dispatcher's record of the send; try again a few times.
+_REPORT_RETRIES = 20
+_REPORT_RETRY_DELAY = 0.25
+
+
+class SandboxProvider:
+    """Simulated provider for demos and tests."""
+
+    name = "sandbox"
+
+    def __init__(
+        self,
+        reporter: StatusReporter,
+        *,
+        delivery_delay: float = 0.5,
+        failure_rate: float = 0.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._reporter = reporter
+        self._delay = delivery_delay
+        self._failure_rate = failure_rate
+        self._rng = rng or random.Random()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def send(self, message: OutgoingMessage) -> SendResult:
+        if not message.body and not message.send_as_template:
+            raise PermanentProviderError("empty message body", code="sandbox_empty_body")
+        provider_id = "SBX" + uuid.uuid5(_NAMESPACE, message.id).hex
+        options = message.channel.options
+        delay = float(options.get("delivery_delay", self._delay))
+        failure_rate = float(options.get("failure_rate", self._failure_rate))
+        fails = self._rng.random() < failure_rate
+        task = asyncio.get_running_loop().create_task(self._report_later(provider_id, delay, fails))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return SendResult(provider_message_id=provider_id, status=MessageStatus.SENT)
+
+    async def _report_later(self, provider_id: str, delay: float, fails: bool) -> None:
+        await asyncio.sleep(delay)
+        report = StatusReport(
+            provider=self.name,
+            provider_message_id=provider_id,
+            status=MessageStatus.UNDELIVERED if fails else MessageStatus.DELIVERED,
+            error_code=SANDBOX_UNDELIVERED_CODE if fails else None,
+            error_message="sandbox: simulated delivery failure" if fails else None,
+        )
+        for _ in range(_REPORT_RETRIES):
+            try:
+                if await self._reporter.report(report):
+                    return
+            except Exception:  # a report must never kill the loop; log and try again
+                log.exception("sandbox status report failed for %s", provider_id)
+            await asyncio.sleep(_REPORT_RETRY_DELAY)
+        log.warning("sandbox status report for %s matched no message", provider_id)
+
+    async def drain(self) -> None:
+        """Wait until every pending delivery report has been made."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def aclose(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)

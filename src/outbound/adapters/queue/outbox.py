@@ -1,0 +1,229 @@
+"""The outbox queue: claim due messages under a lease, and record what became of them.
+
+PostgreSQL claims in one statement with ``FOR UPDATE SKIP LOCKED`` so that several workers
+never take the same row. SQLite has one writer: the claim runs inside ``BEGIN IMMEDIATE``
+(see :mod:`outbound.adapters.db.engine`), which serialises claimers.
+
+A message is due when it is ``queued`` and its ``scheduled_at`` has passed, or when it is
+``sending`` and its lease has expired (its worker died): delivery is at-least-once, and the
+provider adapters are idempotent on the message id where the provider allows it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from outbound.adapters.db.engine import Database
+from outbound.adapters.db.models import Message, MessageEvent
+from outbound.domain.statuses import MessageStatus
+
+__all__ = ["ClaimedMessage", "Outbox", "Outcome"]
+
+_QUEUED = MessageStatus.QUEUED.value
+_SENDING = MessageStatus.SENDING.value
+
+
+@dataclass(frozen=True)
+class ClaimedMessage:
+    """A message a worker holds the lease of."""
+
+    id: str
+    org_id: str
+    channel_id: str
+    template_id: str
+    to_number: str
+    body: str | None
+    attempts: int
+    max_attempts: int
+    send_as_template: bool
+    template_parameters: dict[str, Any] | None
+    reclaimed: bool
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one claimed message; ``status`` is sent, queued (retry) or failed."""
+
+    message_id: str
+    status: MessageStatus
+    provider_message_id: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    retry_at: datetime | None = None
+
+
+_RETURNING = (
+    Message.id,
+    Message.org_id,
+    Message.channel_id,
+    Message.template_id,
+    Message.to_number,
+    Message.body,
+    Message.attempts,
+    Message.max_attempts,
+    Message.send_as_template,
+    Message.template_parameters,
+    Message.lease_until,
+)
+
+
+class Outbox:
+    """Queue operations on the ``messages`` table."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def claim(
+        self, worker_id: str, limit: int, now: datetime, lease: timedelta
+    ) -> list[ClaimedMessage]:
+        """Lease up to ``limit`` due messages to ``worker_id`` and mark them ``sending``."""
+        due = sa.or_(
+            sa.and_(Message.status == _QUEUED, Message.scheduled_at <= now),
+            sa.and_(Message.status == _SENDING, Message.lease_until < now),
+        )
+        pick = (
+            sa.select(Message.id, Message.status)
+            .where(due)
+            .order_by(Message.scheduled_at)
+            .limit(limit)
+        )
+        if not self._db.is_sqlite:
+            pick = pick.with_for_update(skip_locked=True)
+        with self._db.transaction() as session:
+            # The rows stay locked (PostgreSQL) or the database stays ours (SQLite, BEGIN
+            # IMMEDIATE) until commit, so no other worker can take them in between.
+            previous = {row.id: row.status for row in session.execute(pick)}
+            if not previous:
+                return []
+            rows = session.execute(
+                sa.update(Message)
+                .where(Message.id.in_(list(previous)))
+                .values(
+                    status=_SENDING,
+                    attempts=Message.attempts + 1,
+                    lease_until=now + lease,
+                    worker_id=worker_id,
+                    updated_at=now,
+                )
+                .returning(*_RETURNING)
+                .execution_options(synchronize_session=False)
+            ).all()
+            claimed = [
+                ClaimedMessage(
+                    id=r.id,
+                    org_id=r.org_id,
+                    channel_id=r.channel_id,
+                    template_id=r.template_id,
+                    to_number=r.to_number,
+                    body=r.body,
+                    attempts=r.attempts,
+                    max_attempts=r.max_attempts,
+                    send_as_template=r.send_as_template,
+                    template_parameters=r.template_parameters,
+                    reclaimed=previous[r.id] == _SENDING,
+                )
+                for r in rows
+            ]
+            if claimed:
+                session.execute(
+                    sa.insert(MessageEvent),
+                    [
+                        {
+                            "message_id": m.id,
+                            "org_id": m.org_id,
+                            "status": _SENDING,
+                            "occurred_at": now,
+                            "source": "reclaimed" if m.reclaimed else "worker",
+                            "error_code": None,
+                            "error_message": None,
+                        }
+                        for m in claimed
+                    ],
+                )
+        return claimed
+
+    def record(self, worker_id: str, outcomes: Sequence[Outcome], now: datetime) -> int:
+        """Write the outcomes of a batch in one transaction; returns rows updated.
+
+        Only rows still ``sending`` under this worker's lease change: if the lease expired and
+        another worker took the message over, that worker's record wins.
+        """
+        if not outcomes:
+            return 0
+        updated = 0
+        table = sa.table(
+            Message.__tablename__,
+            *(sa.column(c.name, c.type) for c in Message.__table__.columns),
+        )
+        stmt = (
+            sa.update(table)
+            .where(
+                table.c.id == sa.bindparam("b_id"),
+                table.c.status == _SENDING,
+                table.c.worker_id == worker_id,
+            )
+            .values(
+                status=sa.bindparam("b_status"),
+                provider_message_id=sa.func.coalesce(
+                    sa.bindparam("b_pid", type_=sa.String), table.c.provider_message_id
+                ),
+                error_code=sa.bindparam("b_code", type_=sa.String),
+                error_message=sa.bindparam("b_msg", type_=sa.Text),
+                scheduled_at=sa.func.coalesce(
+                    sa.bindparam("b_retry", type_=Message.scheduled_at.type),
+                    table.c.scheduled_at,
+                ),
+                lease_until=None,
+                worker_id=None,
+                updated_at=now,
+            )
+        )
+        params = [
+            {
+                "b_id": o.message_id,
+                "b_status": o.status.value,
+                "b_pid": o.provider_message_id,
+                "b_code": o.error_code,
+                "b_msg": o.error_message,
+                "b_retry": o.retry_at,
+            }
+            for o in outcomes
+        ]
+        with self._db.transaction() as session:
+            # Which rows are still ours decides which events to write.
+            ours = {
+                row.id: row.org_id
+                for row in session.execute(
+                    sa.select(Message.id, Message.org_id).where(
+                        Message.id.in_([o.message_id for o in outcomes]),
+                        Message.status == _SENDING,
+                        Message.worker_id == worker_id,
+                    )
+                )
+            }
+            mine = [p for p in params if p["b_id"] in ours]
+            if mine:
+                session.connection().execute(stmt, mine)
+                updated = len(mine)
+                session.execute(
+                    sa.insert(MessageEvent),
+                    [
+                        {
+                            "message_id": o.message_id,
+                            "org_id": ours[o.message_id],
+                            "status": o.status.value,
+                            "occurred_at": now,
+                            "source": "worker",
+                            "error_code": o.error_code,
+                            "error_message": o.error_message,
+                        }
+                        for o in outcomes
+                        if o.message_id in ours
+                    ],
+                )
+        return updated

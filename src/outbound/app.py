@@ -1,0 +1,143 @@
+"""The composition root: builds every part from one :class:`~outbound.config.Settings`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI
+
+from outbound import __version__
+from outbound.adapters.db import migrate
+from outbound.adapters.db.engine import Database, create_engine
+from outbound.adapters.providers.base import Provider
+from outbound.adapters.providers.sandbox import SandboxProvider
+from outbound.adapters.secrets import SecretBox, load_or_create_key
+from outbound.clock import Clock, SystemClock
+from outbound.config import Settings
+from outbound.services.channels import ChannelService
+from outbound.services.configurations import ConfigurationService
+from outbound.services.dispatch import Dispatcher
+from outbound.services.sending import SendService
+from outbound.services.statuses import StatusService
+from outbound.services.templates import TemplateService
+from outbound.services.tracking import TrackingService
+from outbound.web.errors import install_error_handlers
+from outbound.web.routes import catalog, health, messages
+
+__all__ = ["Container", "build_container", "create_app"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Container:
+    """Every long-lived object of one process."""
+
+    settings: Settings
+    clock: Clock
+    db: Database
+    secrets: SecretBox
+    statuses: StatusService
+    providers: dict[str, Provider]
+    channels: ChannelService
+    templates: TemplateService
+    configurations: ConfigurationService
+    sending: SendService
+    tracking: TrackingService
+    _closed: bool = field(default=False, repr=False)
+
+    def dispatcher(self, worker_id: str | None = None) -> Dispatcher:
+        return Dispatcher(
+            self.db, self.providers, self.secrets, self.clock, self.settings, worker_id=worker_id
+        )
+
+    def migrate(self) -> None:
+        migrate.upgrade(self.db.engine)
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for provider in self.providers.values():
+            await provider.aclose()
+        self.db.dispose()
+
+
+def build_container(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    providers: Mapping[str, Provider] | None = None,
+) -> Container:
+    """Wire the service; ``providers`` adds or replaces adapters (tests, benchmarks)."""
+    clock = clock or SystemClock()
+    if settings.is_sqlite and not settings.database_url:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    key = settings.secret_key or load_or_create_key(settings.data_dir)
+    db = Database(
+        create_engine(
+            settings.resolved_database_url, pool_size=max(5, settings.worker_batch_size // 20)
+        )
+    )
+    statuses = StatusService(db, clock)
+    registry: dict[str, Provider] = {
+        "sandbox": SandboxProvider(
+            statuses,
+            delivery_delay=settings.sandbox_delivery_delay,
+            failure_rate=settings.sandbox_failure_rate,
+        )
+    }
+    registry.update(providers or {})
+    secrets = SecretBox(key)
+    return Container(
+        settings=settings,
+        clock=clock,
+        db=db,
+        secrets=secrets,
+        statuses=statuses,
+        providers=registry,
+        channels=ChannelService(db, secrets, clock, registry.keys()),
+        templates=TemplateService(db, clock),
+        configurations=ConfigurationService(db, clock),
+        sending=SendService(db, clock, settings),
+        tracking=TrackingService(db),
+    )
+
+
+def create_app(container: Container, *, run_worker: bool | None = None) -> FastAPI:
+    """The HTTP application; with ``run_worker`` it also runs a dispatcher in-process."""
+    settings = container.settings
+    with_worker = settings.worker_enabled if run_worker is None else run_worker
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if settings.migrate_on_start:
+            await asyncio.to_thread(container.migrate)
+        stop = asyncio.Event()
+        task: asyncio.Task[None] | None = None
+        if with_worker:
+            task = asyncio.create_task(container.dispatcher().run(stop))
+        try:
+            yield
+        finally:
+            stop.set()
+            if task is not None:
+                await task
+            await container.aclose()
+
+    app = FastAPI(
+        title="outbound",
+        version=__version__,
+        description="Outbound SMS and WhatsApp messaging: templates, send API, tracking.",
+        lifespan=lifespan,
+    )
+    app.state.container = container
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(catalog.router)
+    app.include_router(messages.router)
+    return app

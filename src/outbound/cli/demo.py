@@ -1,0 +1,215 @@
+"""``outbound demo``: the whole path, from nothing, on SQLite with the sandbox provider."""
+
+from __future__ import annotations
+
+import socket
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from rich.console import Console
+from rich.table import Table
+
+from outbound.app import build_container, create_app
+from outbound.config import load_settings
+from outbound.domain.statuses import TERMINAL_STATUSES
+from outbound.services.auth import create_api_key, create_organization
+
+__all__ = ["DEMO_CONTACTS", "run_demo"]
+
+DEMO_TIMEOUT_SECONDS = 60.0
+
+DEMO_CONTACTS: list[dict[str, Any]] = [
+    {
+        "tocontactid": "+1 415 555 2671",
+        "optin": True,
+        "locale": "en-US",
+        "contextitems": {
+            "CustomerName": "Ana",
+            "CaseName": "CAS-01001",
+            "regardingobjectid": "case-1001",
+            "entityrelationshipname": "incident_msdyn_ocoutboundmessages",
+        },
+        "channelid": "sms",
+    },
+    {
+        "tocontactid": "+33 6 12 34 56 78",
+        "optin": True,
+        "locale": 1036,
+        "contextitems": {"CustomerName": "Élodie", "CaseName": "CAS-01002"},
+        "channelid": "sms",
+    },
+    {
+        "tocontactid": "+44 7911 123456",
+        "optin": True,
+        "locale": "fr-CA",
+        "contextitems": {"CustomerName": "Jean", "CaseName": "CAS-01003"},
+    },
+    {
+        "tocontactid": "+1 212 555 0147",
+        "optin": False,
+        "locale": "en-US",
+        "contextitems": {"CustomerName": "Bo", "CaseName": "CAS-01004"},
+    },
+    {
+        "tocontactid": "12345",
+        "optin": True,
+        "contextitems": {"CustomerName": "Nobody", "CaseName": "CAS-01005"},
+    },
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def run_demo(console: Console, data_dir: Path | None = None) -> int:
+    """Run the demo; returns the process exit code."""
+    with tempfile.TemporaryDirectory(prefix="outbound-demo-") as tmp:
+        directory = data_dir or Path(tmp)
+        port = _free_port()
+        settings = load_settings(
+            data_dir=directory,
+            database_url=None,
+            port=port,
+            sandbox_delivery_delay=0.3,
+            log_level="WARNING",
+        )
+        console.print(f"[bold]outbound demo[/bold]: SQLite in {directory}, sandbox provider")
+        container = build_container(settings)
+        container.migrate()
+        org = create_organization(container.db, container.clock, "Demo organisation")
+        _key, api_key = create_api_key(container.db, container.clock, org.id, _admin_role())
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(container, run_worker=True),
+                host="127.0.0.1",
+                port=port,
+                log_level="warning",
+            )
+        )
+        thread = threading.Thread(target=server.run, name="outbound-demo-server", daemon=True)
+        thread.start()
+        try:
+            return _drive(console, f"http://127.0.0.1:{port}", api_key, server)
+        finally:
+            server.should_exit = True
+            thread.join(timeout=15)
+
+
+def _admin_role() -> Any:
+    from outbound.schemas import Role
+
+    return Role.ADMIN
+
+
+def _drive(console: Console, base: str, api_key: str, server: uvicorn.Server) -> int:
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if time.monotonic() > deadline:
+            console.print("[red]the service did not start[/red]")
+            return 1
+        time.sleep(0.05)
+    headers = {"Authorization": f"Bearer {api_key}"}
+    with httpx.Client(base_url=base, headers=headers, timeout=10.0) as client:
+
+        def call(method: str, path: str, **kwargs: Any) -> Any:
+            response = client.request(method, path, **kwargs)
+            if response.status_code >= 400:
+                raise RuntimeError(f"{method} {path} -> {response.status_code}: {response.text}")
+            return response.json()
+
+        channel = call(
+            "POST",
+            "/v1/channels",
+            json={
+                "name": "Sandbox SMS",
+                "type": "sms",
+                "provider": "sandbox",
+                "sender": "+15005550006",
+            },
+        )
+        template = call(
+            "POST",
+            "/v1/templates",
+            json={
+                "name": "Case update",
+                "channel_type": "sms",
+                "default_locale": "en-US",
+                "default_text": "Hi {CustomerName}, your case {CaseName} has been updated.",
+                "localizations": {
+                    "fr-FR": "Bonjour {CustomerName}, votre dossier {CaseName} a été mis à jour."
+                },
+            },
+        )
+        config = call(
+            "POST",
+            "/v1/outbound-configurations",
+            json={
+                "name": "Case updates by SMS",
+                "channel_type": "sms",
+                "channel_id": channel["id"],
+                "template_id": template["id"],
+                "default_locale": "en-US",
+                "show_in_timeline": True,
+            },
+        )
+        console.print(f"configuration [cyan]{config['id']}[/cyan] created; sending…")
+        started = time.perf_counter()
+        sent = call(
+            "POST",
+            "/v1/outbound/send",
+            json={"configuration_id": config["id"], "contacts": DEMO_CONTACTS},
+            headers={"Idempotency-Key": "demo-1"},
+        )
+        accept_ms = (time.perf_counter() - started) * 1000
+        console.print(
+            f"accepted in {accept_ms:.0f} ms: {sent['queued']} queued, "
+            f"{sent['skipped']} skipped, {sent['rejected']} rejected"
+        )
+        messages: dict[str, Any] = {}
+        with console.status("waiting for delivery reports…"):
+            deadline = time.monotonic() + DEMO_TIMEOUT_SECONDS
+            while time.monotonic() < deadline:
+                page = call("GET", "/v1/messages", params={"request_id": sent["request_id"]})
+                messages = {m["id"]: m for m in page["data"]}
+                if len(messages) == len(DEMO_CONTACTS) and all(
+                    m["status"] in {s.value for s in TERMINAL_STATUSES} for m in messages.values()
+                ):
+                    break
+                time.sleep(0.2)
+        table = Table(title="Outcomes")
+        for column in ("#", "to", "locale", "status", "text or reason"):
+            table.add_column(column)
+        for outcome in sent["results"]:
+            message = messages.get(outcome["message_id"], {})
+            status = message.get("status", outcome["status"])
+            colour = {"delivered": "green", "skipped": "yellow", "rejected": "red"}.get(
+                status, "white"
+            )
+            table.add_row(
+                str(outcome["index"]),
+                outcome.get("to") or DEMO_CONTACTS[outcome["index"]]["tocontactid"],
+                outcome.get("locale") or "",
+                f"[{colour}]{status}[/{colour}]",
+                outcome.get("reason") or message.get("body") or "",
+            )
+        console.print(table)
+        timeline = call("GET", "/v1/timeline/case-1001")
+        console.print(f"timeline of case-1001: {len(timeline['data'])} message(s)")
+        expected = {"delivered": 3, "skipped": 1, "rejected": 1}
+        got: dict[str, int] = {}
+        for m in messages.values():
+            got[m["status"]] = got.get(m["status"], 0) + 1
+        if got != expected:
+            console.print(f"[red]unexpected outcomes[/red]: {got} (expected {expected})")
+            return 1
+        console.print("[green]demo complete[/green]")
+        return 0

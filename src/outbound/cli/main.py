@@ -1,0 +1,194 @@
+"""The ``outbound`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from outbound.config import Settings, SettingsError, load_settings
+from outbound.schemas import Role
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Outbound SMS and WhatsApp messaging service.", no_args_is_help=True)
+admin = typer.Typer(help="Operator tasks: organisations, keys, limits.", no_args_is_help=True)
+app.add_typer(admin, name="admin")
+console = Console()
+err = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+def _logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+@app.command()
+def serve(
+    host: str | None = typer.Option(None, help="Interface to listen on (OUTBOUND_HOST)."),
+    port: int | None = typer.Option(None, help="Port to listen on (OUTBOUND_PORT)."),
+    worker: bool | None = typer.Option(
+        None, "--worker/--no-worker", help="Run the dispatcher in this process too."
+    ),
+) -> None:
+    """Run the HTTP API (and, by default, a dispatcher) in one process."""
+    import uvicorn
+
+    from outbound.app import build_container, create_app
+
+    settings = _settings()
+    _logging(settings)
+    container = build_container(settings)
+    application = create_app(container, run_worker=worker)
+    uvicorn.run(
+        application,
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level=settings.log_level.lower(),
+        proxy_headers=False,
+    )
+
+
+@app.command()
+def worker() -> None:
+    """Run a dispatcher only (several may share one PostgreSQL database)."""
+    from outbound.app import build_container
+
+    settings = _settings()
+    _logging(settings)
+
+    async def main() -> None:
+        container = build_container(settings)
+        if settings.migrate_on_start:
+            await asyncio.to_thread(container.migrate)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await container.dispatcher().run(stop)
+        finally:
+            await container.aclose()
+
+    asyncio.run(main())
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date."""
+    from outbound.adapters.db.engine import create_engine
+    from outbound.adapters.db.migrate import current_revision, upgrade
+
+    settings = _settings()
+    if settings.is_sqlite and not settings.database_url:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(settings.resolved_database_url)
+    upgrade(engine)
+    console.print(f"schema at revision [bold]{current_revision(engine)}[/bold]")
+    engine.dispose()
+
+
+@app.command()
+def demo(
+    data_dir: Path | None = typer.Option(
+        None, help="Keep the demo database here (default: a temporary directory)."
+    ),
+) -> None:
+    """Run the service on SQLite with a sandbox channel and send a few messages end to end."""
+    from outbound.cli.demo import run_demo
+
+    raise typer.Exit(run_demo(console, data_dir))
+
+
+def _container(settings: Settings):  # type: ignore[no-untyped-def]
+    from outbound.app import build_container
+
+    container = build_container(settings)
+    container.migrate()
+    return container
+
+
+@admin.command("create-org")
+def create_org(name: str = typer.Argument(..., help="The organisation's name.")) -> None:
+    """Create an organisation and print its id."""
+    from outbound.services.auth import create_organization
+
+    container = _container(_settings())
+    try:
+        org = create_organization(container.db, container.clock, name)
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(org.id)
+    container.db.dispose()
+
+
+@admin.command("create-key")
+def create_key(
+    org: str = typer.Option(..., "--org", help="Organisation id."),
+    role: Role = typer.Option(..., "--role", help="admin, sender or agent."),
+    name: str = typer.Option("api key", "--name", help="A label for the key."),
+) -> None:
+    """Create an API key and print it (shown once; only its hash is stored)."""
+    from outbound.errors import NotFoundError
+    from outbound.services.auth import create_api_key
+
+    container = _container(_settings())
+    try:
+        _key, secret = create_api_key(container.db, container.clock, org, role, name)
+    except NotFoundError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    finally:
+        container.db.dispose()
+    console.print(secret)
+
+
+@admin.command("set-limits")
+def set_limits_cmd(
+    org: str = typer.Option(..., "--org", help="Organisation id."),
+    max_contacts: int | None = typer.Option(None, min=1, help="Contacts per send request."),
+    hourly_quota: int | None = typer.Option(None, min=1, help="Send requests per hour."),
+) -> None:
+    """Override the request limits of one organisation."""
+    from outbound.errors import NotFoundError
+    from outbound.services.auth import set_limits
+
+    container = _container(_settings())
+    try:
+        org_row = set_limits(
+            container.db,
+            org,
+            max_contacts_per_request=max_contacts,
+            hourly_request_quota=hourly_quota,
+        )
+    except NotFoundError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    finally:
+        container.db.dispose()
+    console.print(
+        f"{org_row.id}: max_contacts_per_request={org_row.max_contacts_per_request}, "
+        f"hourly_request_quota={org_row.hourly_request_quota}"
+    )
+
+
+@admin.command("generate-secret-key")
+def generate_secret_key() -> None:
+    """Print a new key for OUTBOUND_SECRET_KEY."""
+    from cryptography.fernet import Fernet
+
+    console.print(Fernet.generate_key().decode())

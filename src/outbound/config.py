@@ -1,0 +1,108 @@
+"""Settings: one frozen, typed object read from ``OUTBOUND_*`` environment variables.
+
+Nothing here is read at import time; :func:`load_settings` is called by the composition root
+(:mod:`outbound.app`) and by the CLI.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from outbound.errors import OutboundError
+
+__all__ = [
+    "DEFAULT_DATA_DIR",
+    "DEFAULT_HOURLY_REQUEST_QUOTA",
+    "DEFAULT_MAX_CONTACTS_PER_REQUEST",
+    "Settings",
+    "SettingsError",
+    "load_settings",
+]
+
+DEFAULT_DATA_DIR = Path(".outbound")
+DEFAULT_MAX_CONTACTS_PER_REQUEST = 100
+DEFAULT_HOURLY_REQUEST_QUOTA = 30_000
+DEFAULT_LEASE_SECONDS = 60.0
+DEFAULT_MAX_ATTEMPTS = 8
+
+
+class SettingsError(OutboundError):
+    """A setting has a bad value; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    """Every setting of the service; each field is read from ``OUTBOUND_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="OUTBOUND_", frozen=True, extra="ignore")
+
+    data_dir: Path = Field(DEFAULT_DATA_DIR, description="Where the SQLite file and key live.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default is a SQLite file in data_dir."
+    )
+    secret_key: str | None = Field(
+        None,
+        description="Fernet key (urlsafe base64, 32 bytes) encrypting credentials at rest; "
+        "default is a key file generated in data_dir.",
+    )
+    default_region: str = Field("US", description="Region for numbers without a country code.")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    public_base_url: str | None = None
+    migrate_on_start: bool = True
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    max_contacts_per_request: int = Field(DEFAULT_MAX_CONTACTS_PER_REQUEST, ge=1, le=10_000)
+    hourly_request_quota: int = Field(DEFAULT_HOURLY_REQUEST_QUOTA, ge=1)
+
+    worker_enabled: bool = Field(True, description="Run the dispatcher inside `serve`.")
+    worker_batch_size: int = Field(100, ge=1, le=5_000)
+    worker_concurrency: int = Field(200, ge=1, le=10_000)
+    worker_poll_interval: float = Field(0.2, gt=0, le=60)
+    lease_seconds: float = Field(DEFAULT_LEASE_SECONDS, gt=0)
+    max_attempts: int = Field(DEFAULT_MAX_ATTEMPTS, ge=1, le=100)
+    retry_base_seconds: float = Field(2.0, gt=0)
+    retry_max_seconds: float = Field(900.0, gt=0)
+    shutdown_grace_seconds: float = Field(10.0, ge=0)
+    idempotency_stale_seconds: float = Field(120.0, gt=0)
+
+    sandbox_delivery_delay: float = Field(0.5, ge=0, description="Seconds before a sandbox DLR.")
+    sandbox_failure_rate: float = Field(0.0, ge=0, le=1)
+
+    @field_validator("default_region")
+    @classmethod
+    def _upper_region(cls, value: str) -> str:
+        value = value.strip().upper()
+        if len(value) != 2 or not value.isalpha():
+            raise ValueError("must be a two-letter region code such as US or FR")
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL in use, with the driver SQLAlchemy needs."""
+        if not self.database_url:
+            return f"sqlite:///{(self.data_dir / 'outbound.db').resolve()}"
+        url = self.database_url
+        for prefix in ("postgresql://", "postgres://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url[len(prefix) :]
+        return url
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment, with clear errors naming the variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = "OUTBOUND_" + "_".join(str(p) for p in err["loc"]).upper()
+            problems.append(f"{name}: {err['msg']}")
+        raise SettingsError("invalid settings: " + "; ".join(problems)) from exc

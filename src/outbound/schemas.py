@@ -1,0 +1,307 @@
+"""The API contract: request and response models shared by the web layer and the services."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Generic, Literal, TypeAlias, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
+
+__all__ = [
+    "ApiKeyCreate",
+    "ApiKeyCreated",
+    "ChannelCreate",
+    "ChannelOut",
+    "ChannelType",
+    "ChannelUpdate",
+    "ConfigurationCreate",
+    "ConfigurationOut",
+    "ConfigurationUpdate",
+    "ContactItem",
+    "ContactOutcome",
+    "ContextValue",
+    "ConversationMode",
+    "MessageEventOut",
+    "MessageOut",
+    "Page",
+    "PreviewIn",
+    "PreviewOut",
+    "Provider",
+    "Role",
+    "SendIn",
+    "SendOut",
+    "TemplateCreate",
+    "TemplateOut",
+    "TemplateUpdate",
+]
+
+DEFAULT_TEXT_LIMIT = 2000
+LOCALIZED_TEXT_LIMIT = 1000
+
+
+class ChannelType(StrEnum):
+    SMS = "sms"
+    WHATSAPP = "whatsapp"
+
+
+class Provider(StrEnum):
+    SANDBOX = "sandbox"
+    TWILIO = "twilio"
+    TELESIGN = "telesign"
+    ACS = "acs"
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    SENDER = "sender"
+    AGENT = "agent"
+
+
+class ConversationMode(StrEnum):
+    ON_RESPONSE = "on_response"
+    ON_SEND = "on_send"
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list; pass ``next_cursor`` as ``cursor`` to get the next one."""
+
+    data: list[T]
+    next_cursor: str | None = None
+
+
+# --- API keys ---------------------------------------------------------------------------
+
+
+class ApiKeyCreate(_In):
+    role: Role
+    name: str = Field("api key", min_length=1, max_length=200)
+
+
+class ApiKeyCreated(_Out):
+    id: str
+    org_id: str
+    name: str
+    role: Role
+    key: str = Field(description="The secret; shown once, only its hash is stored.")
+    created_at: datetime
+
+
+# --- Channels ---------------------------------------------------------------------------
+
+
+class ChannelCreate(_In):
+    name: str = Field(min_length=1, max_length=200)
+    type: ChannelType
+    provider: Provider
+    sender: str = Field(min_length=1, max_length=64, description="Sender number or ID.")
+    base_url: str | None = Field(None, max_length=500, pattern=r"^https?://")
+    credentials: dict[str, str] = Field(default_factory=dict, description="Write-only.")
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class ChannelUpdate(_In):
+    name: str | None = Field(None, min_length=1, max_length=200)
+    sender: str | None = Field(None, min_length=1, max_length=64)
+    base_url: str | None = Field(None, max_length=500, pattern=r"^https?://")
+    credentials: dict[str, str] | None = None
+    options: dict[str, Any] | None = None
+
+
+class ChannelOut(_Out):
+    id: str
+    name: str
+    type: ChannelType
+    provider: Provider
+    sender: str
+    base_url: str | None
+    has_credentials: bool
+    credential_fields: list[str]
+    options: dict[str, Any]
+    healthy: bool
+    health_detail: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+# --- Templates --------------------------------------------------------------------------
+
+
+class TemplateCreate(_In):
+    name: str = Field(min_length=1, max_length=200)
+    channel_type: ChannelType
+    default_locale: str = Field(min_length=1, max_length=35)
+    default_text: str = Field(min_length=1, max_length=DEFAULT_TEXT_LIMIT)
+    localizations: dict[str, str] = Field(default_factory=dict)
+    content_sid: str | None = Field(
+        None, max_length=64, description="WhatsApp: the provider's approved template reference."
+    )
+
+
+class TemplateUpdate(_In):
+    name: str | None = Field(None, min_length=1, max_length=200)
+    default_locale: str | None = Field(None, min_length=1, max_length=35)
+    default_text: str | None = Field(None, min_length=1, max_length=DEFAULT_TEXT_LIMIT)
+    localizations: dict[str, str] | None = None
+    content_sid: str | None = Field(None, max_length=64)
+
+
+class TemplateOut(_Out):
+    id: str
+    name: str
+    channel_type: ChannelType
+    default_locale: str
+    default_text: str
+    localizations: dict[str, str]
+    placeholders: list[str]
+    content_sid: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+ContextValue: TypeAlias = str | int | float | bool | None
+
+
+class PreviewIn(_In):
+    locale: str | int | None = None
+    values: dict[str, ContextValue] = Field(default_factory=dict)
+
+
+class PreviewOut(BaseModel):
+    locale: str
+    match: str
+    text: str
+    encoding: str
+    segments: int
+    characters: int
+    units: int
+
+
+# --- Outbound configurations ------------------------------------------------------------
+
+
+class ConfigurationCreate(_In):
+    name: str = Field(min_length=1, max_length=200)
+    show_in_timeline: StrictBool = False
+    channel_type: ChannelType
+    channel_id: str = Field(min_length=1, max_length=36)
+    template_id: str = Field(min_length=1, max_length=36)
+    default_locale: str | None = Field(None, min_length=1, max_length=35)
+    conversation_mode: ConversationMode = ConversationMode.ON_RESPONSE
+    active: StrictBool = True
+
+
+class ConfigurationUpdate(_In):
+    name: str | None = Field(None, min_length=1, max_length=200)
+    show_in_timeline: StrictBool | None = None
+    channel_id: str | None = Field(None, min_length=1, max_length=36)
+    template_id: str | None = Field(None, min_length=1, max_length=36)
+    default_locale: str | None = Field(None, min_length=1, max_length=35)
+    conversation_mode: ConversationMode | None = None
+    active: StrictBool | None = None
+
+
+class ConfigurationOut(_Out):
+    id: str
+    name: str
+    show_in_timeline: bool
+    channel_type: ChannelType
+    channel_id: str
+    template_id: str
+    default_locale: str | None
+    conversation_mode: ConversationMode
+    active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+# --- Send -------------------------------------------------------------------------------
+
+
+class ContactItem(BaseModel):
+    """One contact of a send request, as Dynamics 365 flows send it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tocontactid: str = Field(min_length=1, max_length=100)
+    optin: StrictBool
+    locale: str | int | None = None
+    channelid: str | None = Field(None, max_length=100)
+    contextitems: dict[str, ContextValue] = Field(default_factory=dict)
+    sendastemplate: StrictBool = False
+    templateparameters: dict[str, str] | None = None
+
+
+class SendIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    configuration_id: str = Field(min_length=1, max_length=36)
+    contacts: list[ContactItem] = Field(min_length=1)
+
+
+class ContactOutcome(BaseModel):
+    index: int
+    status: Literal["queued", "skipped", "rejected"]
+    message_id: str
+    to: str | None = Field(None, description="The E.164 number, when it could be normalised.")
+    locale: str | None = None
+    reason: str | None = None
+
+
+class SendOut(BaseModel):
+    request_id: str
+    configuration_id: str
+    queued: int
+    skipped: int
+    rejected: int
+    results: list[ContactOutcome]
+
+
+# --- Messages ---------------------------------------------------------------------------
+
+
+class MessageEventOut(_Out):
+    status: str
+    occurred_at: datetime
+    source: str
+    error_code: str | None
+    error_message: str | None
+
+
+class MessageOut(_Out):
+    id: str
+    request_id: str
+    configuration_id: str
+    channel_id: str
+    template_id: str
+    channel_type: ChannelType
+    provider: Provider
+    to: str | None
+    to_raw: str
+    from_: str | None = Field(serialization_alias="from")
+    locale: str | None
+    body: str | None
+    encoding: str | None
+    segments: int | None
+    status: str
+    reason: str | None
+    provider_message_id: str | None
+    error_code: str | None
+    error_message: str | None
+    attempts: int
+    regarding_object_id: str | None
+    entity_relationship_name: str | None
+    created_at: datetime
+    updated_at: datetime
+    history: list[MessageEventOut] | None = None

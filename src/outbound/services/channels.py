@@ -1,0 +1,194 @@
+"""Channels: provisioned senders with write-only, encrypted credentials."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+import phonenumbers
+import sqlalchemy as sa
+
+from outbound.adapters.db.engine import Database
+from outbound.adapters.db.models import Channel, OutboundConfiguration
+from outbound.adapters.secrets import SecretBox
+from outbound.clock import Clock
+from outbound.errors import ConflictError, InvalidRequestError, NotFoundError
+from outbound.schemas import ChannelCreate, ChannelOut, ChannelType, ChannelUpdate, Page
+from outbound.services.pagination import encode_cursor, paginate
+
+__all__ = [
+    "REQUIRED_CREDENTIALS",
+    "ChannelService",
+    "channel_out",
+]
+
+REQUIRED_CREDENTIALS: dict[str, tuple[str, ...]] = {
+    "sandbox": (),
+    "twilio": ("account_sid", "auth_token"),
+    "telesign": ("customer_id", "api_key"),
+    "acs": ("access_key",),
+}
+WHATSAPP_PROVIDERS = frozenset({"sandbox", "twilio"})
+_ALPHANUMERIC_SENDER_MAX = 11
+
+
+def channel_out(channel: Channel) -> ChannelOut:
+    return ChannelOut.model_validate(
+        {
+            **{c: getattr(channel, c) for c in ChannelOut.model_fields if hasattr(channel, c)},
+            "has_credentials": channel.credentials_encrypted is not None,
+            "credential_fields": list(channel.credential_fields or []),
+        }
+    )
+
+
+def _normalise_sender(channel_type: str, sender: str) -> str:
+    """E.164 for numbers; SMS may also use an alphanumeric sender ID (1-11 characters)."""
+    candidate = sender.strip()
+    if candidate.startswith("+") or candidate.isdigit():
+        try:
+            parsed = phonenumbers.parse(candidate if candidate.startswith("+") else "+" + candidate)
+        except phonenumbers.NumberParseException as exc:
+            raise InvalidRequestError("sender is not a valid phone number", field="sender") from exc
+        if not phonenumbers.is_possible_number(parsed):
+            raise InvalidRequestError("sender is not a valid phone number", field="sender")
+        return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    if (
+        channel_type == ChannelType.SMS
+        and 1 <= len(candidate) <= _ALPHANUMERIC_SENDER_MAX
+        and all(ch.isascii() and (ch.isalnum() or ch == " ") for ch in candidate)
+        and any(ch.isalpha() for ch in candidate)
+    ):
+        return candidate
+    raise InvalidRequestError(
+        "sender must be an E.164 number (+15551234567)"
+        + (" or an alphanumeric sender ID of 1-11 characters" if channel_type == "sms" else ""),
+        field="sender",
+    )
+
+
+def _check_credentials(provider: str, credentials: dict[str, str]) -> None:
+    missing = [k for k in REQUIRED_CREDENTIALS[provider] if not credentials.get(k)]
+    if missing:
+        raise InvalidRequestError(
+            f"provider {provider!r} needs credentials: {', '.join(missing)}",
+            field=f"credentials.{missing[0]}",
+        )
+
+
+class ChannelService:
+    """Create, read, update and delete an organisation's channels."""
+
+    def __init__(
+        self, db: Database, secrets: SecretBox, clock: Clock, available_providers: Collection[str]
+    ) -> None:
+        self._db = db
+        self._secrets = secrets
+        self._clock = clock
+        self._available = frozenset(available_providers)
+
+    def create(self, org_id: str, data: ChannelCreate) -> ChannelOut:
+        if data.provider.value not in self._available:
+            raise InvalidRequestError(
+                f"provider {data.provider.value!r} is not available in this version "
+                f"(available: {', '.join(sorted(self._available))})",
+                field="provider",
+            )
+        if data.type == ChannelType.WHATSAPP and data.provider.value not in WHATSAPP_PROVIDERS:
+            raise InvalidRequestError(
+                f"provider {data.provider.value!r} does not offer WhatsApp", field="provider"
+            )
+        if data.provider.value == "acs" and not data.base_url:
+            raise InvalidRequestError(
+                "an ACS channel needs base_url (the resource endpoint)", field="base_url"
+            )
+        _check_credentials(data.provider.value, data.credentials)
+        now = self._clock.now()
+        channel = Channel(
+            org_id=org_id,
+            name=data.name,
+            type=data.type.value,
+            provider=data.provider.value,
+            sender=_normalise_sender(data.type.value, data.sender),
+            base_url=data.base_url,
+            credentials_encrypted=self._secrets.encrypt(data.credentials)
+            if data.credentials
+            else None,
+            credential_fields=sorted(data.credentials),
+            options=data.options,
+            healthy=True,
+            created_at=now,
+            updated_at=now,
+        )
+        with self._db.transaction() as session:
+            session.add(channel)
+        return channel_out(channel)
+
+    def _load(self, session: sa.orm.Session, org_id: str, channel_id: str) -> Channel:
+        channel = session.execute(
+            sa.select(Channel).where(Channel.id == channel_id, Channel.org_id == org_id)
+        ).scalar_one_or_none()
+        if channel is None:
+            raise NotFoundError(f"no channel {channel_id!r}")
+        return channel
+
+    def get(self, org_id: str, channel_id: str) -> ChannelOut:
+        with self._db.read() as session:
+            return channel_out(self._load(session, org_id, channel_id))
+
+    def list(self, org_id: str, cursor: str | None, limit: int) -> Page[ChannelOut]:
+        query = paginate(
+            sa.select(Channel).where(Channel.org_id == org_id),
+            Channel.created_at,
+            Channel.id,
+            cursor,
+            limit,
+        )
+        with self._db.read() as session:
+            rows = list(session.execute(query).scalars())
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return Page[ChannelOut](
+            data=[channel_out(r) for r in rows],
+            next_cursor=encode_cursor(rows[-1].created_at, rows[-1].id) if more else None,
+        )
+
+    def update(self, org_id: str, channel_id: str, data: ChannelUpdate) -> ChannelOut:
+        with self._db.transaction() as session:
+            channel = self._load(session, org_id, channel_id)
+            if data.name is not None:
+                channel.name = data.name
+            if data.sender is not None:
+                channel.sender = _normalise_sender(channel.type, data.sender)
+            if "base_url" in data.model_fields_set:
+                if channel.provider == "acs" and not data.base_url:
+                    raise InvalidRequestError("an ACS channel needs base_url", field="base_url")
+                channel.base_url = data.base_url
+            if data.credentials is not None:
+                _check_credentials(channel.provider, data.credentials)
+                channel.credentials_encrypted = (
+                    self._secrets.encrypt(data.credentials) if data.credentials else None
+                )
+                channel.credential_fields = sorted(data.credentials)
+                # New credentials deserve a new chance.
+                channel.healthy = True
+                channel.health_detail = None
+            if data.options is not None:
+                channel.options = data.options
+            channel.updated_at = self._clock.now()
+        return channel_out(channel)
+
+    def delete(self, org_id: str, channel_id: str) -> None:
+        with self._db.transaction() as session:
+            channel = self._load(session, org_id, channel_id)
+            users = session.execute(
+                sa.select(OutboundConfiguration.id, OutboundConfiguration.name).where(
+                    OutboundConfiguration.channel_id == channel.id
+                )
+            ).all()
+            if users:
+                names = ", ".join(f"{u.name} ({u.id})" for u in users)
+                raise ConflictError(
+                    f"channel is used by outbound configurations: {names}",
+                    code="channel_in_use",
+                )
+            session.delete(channel)

@@ -1,0 +1,259 @@
+"""The dispatcher: claims due messages, calls the channel's provider, records the outcome.
+
+Never holds a database transaction across a provider call: claim and commit, call, record.
+Several lanes run at once so that claiming, sending and recording overlap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import socket
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from outbound.adapters.db.engine import Database
+from outbound.adapters.db.models import Channel, Template
+from outbound.adapters.providers.base import ChannelInfo, OutgoingMessage, Provider
+from outbound.adapters.queue.outbox import ClaimedMessage, Outbox, Outcome
+from outbound.adapters.secrets import SecretBox
+from outbound.clock import Clock
+from outbound.config import Settings
+from outbound.domain.numbers import mask_number
+from outbound.domain.retry import retry_delay
+from outbound.domain.statuses import MessageStatus
+from outbound.errors import PermanentProviderError, TransientProviderError
+from outbound.services.quota import purge_old_buckets
+
+__all__ = ["Dispatcher", "default_worker_id"]
+
+log = logging.getLogger(__name__)
+
+MAINTENANCE_INTERVAL_SECONDS = 60.0
+DB_ERROR_MAX_PAUSE = 30.0
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+@dataclass(frozen=True)
+class _BatchContext:
+    channels: Mapping[str, ChannelInfo]
+    content_sids: Mapping[str, str | None]
+
+
+class Dispatcher:
+    """Drains the outbox through the provider adapters."""
+
+    def __init__(
+        self,
+        db: Database,
+        providers: Mapping[str, Provider],
+        secrets: SecretBox,
+        clock: Clock,
+        settings: Settings,
+        *,
+        worker_id: str | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._db = db
+        self._outbox = Outbox(db)
+        self._providers = providers
+        self._secrets = secrets
+        self._clock = clock
+        self._settings = settings
+        self.worker_id = worker_id or default_worker_id()
+        self._rng = rng or random.Random()
+        self._semaphore = asyncio.Semaphore(settings.worker_concurrency)
+
+    async def run_once(self, limit: int | None = None) -> int:
+        """Claim one batch, send it, record it; returns how many messages were claimed."""
+        now = self._clock.now()
+        claimed = await asyncio.to_thread(
+            self._outbox.claim,
+            self.worker_id,
+            limit or self._settings.worker_batch_size,
+            now,
+            timedelta(seconds=self._settings.lease_seconds),
+        )
+        if not claimed:
+            return 0
+        context = await asyncio.to_thread(self._load_context, claimed)
+        results = await asyncio.gather(
+            *(self._send(message, context) for message in claimed), return_exceptions=True
+        )
+        outcomes: list[Outcome] = []
+        for message, result in zip(claimed, results, strict=True):
+            if isinstance(result, Outcome):
+                outcomes.append(result)
+            elif isinstance(result, BaseException):
+                # A bug, not a provider answer: leave the message leased; after the lease it
+                # is claimed again and, past max_attempts, failed.
+                log.error(
+                    "unexpected error sending message %s",
+                    message.id,
+                    exc_info=(type(result), result, result.__traceback__),
+                )
+        # Shielded: a shutdown must not lose the record of messages already sent.
+        await asyncio.shield(
+            asyncio.to_thread(self._outbox.record, self.worker_id, outcomes, self._clock.now())
+        )
+        return len(claimed)
+
+    def _load_context(self, claimed: list[ClaimedMessage]) -> _BatchContext:
+        channel_ids = {m.channel_id for m in claimed}
+        template_ids = {m.template_id for m in claimed if m.send_as_template}
+        with self._db.read() as session:
+            channels = list(
+                session.execute(sa.select(Channel).where(Channel.id.in_(channel_ids))).scalars()
+            )
+            sids = {
+                row.id: row.content_sid
+                for row in session.execute(
+                    sa.select(Template.id, Template.content_sid).where(
+                        Template.id.in_(template_ids)
+                    )
+                )
+            }
+        infos = {
+            c.id: ChannelInfo(
+                id=c.id,
+                org_id=c.org_id,
+                type=c.type,
+                provider=c.provider,
+                sender=c.sender,
+                base_url=c.base_url,
+                credentials=self._secrets.decrypt(c.credentials_encrypted)
+                if c.credentials_encrypted
+                else {},
+                options=dict(c.options or {}),
+            )
+            for c in channels
+        }
+        return _BatchContext(channels=infos, content_sids=sids)
+
+    def _failed(self, message: ClaimedMessage, code: str, text: str) -> Outcome:
+        return Outcome(message.id, MessageStatus.FAILED, error_code=code, error_message=text)
+
+    async def _send(self, message: ClaimedMessage, context: _BatchContext) -> Outcome:
+        if message.attempts > message.max_attempts:
+            return self._failed(
+                message, "max_attempts_exceeded", f"gave up after {message.max_attempts} attempts"
+            )
+        channel = context.channels.get(message.channel_id)
+        if channel is None:
+            return self._failed(message, "channel_deleted", "the message's channel was deleted")
+        provider = self._providers.get(channel.provider)
+        if provider is None:
+            return self._failed(
+                message, "provider_unavailable", f"no adapter for provider {channel.provider!r}"
+            )
+        outgoing = OutgoingMessage(
+            id=message.id,
+            org_id=message.org_id,
+            channel=channel,
+            to=message.to_number,
+            body=message.body or "",
+            attempt=message.attempts,
+            send_as_template=message.send_as_template,
+            template_parameters=message.template_parameters,
+            content_sid=context.content_sids.get(message.template_id),
+        )
+        try:
+            async with self._semaphore:
+                result = await provider.send(outgoing)
+        except TransientProviderError as exc:
+            if message.attempts >= message.max_attempts:
+                return self._failed(message, exc.code or "transient_error", exc.message)
+            delay = retry_delay(
+                message.attempts,
+                base=self._settings.retry_base_seconds,
+                cap=self._settings.retry_max_seconds,
+                retry_after=exc.retry_after,
+                rng=self._rng,
+            )
+            log.info(
+                "message %s to %s: transient error %s, retry in %.1f s",
+                message.id,
+                mask_number(message.to_number),
+                exc.code,
+                delay,
+                extra={"message_id": message.id, "provider": channel.provider},
+            )
+            return Outcome(
+                message.id,
+                MessageStatus.QUEUED,
+                error_code=exc.code or "transient_error",
+                error_message=exc.message,
+                retry_at=self._clock.now() + timedelta(seconds=delay),
+            )
+        except PermanentProviderError as exc:
+            log.info(
+                "message %s to %s: permanent error %s",
+                message.id,
+                mask_number(message.to_number),
+                exc.code,
+                extra={"message_id": message.id, "provider": channel.provider},
+            )
+            return self._failed(message, exc.code or "permanent_error", exc.message)
+        return Outcome(
+            message.id, MessageStatus.SENT, provider_message_id=result.provider_message_id
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until ``stop`` is set, then finish in-flight batches within the grace period."""
+        lanes = max(1, self._settings.worker_concurrency // self._settings.worker_batch_size)
+        lanes = min(lanes, 8)
+        log.info("dispatcher %s started with %d lanes", self.worker_id, lanes)
+        tasks = [asyncio.create_task(self._lane(stop)) for _ in range(lanes)]
+        tasks.append(asyncio.create_task(self._maintenance(stop)))
+        await stop.wait()
+        done, pending = await asyncio.wait(tasks, timeout=self._settings.shutdown_grace_seconds)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                log.error("dispatcher lane ended with an error", exc_info=task.exception())
+        log.info("dispatcher %s stopped", self.worker_id)
+
+    async def _lane(self, stop: asyncio.Event) -> None:
+        failures = 0
+        while not stop.is_set():
+            pause = self._settings.worker_poll_interval
+            try:
+                claimed = await self.run_once()
+                failures = 0
+            except sa.exc.OperationalError as exc:
+                # The database went away for a moment; leases protect the claimed rows.
+                failures += 1
+                pause = min(DB_ERROR_MAX_PAUSE, self._settings.worker_poll_interval * 2**failures)
+                log.warning("database error in dispatcher (%s); retrying in %.1f s", exc, pause)
+                claimed = 0
+            if claimed == 0:
+                try:
+                    await asyncio.wait_for(stop.wait(), pause)
+                except TimeoutError:
+                    pass
+
+    async def _maintenance(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await asyncio.to_thread(self._purge)
+            except sa.exc.OperationalError:
+                log.warning("maintenance failed; will retry", exc_info=True)
+            try:
+                await asyncio.wait_for(stop.wait(), MAINTENANCE_INTERVAL_SECONDS)
+            except TimeoutError:
+                pass
+
+    def _purge(self) -> None:
+        with self._db.transaction() as session:
+            purge_old_buckets(session, self._clock.now())

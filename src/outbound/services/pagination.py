@@ -1,0 +1,44 @@
+"""Keyset (cursor) pagination over ``(created_at, id)``, newest first."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from outbound.errors import InvalidRequestError
+
+__all__ = ["MAX_PAGE_SIZE", "decode_cursor", "encode_cursor", "paginate"]
+
+MAX_PAGE_SIZE = 500
+
+
+def encode_cursor(created_at: datetime, row_id: str) -> str:
+    raw = f"{created_at.isoformat()}|{row_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        created, _, row_id = base64.urlsafe_b64decode(padded).decode().partition("|")
+        return datetime.fromisoformat(created), row_id
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise InvalidRequestError("malformed cursor", field="cursor") from exc
+
+
+def paginate(
+    query: sa.Select[Any], created_col: Any, id_col: Any, cursor: str | None, limit: int
+) -> sa.Select[Any]:
+    """Apply cursor, order and limit (one extra row tells whether there is a next page)."""
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise InvalidRequestError(f"limit must be between 1 and {MAX_PAGE_SIZE}", field="limit")
+    if cursor:
+        created, row_id = decode_cursor(cursor)
+        query = query.where(
+            sa.or_(created_col < created, sa.and_(created_col == created, id_col < row_id))
+        )
+    return query.order_by(created_col.desc(), id_col.desc()).limit(limit + 1)

@@ -1,0 +1,71 @@
+"""The per-organisation hourly request quota, shared by every process through the database.
+
+Requests are counted in one-minute buckets; the quota applies to the sum of the last 60
+buckets (a sliding hour), so there is no burst at the top of each hour.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from outbound.adapters.db.models import RateCounter
+from outbound.errors import RateLimitedError
+
+__all__ = ["BUCKET_SECONDS", "WINDOW_BUCKETS", "consume_request_quota", "purge_old_buckets"]
+
+BUCKET_SECONDS = 60
+WINDOW_BUCKETS = 60
+
+
+def consume_request_quota(session: Session, org_id: str, limit: int, now: datetime) -> None:
+    """Count one request; raise :class:`RateLimitedError` (and count nothing) past the quota.
+
+    Must run inside the write transaction that accepts the request: raising rolls the
+    increment back with everything else.
+    """
+    now_ts = now.timestamp()
+    bucket = int(now_ts // BUCKET_SECONDS)
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(RateCounter).values(org_id=org_id, bucket=bucket, count=1)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[RateCounter.org_id, RateCounter.bucket],
+        set_={"count": RateCounter.count + 1},
+    )
+    session.execute(stmt)
+    rows = session.execute(
+        sa.select(RateCounter.bucket, RateCounter.count.label("n"))
+        .where(RateCounter.org_id == org_id, RateCounter.bucket > bucket - WINDOW_BUCKETS)
+        .order_by(RateCounter.bucket)
+    ).all()
+    total = sum(int(r.n) for r in rows)
+    if total <= limit:
+        return
+    # Requests already counted before this one: total - 1. For this one to fit, that many
+    # minus (limit - 1) must have left the window; find the bucket whose expiry does it.
+    must_expire = total - limit
+    expired = 0
+    retry_at = (bucket + 1) * BUCKET_SECONDS
+    for row in rows:
+        expired += int(row.n)
+        if expired >= must_expire:
+            retry_at = (row.bucket + WINDOW_BUCKETS) * BUCKET_SECONDS
+            break
+    retry_after = max(1, math.ceil(retry_at - now_ts))
+    raise RateLimitedError(
+        f"the organisation's quota of {limit} send requests per hour is used up; "
+        f"retry in {retry_after} s",
+        retry_after=retry_after,
+    )
+
+
+def purge_old_buckets(session: Session, now: datetime) -> int:
+    """Delete buckets that no longer count; returns how many were deleted."""
+    oldest = int(now.timestamp() // BUCKET_SECONDS) - WINDOW_BUCKETS
+    result = session.execute(sa.delete(RateCounter).where(RateCounter.bucket <= oldest))
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -1,0 +1,458 @@
+"""The send use case: one request, up to N contacts, one outcome per contact, one transaction.
+
+Every contact becomes a message row, whatever its outcome: ``queued`` rows are the outbox the
+workers drain; ``skipped`` and ``rejected`` rows record why nothing was sent. The rows, their
+first status event and the stored response are committed together before the caller hears 202.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from outbound.adapters.db.engine import Database
+from outbound.adapters.db.models import (
+    Channel,
+    Message,
+    MessageEvent,
+    Organization,
+    SendRequest,
+    Template,
+    new_id,
+)
+from outbound.clock import Clock
+from outbound.config import Settings
+from outbound.domain.encoding import sms_info
+from outbound.domain.locales import choose_text, normalize_locale
+from outbound.domain.numbers import normalize_number
+from outbound.domain.statuses import MessageStatus
+from outbound.domain.templates import ParsedTemplate, parse_template, render
+from outbound.errors import (
+    ConflictError,
+    InvalidLocaleError,
+    InvalidNumberError,
+    InvalidRequestError,
+    MissingPlaceholderError,
+    NotFoundError,
+)
+from outbound.schemas import ContactItem, ContactOutcome, SendIn, SendOut
+from outbound.services.configurations import ConfigurationService
+from outbound.services.quota import consume_request_quota
+
+__all__ = [
+    "CONTEXT_KEYS",
+    "MAX_BODY_CHARACTERS",
+    "ContactPlan",
+    "SendService",
+    "TemplateTexts",
+    "body_hash",
+    "plan_contact",
+]
+
+# Context items that are not placeholder values.
+CONTEXT_KEYS = frozenset(
+    {"regardingobjectid", "entityrelationshipname", "msdyn_ocoutboundconfigurationid"}
+)
+# What one concatenated SMS or WhatsApp message can carry at most (Twilio's Body limit).
+MAX_BODY_CHARACTERS = 1600
+
+
+def body_hash(payload: Mapping[str, Any]) -> str:
+    """A stable digest of a parsed request body (key order and spacing do not matter)."""
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class TemplateTexts:
+    """A template's texts, parsed once per request."""
+
+    default_locale: str
+    default_text: str
+    localizations: Mapping[str, str]
+    parsed: Mapping[str, ParsedTemplate]
+
+    @classmethod
+    def of(
+        cls, default_locale: str, default_text: str, localizations: Mapping[str, str]
+    ) -> TemplateTexts:
+        texts = {default_text, *localizations.values()}
+        return cls(
+            default_locale=default_locale,
+            default_text=default_text,
+            localizations=dict(localizations),
+            parsed={t: parse_template(t) for t in texts},
+        )
+
+
+@dataclass
+class ContactPlan:
+    """What becomes of one contact: the message row's content and its first status."""
+
+    status: MessageStatus
+    reason: str | None = None
+    to_number: str | None = None
+    locale: str | None = None
+    body: str | None = None
+    encoding: str | None = None
+    segments: int | None = None
+    template_parameters: dict[str, str] | None = None
+    regarding_object_id: str | None = None
+    entity_relationship_name: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def plan_contact(
+    contact: ContactItem,
+    *,
+    configuration_id: str,
+    channel_type: str,
+    channel_id: str,
+    configuration_default_locale: str | None,
+    texts: TemplateTexts,
+    default_region: str | None,
+) -> ContactPlan:
+    """Decide the outcome of one contact. Pure: no I/O, no clock."""
+    context = contact.contextitems
+    plan = ContactPlan(
+        status=MessageStatus.QUEUED,
+        regarding_object_id=_text(context.get("regardingobjectid")),
+        entity_relationship_name=_text(context.get("entityrelationshipname")),
+    )
+    try:
+        plan.to_number = normalize_number(contact.tocontactid, default_region)
+    except InvalidNumberError as exc:
+        plan.status, plan.reason = MessageStatus.REJECTED, exc.reason
+        return plan
+    named_config = _text(context.get("msdyn_ocoutboundconfigurationid"))
+    if named_config is not None and named_config.lower() != configuration_id.lower():
+        plan.status = MessageStatus.REJECTED
+        plan.reason = "configuration_mismatch: msdyn_ocoutboundconfigurationid names another"
+        return plan
+    if contact.channelid is not None and contact.channelid.strip().lower() not in {
+        channel_type,
+        channel_id.lower(),
+    }:
+        plan.status = MessageStatus.REJECTED
+        plan.reason = f"channel_mismatch: the configuration sends by {channel_type}"
+        return plan
+    requested: str | None = None
+    if contact.locale is not None and str(contact.locale).strip():
+        try:
+            requested = normalize_locale(contact.locale)
+        except InvalidLocaleError:
+            plan.status, plan.reason = MessageStatus.REJECTED, "invalid_locale"
+            return plan
+    chosen = choose_text(
+        requested=requested,
+        localizations=texts.localizations,
+        template_default_locale=texts.default_locale,
+        template_default_text=texts.default_text,
+        configuration_default_locale=configuration_default_locale,
+    )
+    plan.locale = chosen.locale
+    template = texts.parsed.get(chosen.text) or parse_template(chosen.text)
+    values = {k: v for k, v in context.items() if k.lower() not in CONTEXT_KEYS}
+    try:
+        plan.body = render(template, values)
+    except MissingPlaceholderError as exc:
+        plan.status, plan.reason = MessageStatus.REJECTED, f"missing_placeholder: {exc.key}"
+        return plan
+    if len(plan.body) > MAX_BODY_CHARACTERS:
+        plan.status = MessageStatus.REJECTED
+        plan.reason = f"body_too_long: {len(plan.body)} characters (limit {MAX_BODY_CHARACTERS})"
+        return plan
+    info = sms_info(plan.body)
+    plan.encoding, plan.segments = info.encoding.value, info.segments
+    if contact.sendastemplate:
+        if contact.templateparameters is not None:
+            plan.template_parameters = dict(contact.templateparameters)
+        else:
+            # Positional variables of the approved template follow the placeholders' order.
+            plan.template_parameters = {
+                str(i): str(values.get(key, "")) for i, key in enumerate(template.placeholders, 1)
+            }
+    if not contact.optin:
+        plan.status, plan.reason = MessageStatus.SKIPPED, "opted_out"
+    return plan
+
+
+class SendService:
+    """Accepts send requests into the outbox."""
+
+    def __init__(self, db: Database, clock: Clock, settings: Settings) -> None:
+        self._db = db
+        self._clock = clock
+        self._settings = settings
+
+    def _limits(self, org_id: str) -> tuple[int, int]:
+        with self._db.read() as session:
+            org = session.get(Organization, org_id)
+        if org is None:
+            raise NotFoundError("organisation not found")
+        return (
+            org.max_contacts_per_request or self._settings.max_contacts_per_request,
+            org.hourly_request_quota or self._settings.hourly_request_quota,
+        )
+
+    def send(
+        self,
+        org_id: str,
+        request: SendIn,
+        *,
+        idempotency_key: str | None = None,
+        request_hash: str | None = None,
+    ) -> SendOut:
+        max_contacts, quota = self._limits(org_id)
+        if len(request.contacts) > max_contacts:
+            raise InvalidRequestError(
+                f"{len(request.contacts)} contacts given; at most {max_contacts} per request",
+                field="contacts",
+                code="too_many_contacts",
+            )
+        digest = request_hash or body_hash(request.model_dump(mode="json"))
+        reserved_id: str | None = None
+        if idempotency_key is not None:
+            replay = self._reserve(org_id, idempotency_key, digest, request.configuration_id)
+            if isinstance(replay, SendOut):
+                return replay
+            reserved_id = replay
+        try:
+            return self._accept(org_id, request, quota, digest, idempotency_key, reserved_id)
+        except BaseException:
+            if reserved_id is not None:
+                self._release(reserved_id)
+            raise
+
+    def _reserve(self, org_id: str, key: str, digest: str, config_id: str) -> SendOut | str:
+        """Claim an idempotency key: the stored response on a replay, else a request id."""
+        for _ in range(2):
+            now = self._clock.now()
+            try:
+                with self._db.transaction() as session:
+                    existing = session.execute(
+                        sa.select(SendRequest).where(
+                            SendRequest.org_id == org_id, SendRequest.idempotency_key == key
+                        )
+                    ).scalar_one_or_none()
+                    if existing is None:
+                        row = SendRequest(
+                            org_id=org_id,
+                            configuration_id=config_id,
+                            idempotency_key=key,
+                            body_hash=digest,
+                            state="processing",
+                            created_at=now,
+                        )
+                        session.add(row)
+                        session.flush()
+                        return row.id
+                    if existing.body_hash != digest:
+                        raise InvalidRequestError(
+                            "this Idempotency-Key was used with a different request body",
+                            field="Idempotency-Key",
+                            code="idempotency_key_reused",
+                        )
+                    if existing.state == "completed" and existing.response is not None:
+                        return SendOut.model_validate(existing.response)
+                    age = (now - existing.created_at).total_seconds()
+                    if age < self._settings.idempotency_stale_seconds:
+                        raise ConflictError(
+                            "a request with this Idempotency-Key is still being processed",
+                            field="Idempotency-Key",
+                            code="idempotency_key_in_use",
+                        )
+                    # Its process died mid-request (nothing of it was committed): take over.
+                    existing.created_at = now
+                    return existing.id
+            except IntegrityError:
+                continue  # another request inserted the key first; look again
+        raise ConflictError(
+            "a request with this Idempotency-Key is still being processed",
+            field="Idempotency-Key",
+            code="idempotency_key_in_use",
+        )
+
+    def _release(self, request_id: str) -> None:
+        with self._db.transaction() as session:
+            session.execute(
+                sa.delete(SendRequest).where(
+                    SendRequest.id == request_id, SendRequest.state == "processing"
+                )
+            )
+
+    def _accept(
+        self,
+        org_id: str,
+        request: SendIn,
+        quota: int,
+        digest: str,
+        idempotency_key: str | None,
+        reserved_id: str | None,
+    ) -> SendOut:
+        with self._db.read() as session:
+            config = ConfigurationService.load(session, org_id, request.configuration_id)
+            template = session.get(Template, config.template_id)
+            channel = session.get(Channel, config.channel_id)
+        if not config.active:
+            raise ConflictError(
+                "this outbound configuration is not active",
+                field="configuration_id",
+                code="configuration_inactive",
+            )
+        if template is None or channel is None:
+            raise ConflictError(
+                "the configuration's template or channel no longer exists",
+                field="configuration_id",
+            )
+        texts = TemplateTexts.of(
+            template.default_locale, template.default_text, template.localizations
+        )
+        plans = [
+            plan_contact(
+                contact,
+                configuration_id=config.id,
+                channel_type=config.channel_type,
+                channel_id=channel.id,
+                configuration_default_locale=config.default_locale,
+                texts=texts,
+                default_region=self._settings.default_region,
+            )
+            for contact in request.contacts
+        ]
+        request_id = reserved_id or new_id()
+        now = self._clock.now()
+        rows: list[dict[str, Any]] = []
+        events: list[dict[str, Any]] = []
+        outcomes: list[ContactOutcome] = []
+        for index, (contact, plan) in enumerate(zip(request.contacts, plans, strict=True)):
+            message_id = new_id()
+            rows.append(
+                self._row(
+                    message_id, org_id, request_id, index, contact, plan, config, channel, now
+                )
+            )
+            events.append(
+                {
+                    "message_id": message_id,
+                    "org_id": org_id,
+                    "status": plan.status.value,
+                    "occurred_at": now,
+                    "source": "api",
+                    "error_code": None,
+                    "error_message": plan.reason,
+                }
+            )
+            outcomes.append(
+                ContactOutcome(
+                    index=index,
+                    status=plan.status.value,
+                    message_id=message_id,
+                    to=plan.to_number,
+                    locale=plan.locale,
+                    reason=plan.reason,
+                )
+            )
+        response = SendOut(
+            request_id=request_id,
+            configuration_id=config.id,
+            queued=sum(p.status is MessageStatus.QUEUED for p in plans),
+            skipped=sum(p.status is MessageStatus.SKIPPED for p in plans),
+            rejected=sum(p.status is MessageStatus.REJECTED for p in plans),
+            results=outcomes,
+        )
+        stored = response.model_dump(mode="json")
+        with self._db.transaction() as session:
+            consume_request_quota(session, org_id, quota, now)
+            if reserved_id is not None:
+                updated = session.execute(
+                    sa.update(SendRequest)
+                    .where(SendRequest.id == reserved_id, SendRequest.state == "processing")
+                    .values(state="completed", response=stored)
+                )
+                if getattr(updated, "rowcount", 1) != 1:
+                    raise ConflictError(
+                        "a request with this Idempotency-Key was completed meanwhile",
+                        field="Idempotency-Key",
+                        code="idempotency_key_in_use",
+                    )
+            else:
+                session.add(
+                    SendRequest(
+                        id=request_id,
+                        org_id=org_id,
+                        configuration_id=config.id,
+                        idempotency_key=idempotency_key,
+                        body_hash=digest,
+                        state="completed",
+                        response=stored,
+                        created_at=now,
+                    )
+                )
+                session.flush()
+            session.execute(sa.insert(Message), rows)
+            session.execute(sa.insert(MessageEvent), events)
+        return response
+
+    def _row(
+        self,
+        message_id: str,
+        org_id: str,
+        request_id: str,
+        index: int,
+        contact: ContactItem,
+        plan: ContactPlan,
+        config: Any,
+        channel: Channel,
+        now: datetime,
+    ) -> dict[str, Any]:
+        return {
+            "id": message_id,
+            "org_id": org_id,
+            "request_id": request_id,
+            "contact_index": index,
+            "configuration_id": config.id,
+            "channel_id": channel.id,
+            "template_id": config.template_id,
+            "channel_type": config.channel_type,
+            "provider": channel.provider,
+            "to_raw": contact.tocontactid,
+            "to_number": plan.to_number,
+            "from_number": channel.sender,
+            "locale": plan.locale,
+            "body": plan.body,
+            "encoding": plan.encoding,
+            "segments": plan.segments,
+            "send_as_template": contact.sendastemplate,
+            "template_parameters": plan.template_parameters,
+            "context": dict(contact.contextitems) or None,
+            "regarding_object_id": plan.regarding_object_id,
+            "entity_relationship_name": plan.entity_relationship_name,
+            "show_in_timeline": config.show_in_timeline,
+            "status": plan.status.value,
+            "reason": plan.reason,
+            "provider_message_id": None,
+            "error_code": None,
+            "error_message": None,
+            "attempts": 0,
+            "max_attempts": self._settings.max_attempts,
+            "scheduled_at": now,
+            "lease_until": None,
+            "worker_id": None,
+            "created_at": now,
+            "updated_at": now,
+        }

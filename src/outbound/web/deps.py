@@ -1,0 +1,45 @@
+"""Request dependencies: the container, the caller and their role."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from fastapi import Depends, Header, Request
+
+from outbound.schemas import Role
+from outbound.services.auth import Principal, authenticate, require_role
+
+if TYPE_CHECKING:
+    from outbound.app import Container
+
+__all__ = ["ALL_ROLES", "READERS", "SENDERS", "container", "requires"]
+
+ALL_ROLES = (Role.ADMIN, Role.SENDER, Role.AGENT)
+SENDERS = (Role.ADMIN, Role.SENDER)
+READERS = (Role.ADMIN, Role.SENDER)
+
+
+def container(request: Request) -> Container:
+    result: Container = request.app.state.container
+    return result
+
+
+def requires(*roles: Role) -> Callable[..., Principal]:
+    """A dependency that authenticates the caller and checks their role."""
+
+    def dependency(
+        request: Request,
+        authorization: str | None = Header(None, description="Bearer <api key>"),
+    ) -> Principal:
+        principal = authenticate(container(request).db, authorization)
+        require_role(principal, roles)
+        return principal
+
+    return dependency
+
+
+def principal_of(*roles: Role) -> Principal:
+    """Typed shorthand: ``principal: Principal = principal_of(Role.ADMIN)``."""
+    result: Principal = Depends(requires(*roles))
+    return result

@@ -1,0 +1,95 @@
+"""The send API and tracking."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import JSONResponse
+
+from outbound.errors import InvalidRequestError
+from outbound.schemas import MessageOut, Page, SendIn, SendOut
+from outbound.services.auth import Principal
+from outbound.services.sending import body_hash
+from outbound.services.tracking import MessageFilter
+from outbound.web.deps import ALL_ROLES, SENDERS, container, principal_of
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1")
+MAX_IDEMPOTENCY_KEY = 255
+
+
+@router.post(
+    "/outbound/send",
+    status_code=202,
+    tags=["send"],
+    response_model=SendOut,
+    responses={
+        409: {"description": "Same Idempotency-Key still processing, or inactive configuration"},
+        422: {"description": "Invalid body, too many contacts, or Idempotency-Key reused"},
+        429: {"description": "Hourly request quota used up; see Retry-After"},
+    },
+)
+def send(
+    data: SendIn,
+    request: Request,
+    idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
+    who: Principal = principal_of(*SENDERS),
+) -> JSONResponse:
+    """Queue one message per contact; answers once every message is durably stored."""
+    if idempotency_key is not None and not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
+        raise InvalidRequestError(
+            f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters", field="Idempotency-Key"
+        )
+    result = container(request).sending.send(
+        who.org_id,
+        data,
+        idempotency_key=idempotency_key,
+        request_hash=body_hash(data.model_dump(mode="json")),
+    )
+    return JSONResponse(result.model_dump(mode="json"), status_code=202)
+
+
+@router.get("/messages/{message_id}", tags=["messages"], response_model_by_alias=True)
+def get_message(
+    message_id: str, request: Request, who: Principal = principal_of(*ALL_ROLES)
+) -> MessageOut:
+    return container(request).tracking.get(who.org_id, message_id)
+
+
+@router.get("/messages", tags=["messages"])
+def list_messages(
+    request: Request,
+    configuration_id: str | None = None,
+    status: str | None = None,
+    to: str | None = Query(None, description="recipient, any format"),
+    request_id: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    cursor: str | None = None,
+    limit: int = Query(50, ge=1, le=500),
+    who: Principal = principal_of(*ALL_ROLES),
+) -> Page[MessageOut]:
+    c = container(request)
+    filters = MessageFilter(
+        configuration_id=configuration_id,
+        status=status,
+        to=to,
+        request_id=request_id,
+        created_after=created_after,
+        created_before=created_before,
+        default_region=c.settings.default_region,
+    )
+    return c.tracking.list(who.org_id, filters, cursor, limit)
+
+
+@router.get("/timeline/{regarding_object_id}", tags=["messages"])
+def timeline(
+    regarding_object_id: str,
+    request: Request,
+    cursor: str | None = None,
+    limit: int = Query(50, ge=1, le=500),
+    who: Principal = principal_of(*ALL_ROLES),
+) -> Page[MessageOut]:
+    return container(request).tracking.timeline(who.org_id, regarding_object_id, cursor, limit)
