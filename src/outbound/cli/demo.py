@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import uvicorn
 from rich.console import Console
 from rich.table import Table
@@ -118,7 +118,7 @@ def _drive(console: Console, base: str, api_key: str, server: uvicorn.Server) ->
             return 1
         time.sleep(0.05)
     headers = {"Authorization": f"Bearer {api_key}"}
-    with httpx.Client(base_url=base, headers=headers, timeout=10.0) as client:
+    with httpx2.Client(base_url=base, headers=headers, timeout=10.0) as client:
 
         def call(method: str, path: str, **kwargs: Any) -> Any:
             response = client.request(method, path, **kwargs)

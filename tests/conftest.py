@@ -1,0 +1,254 @@
+"""Shared fixtures: settings, a database per backend, the app, and organisations with keys.
+
+Tests that use ``container`` run on SQLite and, when ``OUTBOUND_TEST_POSTGRES_URL`` names a
+PostgreSQL server, on PostgreSQL too (a database of their own, created for the session).
+``OUTBOUND_REQUIRE_POSTGRES=1`` (set by CI) turns a missing server into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from cryptography.fernet import Fernet
+from fastapi.testclient import TestClient
+
+from outbound.adapters.db.migrate import upgrade
+from outbound.adapters.db.models import Base
+from outbound.app import Container, build_container, create_app
+from outbound.config import Settings
+from outbound.schemas import Role
+from outbound.services.auth import create_api_key, create_organization
+from outbound.testing import FakeClock, ScriptedProvider
+
+POSTGRES_URL = os.environ.get("OUTBOUND_TEST_POSTGRES_URL")
+REQUIRE_POSTGRES = os.environ.get("OUTBOUND_REQUIRE_POSTGRES") == "1"
+SECRET = Fernet.generate_key().decode()
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("OUTBOUND_"):
+            monkeypatch.delenv(name)
+
+
+def _pg_admin_url(url: str) -> sa.URL:
+    parsed = sa.make_url(url)
+    if parsed.drivername in {"postgresql", "postgres"}:
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for this test session."""
+    if not POSTGRES_URL:
+        message = "PostgreSQL tests need OUTBOUND_TEST_POSTGRES_URL (e.g. postgresql://postgres@127.0.0.1:5432/test)"
+        if REQUIRE_POSTGRES:
+            pytest.fail(message)
+        pytest.skip(message)
+    admin_url = _pg_admin_url(POSTGRES_URL)
+    name = f"outbound_test_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as exc:
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"PostgreSQL unreachable at {POSTGRES_URL}: {exc}")
+        pytest.skip(f"PostgreSQL unreachable at {POSTGRES_URL}")
+    url = admin_url.set(database=name).render_as_string(hide_password=False)
+    engine = sa.create_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    yield url
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _truncate(url: str) -> None:
+    engine = sa.create_engine(url)
+    names = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.db'}"
+    url: str = request.getfixturevalue("postgres_database")
+    _truncate(url)
+    return url
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        data_dir=tmp_path,
+        database_url=database_url,
+        secret_key=SECRET,
+        default_region="FR",
+        sandbox_delivery_delay=0.0,
+        retry_base_seconds=1.0,
+        retry_max_seconds=60.0,
+        max_attempts=3,
+        lease_seconds=30.0,
+    )
+
+
+@pytest.fixture
+def provider() -> ScriptedProvider:
+    return ScriptedProvider("sandbox")
+
+
+@pytest.fixture
+def container(settings: Settings, clock: FakeClock) -> Iterator[Container]:
+    """The service on the selected backend, with the sandbox provider (real one)."""
+    c = build_container(settings, clock=clock)
+    c.migrate()
+    yield c
+    c.db.dispose()
+
+
+@pytest.fixture
+def scripted_container(
+    settings: Settings, clock: FakeClock, provider: ScriptedProvider
+) -> Iterator[Container]:
+    """The service with a scripted provider standing in for the sandbox."""
+    c = build_container(settings, clock=clock, providers={"sandbox": provider})
+    c.migrate()
+    yield c
+    c.db.dispose()
+
+
+@dataclass
+class Tenant:
+    """An organisation with one key per role, and an HTTP client to act as each."""
+
+    client: TestClient
+    org_id: str
+    keys: dict[Role, str] = field(default_factory=dict)
+
+    def headers(self, role: Role = Role.ADMIN, **extra: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys[role]}", **extra}
+
+    def request(self, method: str, path: str, role: Role = Role.ADMIN, **kwargs: Any) -> Any:
+        headers = {**self.headers(role), **kwargs.pop("headers", {})}
+        return self.client.request(method, path, headers=headers, **kwargs)
+
+    def post(self, path: str, json: Any = None, role: Role = Role.ADMIN, **kw: Any) -> Any:
+        return self.request("POST", path, role, json=json, **kw)
+
+    def get(self, path: str, role: Role = Role.ADMIN, **kw: Any) -> Any:
+        return self.request("GET", path, role, **kw)
+
+    def patch(self, path: str, json: Any = None, role: Role = Role.ADMIN, **kw: Any) -> Any:
+        return self.request("PATCH", path, role, json=json, **kw)
+
+    def delete(self, path: str, role: Role = Role.ADMIN, **kw: Any) -> Any:
+        return self.request("DELETE", path, role, **kw)
+
+
+def make_tenant(container: Container, client: TestClient, name: str = "Acme") -> Tenant:
+    org = create_organization(container.db, container.clock, name)
+    tenant = Tenant(client=client, org_id=org.id)
+    for role in Role:
+        _key, secret = create_api_key(container.db, container.clock, org.id, role)
+        tenant.keys[role] = secret
+    return tenant
+
+
+@pytest.fixture
+def client(container: Container) -> Iterator[TestClient]:
+    with TestClient(create_app(container, run_worker=False)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def tenant(container: Container, client: TestClient) -> Tenant:
+    return make_tenant(container, client)
+
+
+@pytest.fixture
+def other_tenant(container: Container, client: TestClient) -> Tenant:
+    return make_tenant(container, client, "Other")
+
+
+@dataclass
+class Setup:
+    """A ready sms channel, an en-US/fr-FR template and an active configuration."""
+
+    channel: dict[str, Any]
+    template: dict[str, Any]
+    configuration: dict[str, Any]
+
+    @property
+    def config_id(self) -> str:
+        return str(self.configuration["id"])
+
+
+def make_setup(tenant: Tenant, *, show_in_timeline: bool = True) -> Setup:
+    channel = tenant.post(
+        "/v1/channels",
+        {"name": "SMS", "type": "sms", "provider": "sandbox", "sender": "+15005550006"},
+    )
+    assert channel.status_code == 201, channel.text
+    template = tenant.post(
+        "/v1/templates",
+        {
+            "name": "Case update",
+            "channel_type": "sms",
+            "default_locale": "en-US",
+            "default_text": "Hi {CustomerName}, case {CaseName} was updated.",
+            "localizations": {"fr-FR": "Bonjour {CustomerName}, dossier {CaseName} mis à jour."},
+        },
+    )
+    assert template.status_code == 201, template.text
+    config = tenant.post(
+        "/v1/outbound-configurations",
+        {
+            "name": "Case updates",
+            "channel_type": "sms",
+            "channel_id": channel.json()["id"],
+            "template_id": template.json()["id"],
+            "default_locale": "en-US",
+            "show_in_timeline": show_in_timeline,
+        },
+    )
+    assert config.status_code == 201, config.text
+    return Setup(channel.json(), template.json(), config.json())
+
+
+@pytest.fixture
+def setup(tenant: Tenant) -> Setup:
+    return make_setup(tenant)
+
+
+def contact(number: str = "+33612345678", **overrides: Any) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "tocontactid": number,
+        "optin": True,
+        "contextitems": {"CustomerName": "Ana", "CaseName": "CAS-1"},
+    }
+    item.update(overrides)
+    return item
