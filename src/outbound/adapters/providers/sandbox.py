@@ -4,7 +4,8 @@ It accepts every message, answers with a provider id derived from the message id
 send is the same provider message, as with a provider that offers idempotency), and after a
 delay reports ``delivered`` -- or ``undelivered`` at the configured failure rate -- through the
 same :class:`StatusReporter` the webhooks use. A channel's ``options`` may override
-``delivery_delay`` (seconds) and ``failure_rate`` (0..1).
+``delivery_delay`` (seconds) and ``failure_rate`` (0..1), and set ``send_latency`` (seconds the
+simulated API call takes, like a provider across the internet).
 """
 
 from __future__ import annotations
@@ -61,6 +62,9 @@ class SandboxProvider:
         delay = float(options.get("delivery_delay", self._delay))
         failure_rate = float(options.get("failure_rate", self._failure_rate))
         fails = self._rng.random() < failure_rate
+        latency = float(options.get("send_latency", 0.0))
+        if latency > 0:
+            await asyncio.sleep(latency)
         task = asyncio.get_running_loop().create_task(self._report_later(provider_id, delay, fails))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
