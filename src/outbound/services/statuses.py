@@ -1,9 +1,15 @@
-"""The status path: provider reports (webhooks, the sandbox) move a message's status forward."""
+"""The status path: provider reports (webhooks, the sandbox) move a message's status forward.
+
+Reports are applied in batches: many reports arriving together (a burst of delivery receipts)
+share one write transaction instead of queueing for SQLite's single writer one by one.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
+from typing import Any, cast
 
 import sqlalchemy as sa
 
@@ -13,9 +19,11 @@ from outbound.adapters.providers.base import StatusReport
 from outbound.clock import Clock
 from outbound.domain.statuses import MessageStatus, can_transition
 
-__all__ = ["StatusService"]
+__all__ = ["MAX_REPORT_BATCH", "StatusService"]
 
 log = logging.getLogger(__name__)
+
+MAX_REPORT_BATCH = 500
 
 
 class StatusService:
@@ -24,51 +32,104 @@ class StatusService:
     def __init__(self, db: Database, clock: Clock) -> None:
         self._db = db
         self._clock = clock
+        self._pending: list[tuple[StatusReport, asyncio.Future[bool]]] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     def apply(self, report: StatusReport) -> bool:
         """Apply one report; False when no message has that provider id (yet)."""
+        return self.apply_many([report])[0]
+
+    def apply_many(self, reports: Sequence[StatusReport]) -> list[bool]:
+        """Apply reports in one transaction, in order; one matched-or-not flag per report."""
+        if not reports:
+            return []
         now = self._clock.now()
+        matched = [False] * len(reports)
         with self._db.transaction() as session:
-            row = session.execute(
-                sa.select(Message.id, Message.org_id, Message.status).where(
-                    Message.provider == report.provider,
-                    Message.provider_message_id == report.provider_message_id,
+            by_provider: dict[str, set[str]] = {}
+            for report in reports:
+                by_provider.setdefault(report.provider, set()).add(report.provider_message_id)
+            current: dict[str, MessageStatus] = {}
+            pid_to_row: dict[tuple[str, str], Any] = {}
+            for provider, ids in by_provider.items():
+                for row in session.execute(
+                    sa.select(
+                        Message.id, Message.org_id, Message.status, Message.provider_message_id
+                    ).where(Message.provider == provider, Message.provider_message_id.in_(ids))
+                ):
+                    pid_to_row[(provider, row.provider_message_id)] = row
+                    current[row.id] = MessageStatus(row.status)
+            updates: dict[str, dict[str, Any]] = {}
+            events: list[dict[str, Any]] = []
+            for i, report in enumerate(reports):
+                found = pid_to_row.get((report.provider, report.provider_message_id))
+                if found is None:
+                    continue
+                row = found
+                matched[i] = True
+                status = current[row.id]
+                if not can_transition(status, report.status):
+                    # A duplicate, or a late report of an earlier stage: nothing to change.
+                    continue
+                current[row.id] = report.status
+                values = updates.setdefault(row.id, {"b_id": row.id, "b_code": None, "b_msg": None})
+                values["b_status"] = report.status.value
+                if report.error_code is not None or report.error_message is not None:
+                    values["b_code"] = report.error_code
+                    values["b_msg"] = report.error_message
+                events.append(
+                    {
+                        "message_id": row.id,
+                        "org_id": row.org_id,
+                        "status": report.status.value,
+                        "occurred_at": report.occurred_at or now,
+                        "source": "provider",
+                        "error_code": report.error_code,
+                        "error_message": report.error_message,
+                    }
                 )
-            ).one_or_none()
-            if row is None:
-                return False
-            current = MessageStatus(row.status)
-            if not can_transition(current, report.status):
-                # A duplicate, or a late report of an earlier stage: nothing to change.
-                log.debug(
-                    "ignored %s report for message %s in status %s",
-                    report.status.value,
-                    row.id,
-                    current.value,
+            if updates:
+                table = cast(sa.Table, Message.__table__)
+                session.connection().execute(
+                    sa.update(table)
+                    .where(table.c.id == sa.bindparam("b_id"))
+                    .values(
+                        status=sa.bindparam("b_status"),
+                        error_code=sa.func.coalesce(
+                            sa.bindparam("b_code", type_=sa.String), table.c.error_code
+                        ),
+                        error_message=sa.func.coalesce(
+                            sa.bindparam("b_msg", type_=sa.Text), table.c.error_message
+                        ),
+                        updated_at=now,
+                    ),
+                    list(updates.values()),
                 )
-                return True
-            values: dict[str, object] = {"status": report.status.value, "updated_at": now}
-            if report.error_code is not None or report.error_message is not None:
-                values["error_code"] = report.error_code
-                values["error_message"] = report.error_message
-            session.execute(
-                sa.update(Message)
-                .where(Message.id == row.id, Message.status == current.value)
-                .values(**values)
-            )
-            session.add(
-                MessageEvent(
-                    message_id=row.id,
-                    org_id=row.org_id,
-                    status=report.status.value,
-                    occurred_at=report.occurred_at or now,
-                    source="provider",
-                    error_code=report.error_code,
-                    error_message=report.error_message,
-                )
-            )
-        return True
+                session.execute(sa.insert(MessageEvent), events)
+        return matched
 
     async def report(self, report: StatusReport) -> bool:
-        """The :class:`~outbound.adapters.providers.base.StatusReporter` face of :meth:`apply`."""
-        return await asyncio.to_thread(self.apply, report)
+        """The :class:`~outbound.adapters.providers.base.StatusReporter` face of :meth:`apply`.
+
+        Reports that arrive while a batch is being written wait for the next batch.
+        """
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending.append((report, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch = self._pending[:MAX_REPORT_BATCH]
+            del self._pending[: len(batch)]
+            try:
+                results = await asyncio.to_thread(self.apply_many, [r for r, _ in batch])
+            except Exception as exc:  # hand the error to each waiting caller
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), result in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result(result)

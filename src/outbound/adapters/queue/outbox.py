@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 
@@ -156,10 +156,7 @@ class Outbox:
         if not outcomes:
             return 0
         updated = 0
-        table = sa.table(
-            Message.__tablename__,
-            *(sa.column(c.name, c.type) for c in Message.__table__.columns),
-        )
+        table = cast(sa.Table, Message.__table__)
         stmt = (
             sa.update(table)
             .where(
