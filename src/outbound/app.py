@@ -13,20 +13,26 @@ from fastapi import FastAPI
 from outbound import __version__
 from outbound.adapters.db import migrate
 from outbound.adapters.db.engine import Database, create_engine
+from outbound.adapters.providers.acs import AcsProvider
 from outbound.adapters.providers.base import Provider
+from outbound.adapters.providers.http import HttpClient
 from outbound.adapters.providers.sandbox import SandboxProvider
+from outbound.adapters.providers.telesign import TeleSignProvider
+from outbound.adapters.providers.twilio import TwilioProvider
 from outbound.adapters.secrets import SecretBox, load_or_create_key
 from outbound.clock import Clock, SystemClock
 from outbound.config import Settings
 from outbound.services.channels import ChannelService
 from outbound.services.configurations import ConfigurationService
 from outbound.services.dispatch import Dispatcher
+from outbound.services.inbound import InboundService
 from outbound.services.sending import SendService
 from outbound.services.statuses import StatusService
 from outbound.services.templates import TemplateService
 from outbound.services.tracking import TrackingService
+from outbound.services.webhooks import WebhookService
 from outbound.web.errors import install_error_handlers
-from outbound.web.routes import catalog, health, messages
+from outbound.web.routes import catalog, health, messages, webhooks
 
 __all__ = ["Container", "build_container", "create_app"]
 
@@ -48,6 +54,9 @@ class Container:
     configurations: ConfigurationService
     sending: SendService
     tracking: TrackingService
+    inbound: InboundService
+    webhooks: WebhookService
+    http: HttpClient
     _closed: bool = field(default=False, repr=False)
 
     def dispatcher(self, worker_id: str | None = None) -> Dispatcher:
@@ -64,6 +73,7 @@ class Container:
         self._closed = True
         for provider in self.providers.values():
             await provider.aclose()
+        await self.http.aclose()
         self.db.dispose()
 
 
@@ -84,15 +94,29 @@ def build_container(
         )
     )
     statuses = StatusService(db, clock)
+    http = HttpClient(
+        pool_size=max(10, settings.worker_concurrency),
+        connect_timeout=settings.http_connect_timeout,
+        total_timeout=settings.http_timeout,
+    )
+
+    def status_callback(channel_id: str) -> str | None:
+        base = settings.public_base_url
+        return f"{base.rstrip('/')}/webhooks/{channel_id}" if base else None
+
     registry: dict[str, Provider] = {
         "sandbox": SandboxProvider(
             statuses,
             delivery_delay=settings.sandbox_delivery_delay,
             failure_rate=settings.sandbox_failure_rate,
-        )
+        ),
+        "twilio": TwilioProvider(http, status_callback=status_callback, clock=clock),
+        "telesign": TeleSignProvider(http, status_callback=status_callback, clock=clock),
+        "acs": AcsProvider(http, clock=clock),
     }
     registry.update(providers or {})
     secrets = SecretBox(key)
+    inbound = InboundService(db, clock, settings)
     return Container(
         settings=settings,
         clock=clock,
@@ -100,11 +124,16 @@ def build_container(
         secrets=secrets,
         statuses=statuses,
         providers=registry,
-        channels=ChannelService(db, secrets, clock, registry.keys()),
+        channels=ChannelService(
+            db, secrets, clock, registry.keys(), public_base_url=settings.public_base_url
+        ),
         templates=TemplateService(db, clock),
         configurations=ConfigurationService(db, clock),
         sending=SendService(db, clock, settings),
         tracking=TrackingService(db),
+        inbound=inbound,
+        webhooks=WebhookService(db, secrets, statuses, inbound),
+        http=http,
     )
 
 
@@ -140,4 +169,5 @@ def create_app(container: Container, *, run_worker: bool | None = None) -> FastA
     app.include_router(health.router)
     app.include_router(catalog.router)
     app.include_router(messages.router)
+    app.include_router(webhooks.router)
     return app

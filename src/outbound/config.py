@@ -51,7 +51,15 @@ class Settings(BaseSettings):
     default_region: str = Field("US", description="Region for numbers without a country code.")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
-    public_base_url: str | None = None
+    public_base_url: str | None = Field(
+        None,
+        description="The URL providers reach this service at (webhooks, signature checks).",
+    )
+    trust_forwarded_headers: bool = Field(
+        False, description="Rebuild the public URL from X-Forwarded-Proto/Host (behind a proxy)."
+    )
+    http_timeout: float = Field(15.0, gt=0, description="Total timeout of a provider call (s).")
+    http_connect_timeout: float = Field(5.0, gt=0)
     migrate_on_start: bool = True
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from secrets import token_urlsafe
 
 import phonenumbers
 import sqlalchemy as sa
@@ -31,12 +32,24 @@ WHATSAPP_PROVIDERS = frozenset({"sandbox", "twilio"})
 _ALPHANUMERIC_SENDER_MAX = 11
 
 
-def channel_out(channel: Channel) -> ChannelOut:
+# Providers whose webhooks carry no signature: the URL holds the channel's secret token.
+TOKEN_PROVIDERS = frozenset({"acs", "sandbox"})
+
+
+def webhook_url(channel: Channel, public_base_url: str | None) -> str:
+    path = f"/webhooks/{channel.id}"
+    if channel.provider in TOKEN_PROVIDERS:
+        path += f"?token={channel.webhook_token}"
+    return (public_base_url or "").rstrip("/") + path
+
+
+def channel_out(channel: Channel, public_base_url: str | None = None) -> ChannelOut:
     return ChannelOut.model_validate(
         {
             **{c: getattr(channel, c) for c in ChannelOut.model_fields if hasattr(channel, c)},
             "has_credentials": channel.credentials_encrypted is not None,
             "credential_fields": list(channel.credential_fields or []),
+            "webhook_url": webhook_url(channel, public_base_url),
         }
     )
 
@@ -79,8 +92,15 @@ class ChannelService:
     """Create, read, update and delete an organisation's channels."""
 
     def __init__(
-        self, db: Database, secrets: SecretBox, clock: Clock, available_providers: Collection[str]
+        self,
+        db: Database,
+        secrets: SecretBox,
+        clock: Clock,
+        available_providers: Collection[str],
+        *,
+        public_base_url: str | None = None,
     ) -> None:
+        self._public = public_base_url
         self._db = db
         self._secrets = secrets
         self._clock = clock
@@ -116,12 +136,13 @@ class ChannelService:
             credential_fields=sorted(data.credentials),
             options=data.options,
             healthy=True,
+            webhook_token=token_urlsafe(24),
             created_at=now,
             updated_at=now,
         )
         with self._db.transaction() as session:
             session.add(channel)
-        return channel_out(channel)
+        return channel_out(channel, self._public)
 
     def _load(self, session: sa.orm.Session, org_id: str, channel_id: str) -> Channel:
         channel = session.execute(
@@ -133,7 +154,7 @@ class ChannelService:
 
     def get(self, org_id: str, channel_id: str) -> ChannelOut:
         with self._db.read() as session:
-            return channel_out(self._load(session, org_id, channel_id))
+            return channel_out(self._load(session, org_id, channel_id), self._public)
 
     def list(self, org_id: str, cursor: str | None, limit: int) -> Page[ChannelOut]:
         query = paginate(
@@ -148,7 +169,7 @@ class ChannelService:
         more = len(rows) > limit
         rows = rows[:limit]
         return Page[ChannelOut](
-            data=[channel_out(r) for r in rows],
+            data=[channel_out(r, self._public) for r in rows],
             next_cursor=encode_cursor(rows[-1].created_at, rows[-1].id) if more else None,
         )
 
@@ -175,7 +196,7 @@ class ChannelService:
             if data.options is not None:
                 channel.options = data.options
             channel.updated_at = self._clock.now()
-        return channel_out(channel)
+        return channel_out(channel, self._public)
 
     def delete(self, org_id: str, channel_id: str) -> None:
         with self._db.transaction() as session:

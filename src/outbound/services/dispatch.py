@@ -21,6 +21,8 @@ import sqlalchemy as sa
 from outbound.adapters.db.engine import Database
 from outbound.adapters.db.models import Channel, Template
 from outbound.adapters.providers.base import ChannelInfo, OutgoingMessage, Provider
+from outbound.adapters.providers.http import CredentialsError
+from outbound.adapters.providers.twilio import RecipientOptedOutError
 from outbound.adapters.queue.outbox import ClaimedMessage, Outbox, Outcome
 from outbound.adapters.secrets import SecretBox
 from outbound.clock import Clock
@@ -29,6 +31,7 @@ from outbound.domain.numbers import mask_number
 from outbound.domain.retry import retry_delay
 from outbound.domain.statuses import MessageStatus
 from outbound.errors import PermanentProviderError, TransientProviderError
+from outbound.services.consent import record_consent
 from outbound.services.quota import purge_old_buckets
 
 __all__ = ["Dispatcher", "default_worker_id"]
@@ -164,7 +167,10 @@ class Dispatcher:
             attempt=message.attempts,
             send_as_template=message.send_as_template,
             template_parameters=message.template_parameters,
-            content_sid=context.content_sids.get(message.template_id),
+            content_sid=context.content_sids.get(message.template_id)
+            if message.template_id
+            else None,
+            first_attempt_at=message.first_attempt_at,
         )
         try:
             async with self._semaphore:
@@ -194,6 +200,20 @@ class Dispatcher:
                 error_message=exc.message,
                 retry_at=self._clock.now() + timedelta(seconds=delay),
             )
+        except CredentialsError as exc:
+            # The channel, not the message, is at fault: stop the channel, keep the message.
+            await asyncio.to_thread(self._stop_channel, channel, exc)
+            return Outcome(
+                message.id,
+                MessageStatus.QUEUED,
+                error_code=exc.code or "bad_credentials",
+                error_message=exc.message,
+                retry_at=self._clock.now(),
+                refund_attempt=True,
+            )
+        except RecipientOptedOutError as exc:
+            await asyncio.to_thread(self._withdraw_consent, channel, message.to_number, exc)
+            return self._failed(message, exc.code or "opted_out", exc.message)
         except PermanentProviderError as exc:
             log.info(
                 "message %s to %s: permanent error %s",
@@ -206,6 +226,36 @@ class Dispatcher:
         return Outcome(
             message.id, MessageStatus.SENT, provider_message_id=result.provider_message_id
         )
+
+    def _stop_channel(self, channel: ChannelInfo, exc: CredentialsError) -> None:
+        detail = f"credentials refused by {channel.provider} ({exc.code}): {exc.message}"[:500]
+        with self._db.transaction() as session:
+            session.execute(
+                sa.update(Channel)
+                .where(Channel.id == channel.id, Channel.healthy.is_(True))
+                .values(healthy=False, health_detail=detail, updated_at=self._clock.now())
+            )
+        log.error(
+            "channel %s stopped: %s",
+            channel.id,
+            detail,
+            extra={"channel_id": channel.id, "provider": channel.provider},
+        )
+
+    def _withdraw_consent(
+        self, channel: ChannelInfo, number: str, exc: RecipientOptedOutError
+    ) -> None:
+        with self._db.transaction() as session:
+            record_consent(
+                session,
+                org_id=channel.org_id,
+                channel_id=channel.id,
+                number=number,
+                opted_out=True,
+                source="provider_error",
+                detail=f"{channel.provider} {exc.code}",
+                now=self._clock.now(),
+            )
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set, then finish in-flight batches within the grace period."""

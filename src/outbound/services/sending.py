@@ -44,6 +44,7 @@ from outbound.errors import (
 )
 from outbound.schemas import ContactItem, ContactOutcome, SendIn, SendOut
 from outbound.services.configurations import ConfigurationService
+from outbound.services.consent import numbers_in_window, opted_out_numbers
 from outbound.services.quota import consume_request_quota
 
 __all__ = [
@@ -334,8 +335,9 @@ class SendService:
             )
             for contact in request.contacts
         ]
-        request_id = reserved_id or new_id()
         now = self._clock.now()
+        self._apply_recipient_rules(plans, request.contacts, config, channel, template, now)
+        request_id = reserved_id or new_id()
         rows: list[dict[str, Any]] = []
         events: list[dict[str, Any]] = []
         outcomes: list[ContactOutcome] = []
@@ -407,6 +409,41 @@ class SendService:
             session.execute(sa.insert(Message), rows)
             session.execute(sa.insert(MessageEvent), events)
         return response
+
+    def _apply_recipient_rules(
+        self,
+        plans: list[ContactPlan],
+        contacts: list[ContactItem],
+        config: Any,
+        channel: Channel,
+        template: Template,
+        now: datetime,
+    ) -> None:
+        """Consent withdrawn on this channel, and WhatsApp's rules, override the request."""
+        numbers = [p.to_number for p in plans if p.status is MessageStatus.QUEUED and p.to_number]
+        if not numbers:
+            return
+        whatsapp = config.channel_type == "whatsapp"
+        with self._db.read() as session:
+            withdrawn = opted_out_numbers(session, channel.id, numbers)
+            in_window = numbers_in_window(session, channel.id, numbers, now) if whatsapp else set()
+        for plan, contact in zip(plans, contacts, strict=True):
+            if plan.status is not MessageStatus.QUEUED or plan.to_number is None:
+                continue
+            if plan.to_number in withdrawn:
+                plan.status, plan.reason = MessageStatus.SKIPPED, "opted_out"
+            elif whatsapp and contact.sendastemplate:
+                if channel.provider == "twilio" and not template.content_sid:
+                    plan.status = MessageStatus.REJECTED
+                    plan.reason = "missing_content_sid: the template has no approved content_sid"
+            elif whatsapp and plan.to_number not in in_window:
+                # Free-form WhatsApp text is only allowed within 24 h of the customer's last
+                # message; refusing now beats a certain failure (Twilio 63016) later.
+                plan.status = MessageStatus.REJECTED
+                plan.reason = (
+                    "outside_whatsapp_window: free-form text needs a customer message in the "
+                    "last 24 hours; send the approved template (sendastemplate)"
+                )
 
     def _row(
         self,

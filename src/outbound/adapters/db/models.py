@@ -20,11 +20,15 @@ __all__ = [
     "ApiKey",
     "Base",
     "Channel",
+    "ConsentEvent",
+    "Conversation",
+    "InboundMessage",
     "Message",
     "MessageEvent",
     "Organization",
     "OutboundConfiguration",
     "RateCounter",
+    "Recipient",
     "SendRequest",
     "Template",
     "new_id",
@@ -129,6 +133,7 @@ class Channel(Base):
     options: Mapped[dict[str, Any]] = mapped_column(default=dict)
     healthy: Mapped[bool] = mapped_column(default=True)
     health_detail: Mapped[str | None] = mapped_column(sa.String(500))
+    webhook_token: Mapped[str] = mapped_column(sa.String(64), default="")
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -170,6 +175,7 @@ class OutboundConfiguration(Base):
     template_id: Mapped[str] = mapped_column(sa.ForeignKey("templates.id"), index=True)
     default_locale: Mapped[str | None] = mapped_column(sa.String(35))
     conversation_mode: Mapped[str] = mapped_column(sa.String(16), default="on_response")
+    fallback_channel_id: Mapped[str | None] = mapped_column(sa.ForeignKey("channels.id"))
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
@@ -209,11 +215,11 @@ class Message(Base):
 
     id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
     org_id: Mapped[str] = mapped_column(sa.ForeignKey("organizations.id"))
-    request_id: Mapped[str] = mapped_column(sa.ForeignKey("send_requests.id"), index=True)
+    request_id: Mapped[str | None] = mapped_column(sa.ForeignKey("send_requests.id"), index=True)
     contact_index: Mapped[int]
-    configuration_id: Mapped[str] = mapped_column(sa.String(36), index=True)
+    configuration_id: Mapped[str | None] = mapped_column(sa.String(36), index=True)
     channel_id: Mapped[str] = mapped_column(sa.String(36))
-    template_id: Mapped[str] = mapped_column(sa.String(36))
+    template_id: Mapped[str | None] = mapped_column(sa.String(36))
     channel_type: Mapped[str] = mapped_column(sa.String(16))
     provider: Mapped[str] = mapped_column(sa.String(16))
     to_raw: Mapped[str] = mapped_column(sa.String(100))
@@ -234,8 +240,11 @@ class Message(Base):
     provider_message_id: Mapped[str | None] = mapped_column(sa.String(100))
     error_code: Mapped[str | None] = mapped_column(sa.String(64))
     error_message: Mapped[str | None] = mapped_column(sa.Text)
+    conversation_id: Mapped[str | None] = mapped_column(sa.String(36), index=True)
+    sent_via_channel_id: Mapped[str | None] = mapped_column(sa.String(36))
     attempts: Mapped[int] = mapped_column(default=0)
     max_attempts: Mapped[int]
+    first_attempt_at: Mapped[datetime | None]
     scheduled_at: Mapped[datetime]
     lease_until: Mapped[datetime | None]
     worker_id: Mapped[str | None] = mapped_column(sa.String(100))
@@ -269,3 +278,85 @@ class RateCounter(Base):
     org_id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
     bucket: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
     count: Mapped[int]
+
+
+class Recipient(Base):
+    """What we know of one number on one channel: consent and the last time it wrote to us."""
+
+    __tablename__ = "recipients"
+    __table_args__ = (sa.UniqueConstraint("channel_id", "number"),)
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
+    org_id: Mapped[str] = mapped_column(sa.ForeignKey("organizations.id"), index=True)
+    channel_id: Mapped[str] = mapped_column(sa.String(36))
+    number: Mapped[str] = mapped_column(sa.String(32))
+    opted_out: Mapped[bool] = mapped_column(default=False)
+    consent_changed_at: Mapped[datetime | None]
+    last_inbound_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+
+class ConsentEvent(Base):
+    """A change of consent, with its source (keyword, provider error, API) and time."""
+
+    __tablename__ = "consent_events"
+    __table_args__ = (
+        sa.CheckConstraint(_check_in("action", ["opt_out", "opt_in"]), name="action"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    org_id: Mapped[str] = mapped_column(sa.String(36), index=True)
+    channel_id: Mapped[str] = mapped_column(sa.String(36))
+    number: Mapped[str] = mapped_column(sa.String(32))
+    action: Mapped[str] = mapped_column(sa.String(16))
+    source: Mapped[str] = mapped_column(sa.String(32))
+    detail: Mapped[str | None] = mapped_column(sa.String(200))
+    occurred_at: Mapped[datetime]
+
+
+class Conversation(Base):
+    """The thread that starts when a customer replies (or on send, per configuration)."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (
+        sa.CheckConstraint(_check_in("status", ["open", "closed"]), name="status"),
+        sa.Index("ix_conversations_lookup", "channel_id", "customer_number", "status"),
+        sa.Index("ix_conversations_org_created", "org_id", "created_at", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
+    org_id: Mapped[str] = mapped_column(sa.ForeignKey("organizations.id"))
+    channel_id: Mapped[str] = mapped_column(sa.String(36))
+    configuration_id: Mapped[str | None] = mapped_column(sa.String(36))
+    customer_number: Mapped[str] = mapped_column(sa.String(32))
+    status: Mapped[str] = mapped_column(sa.String(16), default="open")
+    assigned_to: Mapped[str | None] = mapped_column(sa.String(36))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    last_message_at: Mapped[datetime]
+
+
+class InboundMessage(Base):
+    """A message a customer sent us, with the provider's raw payload."""
+
+    __tablename__ = "inbound_messages"
+    __table_args__ = (
+        sa.UniqueConstraint("channel_id", "provider_message_id"),
+        sa.Index("ix_inbound_org_received", "org_id", "received_at"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
+    org_id: Mapped[str] = mapped_column(sa.ForeignKey("organizations.id"))
+    channel_id: Mapped[str] = mapped_column(sa.String(36))
+    provider: Mapped[str] = mapped_column(sa.String(16))
+    provider_message_id: Mapped[str] = mapped_column(sa.String(100))
+    from_number: Mapped[str] = mapped_column(sa.String(32))
+    to_number: Mapped[str | None] = mapped_column(sa.String(64))
+    body: Mapped[str] = mapped_column(sa.Text)
+    keyword: Mapped[str | None] = mapped_column(sa.String(16))
+    raw: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    in_reply_to: Mapped[str | None] = mapped_column(sa.String(36))
+    conversation_id: Mapped[str | None] = mapped_column(sa.String(36), index=True)
+    received_at: Mapped[datetime]

@@ -14,14 +14,19 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from outbound.domain.statuses import MessageStatus
+from outbound.errors import OutboundError
 
 __all__ = [
     "ChannelInfo",
+    "InboundReport",
     "OutgoingMessage",
     "Provider",
     "SendResult",
     "StatusReport",
     "StatusReporter",
+    "WebhookEvents",
+    "WebhookReply",
+    "WebhookSignatureError",
 ]
 
 
@@ -52,6 +57,7 @@ class OutgoingMessage:
     send_as_template: bool = False
     template_parameters: Mapping[str, str] | None = None
     content_sid: str | None = None
+    first_attempt_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,41 @@ class StatusReport:
     error_code: str | None = None
     error_message: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class InboundReport:
+    """A message a customer sent, as a provider delivered it."""
+
+    provider: str
+    provider_message_id: str
+    from_number: str
+    to_number: str | None
+    body: str
+    raw: Mapping[str, Any] = field(default_factory=dict)
+    received_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class WebhookReply:
+    """What to answer the provider's webhook call with."""
+
+    status: int = 200
+    content_type: str = "application/json"
+    body: bytes = b"{}"
+
+
+@dataclass(frozen=True)
+class WebhookEvents:
+    """What one verified webhook call carried."""
+
+    statuses: list[StatusReport] = field(default_factory=list)
+    inbound: list[InboundReport] = field(default_factory=list)
+    reply: WebhookReply = field(default_factory=WebhookReply)
+
+
+class WebhookSignatureError(OutboundError):
+    """A webhook call's signature is missing or wrong: nothing of it may be stored."""
 
 
 class StatusReporter(Protocol):

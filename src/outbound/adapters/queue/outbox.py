@@ -19,7 +19,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 
 from outbound.adapters.db.engine import Database
-from outbound.adapters.db.models import Message, MessageEvent
+from outbound.adapters.db.models import Channel, Message, MessageEvent
 from outbound.domain.statuses import MessageStatus
 
 __all__ = ["ClaimedMessage", "Outbox", "Outcome"]
@@ -35,7 +35,7 @@ class ClaimedMessage:
     id: str
     org_id: str
     channel_id: str
-    template_id: str
+    template_id: str | None
     to_number: str
     body: str | None
     attempts: int
@@ -43,6 +43,7 @@ class ClaimedMessage:
     send_as_template: bool
     template_parameters: dict[str, Any] | None
     reclaimed: bool
+    first_attempt_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,9 @@ class Outcome:
     error_code: str | None = None
     error_message: str | None = None
     retry_at: datetime | None = None
+    # The attempt does not count (the channel, not the message, was at fault).
+    refund_attempt: bool = False
+    sent_via_channel_id: str | None = None
 
 
 _RETURNING = (
@@ -69,6 +73,7 @@ _RETURNING = (
     Message.send_as_template,
     Message.template_parameters,
     Message.lease_until,
+    Message.first_attempt_at,
 )
 
 
@@ -86,9 +91,11 @@ class Outbox:
             sa.and_(Message.status == _QUEUED, Message.scheduled_at <= now),
             sa.and_(Message.status == _SENDING, Message.lease_until < now),
         )
+        # Messages of a channel stopped for bad credentials wait for new credentials.
+        stopped = sa.select(Channel.id).where(Channel.healthy.is_(False))
         pick = (
             sa.select(Message.id, Message.status)
-            .where(due)
+            .where(due, Message.channel_id.not_in(stopped))
             .order_by(Message.scheduled_at)
             .limit(limit)
         )
@@ -108,6 +115,7 @@ class Outbox:
                     attempts=Message.attempts + 1,
                     lease_until=now + lease,
                     worker_id=worker_id,
+                    first_attempt_at=sa.func.coalesce(Message.first_attempt_at, now),
                     updated_at=now,
                 )
                 .returning(*_RETURNING)
@@ -126,6 +134,7 @@ class Outbox:
                     send_as_template=r.send_as_template,
                     template_parameters=r.template_parameters,
                     reclaimed=previous[r.id] == _SENDING,
+                    first_attempt_at=r.first_attempt_at,
                 )
                 for r in rows
             ]
@@ -175,6 +184,10 @@ class Outbox:
                     sa.bindparam("b_retry", type_=Message.scheduled_at.type),
                     table.c.scheduled_at,
                 ),
+                attempts=table.c.attempts - sa.bindparam("b_refund", type_=sa.Integer),
+                sent_via_channel_id=sa.func.coalesce(
+                    sa.bindparam("b_via", type_=sa.String), table.c.sent_via_channel_id
+                ),
                 lease_until=None,
                 worker_id=None,
                 updated_at=now,
@@ -188,6 +201,8 @@ class Outbox:
                 "b_code": o.error_code,
                 "b_msg": o.error_message,
                 "b_retry": o.retry_at,
+                "b_refund": 1 if o.refund_attempt else 0,
+                "b_via": o.sent_via_channel_id,
             }
             for o in outcomes
         ]

@@ -1,0 +1,255 @@
+"""TeleSign SMS (Messaging API): HMAC-signed sends and signed delivery-report callbacks.
+
+TeleSign offers no idempotency key: a send whose response is lost is retried and may arrive
+twice. ``external_id`` carries our message id so that duplicates can be told apart.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import email.utils
+import hashlib
+import hmac
+import json
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urlencode
+
+from outbound.adapters.providers.base import (
+    InboundReport,
+    OutgoingMessage,
+    SendResult,
+    StatusReport,
+    WebhookEvents,
+    WebhookSignatureError,
+)
+from outbound.adapters.providers.http import HttpClient, HttpProvider, HttpRequest, HttpResponse
+from outbound.clock import Clock
+from outbound.domain.statuses import MessageStatus
+
+__all__ = [
+    "TELESIGN_API_BASE",
+    "TeleSignProvider",
+    "parse_telesign_webhook",
+    "status_from_code",
+    "telesign_callback_signature",
+    "telesign_signature",
+    "verify_telesign_callback",
+]
+
+TELESIGN_API_BASE = "https://rest-ww.telesign.com"
+RESOURCE = "/v1/messaging"
+FORM = "application/x-www-form-urlencoded"
+USER_AGENT = "outbound/0.1 (telesign adapter)"
+# Accepted for delivery: in progress (290), delivered to gateway (203), delivered (200).
+ACCEPTED_CODES = frozenset({200, 203, 290, 291, 292, 295})
+PENDING_CODES = frozenset({203, 290, 291, 292, 295})
+TEMPORARY_CODES = frozenset({210, 250, 251})
+# Authentication failures (10000s are auth/account errors in TeleSign's error table).
+CREDENTIAL_CODES = frozenset({"10000", "10001", "10002", "10003", "10004", "10005", "10019"})
+
+
+def _key(api_key: str) -> bytes:
+    # TeleSign's SDK decodes leniently (it drops characters outside the alphabet).
+    return base64.b64decode(api_key + "=" * (-len(api_key) % 4), validate=False)
+
+
+def telesign_signature(
+    api_key: str,
+    *,
+    method: str,
+    content_type: str,
+    date: str,
+    nonce: str,
+    body: str,
+    resource: str,
+) -> str:
+    """The ``TSA`` request signature (HMAC-SHA256 with the base64-decoded API key)."""
+    parts = [method, content_type, date, "x-ts-auth-method:HMAC-SHA256", f"x-ts-nonce:{nonce}"]
+    if content_type and body:
+        parts.append(body)
+    parts.append(resource)
+    string_to_sign = "\n".join(parts)
+    digest = hmac.new(_key(api_key), string_to_sign.encode("utf-8"), hashlib.sha256).digest()
+    return base64.b64encode(digest).decode()
+
+
+def telesign_callback_signature(api_key: str, body: bytes) -> str:
+    """Signature of a callback: HMAC-SHA256 over the raw body only."""
+    digest = hmac.new(_key(api_key), body, hashlib.sha256).digest()
+    return base64.b64encode(digest).decode()
+
+
+def verify_telesign_callback(
+    api_key: str, customer_id: str, authorization: str | None, body: bytes
+) -> bool:
+    """Check ``Authorization``/``X-TS-Authorization: TSA {customer_id}:{signature}``."""
+    if not authorization or not authorization.startswith("TSA "):
+        return False
+    claimed_customer, _, signature = authorization[4:].partition(":")
+    if not hmac.compare_digest(claimed_customer.strip().lower(), customer_id.strip().lower()):
+        return False
+    try:
+        expected = telesign_callback_signature(api_key, body)
+    except (binascii.Error, ValueError):
+        return False
+    return hmac.compare_digest(expected, signature.strip())
+
+
+def status_from_code(code: int) -> MessageStatus | None:
+    """TeleSign status code → our status (None for intermediate codes)."""
+    if code == 200:
+        return MessageStatus.DELIVERED
+    if code in PENDING_CODES:
+        return None
+    if code in TEMPORARY_CODES:
+        return MessageStatus.UNDELIVERED
+    return MessageStatus.FAILED
+
+
+class TeleSignProvider(HttpProvider):
+    """Sends through ``POST /v1/messaging`` with TeleSign's HMAC-SHA256 scheme."""
+
+    name = "telesign"
+
+    def __init__(
+        self,
+        http: HttpClient,
+        *,
+        status_callback: Callable[[str], str | None] | None = None,
+        clock: Clock | None = None,
+        nonce: Callable[[], str] | None = None,
+    ) -> None:
+        super().__init__(http, clock=clock)
+        self._status_callback = status_callback or (lambda _channel_id: None)
+        self._nonce = nonce or (lambda: str(uuid.uuid4()))
+
+    def build_request(self, message: OutgoingMessage) -> HttpRequest:
+        channel = message.channel
+        customer_id = channel.credentials["customer_id"]
+        api_key = channel.credentials["api_key"]
+        fields = [
+            ("phone_number", message.to.lstrip("+")),
+            ("message", message.body),
+            ("message_type", str(channel.options.get("message_type", "ARN"))),
+            ("external_id", message.id),
+        ]
+        if not channel.sender.startswith("+"):
+            fields.append(("sender_id", channel.sender))
+        callback = self._status_callback(channel.id)
+        if callback:
+            fields.append(("callback_url", callback))
+        body = urlencode(fields)
+        date = email.utils.format_datetime(self.clock.now(), usegmt=True)
+        nonce = self._nonce()
+        signature = telesign_signature(
+            api_key,
+            method="POST",
+            content_type=FORM,
+            date=date,
+            nonce=nonce,
+            body=body,
+            resource=RESOURCE,
+        )
+        base = (channel.base_url or TELESIGN_API_BASE).rstrip("/")
+        return HttpRequest(
+            method="POST",
+            url=base + RESOURCE,
+            headers={
+                "Authorization": f"TSA {customer_id}:{signature}",
+                "Date": date,
+                "Content-Type": FORM,
+                "x-ts-auth-method": "HMAC-SHA256",
+                "x-ts-nonce": nonce,
+                "Accept": "application/json",
+                "User-Agent": USER_AGENT,
+            },
+            body=body.encode("utf-8"),
+        )
+
+    def parse_response(self, message: OutgoingMessage, response: HttpResponse) -> SendResult:
+        try:
+            data: Any = json.loads(response.body or b"{}")
+        except ValueError:
+            data = {}
+        if not isinstance(data, dict):
+            data = {}
+        status = data.get("status") if isinstance(data.get("status"), dict) else {}
+        status_code = status.get("code") if isinstance(status, dict) else None
+        reference = data.get("reference_id")
+        if (
+            200 <= response.status < 300
+            and reference
+            and isinstance(status_code, int)
+            and status_code in ACCEPTED_CODES
+        ):
+            return SendResult(provider_message_id=str(reference))
+        errors = data.get("errors") if isinstance(data.get("errors"), list) else []
+        first = errors[0] if errors and isinstance(errors[0], dict) else {}
+        code = first.get("code", status_code)
+        text = str(
+            first.get("description")
+            or (status.get("description") if isinstance(status, dict) else None)
+            or f"TeleSign answered HTTP {response.status}"
+        )
+        raise self.transient_or_permanent(
+            response,
+            str(code) if code is not None else None,
+            text,
+            credentials_codes=CREDENTIAL_CODES,
+        )
+
+
+def parse_telesign_webhook(
+    headers: Mapping[str, str], body: bytes, customer_id: str, api_key: str
+) -> WebhookEvents:
+    """Verify a TeleSign callback and read a delivery report or an inbound (mo_sms) message."""
+    lower = {k.lower(): v for k, v in headers.items()}
+    authorization = lower.get("x-ts-authorization") or lower.get("authorization")
+    if not verify_telesign_callback(api_key, customer_id, authorization, body):
+        raise WebhookSignatureError("TeleSign callback signature does not match")
+    try:
+        data: Any = json.loads(body)
+    except ValueError as exc:
+        raise WebhookSignatureError("TeleSign callback is not JSON") from exc
+    if not isinstance(data, dict) or not data.get("reference_id"):
+        return WebhookEvents()
+    reference = str(data["reference_id"])
+    if data.get("sub_resource") == "mo_sms":
+        raw_response = data.get("user_response")
+        response: dict[str, Any] = raw_response if isinstance(raw_response, dict) else {}
+        return WebhookEvents(
+            inbound=[
+                InboundReport(
+                    provider="telesign",
+                    provider_message_id=reference,
+                    from_number=str(response.get("phone_number") or ""),
+                    to_number=response.get("sender_id"),
+                    body=str(response.get("mo_message") or ""),
+                    raw=data,
+                )
+            ]
+        )
+    raw_status = data.get("status")
+    status_block: dict[str, Any] = raw_status if isinstance(raw_status, dict) else {}
+    code = status_block.get("code")
+    if not isinstance(code, int):
+        return WebhookEvents()
+    status = status_from_code(code)
+    if status is None:
+        return WebhookEvents()
+    failed = status is not MessageStatus.DELIVERED
+    return WebhookEvents(
+        statuses=[
+            StatusReport(
+                provider="telesign",
+                provider_message_id=reference,
+                status=status,
+                error_code=str(code) if failed else None,
+                error_message=str(status_block.get("description")) if failed else None,
+                raw=data,
+            )
+        ]
+    )

@@ -1,0 +1,242 @@
+"""Twilio Programmable Messaging: SMS and WhatsApp, status callbacks and inbound webhooks.
+
+No idempotency key exists on Twilio's create call: a send whose response is lost (timeout,
+dropped connection) is retried and may reach the handset twice. That window is the request
+timeout; see docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from collections.abc import Callable, Iterable, Mapping
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from outbound.adapters.providers.base import (
+    InboundReport,
+    OutgoingMessage,
+    SendResult,
+    StatusReport,
+    WebhookEvents,
+    WebhookReply,
+    WebhookSignatureError,
+)
+from outbound.adapters.providers.http import HttpClient, HttpProvider, HttpRequest, HttpResponse
+from outbound.clock import Clock
+from outbound.domain.statuses import MessageStatus
+from outbound.errors import PermanentProviderError
+
+__all__ = [
+    "TWILIO_API_BASE",
+    "TWILIO_STATUS_MAP",
+    "RecipientOptedOutError",
+    "TwilioProvider",
+    "form_pairs",
+    "parse_twilio_webhook",
+    "status_from_callback",
+    "twilio_signature",
+    "verify_twilio_signature",
+]
+
+TWILIO_API_BASE = "https://api.twilio.com"
+USER_AGENT = "outbound/0.1 (twilio adapter)"
+MAX_BODY = 1600
+
+CREDENTIAL_CODES = frozenset({"20003"})
+TRANSIENT_CODES = frozenset({"20429", "21611"})
+OPTED_OUT_CODES = frozenset({"21610"})
+
+# Callback statuses → ours; "accepted"/"queued"/"sending"/"scheduled" add nothing we track.
+TWILIO_STATUS_MAP: dict[str, MessageStatus] = {
+    "sent": MessageStatus.SENT,
+    "delivered": MessageStatus.DELIVERED,
+    "read": MessageStatus.DELIVERED,
+    "undelivered": MessageStatus.UNDELIVERED,
+    "failed": MessageStatus.FAILED,
+    "canceled": MessageStatus.CANCELED,
+}
+
+
+class RecipientOptedOutError(PermanentProviderError):
+    """The recipient replied STOP to this sender (Twilio 21610): consent is withdrawn."""
+
+
+def _address(channel_type: str, number: str) -> str:
+    return f"whatsapp:{number}" if channel_type == "whatsapp" else number
+
+
+class TwilioProvider(HttpProvider):
+    """Sends through ``POST /2010-04-01/Accounts/{AccountSid}/Messages.json``."""
+
+    name = "twilio"
+
+    def __init__(
+        self,
+        http: HttpClient,
+        *,
+        status_callback: Callable[[str], str | None] | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        super().__init__(http, clock=clock)
+        self._status_callback = status_callback or (lambda _channel_id: None)
+
+    def build_request(self, message: OutgoingMessage) -> HttpRequest:
+        channel = message.channel
+        credentials = channel.credentials
+        account_sid = credentials["account_sid"]
+        user = credentials.get("api_key_sid") or account_sid
+        password = credentials.get("api_key_secret") or credentials["auth_token"]
+        base = (channel.base_url or TWILIO_API_BASE).rstrip("/")
+        fields: list[tuple[str, str]] = [("To", _address(channel.type, message.to))]
+        if channel.sender.startswith("MG"):
+            fields.append(("MessagingServiceSid", channel.sender))
+        else:
+            fields.append(("From", _address(channel.type, channel.sender)))
+        if message.send_as_template and message.content_sid:
+            fields.append(("ContentSid", message.content_sid))
+            fields.append(("ContentVariables", json.dumps(dict(message.template_parameters or {}))))
+        else:
+            fields.append(("Body", message.body))
+        callback = self._status_callback(channel.id)
+        if callback:
+            fields.append(("StatusCallback", callback))
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        return HttpRequest(
+            method="POST",
+            url=f"{base}/2010-04-01/Accounts/{account_sid}/Messages.json",
+            headers={
+                "Authorization": f"Basic {token}",
+                "Content-Type": "application/x-www-form-urlencoded",
+                "Accept": "application/json",
+                "Accept-Charset": "utf-8",
+                "User-Agent": USER_AGENT,
+            },
+            body=urlencode(fields).encode(),
+        )
+
+    def parse_response(self, message: OutgoingMessage, response: HttpResponse) -> SendResult:
+        try:
+            data = json.loads(response.body or b"{}")
+        except ValueError:
+            data = {}
+        if not isinstance(data, dict):
+            data = {}
+        if 200 <= response.status < 300 and data.get("sid"):
+            segments = str(data.get("num_segments") or "")
+            return SendResult(
+                provider_message_id=str(data["sid"]),
+                segments=int(segments) if segments.isdigit() and segments != "0" else None,
+            )
+        code = str(data["code"]) if data.get("code") is not None else None
+        text = str(data.get("message") or f"Twilio answered HTTP {response.status}")
+        if code in OPTED_OUT_CODES:
+            raise RecipientOptedOutError(text, code=code)
+        raise self.transient_or_permanent(
+            response,
+            code,
+            text,
+            credentials_codes=CREDENTIAL_CODES,
+            transient_codes=TRANSIENT_CODES,
+        )
+
+
+def twilio_signature(url: str, params: Iterable[tuple[str, str]], auth_token: str) -> str:
+    """``X-Twilio-Signature`` of a form-encoded request: HMAC-SHA1 over URL + sorted params."""
+    grouped: dict[str, list[str]] = {}
+    for name, value in params:
+        grouped.setdefault(name, []).append(value)
+    payload = url + "".join(
+        name + value for name in sorted(grouped) for value in sorted(grouped[name])
+    )
+    digest = hmac.new(auth_token.encode(), payload.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode()
+
+
+def _port_variants(url: str) -> list[str]:
+    """Twilio signs with or without the default port; accept both, like its SDK."""
+    parts = urlsplit(url)
+    variants = [url]
+    default = {"https": 443, "http": 80}.get(parts.scheme)
+    if parts.port is None and default and parts.hostname:
+        netloc = f"{parts.netloc}:{default}"
+        variants.append(urlunsplit(parts._replace(netloc=netloc)))
+    elif parts.port == default and parts.hostname:
+        netloc = parts.netloc.rsplit(":", 1)[0]
+        variants.append(urlunsplit(parts._replace(netloc=netloc)))
+    return variants
+
+
+def verify_twilio_signature(
+    url: str, params: Iterable[tuple[str, str]], signature: str | None, auth_token: str
+) -> bool:
+    """Whether ``signature`` is Twilio's for this URL and form (constant-time compare)."""
+    if not signature:
+        return False
+    items = list(params)
+    return any(
+        hmac.compare_digest(twilio_signature(candidate, items, auth_token), signature)
+        for candidate in _port_variants(url)
+    )
+
+
+def form_pairs(body: bytes) -> list[tuple[str, str]]:
+    """Decode a form body keeping repeated names (their order does not matter for signing)."""
+    return parse_qsl(body.decode("utf-8"), keep_blank_values=True)
+
+
+def status_from_callback(form: Mapping[str, str]) -> MessageStatus | None:
+    raw = (form.get("MessageStatus") or form.get("SmsStatus") or "").lower()
+    return TWILIO_STATUS_MAP.get(raw)
+
+
+EMPTY_TWIML = WebhookReply(
+    content_type="text/xml",
+    body=b'<?xml version="1.0" encoding="UTF-8"?><Response/>',
+)
+
+
+def parse_twilio_webhook(
+    url: str, headers: Mapping[str, str], body: bytes, auth_token: str
+) -> WebhookEvents:
+    """Verify ``X-Twilio-Signature`` and read a status callback or an inbound message."""
+    pairs = form_pairs(body)
+    signature = {k.lower(): v for k, v in headers.items()}.get("x-twilio-signature")
+    if not verify_twilio_signature(url, pairs, signature, auth_token):
+        raise WebhookSignatureError("X-Twilio-Signature does not match")
+    form = dict(pairs)
+    sid = form.get("MessageSid") or form.get("SmsSid") or form.get("SmsMessageSid")
+    if not sid:
+        return WebhookEvents(reply=EMPTY_TWIML)
+    inbound = (form.get("SmsStatus") or "").lower() == "received" or (
+        "Body" in form and "MessageStatus" not in form
+    )
+    if inbound:
+        report = InboundReport(
+            provider="twilio",
+            provider_message_id=sid,
+            from_number=form.get("From", ""),
+            to_number=form.get("To"),
+            body=form.get("Body", ""),
+            raw=form,
+        )
+        return WebhookEvents(inbound=[report], reply=EMPTY_TWIML)
+    status = status_from_callback(form)
+    if status is None:
+        return WebhookEvents(reply=EMPTY_TWIML)
+    error_code = form.get("ErrorCode") or None
+    return WebhookEvents(
+        statuses=[
+            StatusReport(
+                provider="twilio",
+                provider_message_id=sid,
+                status=status,
+                error_code=error_code,
+                error_message=form.get("ErrorMessage")
+                or (f"Twilio error {error_code}" if error_code else None),
+                raw=form,
+            )
+        ],
+        reply=EMPTY_TWIML,
+    )

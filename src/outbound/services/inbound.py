@@ -1,0 +1,220 @@
+"""Inbound replies: stored with their raw payload, matched, turned into conversations.
+
+A reply is matched to the customer by number and to the outbound message it answers (the
+latest one sent to that number on that channel). STOP-style keywords withdraw consent, START
+restores it, HELP is answered with the channel's help text; any other reply opens or continues
+the customer's conversation on that channel.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from outbound.adapters.db.engine import Database
+from outbound.adapters.db.models import (
+    Channel,
+    Conversation,
+    InboundMessage,
+    Message,
+    MessageEvent,
+    new_id,
+)
+from outbound.adapters.providers.base import InboundReport
+from outbound.clock import Clock
+from outbound.config import Settings
+from outbound.domain.consent import Keyword, classify_keyword
+from outbound.domain.encoding import sms_info
+from outbound.domain.numbers import mask_number, normalize_number
+from outbound.domain.statuses import MessageStatus
+from outbound.errors import InvalidNumberError
+from outbound.services.consent import record_consent, touch_inbound
+
+__all__ = ["DEFAULT_HELP_TEXT", "InboundResult", "InboundService"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HELP_TEXT = "Reply STOP to unsubscribe, START to subscribe again."
+_SENT_STATUSES = ("sending", "sent", "delivered", "undelivered")
+
+
+@dataclass(frozen=True)
+class InboundResult:
+    inbound_id: str
+    duplicate: bool = False
+    keyword: Keyword | None = None
+    conversation_id: str | None = None
+    in_reply_to: str | None = None
+    help_reply_id: str | None = None
+
+
+class InboundService:
+    """Receives customers' messages for one channel at a time."""
+
+    def __init__(self, db: Database, clock: Clock, settings: Settings) -> None:
+        self._db = db
+        self._clock = clock
+        self._settings = settings
+
+    def receive(self, channel: Channel, incoming: InboundReport) -> InboundResult:
+        now = self._clock.now()
+        try:
+            number = normalize_number(incoming.from_number, self._settings.default_region)
+        except InvalidNumberError:
+            # Keep it anyway: a reply from a short code or an odd sender is still a reply.
+            number = incoming.from_number.removeprefix("whatsapp:").strip()
+        keyword = classify_keyword(incoming.body)
+        with self._db.transaction() as session:
+            existing = session.execute(
+                sa.select(InboundMessage.id, InboundMessage.conversation_id).where(
+                    InboundMessage.channel_id == channel.id,
+                    InboundMessage.provider_message_id == incoming.provider_message_id,
+                )
+            ).one_or_none()
+            if existing is not None:
+                return InboundResult(
+                    existing.id, duplicate=True, conversation_id=existing.conversation_id
+                )
+            touch_inbound(
+                session, org_id=channel.org_id, channel_id=channel.id, number=number, now=now
+            )
+            replied_to = session.execute(
+                sa.select(Message.id, Message.configuration_id)
+                .where(
+                    Message.channel_id == channel.id,
+                    Message.to_number == number,
+                    Message.status.in_(_SENT_STATUSES),
+                )
+                .order_by(Message.created_at.desc(), Message.id.desc())
+                .limit(1)
+            ).one_or_none()
+            inbound = InboundMessage(
+                org_id=channel.org_id,
+                channel_id=channel.id,
+                provider=incoming.provider,
+                provider_message_id=incoming.provider_message_id,
+                from_number=number,
+                to_number=incoming.to_number,
+                body=incoming.body,
+                keyword=keyword.value if keyword else None,
+                raw=dict(incoming.raw),
+                in_reply_to=replied_to.id if replied_to else None,
+                received_at=incoming.received_at or now,
+            )
+            session.add(inbound)
+            help_reply_id = None
+            conversation_id = None
+            if keyword in (Keyword.OPT_OUT, Keyword.OPT_IN):
+                changed = record_consent(
+                    session,
+                    org_id=channel.org_id,
+                    channel_id=channel.id,
+                    number=number,
+                    opted_out=keyword is Keyword.OPT_OUT,
+                    source="keyword",
+                    detail=incoming.body.strip()[:200],
+                    now=now,
+                )
+                log.info(
+                    "consent %s for %s on channel %s (%s)",
+                    keyword.value,
+                    mask_number(number),
+                    channel.id,
+                    "changed" if changed else "unchanged",
+                )
+            elif keyword is Keyword.HELP:
+                help_reply_id = self._queue_help(session, channel, number, now)
+            else:
+                config_id = replied_to.configuration_id if replied_to else None
+                conversation_id = self._conversation(session, channel, number, config_id, now)
+                inbound.conversation_id = conversation_id
+        return InboundResult(
+            inbound.id,
+            keyword=keyword,
+            conversation_id=conversation_id,
+            in_reply_to=inbound.in_reply_to,
+            help_reply_id=help_reply_id,
+        )
+
+    def _conversation(
+        self,
+        session: Session,
+        channel: Channel,
+        number: str,
+        configuration_id: str | None,
+        now: datetime,
+    ) -> str:
+        conversation = session.execute(
+            sa.select(Conversation)
+            .where(
+                Conversation.channel_id == channel.id,
+                Conversation.customer_number == number,
+                Conversation.status == "open",
+            )
+            .order_by(Conversation.created_at.desc())
+            .limit(1)
+        ).scalar_one_or_none()
+        if conversation is None:
+            conversation = Conversation(
+                org_id=channel.org_id,
+                channel_id=channel.id,
+                configuration_id=configuration_id,
+                customer_number=number,
+                status="open",
+                created_at=now,
+                updated_at=now,
+                last_message_at=now,
+            )
+            session.add(conversation)
+            session.flush()
+        else:
+            conversation.last_message_at = now
+            conversation.updated_at = now
+        return conversation.id
+
+    def _queue_help(self, session: Session, channel: Channel, number: str, now: datetime) -> str:
+        text = str((channel.options or {}).get("help_text") or DEFAULT_HELP_TEXT)
+        info = sms_info(text)
+        message_id = new_id()
+        session.add(
+            Message(
+                id=message_id,
+                org_id=channel.org_id,
+                request_id=None,
+                contact_index=0,
+                configuration_id=None,
+                channel_id=channel.id,
+                template_id=None,
+                channel_type=channel.type,
+                provider=channel.provider,
+                to_raw=number,
+                to_number=number,
+                from_number=channel.sender,
+                locale=None,
+                body=text,
+                encoding=info.encoding.value,
+                segments=info.segments,
+                send_as_template=False,
+                status=MessageStatus.QUEUED.value,
+                reason="help_reply",
+                max_attempts=self._settings.max_attempts,
+                scheduled_at=now,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        session.flush()
+        session.add(
+            MessageEvent(
+                message_id=message_id,
+                org_id=channel.org_id,
+                status=MessageStatus.QUEUED.value,
+                occurred_at=now,
+                source="help_reply",
+            )
+        )
+        return message_id
