@@ -4,9 +4,19 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Generic, Literal, TypeAlias, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeAlias, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+)
+from pydantic_core import PydanticCustomError
 
 __all__ = [
     "ApiKeyCreate",
@@ -22,6 +32,7 @@ __all__ = [
     "ContactOutcome",
     "ContextValue",
     "ConversationMode",
+    "LocaleValue",
     "MessageEventOut",
     "MessageOut",
     "Page",
@@ -131,6 +142,9 @@ class ChannelOut(_Out):
     options: dict[str, Any]
     healthy: bool
     health_detail: str | None
+    webhook_url: str = Field(
+        description="Where the provider must send delivery reports and inbound messages."
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -170,11 +184,35 @@ class TemplateOut(_Out):
     updated_at: datetime
 
 
-ContextValue: TypeAlias = str | int | float | bool | None
+def _one_error(message: str) -> WrapValidator:
+    """Report a failed union as one error at the field itself.
+
+    Pydantic reports one error per member of a union, each located under the member's name
+    (``values.Name.constrained-str``, ``values.Name.int``, ...), which names no field a caller
+    can recognise.
+    """
+
+    def validate(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        try:
+            return handler(value)
+        except ValidationError as exc:
+            raise PydanticCustomError("invalid_type", message) from exc
+
+    return WrapValidator(validate)
+
+
+ContextValue: TypeAlias = Annotated[
+    str | int | float | bool | None,
+    _one_error("Input should be a string, a number, a boolean or null"),
+]
+LocaleValue: TypeAlias = Annotated[
+    str | StrictInt | None,
+    _one_error("Input should be a BCP-47 language tag (fr-FR) or a Windows LCID (1036)"),
+]
 
 
 class PreviewIn(_In):
-    locale: str | int | None = None
+    locale: LocaleValue = None
     values: dict[str, ContextValue] = Field(default_factory=dict)
 
 
@@ -236,7 +274,7 @@ class ContactItem(BaseModel):
 
     tocontactid: str = Field(min_length=1, max_length=100)
     optin: StrictBool
-    locale: str | int | None = None
+    locale: LocaleValue = None
     channelid: str | None = Field(None, max_length=100)
     contextitems: dict[str, ContextValue] = Field(default_factory=dict)
     sendastemplate: StrictBool = False

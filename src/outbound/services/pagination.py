@@ -24,10 +24,14 @@ def encode_cursor(created_at: datetime, row_id: str) -> str:
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        created, _, row_id = base64.urlsafe_b64decode(padded).decode().partition("|")
-        return datetime.fromisoformat(created), row_id
+        created, separator, row_id = base64.urlsafe_b64decode(padded).decode().partition("|")
+        when = datetime.fromisoformat(created)
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
         raise InvalidRequestError("malformed cursor", field="cursor") from exc
+    # Cursors we issue always carry a time zone and an id; anything else was not made here.
+    if not separator or not row_id or when.tzinfo is None:
+        raise InvalidRequestError("malformed cursor", field="cursor")
+    return when, row_id
 
 
 def paginate(

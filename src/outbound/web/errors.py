@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -49,6 +49,18 @@ def field_path(loc: Sequence[int | str]) -> str | None:
     return path or None
 
 
+def _error_field(error: Mapping[str, Any]) -> str | None:
+    """The field a validation error names; ``body`` for a body that is unreadable or absent."""
+    loc = tuple(error.get("loc", ()))
+    if error.get("type") == "json_invalid":
+        # FastAPI puts the character offset of the JSON fault where the field would be.
+        return "body"
+    path = field_path(loc)
+    if path is None and loc:
+        return str(loc[0])
+    return path
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestError)
     async def _request_error(_request: Request, exc: RequestError) -> JSONResponse:
@@ -68,8 +80,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
         problems = [
-            {"field": field_path(e.get("loc", ())), "message": str(e.get("msg", "invalid"))}
-            for e in errors
+            {"field": _error_field(e), "message": str(e.get("msg", "invalid"))} for e in errors
         ]
         first = problems[0] if problems else {"field": None, "message": "invalid request"}
         message = (
