@@ -24,6 +24,7 @@ from outbound.clock import Clock, SystemClock
 from outbound.config import Settings
 from outbound.services.channels import ChannelService
 from outbound.services.configurations import ConfigurationService
+from outbound.services.conversations import ConversationService
 from outbound.services.dispatch import Dispatcher
 from outbound.services.inbound import InboundService
 from outbound.services.sending import SendService
@@ -32,7 +33,7 @@ from outbound.services.templates import TemplateService
 from outbound.services.tracking import TrackingService
 from outbound.services.webhooks import WebhookService
 from outbound.web.errors import install_error_handlers
-from outbound.web.routes import catalog, health, messages, webhooks
+from outbound.web.routes import catalog, conversations, health, messages, webhooks
 
 __all__ = ["Container", "build_container", "create_app"]
 
@@ -56,6 +57,7 @@ class Container:
     tracking: TrackingService
     inbound: InboundService
     webhooks: WebhookService
+    conversations: ConversationService
     http: HttpClient
     _closed: bool = field(default=False, repr=False)
 
@@ -133,6 +135,7 @@ def build_container(
         tracking=TrackingService(db),
         inbound=inbound,
         webhooks=WebhookService(db, secrets, statuses, inbound),
+        conversations=ConversationService(db),
         http=http,
     )
 
@@ -169,5 +172,6 @@ def create_app(container: Container, *, run_worker: bool | None = None) -> FastA
     app.include_router(health.router)
     app.include_router(catalog.router)
     app.include_router(messages.router)
+    app.include_router(conversations.router)
     app.include_router(webhooks.router)
     return app

@@ -1,0 +1,125 @@
+"""Conversations: read side (agent routing builds on these)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict
+
+from outbound.adapters.db.engine import Database
+from outbound.adapters.db.models import Conversation, InboundMessage, Message
+from outbound.errors import InvalidRequestError, NotFoundError
+from outbound.schemas import Page
+from outbound.services.pagination import encode_cursor, paginate
+
+__all__ = ["ConversationEntry", "ConversationOut", "ConversationService"]
+
+
+class ConversationEntry(BaseModel):
+    """One message of a conversation, either direction."""
+
+    direction: Literal["inbound", "outbound"]
+    id: str
+    body: str | None
+    at: datetime
+    status: str | None = None
+    keyword: str | None = None
+
+
+class ConversationOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    channel_id: str
+    configuration_id: str | None
+    customer_number: str
+    status: str
+    assigned_to: str | None
+    created_at: datetime
+    updated_at: datetime
+    last_message_at: datetime
+    messages: list[ConversationEntry] | None = None
+
+
+class ConversationService:
+    """Lists conversations and shows one with its messages in time order."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def list(
+        self, org_id: str, status: str | None, cursor: str | None, limit: int
+    ) -> Page[ConversationOut]:
+        if status is not None and status not in {"open", "closed"}:
+            raise InvalidRequestError("status must be open or closed", field="status")
+        query: sa.Select[Any] = sa.select(Conversation).where(Conversation.org_id == org_id)
+        if status is not None:
+            query = query.where(Conversation.status == status)
+        query = paginate(query, Conversation.created_at, Conversation.id, cursor, limit)
+        with self._db.read() as session:
+            rows = list(session.execute(query).scalars())
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return Page[ConversationOut](
+            data=[ConversationOut.model_validate(r) for r in rows],
+            next_cursor=encode_cursor(rows[-1].created_at, rows[-1].id) if more else None,
+        )
+
+    def get(self, org_id: str, conversation_id: str) -> ConversationOut:
+        with self._db.read() as session:
+            conversation = session.execute(
+                sa.select(Conversation).where(
+                    Conversation.id == conversation_id, Conversation.org_id == org_id
+                )
+            ).scalar_one_or_none()
+            if conversation is None:
+                raise NotFoundError(f"no conversation {conversation_id!r}")
+            inbound = session.execute(
+                sa.select(InboundMessage).where(InboundMessage.conversation_id == conversation.id)
+            ).scalars()
+            entries = [
+                ConversationEntry(
+                    direction="inbound",
+                    id=m.id,
+                    body=m.body,
+                    at=m.received_at,
+                    keyword=m.keyword,
+                )
+                for m in inbound
+            ]
+            # The outbound side: what we sent this customer on this channel since the thread
+            # began (the message that started it included), and replies sent within it.
+            first_reply = session.execute(
+                sa.select(InboundMessage.in_reply_to)
+                .where(InboundMessage.conversation_id == conversation.id)
+                .order_by(InboundMessage.received_at)
+                .limit(1)
+            ).scalar_one_or_none()
+            outbound_filter = sa.or_(
+                Message.conversation_id == conversation.id,
+                Message.id == first_reply,
+                sa.and_(
+                    Message.channel_id == conversation.channel_id,
+                    Message.to_number == conversation.customer_number,
+                    Message.created_at >= conversation.created_at,
+                ),
+            )
+            outbound = session.execute(
+                sa.select(Message).where(Message.org_id == org_id, outbound_filter)
+            ).scalars()
+            entries += [
+                ConversationEntry(
+                    direction="outbound",
+                    id=m.id,
+                    body=m.body,
+                    at=m.created_at,
+                    status=m.status,
+                )
+                for m in outbound
+            ]
+        entries.sort(key=lambda e: (e.at, e.direction == "inbound"))
+        result = ConversationOut.model_validate(conversation)
+        result.messages = entries
+        return result
