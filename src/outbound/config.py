@@ -83,9 +83,11 @@ class Settings(BaseSettings):
     @field_validator("default_region")
     @classmethod
     def _upper_region(cls, value: str) -> str:
+        import phonenumbers
+
         value = value.strip().upper()
-        if len(value) != 2 or not value.isalpha():
-            raise ValueError("must be a two-letter region code such as US or FR")
+        if value not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError("must be a region code phone numbers know, such as US or FR")
         return value
 
     @property

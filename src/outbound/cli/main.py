@@ -6,12 +6,16 @@ import asyncio
 import logging
 import signal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 
 from outbound.config import Settings, SettingsError, load_settings
 from outbound.schemas import Role
+
+if TYPE_CHECKING:
+    from outbound.app import Container
 
 __all__ = ["app"]
 
@@ -30,10 +34,32 @@ def _settings() -> Settings:
         raise typer.Exit(2) from exc
 
 
+def _startup(settings: Settings) -> Container:
+    """Build the service and bring its schema up to date, with clear errors for bad setups."""
+    import sqlalchemy as sa
+
+    from outbound.app import build_container
+    from outbound.errors import OutboundError
+
+    try:
+        container = build_container(settings)
+        if settings.migrate_on_start:
+            container.migrate()
+    except OutboundError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    except sa.exc.OperationalError as exc:
+        err.print(f"[red]error:[/red] database unreachable: {exc.orig}")
+        raise typer.Exit(2) from exc
+    return container
+
+
 def _logging(settings: Settings) -> None:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # Alembic narrates every step at INFO; an operator needs only its warnings.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 @app.command()
@@ -47,11 +73,11 @@ def serve(
     """Run the HTTP API (and, by default, a dispatcher) in one process."""
     import uvicorn
 
-    from outbound.app import build_container, create_app
+    from outbound.app import create_app
 
     settings = _settings()
     _logging(settings)
-    container = build_container(settings)
+    container = _startup(settings)
     application = create_app(container, run_worker=worker)
     uvicorn.run(
         application,
@@ -65,15 +91,11 @@ def serve(
 @app.command()
 def worker() -> None:
     """Run a dispatcher only (several may share one PostgreSQL database)."""
-    from outbound.app import build_container
-
     settings = _settings()
     _logging(settings)
+    container = _startup(settings)
 
     async def main() -> None:
-        container = build_container(settings)
-        if settings.migrate_on_start:
-            await asyncio.to_thread(container.migrate)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -89,16 +111,11 @@ def worker() -> None:
 @app.command()
 def migrate() -> None:
     """Bring the database schema up to date."""
-    from outbound.adapters.db.engine import create_engine
-    from outbound.adapters.db.migrate import current_revision, upgrade
+    from outbound.adapters.db.migrate import current_revision
 
-    settings = _settings()
-    if settings.is_sqlite and not settings.database_url:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(settings.resolved_database_url)
-    upgrade(engine)
-    console.print(f"schema at revision [bold]{current_revision(engine)}[/bold]")
-    engine.dispose()
+    container = _container(_settings())
+    console.print(f"schema at revision [bold]{current_revision(container.db.engine)}[/bold]")
+    container.db.dispose()
 
 
 @app.command()
@@ -113,12 +130,8 @@ def demo(
     raise typer.Exit(run_demo(console, data_dir))
 
 
-def _container(settings: Settings):  # type: ignore[no-untyped-def]
-    from outbound.app import build_container
-
-    container = build_container(settings)
-    container.migrate()
-    return container
+def _container(settings: Settings) -> Container:
+    return _startup(settings.model_copy(update={"migrate_on_start": True}))
 
 
 @admin.command("create-org")

@@ -19,7 +19,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from outbound.adapters.db.engine import Database
-from outbound.adapters.db.models import Channel, Template
+from outbound.adapters.db.models import Channel, SendRequest, Template
 from outbound.adapters.providers.base import ChannelInfo, OutgoingMessage, Provider
 from outbound.adapters.providers.http import CredentialsError
 from outbound.adapters.providers.twilio import RecipientOptedOutError
@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 MAINTENANCE_INTERVAL_SECONDS = 60.0
 DB_ERROR_MAX_PAUSE = 30.0
+IDEMPOTENCY_KEY_LIFETIME = timedelta(hours=24)
 
 
 def default_worker_id() -> str:
@@ -287,6 +288,13 @@ class Dispatcher:
                 pause = min(DB_ERROR_MAX_PAUSE, self._settings.worker_poll_interval * 2**failures)
                 log.warning("database error in dispatcher (%s); retrying in %.1f s", exc, pause)
                 claimed = 0
+            except Exception:
+                # A bug or a misconfiguration (a secret key that opens no credentials): a lane
+                # that died silently would leave the worker running and sending nothing.
+                failures += 1
+                pause = min(DB_ERROR_MAX_PAUSE, self._settings.worker_poll_interval * 2**failures)
+                log.exception("dispatcher batch failed; retrying in %.1f s", pause)
+                claimed = 0
             if claimed == 0:
                 try:
                     await asyncio.wait_for(stop.wait(), pause)
@@ -305,5 +313,16 @@ class Dispatcher:
                 pass
 
     def _purge(self) -> None:
+        now = self._clock.now()
         with self._db.transaction() as session:
-            purge_old_buckets(session, self._clock.now())
+            purge_old_buckets(session, now)
+            # Idempotency keys are remembered for a day, then the key may be used again.
+            session.execute(
+                sa.update(SendRequest)
+                .where(
+                    SendRequest.idempotency_key.is_not(None),
+                    SendRequest.state == "completed",
+                    SendRequest.created_at < now - IDEMPOTENCY_KEY_LIFETIME,
+                )
+                .values(idempotency_key=None)
+            )
