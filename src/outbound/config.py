@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     max_attempts: int = Field(DEFAULT_MAX_ATTEMPTS, ge=1, le=100)
     retry_base_seconds: float = Field(2.0, gt=0)
     retry_max_seconds: float = Field(900.0, gt=0)
+    circuit_threshold: int = Field(
+        5, ge=1, description="Provider-side failures in a row that open a channel's circuit."
+    )
+    circuit_cooldown_seconds: float = Field(30.0, gt=0, description="Open circuit pause (s).")
     shutdown_grace_seconds: float = Field(10.0, ge=0)
     idempotency_stale_seconds: float = Field(120.0, gt=0)
 

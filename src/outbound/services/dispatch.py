@@ -19,14 +19,15 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from outbound.adapters.db.engine import Database
-from outbound.adapters.db.models import Channel, SendRequest, Template
-from outbound.adapters.providers.base import ChannelInfo, OutgoingMessage, Provider
+from outbound.adapters.db.models import Channel, OutboundConfiguration, SendRequest, Template
+from outbound.adapters.providers.base import ChannelInfo, OutgoingMessage, Provider, SendResult
 from outbound.adapters.providers.http import CredentialsError
 from outbound.adapters.providers.twilio import RecipientOptedOutError
 from outbound.adapters.queue.outbox import ClaimedMessage, Outbox, Outcome
 from outbound.adapters.secrets import SecretBox
 from outbound.clock import Clock
 from outbound.config import Settings
+from outbound.domain.circuit import CircuitBreaker
 from outbound.domain.numbers import mask_number
 from outbound.domain.retry import retry_delay
 from outbound.domain.statuses import MessageStatus
@@ -51,6 +52,8 @@ def default_worker_id() -> str:
 class _BatchContext:
     channels: Mapping[str, ChannelInfo]
     content_sids: Mapping[str, str | None]
+    # configuration id → its healthy fallback channel
+    fallbacks: Mapping[str, ChannelInfo]
 
 
 class Dispatcher:
@@ -76,6 +79,7 @@ class Dispatcher:
         self.worker_id = worker_id or default_worker_id()
         self._rng = rng or random.Random()
         self._semaphore = asyncio.Semaphore(settings.worker_concurrency)
+        self._breakers: dict[str, CircuitBreaker] = {}
 
     async def run_once(self, limit: int | None = None) -> int:
         """Claim one batch, send it, record it; returns how many messages were claimed."""
@@ -112,9 +116,21 @@ class Dispatcher:
         return len(claimed)
 
     def _load_context(self, claimed: list[ClaimedMessage]) -> _BatchContext:
-        channel_ids = {m.channel_id for m in claimed}
+        config_ids = {m.configuration_id for m in claimed if m.configuration_id}
         template_ids = {m.template_id for m in claimed if m.send_as_template}
         with self._db.read() as session:
+            fallback_of = {
+                row.id: row.fallback_channel_id
+                for row in session.execute(
+                    sa.select(
+                        OutboundConfiguration.id, OutboundConfiguration.fallback_channel_id
+                    ).where(
+                        OutboundConfiguration.id.in_(config_ids),
+                        OutboundConfiguration.fallback_channel_id.is_not(None),
+                    )
+                )
+            }
+            channel_ids = {m.channel_id for m in claimed} | set(fallback_of.values())
             channels = list(
                 session.execute(sa.select(Channel).where(Channel.id.in_(channel_ids))).scalars()
             )
@@ -126,40 +142,45 @@ class Dispatcher:
                     )
                 )
             }
-        infos = {
-            c.id: ChannelInfo(
-                id=c.id,
-                org_id=c.org_id,
-                type=c.type,
-                provider=c.provider,
-                sender=c.sender,
-                base_url=c.base_url,
-                credentials=self._secrets.decrypt(c.credentials_encrypted)
-                if c.credentials_encrypted
-                else {},
-                options=dict(c.options or {}),
-            )
-            for c in channels
+        infos = {c.id: self._channel_info(c) for c in channels}
+        fallbacks = {
+            config_id: infos[channel_id]
+            for config_id, channel_id in fallback_of.items()
+            if channel_id in infos and infos[channel_id].healthy
         }
-        return _BatchContext(channels=infos, content_sids=sids)
+        return _BatchContext(channels=infos, content_sids=sids, fallbacks=fallbacks)
+
+    def _channel_info(self, channel: Channel) -> ChannelInfo:
+        return ChannelInfo(
+            id=channel.id,
+            org_id=channel.org_id,
+            type=channel.type,
+            provider=channel.provider,
+            sender=channel.sender,
+            base_url=channel.base_url,
+            credentials=self._secrets.decrypt(channel.credentials_encrypted)
+            if channel.credentials_encrypted
+            else {},
+            options=dict(channel.options or {}),
+            healthy=channel.healthy,
+        )
 
     def _failed(self, message: ClaimedMessage, code: str, text: str) -> Outcome:
         return Outcome(message.id, MessageStatus.FAILED, error_code=code, error_message=text)
 
-    async def _send(self, message: ClaimedMessage, context: _BatchContext) -> Outcome:
-        if message.attempts > message.max_attempts:
-            return self._failed(
-                message, "max_attempts_exceeded", f"gave up after {message.max_attempts} attempts"
+    def _breaker(self, channel_id: str) -> CircuitBreaker:
+        breaker = self._breakers.get(channel_id)
+        if breaker is None:
+            breaker = self._breakers[channel_id] = CircuitBreaker(
+                threshold=self._settings.circuit_threshold,
+                cooldown=timedelta(seconds=self._settings.circuit_cooldown_seconds),
             )
-        channel = context.channels.get(message.channel_id)
-        if channel is None:
-            return self._failed(message, "channel_deleted", "the message's channel was deleted")
-        provider = self._providers.get(channel.provider)
-        if provider is None:
-            return self._failed(
-                message, "provider_unavailable", f"no adapter for provider {channel.provider!r}"
-            )
-        outgoing = OutgoingMessage(
+        return breaker
+
+    def _outgoing(
+        self, message: ClaimedMessage, channel: ChannelInfo, context: _BatchContext
+    ) -> OutgoingMessage:
+        return OutgoingMessage(
             id=message.id,
             org_id=message.org_id,
             channel=channel,
@@ -173,9 +194,83 @@ class Dispatcher:
             else None,
             first_attempt_at=message.first_attempt_at,
         )
+
+    async def _call(self, outgoing: OutgoingMessage) -> SendResult:
+        """One provider call through the channel's circuit breaker."""
+        channel = outgoing.channel
+        provider = self._providers.get(channel.provider)
+        if provider is None:
+            raise PermanentProviderError(
+                f"no adapter for provider {channel.provider!r}", code="provider_unavailable"
+            )
+        breaker = self._breaker(channel.id)
         try:
             async with self._semaphore:
                 result = await provider.send(outgoing)
+        except TransientProviderError:
+            breaker.failure(self._clock.now())
+            raise
+        except PermanentProviderError:
+            breaker.success()  # the provider answered: it is up
+            raise
+        breaker.success()
+        return result
+
+    async def _send(self, message: ClaimedMessage, context: _BatchContext) -> Outcome:
+        if message.attempts > message.max_attempts:
+            return self._failed(
+                message, "max_attempts_exceeded", f"gave up after {message.max_attempts} attempts"
+            )
+        channel = context.channels.get(message.channel_id)
+        if channel is None:
+            return self._failed(message, "channel_deleted", "the message's channel was deleted")
+        fallback = context.fallbacks.get(message.configuration_id or "")
+        now = self._clock.now()
+        primary_usable = channel.healthy and self._breaker(channel.id).allow(now)
+        fallback_usable = fallback is not None and self._breaker(fallback.id).allow(now)
+        if not primary_usable:
+            if fallback is not None and fallback_usable:
+                return await self._attempt(message, fallback, context, failover=True)
+            # Primary down and no way around it: wait for the circuit to let a probe through.
+            reopen = self._breaker(channel.id).reopens_at() or now
+            return Outcome(
+                message.id,
+                MessageStatus.QUEUED,
+                error_code="circuit_open",
+                error_message=f"{channel.provider} is failing; sending paused",
+                retry_at=max(reopen, now),
+                refund_attempt=True,
+            )
+        outcome = await self._attempt(message, channel, context, failover=False)
+        if (
+            outcome.status is MessageStatus.QUEUED
+            and not outcome.refund_attempt
+            and fallback is not None
+            and fallback_usable
+        ):
+            # A provider-side failure of the primary: go through the fallback right away.
+            log.info(
+                "message %s: %s failed (%s), failing over to %s",
+                message.id,
+                channel.provider,
+                outcome.error_code,
+                fallback.provider,
+                extra={"message_id": message.id, "provider": channel.provider},
+            )
+            return await self._attempt(message, fallback, context, failover=True)
+        return outcome
+
+    async def _attempt(
+        self,
+        message: ClaimedMessage,
+        channel: ChannelInfo,
+        context: _BatchContext,
+        *,
+        failover: bool,
+    ) -> Outcome:
+        via = channel.id if failover else None
+        try:
+            result = await self._call(self._outgoing(message, channel, context))
         except TransientProviderError as exc:
             if message.attempts >= message.max_attempts:
                 return self._failed(message, exc.code or "transient_error", exc.message)
@@ -225,7 +320,11 @@ class Dispatcher:
             )
             return self._failed(message, exc.code or "permanent_error", exc.message)
         return Outcome(
-            message.id, MessageStatus.SENT, provider_message_id=result.provider_message_id
+            message.id,
+            MessageStatus.SENT,
+            provider_message_id=result.provider_message_id,
+            sent_via_channel_id=via,
+            provider=channel.provider if failover else None,
         )
 
     def _stop_channel(self, channel: ChannelInfo, exc: CredentialsError) -> None:

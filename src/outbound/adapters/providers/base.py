@@ -42,6 +42,7 @@ class ChannelInfo:
     base_url: str | None
     credentials: Mapping[str, str]
     options: Mapping[str, Any]
+    healthy: bool = True
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 
 from outbound.adapters.db.engine import Database
-from outbound.adapters.db.models import Channel, Message, MessageEvent
+from outbound.adapters.db.models import Channel, Message, MessageEvent, OutboundConfiguration
 from outbound.domain.statuses import MessageStatus
 
 __all__ = ["ClaimedMessage", "Outbox", "Outcome"]
@@ -35,6 +35,7 @@ class ClaimedMessage:
     id: str
     org_id: str
     channel_id: str
+    configuration_id: str | None
     template_id: str | None
     to_number: str
     body: str | None
@@ -59,12 +60,14 @@ class Outcome:
     # The attempt does not count (the channel, not the message, was at fault).
     refund_attempt: bool = False
     sent_via_channel_id: str | None = None
+    provider: str | None = None
 
 
 _RETURNING = (
     Message.id,
     Message.org_id,
     Message.channel_id,
+    Message.configuration_id,
     Message.template_id,
     Message.to_number,
     Message.body,
@@ -91,11 +94,23 @@ class Outbox:
             sa.and_(Message.status == _QUEUED, Message.scheduled_at <= now),
             sa.and_(Message.status == _SENDING, Message.lease_until < now),
         )
-        # Messages of a channel stopped for bad credentials wait for new credentials.
+        # Messages of a channel stopped for bad credentials wait for new credentials, unless
+        # their configuration names a healthy fallback channel.
         stopped = sa.select(Channel.id).where(Channel.healthy.is_(False))
+        rescued = (
+            sa.select(OutboundConfiguration.id)
+            .join(Channel, Channel.id == OutboundConfiguration.fallback_channel_id)
+            .where(Channel.healthy.is_(True))
+        )
         pick = (
             sa.select(Message.id, Message.status)
-            .where(due, Message.channel_id.not_in(stopped))
+            .where(
+                due,
+                sa.or_(
+                    Message.channel_id.not_in(stopped),
+                    Message.configuration_id.in_(rescued),
+                ),
+            )
             .order_by(Message.scheduled_at)
             .limit(limit)
         )
@@ -126,6 +141,7 @@ class Outbox:
                     id=r.id,
                     org_id=r.org_id,
                     channel_id=r.channel_id,
+                    configuration_id=r.configuration_id,
                     template_id=r.template_id,
                     to_number=r.to_number,
                     body=r.body,
@@ -188,6 +204,9 @@ class Outbox:
                 sent_via_channel_id=sa.func.coalesce(
                     sa.bindparam("b_via", type_=sa.String), table.c.sent_via_channel_id
                 ),
+                provider=sa.func.coalesce(
+                    sa.bindparam("b_provider", type_=sa.String), table.c.provider
+                ),
                 lease_until=None,
                 worker_id=None,
                 updated_at=now,
@@ -203,6 +222,7 @@ class Outbox:
                 "b_retry": o.retry_at,
                 "b_refund": 1 if o.refund_attempt else 0,
                 "b_via": o.sent_via_channel_id,
+                "b_provider": o.provider,
             }
             for o in outcomes
         ]
@@ -230,7 +250,7 @@ class Outbox:
                             "org_id": ours[o.message_id],
                             "status": o.status.value,
                             "occurred_at": now,
-                            "source": "worker",
+                            "source": "failover" if o.sent_via_channel_id else "worker",
                             "error_code": o.error_code,
                             "error_message": o.error_message,
                         }
