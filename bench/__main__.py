@@ -96,9 +96,7 @@ def bench_accept(settings: Settings, requests: int) -> dict[str, float]:
     _key, api_key = create_api_key(container.db, container.clock, org_id, Role.SENDER)
     port = _free_port()
     server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(container, run_worker=False), port=port, log_level="warning"
-        )
+        uvicorn.Config(create_app(container, run_worker=False), port=port, log_level="warning")
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
