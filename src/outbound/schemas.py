@@ -15,6 +15,7 @@ from pydantic import (
     ValidationError,
     ValidatorFunctionWrapHandler,
     WrapValidator,
+    field_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -74,7 +75,28 @@ class ConversationMode(StrEnum):
     ON_SEND = "on_send"
 
 
-class _In(BaseModel):
+def _has_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+class _Checked(BaseModel):
+    """Refuses the NUL character in any text of a request: PostgreSQL cannot store it."""
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        if _has_nul(value):
+            raise ValueError("must not contain the NUL character (U+0000)")
+        return value
+
+
+class _In(_Checked):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
@@ -237,6 +259,12 @@ class ConfigurationCreate(_In):
     template_id: str = Field(min_length=1, max_length=36)
     default_locale: str | None = Field(None, min_length=1, max_length=35)
     conversation_mode: ConversationMode = ConversationMode.ON_RESPONSE
+    fallback_channel_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=36,
+        description="A channel of the same type on another provider, used when this one fails.",
+    )
     active: StrictBool = True
 
 
@@ -247,6 +275,7 @@ class ConfigurationUpdate(_In):
     template_id: str | None = Field(None, min_length=1, max_length=36)
     default_locale: str | None = Field(None, min_length=1, max_length=35)
     conversation_mode: ConversationMode | None = None
+    fallback_channel_id: str | None = Field(None, min_length=1, max_length=36)
     active: StrictBool | None = None
 
 
@@ -259,6 +288,7 @@ class ConfigurationOut(_Out):
     template_id: str
     default_locale: str | None
     conversation_mode: ConversationMode
+    fallback_channel_id: str | None
     active: bool
     created_at: datetime
     updated_at: datetime
@@ -267,7 +297,7 @@ class ConfigurationOut(_Out):
 # --- Send -------------------------------------------------------------------------------
 
 
-class ContactItem(BaseModel):
+class ContactItem(_Checked):
     """One contact of a send request, as Dynamics 365 flows send it."""
 
     model_config = ConfigDict(extra="forbid")
@@ -281,7 +311,7 @@ class ContactItem(BaseModel):
     templateparameters: dict[str, str] | None = None
 
 
-class SendIn(BaseModel):
+class SendIn(_Checked):
     model_config = ConfigDict(extra="forbid")
 
     configuration_id: str = Field(min_length=1, max_length=36)

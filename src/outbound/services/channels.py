@@ -203,7 +203,10 @@ class ChannelService:
             channel = self._load(session, org_id, channel_id)
             users = session.execute(
                 sa.select(OutboundConfiguration.id, OutboundConfiguration.name).where(
-                    OutboundConfiguration.channel_id == channel.id
+                    sa.or_(
+                        OutboundConfiguration.channel_id == channel.id,
+                        OutboundConfiguration.fallback_channel_id == channel.id,
+                    )
                 )
             ).all()
             if users:

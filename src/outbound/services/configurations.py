@@ -63,6 +63,32 @@ class ConfigurationService:
             )
 
     @staticmethod
+    def _check_fallback(
+        session: Session, org_id: str, channel_type: str, channel_id: str, fallback_id: str
+    ) -> None:
+        fallback = session.execute(
+            sa.select(Channel.type, Channel.provider).where(
+                Channel.id == fallback_id, Channel.org_id == org_id
+            )
+        ).one_or_none()
+        if fallback is None:
+            raise InvalidRequestError(f"no channel {fallback_id!r}", field="fallback_channel_id")
+        primary_provider = session.execute(
+            sa.select(Channel.provider).where(Channel.id == channel_id)
+        ).scalar_one()
+        if fallback.type != channel_type:
+            raise InvalidRequestError(
+                f"fallback channel is of type {fallback.type!r}, not {channel_type!r}",
+                field="fallback_channel_id",
+                code="channel_type_mismatch",
+            )
+        if fallback.provider == primary_provider:
+            raise InvalidRequestError(
+                "the fallback channel must use another provider than the channel",
+                field="fallback_channel_id",
+            )
+
+    @staticmethod
     def load(session: Session, org_id: str, config_id: str) -> OutboundConfiguration:
         config = session.execute(
             sa.select(OutboundConfiguration).where(
@@ -89,6 +115,7 @@ class ConfigurationService:
             template_id=data.template_id,
             default_locale=default_locale,
             conversation_mode=data.conversation_mode.value,
+            fallback_channel_id=data.fallback_channel_id,
             active=data.active,
             created_at=now,
             updated_at=now,
@@ -97,6 +124,14 @@ class ConfigurationService:
             self._check_refs(
                 session, org_id, data.channel_type.value, data.channel_id, data.template_id
             )
+            if data.fallback_channel_id:
+                self._check_fallback(
+                    session,
+                    org_id,
+                    data.channel_type.value,
+                    data.channel_id,
+                    data.fallback_channel_id,
+                )
             session.add(config)
         return _out(config)
 
@@ -124,6 +159,15 @@ class ConfigurationService:
     def update(self, org_id: str, config_id: str, data: ConfigurationUpdate) -> ConfigurationOut:
         with self._db.transaction() as session:
             config = self.load(session, org_id, config_id)
+            # Check the references before changing the row: the checks' queries would
+            # otherwise flush a dangling reference and fail on the foreign key.
+            self._check_refs(
+                session,
+                org_id,
+                config.channel_type,
+                data.channel_id or config.channel_id,
+                data.template_id or config.template_id,
+            )
             if data.name is not None:
                 config.name = data.name
             if data.show_in_timeline is not None:
@@ -142,9 +186,16 @@ class ConfigurationService:
                 config.conversation_mode = data.conversation_mode.value
             if data.active is not None:
                 config.active = data.active
-            self._check_refs(
-                session, org_id, config.channel_type, config.channel_id, config.template_id
-            )
+            if "fallback_channel_id" in data.model_fields_set:
+                if data.fallback_channel_id:
+                    self._check_fallback(
+                        session,
+                        org_id,
+                        config.channel_type,
+                        data.channel_id or config.channel_id,
+                        data.fallback_channel_id,
+                    )
+                config.fallback_channel_id = data.fallback_channel_id
             config.updated_at = self._clock.now()
         return _out(config)
 
