@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import tempfile
 import threading
@@ -70,7 +71,27 @@ def _free_port() -> int:
         return port
 
 
-def run_demo(console: Console, data_dir: Path | None = None) -> int:
+class _FakeTwilioThread:
+    """The fake Twilio server, on a loop of its own in a background thread."""
+
+    def __init__(self) -> None:
+        from outbound.testing.fakes import FakeTwilio
+
+        self.fake = FakeTwilio(callback_delay=0.2)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    def start(self) -> str:
+        self._thread.start()
+        return asyncio.run_coroutine_threadsafe(self.fake.start(), self._loop).result(10)
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.fake.stop(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+
+def run_demo(console: Console, data_dir: Path | None = None, provider: str = "sandbox") -> int:
     """Run the demo; returns the process exit code."""
     with tempfile.TemporaryDirectory(prefix="outbound-demo-") as tmp:
         directory = data_dir or Path(tmp)
@@ -79,10 +100,33 @@ def run_demo(console: Console, data_dir: Path | None = None) -> int:
             data_dir=directory,
             database_url=None,
             port=port,
+            public_base_url=f"http://127.0.0.1:{port}",
             sandbox_delivery_delay=0.3,
             log_level="WARNING",
         )
-        console.print(f"[bold]outbound demo[/bold]: SQLite in {directory}, sandbox provider")
+        fake = _FakeTwilioThread() if provider == "twilio" else None
+        channel: dict[str, Any] = {
+            "name": "Sandbox SMS",
+            "type": "sms",
+            "provider": "sandbox",
+            "sender": "+15005550006",
+        }
+        if fake is not None:
+            from outbound.testing.fakes import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN
+
+            channel = {
+                "name": "Twilio SMS (local fake)",
+                "type": "sms",
+                "provider": "twilio",
+                "sender": "+15005550006",
+                "base_url": fake.start(),
+                "credentials": {
+                    "account_sid": DEFAULT_ACCOUNT_SID,
+                    "auth_token": DEFAULT_AUTH_TOKEN,
+                },
+            }
+        label = "fake Twilio server" if fake else "sandbox provider"
+        console.print(f"[bold]outbound demo[/bold]: SQLite in {directory}, {label}")
         container = build_container(settings)
         container.migrate()
         org = create_organization(container.db, container.clock, "Demo organisation")
@@ -98,10 +142,12 @@ def run_demo(console: Console, data_dir: Path | None = None) -> int:
         thread = threading.Thread(target=server.run, name="outbound-demo-server", daemon=True)
         thread.start()
         try:
-            return _drive(console, f"http://127.0.0.1:{port}", api_key, server)
+            return _drive(console, f"http://127.0.0.1:{port}", api_key, server, channel)
         finally:
             server.should_exit = True
             thread.join(timeout=15)
+            if fake is not None:
+                fake.stop()
 
 
 def _admin_role() -> Any:
@@ -110,7 +156,13 @@ def _admin_role() -> Any:
     return Role.ADMIN
 
 
-def _drive(console: Console, base: str, api_key: str, server: uvicorn.Server) -> int:
+def _drive(
+    console: Console,
+    base: str,
+    api_key: str,
+    server: uvicorn.Server,
+    channel_body: dict[str, Any],
+) -> int:
     deadline = time.monotonic() + 15
     while not server.started:
         if time.monotonic() > deadline:

@@ -123,11 +123,17 @@ def demo(
     data_dir: Path | None = typer.Option(
         None, help="Keep the demo database here (default: a temporary directory)."
     ),
+    provider: str = typer.Option(
+        "sandbox", help="sandbox, or twilio: the real Twilio adapter against a local fake."
+    ),
 ) -> None:
     """Run the service on SQLite with a sandbox channel and send a few messages end to end."""
     from outbound.cli.demo import run_demo
 
-    raise typer.Exit(run_demo(console, data_dir))
+    if provider not in {"sandbox", "twilio"}:
+        err.print("[red]error:[/red] --provider must be sandbox or twilio")
+        raise typer.Exit(2)
+    raise typer.Exit(run_demo(console, data_dir, provider))
 
 
 def _container(settings: Settings) -> Container:
