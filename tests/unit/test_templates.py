@@ -154,7 +154,7 @@ def test_validate_template_accepts_valid(text: str) -> None:
         # non-str values go through str()
         ("{N}", {"N": 42}, "42"),
         ("{N}", {"N": 1.5}, "1.5"),
-        ("{N}", {"N": True}, "True"),
+        ("{N}", {"N": True}, "true"),
         ("{N}", {"N": 0}, "0"),
         ("{N}", {"N": ""}, ""),
         ("{N}", {"N": ["a"]}, "['a']"),
@@ -228,3 +228,19 @@ def test_render_does_not_mutate_values() -> None:
     values: dict[str, object] = {"a": "1", "B": None}
     render("{A}", values)
     assert values == {"a": "1", "B": None}
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (True, "true"),
+        (False, "false"),
+        (3, "3"),
+        (2.0, "2"),
+        (1e20, "100000000000000000000"),
+        (2.5, "2.5"),
+        ("x", "x"),
+    ],
+)
+def test_json_values_render_as_json_users_wrote_them(value: object, text: str) -> None:
+    assert render("{V}", {"V": value}) == text

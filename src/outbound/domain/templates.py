@@ -22,6 +22,7 @@ from outbound.errors import MissingPlaceholderError, TemplateSyntaxError
 __all__ = [
     "ParsedTemplate",
     "Placeholder",
+    "format_value",
     "parse_template",
     "render",
     "validate_template",
@@ -136,6 +137,18 @@ def validate_template(text: str) -> None:
     parse_template(text)
 
 
+def format_value(value: object) -> str:
+    """A placeholder value as text: JSON booleans stay ``true``/``false``, whole numbers
+    carry no ``.0`` and no exponent (values arrive as JSON, not as Python objects)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
+        return str(int(value))
+    return str(value)
+
+
 def _resolve(values: Mapping[str, object]) -> tuple[dict[str, str], dict[str, str]]:
     """Index non-None values by exact key and by lower-cased ASCII key."""
     exact: dict[str, str] = {}
@@ -143,7 +156,7 @@ def _resolve(values: Mapping[str, object]) -> tuple[dict[str, str], dict[str, st
     for key, value in values.items():
         if value is None:
             continue
-        text = value if isinstance(value, str) else str(value)
+        text = format_value(value)
         exact[key] = text
         # Only ASCII keys can take part in the fallback: placeholder names are ASCII, and
         # Unicode case folding would let e.g. "ß" match "ss" or the Kelvin sign match "k".

@@ -24,7 +24,9 @@ def encode_cursor(created_at: datetime, row_id: str) -> str:
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        created, separator, row_id = base64.urlsafe_b64decode(padded).decode().partition("|")
+        # validate: refuse characters outside the alphabet instead of silently skipping them.
+        raw = base64.b64decode(padded, altchars=b"-_", validate=True)
+        created, separator, row_id = raw.decode().partition("|")
         when = datetime.fromisoformat(created)
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
         raise InvalidRequestError("malformed cursor", field="cursor") from exc

@@ -16,10 +16,12 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from outbound.adapters.db.engine import Database
 from outbound.adapters.db.models import (
     Channel,
+    Conversation,
     Message,
     MessageEvent,
     Organization,
@@ -50,6 +52,7 @@ from outbound.services.quota import consume_request_quota
 __all__ = [
     "CONTEXT_KEYS",
     "MAX_BODY_CHARACTERS",
+    "MAX_REFERENCE_CHARACTERS",
     "ContactPlan",
     "SendService",
     "TemplateTexts",
@@ -61,8 +64,11 @@ __all__ = [
 CONTEXT_KEYS = frozenset(
     {"regardingobjectid", "entityrelationshipname", "msdyn_ocoutboundconfigurationid"}
 )
-# What one concatenated SMS or WhatsApp message can carry at most (Twilio's Body limit).
+# What one concatenated SMS or WhatsApp message can carry at most, per provider.
 MAX_BODY_CHARACTERS = 1600
+MAX_BODY_BY_PROVIDER = {"twilio": 1600, "telesign": 1600, "acs": 2048, "sandbox": 2000}
+# The columns holding regardingobjectid and entityrelationshipname.
+MAX_REFERENCE_CHARACTERS = 200
 
 
 def body_hash(payload: Mapping[str, Any]) -> str:
@@ -126,6 +132,7 @@ def plan_contact(
     configuration_default_locale: str | None,
     texts: TemplateTexts,
     default_region: str | None,
+    max_body: int = MAX_BODY_CHARACTERS,
 ) -> ContactPlan:
     """Decide the outcome of one contact. Pure: no I/O, no clock."""
     context = contact.contextitems
@@ -139,6 +146,17 @@ def plan_contact(
     except InvalidNumberError as exc:
         plan.status, plan.reason = MessageStatus.REJECTED, exc.reason
         return plan
+    for key, value in (
+        ("regardingobjectid", plan.regarding_object_id),
+        ("entityrelationshipname", plan.entity_relationship_name),
+    ):
+        if value is not None and len(value) > MAX_REFERENCE_CHARACTERS:
+            plan.status = MessageStatus.REJECTED
+            plan.reason = (
+                f"invalid_context: {key} is longer than {MAX_REFERENCE_CHARACTERS} characters"
+            )
+            plan.regarding_object_id = plan.entity_relationship_name = None
+            return plan
     named_config = _text(context.get("msdyn_ocoutboundconfigurationid"))
     if named_config is not None and named_config.lower() != configuration_id.lower():
         plan.status = MessageStatus.REJECTED
@@ -173,12 +191,21 @@ def plan_contact(
     except MissingPlaceholderError as exc:
         plan.status, plan.reason = MessageStatus.REJECTED, f"missing_placeholder: {exc.key}"
         return plan
-    if len(plan.body) > MAX_BODY_CHARACTERS:
-        plan.status = MessageStatus.REJECTED
-        plan.reason = f"body_too_long: {len(plan.body)} characters (limit {MAX_BODY_CHARACTERS})"
+    if not plan.body.strip() and not contact.sendastemplate:
+        plan.status, plan.reason = MessageStatus.REJECTED, "empty_body"
         return plan
-    info = sms_info(plan.body)
-    plan.encoding, plan.segments = info.encoding.value, info.segments
+    if len(plan.body) > max_body:
+        plan.status = MessageStatus.REJECTED
+        plan.reason = f"body_too_long: {len(plan.body)} characters (limit {max_body})"
+        return plan
+    if contact.sendastemplate and channel_type != "whatsapp":
+        plan.status = MessageStatus.REJECTED
+        plan.reason = "sendastemplate_needs_whatsapp: approved templates are a WhatsApp feature"
+        return plan
+    if channel_type == "sms":
+        # Encoding and segments are SMS notions; WhatsApp carries text as it is.
+        info = sms_info(plan.body)
+        plan.encoding, plan.segments = info.encoding.value, info.segments
     if contact.sendastemplate:
         if contact.templateparameters is not None:
             plan.template_parameters = dict(contact.templateparameters)
@@ -306,7 +333,10 @@ class SendService:
         reserved_id: str | None,
     ) -> SendOut:
         with self._db.read() as session:
-            config = ConfigurationService.load(session, org_id, request.configuration_id)
+            try:
+                config = ConfigurationService.load(session, org_id, request.configuration_id)
+            except NotFoundError as exc:
+                raise NotFoundError(exc.message, field="configuration_id") from exc
             template = session.get(Template, config.template_id)
             channel = session.get(Channel, config.channel_id)
         if not config.active:
@@ -332,6 +362,7 @@ class SendService:
                 configuration_default_locale=config.default_locale,
                 texts=texts,
                 default_region=self._settings.default_region,
+                max_body=MAX_BODY_BY_PROVIDER.get(channel.provider, MAX_BODY_CHARACTERS),
             )
             for contact in request.contacts
         ]
@@ -406,9 +437,52 @@ class SendService:
                     )
                 )
                 session.flush()
+            if config.conversation_mode == "on_send":
+                self._open_conversations(session, org_id, config, channel, rows, now)
             session.execute(sa.insert(Message), rows)
             session.execute(sa.insert(MessageEvent), events)
         return response
+
+    @staticmethod
+    def _open_conversations(
+        session: Session,
+        org_id: str,
+        config: Any,
+        channel: Channel,
+        rows: list[dict[str, Any]],
+        now: datetime,
+    ) -> None:
+        """``on_send``: each message sent opens (or continues) the customer's conversation."""
+        numbers = {r["to_number"] for r in rows if r["status"] == MessageStatus.QUEUED.value}
+        if not numbers:
+            return
+        existing = {
+            c.customer_number: c.id
+            for c in session.execute(
+                sa.select(Conversation.customer_number, Conversation.id).where(
+                    Conversation.channel_id == channel.id,
+                    Conversation.customer_number.in_(numbers),
+                    Conversation.status == "open",
+                )
+            )
+        }
+        for number in sorted(numbers - existing.keys()):
+            conversation = Conversation(
+                org_id=org_id,
+                channel_id=channel.id,
+                configuration_id=config.id,
+                customer_number=number,
+                status="open",
+                created_at=now,
+                updated_at=now,
+                last_message_at=now,
+            )
+            session.add(conversation)
+            session.flush()
+            existing[number] = conversation.id
+        for row in rows:
+            if row["status"] == MessageStatus.QUEUED.value:
+                row["conversation_id"] = existing[row["to_number"]]
 
     def _apply_recipient_rules(
         self,

@@ -39,8 +39,14 @@ class StatusService:
         """Apply one report; False when no message has that provider id (yet)."""
         return self.apply_many([report])[0]
 
-    def apply_many(self, reports: Sequence[StatusReport]) -> list[bool]:
-        """Apply reports in one transaction, in order; one matched-or-not flag per report."""
+    def apply_many(
+        self, reports: Sequence[StatusReport], *, channel_id: str | None = None
+    ) -> list[bool]:
+        """Apply reports in one transaction, in order; one matched-or-not flag per report.
+
+        ``channel_id``: the channel whose credentials verified the reports (webhooks). Only its
+        messages may change, so that one tenant's callbacks never touch another's messages.
+        """
         if not reports:
             return []
         now = self._clock.now()
@@ -55,7 +61,16 @@ class StatusService:
                 for row in session.execute(
                     sa.select(
                         Message.id, Message.org_id, Message.status, Message.provider_message_id
-                    ).where(Message.provider == provider, Message.provider_message_id.in_(ids))
+                    ).where(
+                        Message.provider == provider,
+                        Message.provider_message_id.in_(ids),
+                        sa.or_(
+                            Message.channel_id == channel_id,
+                            Message.sent_via_channel_id == channel_id,
+                        )
+                        if channel_id is not None
+                        else sa.true(),
+                    )
                 ):
                     pid_to_row[(provider, row.provider_message_id)] = row
                     current[row.id] = MessageStatus(row.status)

@@ -117,7 +117,7 @@ class WebhookService:
         )
         events = self._verify_and_parse(channel, credentials, url, token, headers, body)
         if events.statuses:
-            matched = self._statuses.apply_many(events.statuses)
+            matched = self._statuses.apply_many(events.statuses, channel_id=channel.id)
             for report, found in zip(events.statuses, matched, strict=True):
                 if not found:
                     log.info(

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import Depends, Header, Request
 
+from outbound.errors import InvalidRequestError
 from outbound.schemas import Role
 from outbound.services.auth import Principal, authenticate, require_role
 
@@ -25,6 +26,13 @@ def container(request: Request) -> Container:
     return result
 
 
+def _reject_nul(request: Request) -> None:
+    """Refuse NUL in path and query parameters: PostgreSQL cannot even compare with it."""
+    for name, value in [*request.path_params.items(), *request.query_params.multi_items()]:
+        if "\x00" in str(value):
+            raise InvalidRequestError("must not contain the NUL character (U+0000)", field=name)
+
+
 def requires(*roles: Role) -> Callable[..., Principal]:
     """A dependency that authenticates the caller and checks their role."""
 
@@ -34,6 +42,7 @@ def requires(*roles: Role) -> Callable[..., Principal]:
     ) -> Principal:
         principal = authenticate(container(request).db, authorization)
         require_role(principal, roles)
+        _reject_nul(request)
         return principal
 
     return dependency

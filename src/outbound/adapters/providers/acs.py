@@ -9,6 +9,7 @@ arrive through Event Grid.
 from __future__ import annotations
 
 import base64
+import binascii
 import email.utils
 import hashlib
 import hmac
@@ -25,7 +26,13 @@ from outbound.adapters.providers.base import (
     WebhookEvents,
     WebhookReply,
 )
-from outbound.adapters.providers.http import HttpClient, HttpProvider, HttpRequest, HttpResponse
+from outbound.adapters.providers.http import (
+    CredentialsError,
+    HttpClient,
+    HttpProvider,
+    HttpRequest,
+    HttpResponse,
+)
 from outbound.clock import Clock
 from outbound.domain.statuses import MessageStatus
 from outbound.errors import PermanentProviderError, TransientProviderError
@@ -54,7 +61,7 @@ def acs_authorization(
     """The ``x-ms-date``, ``x-ms-content-sha256`` and ``Authorization`` headers."""
     content_hash = base64.b64encode(hashlib.sha256(body).digest()).decode()
     string_to_sign = f"{method}\n{path_and_query}\n{date};{host};{content_hash}"
-    key = base64.b64decode(access_key)
+    key = base64.b64decode(access_key, validate=True)
     signature = base64.b64encode(
         hmac.new(key, string_to_sign.encode("utf-8"), hashlib.sha256).digest()
     ).decode()
@@ -96,14 +103,19 @@ class AcsProvider(HttpProvider):
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
         path_and_query = f"/sms?api-version={ACS_API_VERSION}"
         host = urlsplit(endpoint).netloc
-        headers = acs_authorization(
-            channel.credentials["access_key"],
-            method="POST",
-            path_and_query=path_and_query,
-            host=host,
-            date=email.utils.format_datetime(self.clock.now(), usegmt=True),
-            body=body,
-        )
+        try:
+            headers = acs_authorization(
+                channel.credentials["access_key"],
+                method="POST",
+                path_and_query=path_and_query,
+                host=host,
+                date=email.utils.format_datetime(self.clock.now(), usegmt=True),
+                body=body,
+            )
+        except (KeyError, binascii.Error, ValueError) as exc:
+            raise CredentialsError(
+                f"ACS access key unusable: {type(exc).__name__}", code="credentials"
+            ) from exc
         headers.update(
             {
                 "Content-Type": "application/json",

@@ -25,7 +25,13 @@ from outbound.adapters.providers.base import (
     WebhookEvents,
     WebhookSignatureError,
 )
-from outbound.adapters.providers.http import HttpClient, HttpProvider, HttpRequest, HttpResponse
+from outbound.adapters.providers.http import (
+    CredentialsError,
+    HttpClient,
+    HttpProvider,
+    HttpRequest,
+    HttpResponse,
+)
 from outbound.clock import Clock
 from outbound.domain.statuses import MessageStatus
 
@@ -47,8 +53,21 @@ USER_AGENT = "outbound/0.1 (telesign adapter)"
 ACCEPTED_CODES = frozenset({200, 203, 290, 291, 292, 295})
 PENDING_CODES = frozenset({203, 290, 291, 292, 295})
 TEMPORARY_CODES = frozenset({210, 250, 251})
-# Authentication failures (10000s are auth/account errors in TeleSign's error table).
-CREDENTIAL_CODES = frozenset({"10000", "10001", "10002", "10003", "10004", "10005", "10019"})
+# TeleSign's documented authentication errors (sent with HTTP 401).
+CREDENTIAL_CODES = frozenset(
+    {
+        "-30000",
+        "-30004",
+        "-30005",
+        "-30006",
+        "-30007",
+        "-30009",
+        "-30010",
+        "-30011",
+        "-30012",
+        "-30015",
+    }
+)
 
 
 def _key(api_key: str) -> bytes:
@@ -128,8 +147,14 @@ class TeleSignProvider(HttpProvider):
 
     def build_request(self, message: OutgoingMessage) -> HttpRequest:
         channel = message.channel
-        customer_id = channel.credentials["customer_id"]
-        api_key = channel.credentials["api_key"]
+        try:
+            customer_id = channel.credentials["customer_id"]
+            api_key = channel.credentials["api_key"]
+            _key(api_key)
+        except (KeyError, binascii.Error, ValueError) as exc:
+            raise CredentialsError(
+                f"TeleSign credentials unusable: {type(exc).__name__}", code="credentials"
+            ) from exc
         fields = [
             ("phone_number", message.to.lstrip("+")),
             ("message", message.body),

@@ -23,7 +23,13 @@ from outbound.adapters.providers.base import (
     WebhookReply,
     WebhookSignatureError,
 )
-from outbound.adapters.providers.http import HttpClient, HttpProvider, HttpRequest, HttpResponse
+from outbound.adapters.providers.http import (
+    CredentialsError,
+    HttpClient,
+    HttpProvider,
+    HttpRequest,
+    HttpResponse,
+)
 from outbound.clock import Clock
 from outbound.domain.statuses import MessageStatus
 from outbound.errors import PermanentProviderError
@@ -85,9 +91,12 @@ class TwilioProvider(HttpProvider):
     def build_request(self, message: OutgoingMessage) -> HttpRequest:
         channel = message.channel
         credentials = channel.credentials
-        account_sid = credentials["account_sid"]
-        user = credentials.get("api_key_sid") or account_sid
-        password = credentials.get("api_key_secret") or credentials["auth_token"]
+        try:
+            account_sid = credentials["account_sid"]
+            user = credentials.get("api_key_sid") or account_sid
+            password = credentials.get("api_key_secret") or credentials["auth_token"]
+        except KeyError as exc:
+            raise CredentialsError(f"missing Twilio credential {exc}", code="credentials") from exc
         base = (channel.base_url or TWILIO_API_BASE).rstrip("/")
         fields: list[tuple[str, str]] = [("To", _address(channel.type, message.to))]
         if channel.sender.startswith("MG"):
@@ -147,24 +156,24 @@ def twilio_signature(url: str, params: Iterable[tuple[str, str]], auth_token: st
     grouped: dict[str, list[str]] = {}
     for name, value in params:
         grouped.setdefault(name, []).append(value)
+    # Each distinct value once, as Twilio's own validators do.
     payload = url + "".join(
-        name + value for name in sorted(grouped) for value in sorted(grouped[name])
+        name + value for name in sorted(grouped) for value in sorted(set(grouped[name]))
     )
     digest = hmac.new(auth_token.encode(), payload.encode(), hashlib.sha1).digest()
     return base64.b64encode(digest).decode()
 
 
 def _port_variants(url: str) -> list[str]:
-    """Twilio signs with or without the default port; accept both, like its SDK."""
+    """Twilio signs with or without the port; accept the URL as is, with the scheme's default
+    port added when it has none, and with its port removed -- like Twilio's own validator."""
     parts = urlsplit(url)
     variants = [url]
     default = {"https": 443, "http": 80}.get(parts.scheme)
     if parts.port is None and default and parts.hostname:
-        netloc = f"{parts.netloc}:{default}"
-        variants.append(urlunsplit(parts._replace(netloc=netloc)))
-    elif parts.port == default and parts.hostname:
-        netloc = parts.netloc.rsplit(":", 1)[0]
-        variants.append(urlunsplit(parts._replace(netloc=netloc)))
+        variants.append(urlunsplit(parts._replace(netloc=f"{parts.netloc}:{default}")))
+    elif parts.port is not None and parts.hostname:
+        variants.append(urlunsplit(parts._replace(netloc=parts.netloc.rsplit(":", 1)[0])))
     return variants
 
 
@@ -183,7 +192,8 @@ def verify_twilio_signature(
 
 def form_pairs(body: bytes) -> list[tuple[str, str]]:
     """Decode a form body keeping repeated names (their order does not matter for signing)."""
-    return parse_qsl(body.decode("utf-8"), keep_blank_values=True)
+    # Undecodable bytes cannot be part of a valid signature: let the check refuse them.
+    return parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True)
 
 
 def status_from_callback(form: Mapping[str, str]) -> MessageStatus | None:
