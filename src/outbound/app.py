@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from outbound import __version__
 from outbound.adapters.db import migrate
 from outbound.adapters.db.engine import Database, create_engine
+from outbound.adapters.metrics import Metrics
 from outbound.adapters.providers.acs import AcsProvider
 from outbound.adapters.providers.base import Provider
 from outbound.adapters.providers.http import HttpClient
@@ -34,6 +35,7 @@ from outbound.services.tracking import TrackingService
 from outbound.services.webhooks import WebhookService
 from outbound.web.errors import install_error_handlers
 from outbound.web.routes import catalog, conversations, health, messages, webhooks
+from outbound.web.routes.health import install_metrics
 
 __all__ = ["Container", "build_container", "create_app"]
 
@@ -58,12 +60,19 @@ class Container:
     inbound: InboundService
     webhooks: WebhookService
     conversations: ConversationService
+    metrics: Metrics
     http: HttpClient
     _closed: bool = field(default=False, repr=False)
 
     def dispatcher(self, worker_id: str | None = None) -> Dispatcher:
         return Dispatcher(
-            self.db, self.providers, self.secrets, self.clock, self.settings, worker_id=worker_id
+            self.db,
+            self.providers,
+            self.secrets,
+            self.clock,
+            self.settings,
+            worker_id=worker_id,
+            metrics=self.metrics,
         )
 
     def migrate(self) -> None:
@@ -95,7 +104,8 @@ def build_container(
             settings.resolved_database_url, pool_size=max(5, settings.worker_batch_size // 20)
         )
     )
-    statuses = StatusService(db, clock)
+    metrics = Metrics(db, clock)
+    statuses = StatusService(db, clock, metrics=metrics)
     http = HttpClient(
         pool_size=max(10, settings.worker_concurrency),
         connect_timeout=settings.http_connect_timeout,
@@ -131,11 +141,12 @@ def build_container(
         ),
         templates=TemplateService(db, clock),
         configurations=ConfigurationService(db, clock),
-        sending=SendService(db, clock, settings),
+        sending=SendService(db, clock, settings, metrics=metrics),
         tracking=TrackingService(db),
         inbound=inbound,
         webhooks=WebhookService(db, secrets, statuses, inbound),
         conversations=ConversationService(db),
+        metrics=metrics,
         http=http,
     )
 
@@ -169,6 +180,7 @@ def create_app(container: Container, *, run_worker: bool | None = None) -> FastA
     )
     app.state.container = container
     install_error_handlers(app)
+    install_metrics(app, container.metrics)
     app.include_router(health.router)
     app.include_router(catalog.router)
     app.include_router(messages.router)

@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     hourly_request_quota: int = Field(DEFAULT_HOURLY_REQUEST_QUOTA, ge=1)
 
     worker_enabled: bool = Field(True, description="Run the dispatcher inside `serve`.")
+    worker_metrics_port: int | None = Field(
+        None, ge=1, le=65535, description="`outbound worker` serves /metrics on this port."
+    )
     worker_batch_size: int = Field(100, ge=1, le=5_000)
     worker_concurrency: int = Field(200, ge=1, le=10_000)
     worker_poll_interval: float = Field(0.2, gt=0, le=60)

@@ -95,6 +95,13 @@ def worker() -> None:
     _logging(settings)
     container = _startup(settings)
 
+    if settings.worker_metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(
+            settings.worker_metrics_port, addr=settings.host, registry=container.metrics.registry
+        )
+
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -11,6 +11,7 @@ import logging
 import os
 import random
 import socket
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ import sqlalchemy as sa
 
 from outbound.adapters.db.engine import Database
 from outbound.adapters.db.models import Channel, OutboundConfiguration, SendRequest, Template
+from outbound.adapters.metrics import Metrics
 from outbound.adapters.providers.base import ChannelInfo, OutgoingMessage, Provider, SendResult
 from outbound.adapters.providers.http import CredentialsError
 from outbound.adapters.providers.twilio import RecipientOptedOutError
@@ -69,7 +71,9 @@ class Dispatcher:
         *,
         worker_id: str | None = None,
         rng: random.Random | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics or Metrics()
         self._db = db
         self._outbox = Outbox(db)
         self._providers = providers
@@ -113,6 +117,11 @@ class Dispatcher:
         await asyncio.shield(
             asyncio.to_thread(self._outbox.record, self.worker_id, outcomes, self._clock.now())
         )
+        providers = {c.id: c.provider for c in context.channels.values()}
+        channel_of = {m.id: m.channel_id for m in claimed}
+        for outcome in outcomes:
+            provider = outcome.provider or providers.get(channel_of[outcome.message_id], "")
+            self._metrics.transitions.labels(outcome.status.value, provider).inc()
         return len(claimed)
 
     def _load_context(self, claimed: list[ClaimedMessage]) -> _BatchContext:
@@ -204,15 +213,23 @@ class Dispatcher:
                 f"no adapter for provider {channel.provider!r}", code="provider_unavailable"
             )
         breaker = self._breaker(channel.id)
+        started = time.perf_counter()
         try:
             async with self._semaphore:
                 result = await provider.send(outgoing)
         except TransientProviderError:
             breaker.failure(self._clock.now())
+            self._metrics.provider_errors.labels(channel.provider, "transient").inc()
             raise
-        except PermanentProviderError:
+        except PermanentProviderError as exc:
             breaker.success()  # the provider answered: it is up
+            kind = "credentials" if isinstance(exc, CredentialsError) else "permanent"
+            self._metrics.provider_errors.labels(channel.provider, kind).inc()
             raise
+        finally:
+            self._metrics.provider_latency.labels(channel.provider).observe(
+                time.perf_counter() - started
+            )
         breaker.success()
         return result
 

@@ -29,6 +29,7 @@ from outbound.adapters.db.models import (
     Template,
     new_id,
 )
+from outbound.adapters.metrics import Metrics
 from outbound.clock import Clock
 from outbound.config import Settings
 from outbound.domain.encoding import sms_info
@@ -222,10 +223,13 @@ def plan_contact(
 class SendService:
     """Accepts send requests into the outbox."""
 
-    def __init__(self, db: Database, clock: Clock, settings: Settings) -> None:
+    def __init__(
+        self, db: Database, clock: Clock, settings: Settings, *, metrics: Metrics | None = None
+    ) -> None:
         self._db = db
         self._clock = clock
         self._settings = settings
+        self._metrics = metrics
 
     def _limits(self, org_id: str) -> tuple[int, int]:
         with self._db.read() as session:
@@ -441,6 +445,14 @@ class SendService:
                 self._open_conversations(session, org_id, config, channel, rows, now)
             session.execute(sa.insert(Message), rows)
             session.execute(sa.insert(MessageEvent), events)
+        if self._metrics is not None:
+            for outcome, count in (
+                ("queued", response.queued),
+                ("skipped", response.skipped),
+                ("rejected", response.rejected),
+            ):
+                if count:
+                    self._metrics.accepted.labels(outcome).inc(count)
         return response
 
     @staticmethod

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from outbound.adapters.db.engine import Database
 from outbound.adapters.db.models import Message, MessageEvent
+from outbound.adapters.metrics import Metrics
 from outbound.adapters.providers.base import StatusReport
 from outbound.clock import Clock
 from outbound.domain.statuses import MessageStatus, can_transition
@@ -29,9 +30,10 @@ MAX_REPORT_BATCH = 500
 class StatusService:
     """Applies provider status reports idempotently; a status never moves backwards."""
 
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock, *, metrics: Metrics | None = None) -> None:
         self._db = db
         self._clock = clock
+        self._metrics = metrics
         self._pending: list[tuple[StatusReport, asyncio.Future[bool]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
@@ -121,6 +123,10 @@ class StatusService:
                     list(updates.values()),
                 )
                 session.execute(sa.insert(MessageEvent), events)
+        if self._metrics is not None:
+            for report, event in zip(reports, matched, strict=True):
+                if event:
+                    self._metrics.transitions.labels(report.status.value, report.provider).inc()
         return matched
 
     async def report(self, report: StatusReport) -> bool:

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Awaitable, Callable
+
 import sqlalchemy as sa
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from outbound.adapters.db.migrate import current_revision, head_revision
+from outbound.adapters.metrics import CONTENT_TYPE, Metrics
 from outbound.web.deps import container
 from outbound.web.errors import error_body
 
-__all__ = ["router"]
+__all__ = ["install_metrics", "router"]
 
 router = APIRouter(tags=["health"])
 
@@ -44,3 +49,28 @@ def readyz(request: Request) -> JSONResponse:
             status_code=503,
         )
     return JSONResponse({"status": "ready", "schema": current})
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics of this process, and outbox figures from the database."""
+    body = await run_in_threadpool(container(request).metrics.render)
+    return Response(content=body, media_type=CONTENT_TYPE)
+
+
+def install_metrics(app: FastAPI, registry: Metrics) -> None:
+    """Time every API request, labelled by its route template (not its raw path)."""
+
+    @app.middleware("http")
+    async def _timed(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        template = getattr(route, "path", "unmatched")
+        if template != "/metrics":
+            registry.http_latency.labels(
+                request.method, template, str(response.status_code)
+            ).observe(time.perf_counter() - started)
+        return response

@@ -1,0 +1,127 @@
+"""Metrics for operators, in Prometheus format (prometheus-client).
+
+Each process has its own registry (no globals); counters and histograms are per process and
+Prometheus sums them across processes. Outbox depth and message counts are read from the
+database at scrape time, so every process reports the same shared figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from outbound.adapters.db.engine import Database
+from outbound.adapters.db.models import Message
+from outbound.clock import Clock
+
+__all__ = ["CONTENT_TYPE", "Metrics"]
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_IN_FLIGHT = ("queued", "sending", "sent")
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class _OutboxCollector(Collector):
+    """Outbox depth, age of the oldest due message, and messages not yet final."""
+
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self._db = db
+        self._clock = clock
+
+    def describe(self) -> list[Any]:
+        # Nothing to describe up front: collecting reads the database, which may not be ready.
+        return []
+
+    def collect(self) -> Iterator[Any]:
+        try:
+            yield from self._collect()
+        except sa.exc.SQLAlchemyError:
+            yield GaugeMetricFamily(
+                "outbound_database_up", "Whether the database answered the scrape", value=0
+            )
+            return
+        yield GaugeMetricFamily(
+            "outbound_database_up", "Whether the database answered the scrape", value=1
+        )
+
+    def _collect(self) -> Iterator[Any]:
+        now: datetime = self._clock.now()
+        with self._db.read() as session:
+            due_count, oldest = session.execute(
+                sa.select(sa.func.count(), sa.func.min(Message.scheduled_at)).where(
+                    Message.status == "queued", Message.scheduled_at <= now
+                )
+            ).one()
+            rows = session.execute(
+                sa.select(Message.status, Message.provider, Message.channel_id, sa.func.count())
+                .where(Message.status.in_(_IN_FLIGHT))
+                .group_by(Message.status, Message.provider, Message.channel_id)
+            ).all()
+        yield GaugeMetricFamily(
+            "outbound_outbox_due_messages", "Queued messages whose time has come", value=due_count
+        )
+        if oldest is not None and oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=UTC)
+        yield GaugeMetricFamily(
+            "outbound_outbox_oldest_due_age_seconds",
+            "How long the oldest due message has waited",
+            value=(now - oldest).total_seconds() if oldest is not None else 0.0,
+        )
+        family = GaugeMetricFamily(
+            "outbound_messages",
+            "Messages not yet final, by status, provider and channel",
+            labels=["status", "provider", "channel_id"],
+        )
+        for status, provider, channel_id, count in rows:
+            family.add_metric([status, provider, channel_id], count)
+        yield family
+
+
+class Metrics:
+    """The metrics of one process."""
+
+    def __init__(self, db: Database | None = None, clock: Clock | None = None) -> None:
+        self.registry = CollectorRegistry()
+        self.accepted = Counter(
+            "outbound_contacts_total",
+            "Contacts of send requests, by outcome",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.transitions = Counter(
+            "outbound_message_transitions_total",
+            "Message status changes, by new status and provider",
+            ["status", "provider"],
+            registry=self.registry,
+        )
+        self.provider_latency = Histogram(
+            "outbound_provider_request_seconds",
+            "Duration of provider API calls",
+            ["provider"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.provider_errors = Counter(
+            "outbound_provider_errors_total",
+            "Provider calls that failed, by provider and kind (transient, permanent, credentials)",
+            ["provider", "kind"],
+            registry=self.registry,
+        )
+        self.http_latency = Histogram(
+            "outbound_http_request_seconds",
+            "Duration of API requests",
+            ["method", "route", "status"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        if db is not None and clock is not None:
+            self.registry.register(_OutboxCollector(db, clock))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
