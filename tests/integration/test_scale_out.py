@@ -1,0 +1,131 @@
+"""Several worker processes on one PostgreSQL backlog: each message sent exactly once, every
+worker taking part (read from each worker's own /metrics)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from prometheus_client.parser import text_string_to_metric_families
+
+from outbound.adapters.db.models import Message, MessageEvent
+from outbound.app import Container
+from outbound.config import Settings
+from outbound.schemas import ChannelCreate, ConfigurationCreate, SendIn, TemplateCreate
+from outbound.services.auth import create_organization
+from tests.conftest import SECRET, contact
+
+WORKERS = 3
+MESSAGES = 600
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _sent_by(port: int) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "outbound_message_transitions_total" and sample.labels["status"] == "sent"
+    )
+
+
+# Several writer processes are the PostgreSQL deployment; SQLite has one writer.
+@pytest.mark.parametrize(
+    "backend", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+def test_worker_processes_share_a_backlog(
+    container: Container, settings: Settings, tmp_path: Path
+) -> None:
+    org = create_organization(container.db, container.clock, "Acme")
+    channel = container.channels.create(
+        org.id,
+        ChannelCreate(
+            name="s",
+            type="sms",
+            provider="sandbox",
+            sender="+15005550006",
+            options={"send_latency": 0.02, "delivery_delay": 0.0},
+        ),
+    )
+    template = container.templates.create(
+        org.id,
+        TemplateCreate(name="t", channel_type="sms", default_locale="en", default_text="Hi"),
+    )
+    config = container.configurations.create(
+        org.id,
+        ConfigurationCreate(
+            name="c", channel_type="sms", channel_id=channel.id, template_id=template.id
+        ),
+    )
+    for start in range(0, MESSAGES, 100):
+        container.sending.send(
+            org.id,
+            SendIn.model_validate(
+                {
+                    "configuration_id": config.id,
+                    "contacts": [contact(f"+336{start + i:08d}") for i in range(100)],
+                }
+            ),
+        )
+    ports = [_free_port() for _ in range(WORKERS)]
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith("OUTBOUND_")}
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "outbound", "worker"],
+            env={
+                **base_env,
+                "OUTBOUND_DATABASE_URL": settings.resolved_database_url,
+                "OUTBOUND_SECRET_KEY": SECRET,
+                "OUTBOUND_DATA_DIR": str(tmp_path),
+                "OUTBOUND_WORKER_BATCH_SIZE": "20",
+                "OUTBOUND_WORKER_CONCURRENCY": "40",
+                "OUTBOUND_WORKER_METRICS_PORT": str(port),
+                "OUTBOUND_LOG_LEVEL": "WARNING",
+            },
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for port in ports
+    ]
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            with container.db.read() as session:
+                delivered = session.execute(
+                    sa.select(sa.func.count()).where(Message.status == "delivered")
+                ).scalar_one()
+            if delivered == MESSAGES or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert delivered == MESSAGES
+        per_worker = [_sent_by(port) for port in ports]
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            process.wait(20)
+    assert sum(per_worker) == MESSAGES, per_worker
+    assert all(count > 0 for count in per_worker), per_worker
+    with container.db.read() as session:
+        sends = session.execute(
+            sa.select(MessageEvent.message_id, sa.func.count())
+            .where(MessageEvent.status == "sent")
+            .group_by(MessageEvent.message_id)
+        ).all()
+    assert len(sends) == MESSAGES
+    assert {count for _, count in sends} == {1}
