@@ -142,6 +142,13 @@ class ChannelCreate(_In):
     base_url: str | None = Field(None, max_length=500, pattern=r"^https?://")
     credentials: dict[str, str] = Field(default_factory=dict, description="Write-only.")
     options: dict[str, Any] = Field(default_factory=dict)
+    rate_per_second: float | None = Field(
+        None,
+        gt=0,
+        le=10_000,
+        description="Most sends per second for this sender (e.g. 1 for a US long code), "
+        "shared by every worker.",
+    )
 
 
 class ChannelUpdate(_In):
@@ -150,6 +157,7 @@ class ChannelUpdate(_In):
     base_url: str | None = Field(None, max_length=500, pattern=r"^https?://")
     credentials: dict[str, str] | None = None
     options: dict[str, Any] | None = None
+    rate_per_second: float | None = Field(None, gt=0, le=10_000)
 
 
 class ChannelOut(_Out):
@@ -162,6 +170,7 @@ class ChannelOut(_Out):
     has_credentials: bool
     credential_fields: list[str]
     options: dict[str, Any]
+    rate_per_second: float | None
     healthy: bool
     health_detail: str | None
     webhook_url: str = Field(

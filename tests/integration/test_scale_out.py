@@ -3,6 +3,7 @@ worker taking part (read from each worker's own /metrics)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -129,3 +130,84 @@ def test_worker_processes_share_a_backlog(
         ).all()
     assert len(sends) == MESSAGES
     assert {count for _, count in sends} == {1}
+
+
+RATE = 10.0
+RATED = 30
+
+
+@pytest.mark.parametrize(
+    "backend", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+async def test_a_channel_send_rate_holds_across_worker_processes(
+    container: Container, settings: Settings, tmp_path: Path
+) -> None:
+    from outbound.testing.fakes import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, FakeTwilio
+
+    async with FakeTwilio(callback_sequence=()) as twilio:
+        org = create_organization(container.db, container.clock, "Acme")
+        channel = container.channels.create(
+            org.id,
+            ChannelCreate(
+                name="long code",
+                type="sms",
+                provider="twilio",
+                sender="+15005550006",
+                base_url=twilio.base_url,
+                credentials={"account_sid": DEFAULT_ACCOUNT_SID, "auth_token": DEFAULT_AUTH_TOKEN},
+                rate_per_second=RATE,
+            ),
+        )
+        template = container.templates.create(
+            org.id,
+            TemplateCreate(name="t", channel_type="sms", default_locale="en", default_text="Hi"),
+        )
+        config = container.configurations.create(
+            org.id,
+            ConfigurationCreate(
+                name="c", channel_type="sms", channel_id=channel.id, template_id=template.id
+            ),
+        )
+        container.sending.send(
+            org.id,
+            SendIn.model_validate(
+                {
+                    "configuration_id": config.id,
+                    "contacts": [contact(f"+3361234{i:04d}") for i in range(RATED)],
+                }
+            ),
+        )
+        base_env = {k: v for k, v in os.environ.items() if not k.startswith("OUTBOUND_")}
+        started = time.monotonic()
+        processes = [
+            subprocess.Popen(
+                [sys.executable, "-m", "outbound", "worker"],
+                env={
+                    **base_env,
+                    "OUTBOUND_DATABASE_URL": settings.resolved_database_url,
+                    "OUTBOUND_SECRET_KEY": SECRET,
+                    "OUTBOUND_DATA_DIR": str(tmp_path),
+                    "OUTBOUND_WORKER_BATCH_SIZE": "8",
+                    "OUTBOUND_LEASE_SECONDS": "4",
+                    "OUTBOUND_LOG_LEVEL": "WARNING",
+                },
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for _ in range(2)
+        ]
+        try:
+            deadline = time.monotonic() + 60
+            while len(twilio.messages) < RATED and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+        finally:
+            for process in processes:
+                process.send_signal(signal.SIGTERM)
+            for process in processes:
+                process.wait(20)
+        elapsed = time.monotonic() - started
+    assert len(twilio.messages) == RATED
+    # 30 sends at 10 per second cannot take less than 2.9 s, however many workers share them.
+    assert elapsed >= (RATED - 1) / RATE
+    arrivals = sorted(r.received_at for r in twilio.requests)
+    assert (arrivals[-1] - arrivals[0]).total_seconds() >= (RATED - 1) / RATE - 0.5

@@ -135,6 +135,7 @@ class ChannelService:
             else None,
             credential_fields=sorted(data.credentials),
             options=data.options,
+            rate_per_second=data.rate_per_second,
             healthy=True,
             webhook_token=token_urlsafe(24),
             created_at=now,
@@ -195,6 +196,8 @@ class ChannelService:
                 channel.health_detail = None
             if data.options is not None:
                 channel.options = data.options
+            if "rate_per_second" in data.model_fields_set:
+                channel.rate_per_second = data.rate_per_second
             channel.updated_at = self._clock.now()
         return channel_out(channel, self._public)
 

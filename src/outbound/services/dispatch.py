@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -98,11 +98,18 @@ class Dispatcher:
         if not claimed:
             return 0
         context = await asyncio.to_thread(self._load_context, claimed)
+        slots, deferred = await asyncio.to_thread(self._reserve_slots, claimed, context)
+        to_send = [m for m in claimed if m.id not in deferred]
         results = await asyncio.gather(
-            *(self._send(message, context) for message in claimed), return_exceptions=True
+            *(self._send(message, context, slots.get(message.id)) for message in to_send),
+            return_exceptions=True,
         )
-        outcomes: list[Outcome] = []
-        for message, result in zip(claimed, results, strict=True):
+        # Past the sender's rate for now: back to the queue until its next free slot.
+        outcomes: list[Outcome] = [
+            Outcome(message_id, MessageStatus.QUEUED, retry_at=when, refund_attempt=True)
+            for message_id, when in deferred.items()
+        ]
+        for message, result in zip(to_send, results, strict=True):
             if isinstance(result, Outcome):
                 outcomes.append(result)
             elif isinstance(result, BaseException):
@@ -172,6 +179,7 @@ class Dispatcher:
             else {},
             options=dict(channel.options or {}),
             healthy=channel.healthy,
+            rate_per_second=channel.rate_per_second,
         )
 
     def _failed(self, message: ClaimedMessage, code: str, text: str) -> Outcome:
@@ -233,11 +241,58 @@ class Dispatcher:
         breaker.success()
         return result
 
-    async def _send(self, message: ClaimedMessage, context: _BatchContext) -> Outcome:
+    def _reserve_slots(
+        self, claimed: list[ClaimedMessage], context: _BatchContext
+    ) -> tuple[dict[str, datetime], dict[str, datetime]]:
+        """Sending slots for messages of rate-limited channels, shared by every worker.
+
+        Returns each message's slot, and the messages deferred (with the time they may be
+        tried again) because their slot would fall too far ahead: a message must be sent well
+        within its lease, or another worker would take it over.
+        """
+        by_channel: dict[str, list[ClaimedMessage]] = {}
+        for message in claimed:
+            channel = context.channels.get(message.channel_id)
+            if channel is not None and channel.rate_per_second:
+                by_channel.setdefault(channel.id, []).append(message)
+        slots: dict[str, datetime] = {}
+        deferred: dict[str, datetime] = {}
+        if not by_channel:
+            return slots, deferred
+        now = self._clock.now()
+        horizon = timedelta(seconds=self._settings.lease_seconds / 2)
+        with self._db.transaction() as session:
+            for channel_id, messages in by_channel.items():
+                rate = float(context.channels[channel_id].rate_per_second or 1.0)
+                query = sa.select(Channel.next_slot_at).where(Channel.id == channel_id)
+                if not self._db.is_sqlite:
+                    query = query.with_for_update()
+                start = max(session.execute(query).scalar_one() or now, now)
+                room = int((now + horizon - start).total_seconds() * rate)
+                count = min(len(messages), max(room, 1 if start <= now else 0))
+                step = timedelta(seconds=1 / rate)
+                for index, message in enumerate(messages[:count]):
+                    slots[message.id] = start + index * step
+                end = start + count * step
+                for message in messages[count:]:
+                    deferred[message.id] = end
+                if count:
+                    session.execute(
+                        sa.update(Channel).where(Channel.id == channel_id).values(next_slot_at=end)
+                    )
+        return slots, deferred
+
+    async def _send(
+        self, message: ClaimedMessage, context: _BatchContext, slot: datetime | None = None
+    ) -> Outcome:
         if message.attempts > message.max_attempts:
             return self._failed(
                 message, "max_attempts_exceeded", f"gave up after {message.max_attempts} attempts"
             )
+        if slot is not None:
+            wait = (slot - self._clock.now()).total_seconds()
+            if wait > 0:
+                await asyncio.sleep(wait)
         channel = context.channels.get(message.channel_id)
         if channel is None:
             return self._failed(message, "channel_deleted", "the message's channel was deleted")

@@ -134,6 +134,10 @@ class Channel(Base):
     healthy: Mapped[bool] = mapped_column(default=True)
     health_detail: Mapped[str | None] = mapped_column(sa.String(500))
     webhook_token: Mapped[str] = mapped_column(sa.String(64), default="")
+    # Sends per second this sender may make (providers throttle each sender), shared by every
+    # worker through next_slot_at: the time of the next free sending slot.
+    rate_per_second: Mapped[float | None] = mapped_column(sa.Float)
+    next_slot_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

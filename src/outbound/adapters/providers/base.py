@@ -43,6 +43,7 @@ class ChannelInfo:
     credentials: Mapping[str, str]
     options: Mapping[str, Any]
     healthy: bool = True
+    rate_per_second: float | None = None
 
 
 @dataclass(frozen=True)
