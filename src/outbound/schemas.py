@@ -358,10 +358,10 @@ class MessageEventOut(_Out):
 
 class MessageOut(_Out):
     id: str
-    request_id: str
-    configuration_id: str
+    request_id: str | None = Field(description="None for replies the service sends itself.")
+    configuration_id: str | None
     channel_id: str
-    template_id: str
+    template_id: str | None
     channel_type: ChannelType
     provider: Provider
     to: str | None
@@ -374,6 +374,12 @@ class MessageOut(_Out):
     status: str
     reason: str | None
     provider_message_id: str | None
+    template_parameters: dict[str, str] | None = Field(
+        None, description="WhatsApp: the approved template's positional variables."
+    )
+    sent_via_channel_id: str | None = Field(
+        None, description="The fallback channel the message went through, if it failed over."
+    )
     error_code: str | None
     error_message: str | None
     attempts: int

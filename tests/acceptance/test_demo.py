@@ -17,7 +17,7 @@ def test_demo_runs_end_to_end(provider: str) -> None:
         capture_output=True,
         text=True,
         timeout=180,
-        env={**env, "COLUMNS": "120"},
+        env={**env, "COLUMNS": "200"},
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -25,3 +25,6 @@ def test_demo_runs_end_to_end(provider: str) -> None:
     assert "delivered" in result.stdout
     assert "opted_out" in result.stdout
     assert "invalid_number" in result.stdout
+    assert f"(provider {provider})" in result.stdout
+    # Provider ids: the sandbox's start with SBX, Twilio's message SIDs with SM.
+    assert ("SBX" if provider == "sandbox" else "SM") in result.stdout

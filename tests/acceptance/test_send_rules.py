@@ -126,3 +126,67 @@ def test_fallback_channel_must_be_another_provider_of_the_same_type(
     assert ok.json()["fallback_channel_id"] == twilio["id"]
     in_use = tenant.delete(f"/v1/channels/{twilio['id']}")
     assert in_use.status_code == 409
+
+
+def test_twilio_channels_accept_a_messaging_service_sender(tenant: Tenant) -> None:
+    body = {
+        "name": "MS",
+        "type": "sms",
+        "provider": "twilio",
+        "sender": "MG" + "0123456789abcdef" * 2,
+        "credentials": {"account_sid": "AC" + "1" * 32, "auth_token": "t"},
+    }
+    assert tenant.post("/v1/channels", body).status_code == 201
+    sandbox = {**body, "provider": "sandbox", "credentials": {}}
+    refused = tenant.post("/v1/channels", sandbox)
+    assert (refused.status_code, refused.json()["error"]["field"]) == (422, "sender")
+
+
+def test_changing_the_channel_cannot_make_it_its_own_fallback(tenant: Tenant, setup: Setup) -> None:
+    twilio = tenant.post(
+        "/v1/channels",
+        {
+            "name": "Twilio",
+            "type": "sms",
+            "provider": "twilio",
+            "sender": "+15005550008",
+            "credentials": {"account_sid": "AC" + "1" * 32, "auth_token": "t"},
+        },
+    ).json()
+    path = f"/v1/outbound-configurations/{setup.config_id}"
+    assert tenant.patch(path, {"fallback_channel_id": twilio["id"]}).status_code == 200
+    refused = tenant.patch(path, {"channel_id": twilio["id"]})
+    assert (refused.status_code, refused.json()["error"]["field"]) == (422, "fallback_channel_id")
+
+
+def test_derived_template_variables_match_the_rendered_text(tenant: Tenant) -> None:
+    channel = tenant.post(
+        "/v1/channels",
+        {"name": "WA", "type": "whatsapp", "provider": "sandbox", "sender": "+14155238886"},
+    ).json()
+    template = tenant.post(
+        "/v1/templates",
+        {
+            "name": "wa",
+            "channel_type": "whatsapp",
+            "default_locale": "en",
+            "default_text": "Hi {CustomerName}, urgent: {Urgent}, items: {Count}",
+        },
+    ).json()
+    config = tenant.post(
+        "/v1/outbound-configurations",
+        {
+            "name": "wa",
+            "channel_type": "whatsapp",
+            "channel_id": channel["id"],
+            "template_id": template["id"],
+        },
+    ).json()
+    item = contact(
+        sendastemplate=True, contextitems={"customername": "Ana", "Urgent": True, "Count": 3.0}
+    )
+    (result,) = _send(tenant, config["id"], item)
+    assert result["status"] == "queued", result
+    message = tenant.get(f"/v1/messages/{result['message_id']}").json()
+    assert message["body"] == "Hi Ana, urgent: true, items: 3"
+    assert message["template_parameters"] == {"1": "Ana", "2": "true", "3": "3"}

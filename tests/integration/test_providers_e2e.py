@@ -293,6 +293,16 @@ async def test_telesign_sms_end_to_end(live: tuple[Container, Tenant]) -> None:
         await _until(lambda: _status(tenant, message_id) == "delivered")
         form = fake.requests[-1].form()
         assert (form["phone_number"], form["message_type"]) == (["33612345678"], ["ARN"])
+        # A STOP through TeleSign (numbers without "+") withdraws consent for that number.
+        status = await fake.send_inbound(
+            channel["webhook_url"], "33612345678", "+15005550006", "STOP"
+        )
+        assert status == 200
+        config_id = tenant.get("/v1/outbound-configurations").json()["data"][0]["id"]
+        response = tenant.post(
+            "/v1/outbound/send", {"configuration_id": config_id, "contacts": [contact(CUSTOMER)]}
+        )
+        assert response.json()["results"][0]["reason"] == "opted_out"
 
 
 async def test_acs_retry_after_a_lost_response_is_not_a_second_sms(

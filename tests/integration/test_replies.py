@@ -143,6 +143,14 @@ async def test_help_gets_the_channel_help_text(
             sa.select(Message).where(Message.reason == "help_reply")
         ).scalar_one()
     assert (reply.to_number, reply.body, reply.status) == (CUSTOMER, "Call 3630.", "delivered")
+    listed = tenant.get("/v1/messages")
+    assert listed.status_code == 200
+    shown = tenant.get(f"/v1/messages/{reply.id}").json()
+    assert (shown["request_id"], shown["configuration_id"], shown["body"]) == (
+        None,
+        None,
+        "Call 3630.",
+    )
 
 
 async def test_status_webhook_is_idempotent_and_never_moves_backwards(

@@ -178,16 +178,8 @@ def _drive(
                 raise RuntimeError(f"{method} {path} -> {response.status_code}: {response.text}")
             return response.json()
 
-        channel = call(
-            "POST",
-            "/v1/channels",
-            json={
-                "name": "Sandbox SMS",
-                "type": "sms",
-                "provider": "sandbox",
-                "sender": "+15005550006",
-            },
-        )
+        channel = call("POST", "/v1/channels", json=channel_body)
+        console.print(f"channel [cyan]{channel['name']}[/cyan] (provider {channel['provider']})")
         template = call(
             "POST",
             "/v1/templates",
@@ -238,7 +230,7 @@ def _drive(
                     break
                 time.sleep(0.2)
         table = Table(title="Outcomes")
-        for column in ("#", "to", "locale", "status", "text or reason"):
+        for column in ("#", "to", "locale", "status", "provider id", "text or reason"):
             table.add_column(column)
         for outcome in sent["results"]:
             message = messages.get(outcome["message_id"], {})
@@ -251,6 +243,7 @@ def _drive(
                 outcome.get("to") or DEMO_CONTACTS[outcome["index"]]["tocontactid"],
                 outcome.get("locale") or "",
                 f"[{colour}]{status}[/{colour}]",
+                message.get("provider_message_id") or "",
                 outcome.get("reason") or message.get("body") or "",
             )
         console.print(table)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from secrets import token_urlsafe
 
@@ -54,9 +55,15 @@ def channel_out(channel: Channel, public_base_url: str | None = None) -> Channel
     )
 
 
-def _normalise_sender(channel_type: str, sender: str) -> str:
-    """E.164 for numbers; SMS may also use an alphanumeric sender ID (1-11 characters)."""
+_MESSAGING_SERVICE = re.compile(r"MG[0-9a-fA-F]{32}")
+
+
+def _normalise_sender(channel_type: str, sender: str, provider: str = "") -> str:
+    """E.164 for numbers; SMS may also use an alphanumeric sender ID (1-11 characters), and a
+    Twilio channel a Messaging Service SID (MG...)."""
     candidate = sender.strip()
+    if provider == "twilio" and _MESSAGING_SERVICE.fullmatch(candidate):
+        return candidate
     if candidate.startswith("+") or candidate.isdigit():
         try:
             parsed = phonenumbers.parse(candidate if candidate.startswith("+") else "+" + candidate)
@@ -128,7 +135,7 @@ class ChannelService:
             name=data.name,
             type=data.type.value,
             provider=data.provider.value,
-            sender=_normalise_sender(data.type.value, data.sender),
+            sender=_normalise_sender(data.type.value, data.sender, data.provider.value),
             base_url=data.base_url,
             credentials_encrypted=self._secrets.encrypt(data.credentials)
             if data.credentials
@@ -180,7 +187,7 @@ class ChannelService:
             if data.name is not None:
                 channel.name = data.name
             if data.sender is not None:
-                channel.sender = _normalise_sender(channel.type, data.sender)
+                channel.sender = _normalise_sender(channel.type, data.sender, channel.provider)
             if "base_url" in data.model_fields_set:
                 if channel.provider == "acs" and not data.base_url:
                     raise InvalidRequestError("an ACS channel needs base_url", field="base_url")

@@ -196,6 +196,15 @@ class ConfigurationService:
                         data.fallback_channel_id,
                     )
                 config.fallback_channel_id = data.fallback_channel_id
+            elif data.channel_id is not None and config.fallback_channel_id:
+                # A new channel must still differ from the fallback (and its provider).
+                self._check_fallback(
+                    session,
+                    org_id,
+                    config.channel_type,
+                    data.channel_id,
+                    config.fallback_channel_id,
+                )
             config.updated_at = self._clock.now()
         return _out(config)
 

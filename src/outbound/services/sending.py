@@ -212,8 +212,10 @@ def plan_contact(
             plan.template_parameters = dict(contact.templateparameters)
         else:
             # Positional variables of the approved template follow the placeholders' order.
+            # Each value is resolved and formatted exactly as in the rendered text.
             plan.template_parameters = {
-                str(i): str(values.get(key, "")) for i, key in enumerate(template.placeholders, 1)
+                str(i): render(parse_template("{" + key + "}"), values)
+                for i, key in enumerate(template.placeholders, 1)
             }
     if not contact.optin:
         plan.status, plan.reason = MessageStatus.SKIPPED, "opted_out"

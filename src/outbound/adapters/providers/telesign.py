@@ -117,6 +117,11 @@ def verify_telesign_callback(
     return hmac.compare_digest(expected, signature.strip())
 
 
+def _e164(number: str) -> str:
+    digits = number.strip()
+    return f"+{digits}" if digits.isdigit() else digits
+
+
 def status_from_code(code: int) -> MessageStatus | None:
     """TeleSign status code → our status (None for intermediate codes)."""
     if code == 200:
@@ -250,7 +255,8 @@ def parse_telesign_webhook(
                 InboundReport(
                     provider="telesign",
                     provider_message_id=reference,
-                    from_number=str(response.get("phone_number") or ""),
+                    # TeleSign writes numbers as digits with the country code, without "+".
+                    from_number=_e164(str(response.get("phone_number") or "")),
                     to_number=response.get("sender_id"),
                     body=str(response.get("mo_message") or ""),
                     raw=data,
