@@ -1,36 +1,55 @@
-"""Benchmarks: ``python -m bench [--messages N] [--requests N] [--database-url URL]``.
+"""Benchmarks: ``python -m bench [--messages N] [--latency S] [--postgres URL]``.
 
-Prints one table per run. Figures are measured on whatever machine runs this; record them with
-the machine's description in bench/results.md.
+For each provider latency (the fake Twilio server answering at once, and after ``--latency``
+seconds), one table row per scenario:
+
+- *limit*: a bare aiohttp client sending the same requests straight to the fake Twilio server
+  (no database, no rendering), at the dispatcher's concurrency -- the ceiling;
+- *naive*: a loop over the official ``twilio`` SDK, as a team without this service would write;
+- *outbound SQLite*: ``outbound serve`` (API and worker in one process) fed 100-contact requests
+  over HTTP, until every message is ``sent`` and until every delivery callback is recorded;
+- *outbound PostgreSQL* (with ``--postgres``): 2 API processes and 1, then 2, worker processes.
+
+The fake provider and the service run in processes of their own; figures come from the
+database and from each process's /proc entry. Record results with the machine in
+bench/results.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import os
 import platform
+import signal
 import socket
 import statistics
+import subprocess
+import sys
 import tempfile
-import threading
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx2
 import sqlalchemy as sa
-import uvicorn
+from cryptography.fernet import Fernet
 from rich.console import Console
 from rich.table import Table
 
-from outbound.adapters.db.models import Message
-from outbound.app import Container, build_container, create_app
-from outbound.config import Settings
-from outbound.schemas import ChannelCreate, ConfigurationCreate, Role, SendIn, TemplateCreate
-from outbound.services.auth import create_api_key, create_organization
+from outbound.adapters.db.engine import create_engine
+from outbound.adapters.db.migrate import upgrade
+from outbound.testing.fakes import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN
 
-console = Console()
+console = Console(width=170)
+PYTHON = sys.executable
+CONCURRENCY = 600
 
 
 def _free_port() -> int:
@@ -39,44 +58,162 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _percentile(values: list[float], pct: float) -> float:
+def _pct(values: list[float], pct: float) -> float:
+    if not values:
+        return float("nan")
     ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
-    return ordered[index]
+    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
 
 
-def _prepare(container: Container, send_latency: float) -> tuple[str, str]:
-    org = create_organization(container.db, container.clock, "Bench")
-    channel = container.channels.create(
-        org.id,
-        ChannelCreate(
-            name="bench",
-            type="sms",
-            provider="sandbox",
-            sender="+15005550006",
-            options={"delivery_delay": 0.0, "send_latency": send_latency},
-        ),
+def _peak_rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def _wait_port(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+@contextmanager
+def _process(
+    args: list[str], env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@contextmanager
+def fake_twilio(latency: float) -> Iterator[str]:
+    port = _free_port()
+    args = [PYTHON, "-m", "outbound.testing.fakes", "twilio", "--port", str(port)]
+    args += ["--latency", str(latency), "--callback-delay", "0.05"]
+    with _process(args):
+        _wait_port(port)
+        yield f"http://127.0.0.1:{port}"
+
+
+# --- limit and naive ------------------------------------------------------------------------
+
+
+async def _limit(base: str, count: int) -> float:
+    url = f"{base}/2010-04-01/Accounts/{DEFAULT_ACCOUNT_SID}/Messages.json"
+    auth = base64.b64encode(f"{DEFAULT_ACCOUNT_SID}:{DEFAULT_AUTH_TOKEN}".encode()).decode()
+    headers = {
+        "Authorization": f"Basic {auth}",
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+    semaphore = asyncio.Semaphore(CONCURRENCY)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CONCURRENCY)) as s:
+
+        async def one(i: int) -> None:
+            body = f"To=%2B3361{i:07d}&From=%2B15005550006&Body=Hi+C{i}%2C+case+CAS-{i}"
+            async with semaphore, s.post(url, data=body, headers=headers) as response:
+                await response.read()
+                assert response.status == 201, response.status
+
+        started = time.perf_counter()
+        await asyncio.gather(*(one(i) for i in range(count)))
+        return count / (time.perf_counter() - started)
+
+
+def _naive(base: str, count: int) -> float:
+    from twilio.rest import Client
+
+    client = Client(DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN)
+    client.api.base_url = base
+    started = time.perf_counter()
+    for i in range(count):
+        client.messages.create(to=f"+3361{i:07d}", from_="+15005550006", body=f"Hi C{i}")
+    return count / (time.perf_counter() - started)
+
+
+# --- outbound ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    sent_per_s: float = 0.0
+    delivered_per_s: float = 0.0
+    accept_ms: list[float] = field(default_factory=list)
+    to_provider_ms: list[float] = field(default_factory=list)
+    peak_mb: float = 0.0
+
+
+def _admin_key(database_url: str, secret: str, data_dir: Path) -> tuple[str, str]:
+    from outbound.app import build_container
+    from outbound.config import Settings
+    from outbound.schemas import Role
+    from outbound.services.auth import create_api_key, create_organization
+
+    container = build_container(
+        Settings(data_dir=data_dir, database_url=database_url, secret_key=secret)
     )
-    template = container.templates.create(
-        org.id,
-        TemplateCreate(
-            name="bench",
-            channel_type="sms",
-            default_locale="en-US",
-            default_text="Hi {CustomerName}, your case {CaseName} was updated.",
-            localizations={"fr-FR": "Bonjour {CustomerName}, dossier {CaseName} mis à jour."},
-        ),
-    )
-    config = container.configurations.create(
-        org.id,
-        ConfigurationCreate(
-            name="bench", channel_type="sms", channel_id=channel.id, template_id=template.id
-        ),
-    )
-    return org.id, config.id
+    container.migrate()
+    org = create_organization(container.db, container.clock, f"bench-{uuid.uuid4().hex[:6]}")
+    _key, key = create_api_key(container.db, container.clock, org.id, Role.ADMIN)
+    container.db.dispose()
+    return org.id, key
 
 
-def _contacts(start: int, count: int) -> list[dict[str, Any]]:
+def _setup(api: str, key: str, provider_url: str) -> str:
+    headers = {"Authorization": f"Bearer {key}"}
+    with httpx2.Client(base_url=api, headers=headers, timeout=30) as client:
+        channel = client.post(
+            "/v1/channels",
+            json={
+                "name": "bench",
+                "type": "sms",
+                "provider": "twilio",
+                "sender": "+15005550006",
+                "base_url": provider_url,
+                "credentials": {
+                    "account_sid": DEFAULT_ACCOUNT_SID,
+                    "auth_token": DEFAULT_AUTH_TOKEN,
+                },
+            },
+        ).json()
+        template = client.post(
+            "/v1/templates",
+            json={
+                "name": "bench",
+                "channel_type": "sms",
+                "default_locale": "en-US",
+                "default_text": "Hi {CustomerName}, your case {CaseName} was updated.",
+                "localizations": {"fr-FR": "Bonjour {CustomerName}, dossier {CaseName}."},
+            },
+        ).json()
+        config = client.post(
+            "/v1/outbound-configurations",
+            json={
+                "name": "bench",
+                "channel_type": "sms",
+                "channel_id": channel["id"],
+                "template_id": template["id"],
+            },
+        ).json()
+    return str(config["id"])
+
+
+def _contacts(start: int) -> list[dict[str, Any]]:
     return [
         {
             "tocontactid": f"+3361{(start + i) % 10_000_000:07d}",
@@ -84,133 +221,195 @@ def _contacts(start: int, count: int) -> list[dict[str, Any]]:
             "locale": "fr-FR" if i % 2 else "en-US",
             "contextitems": {"CustomerName": f"C{start + i}", "CaseName": f"CAS-{start + i}"},
         }
-        for i in range(count)
+        for i in range(100)
     ]
 
 
-def bench_accept(settings: Settings, requests: int) -> dict[str, float]:
-    """Latency of 100-contact send requests over HTTP, workers idle."""
-    container = build_container(settings)
-    container.migrate()
-    org_id, config_id = _prepare(container, 0.0)
-    _key, api_key = create_api_key(container.db, container.clock, org_id, Role.SENDER)
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(container, run_worker=False), port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
+async def _feed(apis: list[str], key: str, config_id: str, messages: int) -> list[float]:
     latencies: list[float] = []
-    with httpx2.Client(
-        base_url=f"http://127.0.0.1:{port}",
-        headers={"Authorization": f"Bearer {api_key}"},
-        timeout=30,
-    ) as client:
-        for n in range(requests + 5):
-            body = {"configuration_id": config_id, "contacts": _contacts(n * 100, 100)}
-            started = time.perf_counter()
-            response = client.post("/v1/outbound/send", json=body)
-            elapsed = (time.perf_counter() - started) * 1000
-            assert response.status_code == 202, response.text
-            if n >= 5:  # warm-up
-                latencies.append(elapsed)
-    server.should_exit = True
-    thread.join(10)
-    return {
-        "p50_ms": statistics.median(latencies),
-        "p99_ms": _percentile(latencies, 99),
-        "requests": float(len(latencies)),
-    }
+    headers = {"Authorization": f"Bearer {key}"}
+    async with aiohttp.ClientSession(headers=headers) as session:
+
+        async def client(index: int, starts: list[int]) -> None:
+            api = apis[index % len(apis)]
+            for start in starts:
+                body = {"configuration_id": config_id, "contacts": _contacts(start)}
+                began = time.perf_counter()
+                async with session.post(f"{api}/v1/outbound/send", json=body) as response:
+                    await response.read()
+                    assert response.status == 202, response.status
+                latencies.append((time.perf_counter() - began) * 1000)
+
+        starts = list(range(0, messages, 100))
+        clients = 4
+        await asyncio.gather(*(client(i, starts[i::clients]) for i in range(clients)))
+    return latencies
 
 
-async def _drain(container: Container, total: int) -> tuple[float, float]:
-    stop = asyncio.Event()
-    started = time.perf_counter()
-    task = asyncio.create_task(container.dispatcher("bench").run(stop))
-    sent_at = delivered_at = 0.0
-    while True:
-        await asyncio.sleep(0.05)
-        with container.db.read() as session:
-            counts = dict(
-                session.execute(
-                    sa.select(Message.status, sa.func.count()).group_by(Message.status)
-                ).all()
-            )
-        done = counts.get("sent", 0) + counts.get("delivered", 0)
-        if not sent_at and done >= total:
-            sent_at = time.perf_counter() - started
-        if counts.get("delivered", 0) >= total:
-            delivered_at = time.perf_counter() - started
-            break
-    stop.set()
-    await task
-    return sent_at, delivered_at
-
-
-def bench_throughput(settings: Settings, messages: int, latency: float) -> dict[str, float]:
-    """Messages/s from a queued backlog to sent and to delivered, through the sandbox."""
-    container = build_container(settings)
-    container.migrate()
-    org_id, config_id = _prepare(container, latency)
-    for start in range(0, messages, 100):
-        container.sending.send(
-            org_id,
-            SendIn.model_validate(
-                {"configuration_id": config_id, "contacts": _contacts(start, 100)}
-            ),
+def _outbound(
+    label: str,
+    provider_url: str,
+    messages: int,
+    *,
+    database_url: str | None,
+    api_processes: int,
+    workers: int,
+) -> Run:
+    with tempfile.TemporaryDirectory(prefix="outbound-bench-") as tmp:
+        data_dir = Path(tmp)
+        url = database_url or f"sqlite:///{data_dir / 'bench.db'}"
+        secret = Fernet.generate_key().decode()
+        engine = create_engine(url)
+        upgrade(engine)
+        _org, key = _admin_key(url, secret, data_dir)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OUTBOUND_")}
+        env.update(
+            {
+                "OUTBOUND_DATABASE_URL": url,
+                "OUTBOUND_SECRET_KEY": secret,
+                "OUTBOUND_DATA_DIR": str(data_dir),
+                "OUTBOUND_LOG_LEVEL": "WARNING",
+                "OUTBOUND_WORKER_CONCURRENCY": str(CONCURRENCY),
+                "OUTBOUND_WORKER_BATCH_SIZE": "200",
+            }
         )
-    sent_s, delivered_s = asyncio.run(_drain(container, messages))
-    asyncio.run(container.aclose())
-    return {
-        "messages": float(messages),
-        "sent_per_s": messages / sent_s,
-        "delivered_per_s": messages / delivered_s,
-    }
+        ports = [_free_port() for _ in range(api_processes)]
+        apis = [f"http://127.0.0.1:{p}" for p in ports]
+        processes = []
+        with contextlib_exit() as stack:
+            for index, port in enumerate(ports):
+                api_env = {**env, "OUTBOUND_PUBLIC_BASE_URL": apis[index]}
+                run_worker = workers > 0 and database_url is None
+                args = [PYTHON, "-m", "outbound", "serve", "--port", str(port)]
+                args.append("--worker" if run_worker else "--no-worker")
+                processes.append(stack.enter_context(_process(args, api_env)))
+            for port in ports:
+                _wait_port(port)
+            if database_url is not None:
+                for _ in range(workers):
+                    worker_env = {**env, "OUTBOUND_PUBLIC_BASE_URL": apis[0]}
+                    args = [PYTHON, "-m", "outbound", "worker"]
+                    processes.append(stack.enter_context(_process(args, worker_env)))
+            config_id = _setup(apis[0], key, provider_url)
+            started = time.perf_counter()
+            accept = asyncio.run(_feed(apis, key, config_id, messages))
+            sent_at = delivered_at = 0.0
+            deadline = time.monotonic() + 600
+            while time.monotonic() < deadline:
+                with engine.connect() as conn:
+                    counts = dict(
+                        conn.execute(
+                            sa.text("SELECT status, count(*) FROM messages GROUP BY status")
+                        ).all()
+                    )
+                done = counts.get("sent", 0) + counts.get("delivered", 0)
+                if not sent_at and done >= messages:
+                    sent_at = time.perf_counter() - started
+                if counts.get("delivered", 0) >= messages:
+                    delivered_at = time.perf_counter() - started
+                    break
+                time.sleep(0.05)
+            peak = max(_peak_rss_mb(p.pid) for p in processes)
+            with engine.connect() as conn:
+                rows = conn.execute(
+                    sa.text(
+                        "SELECT m.created_at, e.occurred_at FROM messages m JOIN message_events e"
+                        " ON e.message_id = m.id WHERE e.status = 'sent'"
+                    )
+                ).all()
+        engine.dispose()
+    to_provider = []
+    for created, sent in rows:
+        if isinstance(created, str):
+            created, sent = _parse(created), _parse(sent)
+        to_provider.append((sent - created).total_seconds() * 1000)
+    return Run(
+        sent_per_s=messages / sent_at if sent_at else float("nan"),
+        delivered_per_s=messages / delivered_at if delivered_at else float("nan"),
+        accept_ms=accept,
+        to_provider_ms=to_provider,
+        peak_mb=peak,
+    )
+
+
+def _parse(value: str) -> Any:
+    from datetime import datetime
+
+    return datetime.fromisoformat(value)
+
+
+@contextmanager
+def contextlib_exit() -> Iterator[Any]:
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:
+        yield stack
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("--messages", type=int, default=10_000)
-    parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument("--latency", type=float, default=0.150, help="sandbox send latency (s)")
-    parser.add_argument("--database-url", default=None, help="default: SQLite in a temp dir")
+    parser.add_argument("--messages", type=int, default=10_000, help="messages per outbound run")
+    parser.add_argument("--limit-messages", type=int, default=None, help="default: --messages")
+    parser.add_argument("--naive-messages", type=int, default=200)
+    parser.add_argument("--latency", type=float, default=0.150, help="slow provider latency (s)")
+    parser.add_argument("--postgres", default=None, help="also run on this PostgreSQL URL")
     args = parser.parse_args()
 
-    table = Table(title="outbound benchmarks")
-    for column in ("scenario", "store", "figure", "value"):
-        table.add_column(column)
-    store = "PostgreSQL" if args.database_url else "SQLite"
-    with tempfile.TemporaryDirectory() as tmp:
-
-        def settings(name: str, **extra: Any) -> Settings:
-            url = args.database_url or f"sqlite:///{Path(tmp) / name}"
-            return Settings(
-                data_dir=Path(tmp),
-                database_url=url,
-                secret_key=None,
-                log_level="WARNING",
-                **extra,
+    for latency in (0.0, args.latency):
+        table = Table(title=f"fake Twilio answering after {latency * 1000:.0f} ms")
+        for column in (
+            "scenario",
+            "msg/s sent",
+            "msg/s delivered",
+            "x limit",
+            "x naive",
+            "accept p50/p99 ms",
+            "accept→sent p50/p99 ms",
+            "peak MB",
+        ):
+            table.add_column(column, justify="right" if column != "scenario" else "left")
+        with fake_twilio(latency) as provider_url:
+            limit = asyncio.run(_limit(provider_url, args.limit_messages or args.messages))
+            naive_count = (
+                args.naive_messages if latency == 0 else max(10, args.naive_messages // 10)
             )
-
-        accept = bench_accept(settings("accept.db"), args.requests)
-        table.add_row("accept 100 contacts", store, "p50 latency", f"{accept['p50_ms']:.1f} ms")
-        table.add_row("accept 100 contacts", store, "p99 latency", f"{accept['p99_ms']:.1f} ms")
-        for latency in (0.0, args.latency):
-            result = bench_throughput(
-                settings(f"tp{latency}.db", worker_concurrency=600, worker_batch_size=200),
-                args.messages,
-                latency,
+            naive = _naive(provider_url, naive_count)
+            table.add_row(
+                "limit (bare aiohttp)", f"{limit:.0f}", "", "1.00", f"{limit / naive:.0f}"
             )
-            label = f"sandbox, {latency * 1000:.0f} ms send latency"
-            table.add_row(label, store, "sent/s", f"{result['sent_per_s']:.0f}")
-            table.add_row(label, store, "delivered/s", f"{result['delivered_per_s']:.0f}")
-    console.print(table)
+            table.add_row(
+                "naive (twilio SDK loop)", f"{naive:.1f}", "", f"{naive / limit:.3f}", "1"
+            )
+            runs = [("outbound SQLite, 1 process", None, 1, 1)]
+            if args.postgres:
+                runs += [
+                    ("outbound PostgreSQL, 2 API + 1 worker", args.postgres, 2, 1),
+                    ("outbound PostgreSQL, 2 API + 2 workers", args.postgres, 2, 2),
+                ]
+            for label, url, apis, workers in runs:
+                run = _outbound(
+                    label,
+                    provider_url,
+                    args.messages,
+                    database_url=url,
+                    api_processes=apis,
+                    workers=workers,
+                )
+                table.add_row(
+                    label,
+                    f"{run.sent_per_s:.0f}",
+                    f"{run.delivered_per_s:.0f}",
+                    f"{run.sent_per_s / limit:.2f}",
+                    f"{run.sent_per_s / naive:.0f}",
+                    f"{statistics.median(run.accept_ms):.0f} / {_pct(run.accept_ms, 99):.0f}",
+                    f"{_pct(run.to_provider_ms, 50):.0f} / {_pct(run.to_provider_ms, 99):.0f}",
+                    f"{run.peak_mb:.0f}",
+                )
+        console.print(table)
     console.print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}, {platform.system()} {platform.release()}; "
-        f"messages={args.messages}, requests={args.requests}"
+        f"messages={args.messages}, concurrency={CONCURRENCY}"
     )
 
 

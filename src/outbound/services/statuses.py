@@ -34,7 +34,7 @@ class StatusService:
         self._db = db
         self._clock = clock
         self._metrics = metrics
-        self._pending: list[tuple[StatusReport, asyncio.Future[bool]]] = []
+        self._pending: list[tuple[StatusReport, str | None, asyncio.Future[bool]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
     def apply(self, report: StatusReport) -> bool:
@@ -129,13 +129,15 @@ class StatusService:
                     self._metrics.transitions.labels(report.status.value, report.provider).inc()
         return matched
 
-    async def report(self, report: StatusReport) -> bool:
+    async def report(self, report: StatusReport, *, channel_id: str | None = None) -> bool:
         """The :class:`~outbound.adapters.providers.base.StatusReporter` face of :meth:`apply`.
 
-        Reports that arrive while a batch is being written wait for the next batch.
+        Reports that arrive while a batch is being written wait for the next batch, so a burst
+        of delivery receipts (webhook calls, the sandbox) shares a few transactions.
+        ``channel_id`` restricts the match as in :meth:`apply_many`.
         """
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._pending.append((report, future))
+        self._pending.append((report, channel_id, future))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
         return await future
@@ -144,13 +146,27 @@ class StatusService:
         while self._pending:
             batch = self._pending[:MAX_REPORT_BATCH]
             del self._pending[: len(batch)]
+            groups: dict[str | None, list[tuple[StatusReport, asyncio.Future[bool]]]] = {}
+            for report, channel_id, future in batch:
+                groups.setdefault(channel_id, []).append((report, future))
             try:
-                results = await asyncio.to_thread(self.apply_many, [r for r, _ in batch])
+                results = await asyncio.to_thread(self._apply_groups, groups)
             except Exception as exc:  # hand the error to each waiting caller
-                for _, future in batch:
+                for _, _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
                 continue
-            for (_, future), result in zip(batch, results, strict=True):
+            for future, result in results:
                 if not future.done():
                     future.set_result(result)
+
+    def _apply_groups(
+        self, groups: dict[str | None, list[tuple[StatusReport, asyncio.Future[bool]]]]
+    ) -> list[tuple[asyncio.Future[bool], bool]]:
+        results: list[tuple[asyncio.Future[bool], bool]] = []
+        for channel_id, entries in groups.items():
+            matched = self.apply_many([r for r, _ in entries], channel_id=channel_id)
+            results.extend(
+                (future, found) for (_, future), found in zip(entries, matched, strict=True)
+            )
+        return results

@@ -29,7 +29,7 @@ from outbound.errors import NotFoundError
 from outbound.services.inbound import InboundService
 from outbound.services.statuses import StatusService
 
-__all__ = ["WebhookService"]
+__all__ = ["WebhookService", "log_unmatched"]
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,16 @@ def _sandbox_events(body: bytes) -> WebhookEvents:
     return WebhookEvents()
 
 
+def log_unmatched(events: WebhookEvents, matched: list[bool]) -> None:
+    for report, found in zip(events.statuses, matched, strict=True):
+        if not found:
+            log.info(
+                "%s status report for unknown message %s",
+                report.provider,
+                report.provider_message_id,
+            )
+
+
 class WebhookService:
     """Verifies and applies one webhook call for one channel."""
 
@@ -96,7 +106,7 @@ class WebhookService:
         self._statuses = statuses
         self._inbound = inbound
 
-    def handle(
+    def verify(
         self,
         channel_id: str,
         *,
@@ -104,7 +114,7 @@ class WebhookService:
         token: str | None,
         headers: Mapping[str, str],
         body: bytes,
-    ) -> WebhookReply:
+    ) -> tuple[Channel, WebhookEvents]:
         """Raises NotFoundError (no channel) or WebhookSignatureError (refused: 403)."""
         with self._db.read() as session:
             channel = session.get(Channel, channel_id)
@@ -115,18 +125,28 @@ class WebhookService:
             if channel.credentials_encrypted
             else {}
         )
-        events = self._verify_and_parse(channel, credentials, url, token, headers, body)
-        if events.statuses:
-            matched = self._statuses.apply_many(events.statuses, channel_id=channel.id)
-            for report, found in zip(events.statuses, matched, strict=True):
-                if not found:
-                    log.info(
-                        "%s status report for unknown message %s",
-                        report.provider,
-                        report.provider_message_id,
-                    )
+        return channel, self._verify_and_parse(channel, credentials, url, token, headers, body)
+
+    def receive(self, channel: Channel, events: WebhookEvents) -> None:
+        """Store the inbound messages of a verified call."""
         for inbound in events.inbound:
             self._inbound.receive(channel, inbound)
+
+    def handle(
+        self,
+        channel_id: str,
+        *,
+        url: str,
+        token: str | None,
+        headers: Mapping[str, str],
+        body: bytes,
+    ) -> WebhookReply:
+        """Verify and apply one call synchronously (status reports in one transaction)."""
+        channel, events = self.verify(channel_id, url=url, token=token, headers=headers, body=body)
+        if events.statuses:
+            matched = self._statuses.apply_many(events.statuses, channel_id=channel.id)
+            log_unmatched(events, matched)
+        self.receive(channel, events)
         return events.reply
 
     @staticmethod

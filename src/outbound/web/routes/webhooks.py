@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from outbound.adapters.providers.base import WebhookSignatureError
 from outbound.config import Settings
+from outbound.services.webhooks import log_unmatched
 from outbound.web.deps import container
 from outbound.web.errors import error_body
 
@@ -34,8 +37,8 @@ async def webhook(channel_id: str, request: Request) -> Response:
     c = container(request)
     body = await request.body()
     try:
-        reply = await run_in_threadpool(
-            c.webhooks.handle,
+        channel, events = await run_in_threadpool(
+            c.webhooks.verify,
             channel_id,
             url=public_url(request, c.settings),
             token=request.query_params.get("token"),
@@ -44,4 +47,13 @@ async def webhook(channel_id: str, request: Request) -> Response:
         )
     except WebhookSignatureError as exc:
         return JSONResponse(error_body("invalid_signature", str(exc)), status_code=403)
+    if events.statuses:
+        # Concurrent callbacks share write transactions (see StatusService.report).
+        matched = await asyncio.gather(
+            *(c.statuses.report(r, channel_id=channel.id) for r in events.statuses)
+        )
+        log_unmatched(events, list(matched))
+    if events.inbound:
+        await run_in_threadpool(c.webhooks.receive, channel, events)
+    reply = events.reply
     return Response(content=reply.body, status_code=reply.status, media_type=reply.content_type)
