@@ -267,3 +267,11 @@ async def test_bad_credentials_stop_the_channel_instead_of_failing_its_queue(
     assert {stenant.get(f"/v1/messages/{i}").json()["status"] for i in ids} == {"sent"}
     with scripted_container.db.read() as session:
         assert session.execute(sa.select(Channel.healthy)).scalar_one() is True
+
+
+def test_only_admins_see_the_webhook_token(tenant: Tenant, setup: Setup) -> None:
+    admin_view = tenant.get(f"/v1/channels/{setup.channel['id']}").json()["webhook_url"]
+    assert "?token=" in admin_view
+    for path in (f"/v1/channels/{setup.channel['id']}", "/v1/channels"):
+        body = tenant.get(path, role=Role.SENDER).text
+        assert admin_view.split("token=")[1] not in body

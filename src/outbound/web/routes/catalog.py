@@ -81,14 +81,23 @@ def list_channels(
     limit: int = Limit,
     who: Principal = principal_of(*READERS),
 ) -> Page[ChannelOut]:
-    return container(request).channels.list(who.org_id, cursor, limit)
+    page = container(request).channels.list(who.org_id, cursor, limit)
+    page.data = [_for(who, channel) for channel in page.data]
+    return page
 
 
 @router.get("/channels/{channel_id}", tags=["channels"])
 def get_channel(
     channel_id: str, request: Request, who: Principal = principal_of(*READERS)
 ) -> ChannelOut:
-    return container(request).channels.get(who.org_id, channel_id)
+    return _for(who, container(request).channels.get(who.org_id, channel_id))
+
+
+def _for(who: Principal, channel: ChannelOut) -> ChannelOut:
+    """The webhook token lets its holder post reports as the provider: admins only see it."""
+    if who.role is Role.ADMIN or "?token=" not in channel.webhook_url:
+        return channel
+    return channel.model_copy(update={"webhook_url": channel.webhook_url.split("?")[0]})
 
 
 @router.patch("/channels/{channel_id}", tags=["channels"])
