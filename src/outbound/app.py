@@ -73,6 +73,7 @@ class Container:
             self.settings,
             worker_id=worker_id,
             metrics=self.metrics,
+            statuses=self.statuses,
         )
 
     def migrate(self) -> None:

@@ -275,3 +275,27 @@ def test_only_admins_see_the_webhook_token(tenant: Tenant, setup: Setup) -> None
     for path in (f"/v1/channels/{setup.channel['id']}", "/v1/channels"):
         body = tenant.get(path, role=Role.SENDER).text
         assert admin_view.split("token=")[1] not in body
+
+
+async def test_a_report_that_outruns_the_send_record_is_applied_once_recorded(
+    tenant: Tenant, setup: Setup, container: Container
+) -> None:
+    import uuid
+
+    from outbound.adapters.providers import sandbox
+
+    tenant.patch(f"/v1/channels/{setup.channel['id']}", {"options": {"delivery_delay": 3600}})
+    sent = _send(tenant, setup)
+    pid = "SBX" + uuid.uuid5(sandbox._NAMESPACE, sent["message_id"]).hex
+    early = _webhook(tenant, setup, {"provider_message_id": pid, "status": "delivered"})
+    assert early.status_code == 200
+    assert _status_of(tenant, sent["message_id"]) == "queued"
+    await container.dispatcher().run_once()
+    detail = tenant.get(f"/v1/messages/{sent['message_id']}").json()
+    assert detail["status"] == "delivered"
+    assert [h["status"] for h in detail["history"]] == ["queued", "sending", "sent", "delivered"]
+    await container.providers["sandbox"].aclose()  # type: ignore[attr-defined]
+
+
+def _status_of(tenant: Tenant, message_id: str) -> str:
+    return str(tenant.get(f"/v1/messages/{message_id}").json()["status"])

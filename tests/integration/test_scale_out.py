@@ -211,3 +211,80 @@ async def test_a_channel_send_rate_holds_across_worker_processes(
     assert elapsed >= (RATED - 1) / RATE
     arrivals = sorted(r.received_at for r in twilio.requests)
     assert (arrivals[-1] - arrivals[0]).total_seconds() >= (RATED - 1) / RATE - 0.5
+
+
+@pytest.mark.parametrize(
+    "backend", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+def test_the_hourly_quota_holds_across_api_processes(
+    container: Container, settings: Settings, tmp_path: Path
+) -> None:
+    from outbound.schemas import Role
+    from outbound.services.auth import create_api_key, set_limits
+
+    org = create_organization(container.db, container.clock, "Acme")
+    set_limits(container.db, org.id, hourly_request_quota=10)
+    _key, key = create_api_key(container.db, container.clock, org.id, Role.ADMIN)
+    channel = container.channels.create(
+        org.id, ChannelCreate(name="s", type="sms", provider="sandbox", sender="+15005550006")
+    )
+    template = container.templates.create(
+        org.id,
+        TemplateCreate(name="t", channel_type="sms", default_locale="en", default_text="Hi"),
+    )
+    config = container.configurations.create(
+        org.id,
+        ConfigurationCreate(
+            name="c", channel_type="sms", channel_id=channel.id, template_id=template.id
+        ),
+    )
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith("OUTBOUND_")}
+    ports = [_free_port() for _ in range(2)]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "outbound", "serve", "--no-worker", "--port", str(port)],
+            env={
+                **base_env,
+                "OUTBOUND_DATABASE_URL": settings.resolved_database_url,
+                "OUTBOUND_SECRET_KEY": SECRET,
+                "OUTBOUND_DATA_DIR": str(tmp_path),
+                "OUTBOUND_LOG_LEVEL": "WARNING",
+            },
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for port in ports
+    ]
+    try:
+        for port in ports:
+            deadline = time.monotonic() + 30
+            while True:
+                with socket.socket() as sock:
+                    if sock.connect_ex(("127.0.0.1", port)) == 0:
+                        break
+                assert time.monotonic() < deadline, "API process did not start"
+                time.sleep(0.05)
+
+        async def fire() -> list[int]:
+            import aiohttp
+
+            body = {"configuration_id": config.id, "contacts": [contact()]}
+            headers = {"Authorization": f"Bearer {key}"}
+            async with aiohttp.ClientSession(headers=headers) as session:
+
+                async def one(port: int) -> int:
+                    url = f"http://127.0.0.1:{port}/v1/outbound/send"
+                    async with session.post(url, json=body) as response:
+                        if response.status == 429:
+                            assert int(response.headers["Retry-After"]) > 0
+                        return response.status
+
+                return list(await asyncio.gather(*(one(ports[i % 2]) for i in range(16))))
+
+        statuses = asyncio.run(fire())
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            process.wait(20)
+    assert sorted(statuses) == [202] * 10 + [429] * 6

@@ -20,7 +20,13 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from outbound.adapters.db.engine import Database
-from outbound.adapters.db.models import Channel, OutboundConfiguration, SendRequest, Template
+from outbound.adapters.db.models import (
+    Channel,
+    OrphanReport,
+    OutboundConfiguration,
+    SendRequest,
+    Template,
+)
 from outbound.adapters.metrics import Metrics
 from outbound.adapters.providers.base import ChannelInfo, OutgoingMessage, Provider, SendResult
 from outbound.adapters.providers.http import CredentialsError
@@ -36,6 +42,7 @@ from outbound.domain.statuses import MessageStatus
 from outbound.errors import PermanentProviderError, TransientProviderError
 from outbound.services.consent import record_consent
 from outbound.services.quota import purge_old_buckets
+from outbound.services.statuses import StatusService
 
 __all__ = ["Dispatcher", "default_worker_id"]
 
@@ -44,6 +51,7 @@ log = logging.getLogger(__name__)
 MAINTENANCE_INTERVAL_SECONDS = 60.0
 DB_ERROR_MAX_PAUSE = 30.0
 IDEMPOTENCY_KEY_LIFETIME = timedelta(hours=24)
+ORPHAN_LIFETIME = timedelta(hours=24)
 
 
 def default_worker_id() -> str:
@@ -72,8 +80,10 @@ class Dispatcher:
         worker_id: str | None = None,
         rng: random.Random | None = None,
         metrics: Metrics | None = None,
+        statuses: StatusService | None = None,
     ) -> None:
         self._metrics = metrics or Metrics()
+        self._statuses = statuses
         self._db = db
         self._outbox = Outbox(db)
         self._providers = providers
@@ -126,6 +136,13 @@ class Dispatcher:
         )
         providers = {c.id: c.provider for c in context.channels.values()}
         channel_of = {m.id: m.channel_id for m in claimed}
+        if self._statuses is not None:
+            sent = [
+                (o.provider or providers.get(channel_of[o.message_id], ""), o.provider_message_id)
+                for o in outcomes
+                if o.status is MessageStatus.SENT and o.provider_message_id
+            ]
+            await asyncio.to_thread(self._statuses.replay_orphans, sent)
         for outcome in outcomes:
             provider = outcome.provider or providers.get(channel_of[outcome.message_id], "")
             self._metrics.transitions.labels(outcome.status.value, provider).inc()
@@ -487,6 +504,10 @@ class Dispatcher:
         now = self._clock.now()
         with self._db.transaction() as session:
             purge_old_buckets(session, now)
+            # Reports for sends never recorded (another system's ids, lost sends) expire.
+            session.execute(
+                sa.delete(OrphanReport).where(OrphanReport.received_at < now - ORPHAN_LIFETIME)
+            )
             # Idempotency keys are remembered for a day, then the key may be used again.
             session.execute(
                 sa.update(SendRequest)

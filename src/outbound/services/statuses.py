@@ -14,7 +14,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 
 from outbound.adapters.db.engine import Database
-from outbound.adapters.db.models import Message, MessageEvent
+from outbound.adapters.db.models import Message, MessageEvent, OrphanReport
 from outbound.adapters.metrics import Metrics
 from outbound.adapters.providers.base import StatusReport
 from outbound.clock import Clock
@@ -42,13 +42,20 @@ class StatusService:
         return self.apply_many([report])[0]
 
     def apply_many(
-        self, reports: Sequence[StatusReport], *, channel_id: str | None = None
+        self,
+        reports: Sequence[StatusReport],
+        *,
+        channel_id: str | None = None,
+        restrict_to: str | None = None,
     ) -> list[bool]:
         """Apply reports in one transaction, in order; one matched-or-not flag per report.
 
         ``channel_id``: the channel whose credentials verified the reports (webhooks). Only its
-        messages may change, so that one tenant's callbacks never touch another's messages.
+        messages may change, so that one tenant's callbacks never touch another's messages;
+        reports that match nothing yet are kept as orphans. ``restrict_to`` restricts the
+        match the same way without keeping orphans.
         """
+        scope = channel_id or restrict_to
         if not reports:
             return []
         now = self._clock.now()
@@ -67,10 +74,10 @@ class StatusService:
                         Message.provider == provider,
                         Message.provider_message_id.in_(ids),
                         sa.or_(
-                            Message.channel_id == channel_id,
-                            Message.sent_via_channel_id == channel_id,
+                            Message.channel_id == scope,
+                            Message.sent_via_channel_id == scope,
                         )
-                        if channel_id is not None
+                        if scope is not None
                         else sa.true(),
                     )
                 ):
@@ -123,11 +130,74 @@ class StatusService:
                     list(updates.values()),
                 )
                 session.execute(sa.insert(MessageEvent), events)
+            if channel_id is not None:
+                # Too early: keep them for when the send is recorded (replay_orphans).
+                orphans = [
+                    {
+                        "provider": r.provider,
+                        "provider_message_id": r.provider_message_id,
+                        "channel_id": channel_id,
+                        "status": r.status.value,
+                        "error_code": r.error_code,
+                        "error_message": r.error_message,
+                        "occurred_at": r.occurred_at or now,
+                        "received_at": now,
+                    }
+                    for r, found in zip(reports, matched, strict=True)
+                    if not found
+                ]
+                if orphans:
+                    session.execute(sa.insert(OrphanReport), orphans)
         if self._metrics is not None:
             for report, event in zip(reports, matched, strict=True):
                 if event:
                     self._metrics.transitions.labels(report.status.value, report.provider).inc()
         return matched
+
+    def replay_orphans(self, sent: Sequence[tuple[str, str]]) -> int:
+        """Apply the reports that arrived before these ``(provider, provider id)`` sends were
+        recorded; returns how many were applied."""
+        if not sent:
+            return 0
+        by_provider: dict[str, list[str]] = {}
+        for provider, pid in sent:
+            by_provider.setdefault(provider, []).append(pid)
+        with self._db.read() as session:
+            rows = [
+                row
+                for provider, pids in by_provider.items()
+                for row in session.execute(
+                    sa.select(OrphanReport)
+                    .where(
+                        OrphanReport.provider == provider,
+                        OrphanReport.provider_message_id.in_(pids),
+                    )
+                    .order_by(OrphanReport.id)
+                ).scalars()
+            ]
+        if not rows:
+            return 0
+        by_channel: dict[str | None, list[StatusReport]] = {}
+        for row in rows:
+            by_channel.setdefault(row.channel_id, []).append(
+                StatusReport(
+                    provider=row.provider,
+                    provider_message_id=row.provider_message_id,
+                    status=MessageStatus(row.status),
+                    occurred_at=row.occurred_at,
+                    error_code=row.error_code,
+                    error_message=row.error_message,
+                )
+            )
+        for channel_id, reports in by_channel.items():
+            # channel_id=None here: the orphan was already verified by that channel's secret,
+            # and re-orphaning a report that still matches nothing would loop.
+            self.apply_many(reports, restrict_to=channel_id)
+        with self._db.transaction() as session:
+            session.execute(
+                sa.delete(OrphanReport).where(OrphanReport.id.in_([r.id for r in rows]))
+            )
+        return len(rows)
 
     async def report(self, report: StatusReport, *, channel_id: str | None = None) -> bool:
         """The :class:`~outbound.adapters.providers.base.StatusReporter` face of :meth:`apply`.

@@ -26,6 +26,7 @@ __all__ = [
     "Message",
     "MessageEvent",
     "Organization",
+    "OrphanReport",
     "OutboundConfiguration",
     "RateCounter",
     "Recipient",
@@ -363,4 +364,28 @@ class InboundMessage(Base):
     raw: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
     in_reply_to: Mapped[str | None] = mapped_column(sa.String(36))
     conversation_id: Mapped[str | None] = mapped_column(sa.String(36), index=True)
+    received_at: Mapped[datetime]
+
+
+class OrphanReport(Base):
+    """A status report that arrived before the send it reports on was recorded.
+
+    Providers may call back within milliseconds, while the dispatcher records a batch's
+    provider ids only when the whole batch is done; such reports wait here and are applied
+    when the send is recorded.
+    """
+
+    __tablename__ = "orphan_reports"
+    __table_args__ = (sa.Index("ix_orphan_reports_lookup", "provider", "provider_message_id"),)
+
+    id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    provider: Mapped[str] = mapped_column(sa.String(16))
+    provider_message_id: Mapped[str] = mapped_column(sa.String(100))
+    channel_id: Mapped[str | None] = mapped_column(sa.String(36))
+    status: Mapped[str] = mapped_column(sa.String(16))
+    error_code: Mapped[str | None] = mapped_column(sa.String(64))
+    error_message: Mapped[str | None] = mapped_column(sa.Text)
+    occurred_at: Mapped[datetime]
     received_at: Mapped[datetime]
