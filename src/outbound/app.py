@@ -102,7 +102,7 @@ def build_container(
     key = settings.secret_key or load_or_create_key(settings.data_dir)
     db = Database(
         create_engine(
-            settings.resolved_database_url, pool_size=max(5, settings.worker_batch_size // 20)
+            settings.resolved_database_url, pool_size=max(10, settings.worker_batch_size // 20)
         )
     )
     metrics = Metrics(db, clock)

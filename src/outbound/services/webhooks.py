@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import time
 import uuid
 from collections.abc import Mapping
 
@@ -32,6 +33,10 @@ from outbound.services.statuses import StatusService
 __all__ = ["WebhookService", "log_unmatched"]
 
 log = logging.getLogger(__name__)
+
+# New credentials take effect on webhooks within this many seconds.
+CHANNEL_CACHE_SECONDS = 5.0
+CHANNEL_CACHE_SIZE = 10_000
 
 
 def _token_ok(channel: Channel, token: str | None) -> bool:
@@ -105,6 +110,7 @@ class WebhookService:
         self._secrets = secrets
         self._statuses = statuses
         self._inbound = inbound
+        self._cache: dict[str, tuple[float, Channel, Mapping[str, str]]] = {}
 
     def verify(
         self,
@@ -116,6 +122,16 @@ class WebhookService:
         body: bytes,
     ) -> tuple[Channel, WebhookEvents]:
         """Raises NotFoundError (no channel) or WebhookSignatureError (refused: 403)."""
+        channel, credentials = self._channel(channel_id)
+        return channel, self._verify_and_parse(channel, credentials, url, token, headers, body)
+
+    def _channel(self, channel_id: str) -> tuple[Channel, Mapping[str, str]]:
+        """The channel and its credentials, cached briefly: providers call back in bursts
+        (two callbacks per message), and each would otherwise read and decrypt them again."""
+        now = time.monotonic()
+        cached = self._cache.get(channel_id)
+        if cached is not None and cached[0] > now:
+            return cached[1], cached[2]
         with self._db.read() as session:
             channel = session.get(Channel, channel_id)
         if channel is None:
@@ -125,7 +141,10 @@ class WebhookService:
             if channel.credentials_encrypted
             else {}
         )
-        return channel, self._verify_and_parse(channel, credentials, url, token, headers, body)
+        if len(self._cache) > CHANNEL_CACHE_SIZE:
+            self._cache.clear()
+        self._cache[channel_id] = (now + CHANNEL_CACHE_SECONDS, channel, credentials)
+        return channel, credentials
 
     def receive(self, channel: Channel, events: WebhookEvents) -> None:
         """Store the inbound messages of a verified call."""
