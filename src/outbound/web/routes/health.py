@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 
 import sqlalchemy as sa
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from outbound.adapters.db.migrate import current_revision, head_revision
 from outbound.adapters.metrics import CONTENT_TYPE, Metrics
@@ -58,19 +58,37 @@ async def metrics(request: Request) -> Response:
     return Response(content=body, media_type=CONTENT_TYPE)
 
 
+class _TimingMiddleware:
+    """Pure ASGI middleware (Starlette's function middleware costs a task per request)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self._app = app
+        self._metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self._app(scope, receive, send_status)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            if template != "/metrics":
+                self._metrics.http_latency.labels(scope["method"], template, str(status)).observe(
+                    time.perf_counter() - started
+                )
+
+
 def install_metrics(app: FastAPI, registry: Metrics) -> None:
     """Time every API request, labelled by its route template (not its raw path)."""
-
-    @app.middleware("http")
-    async def _timed(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        template = getattr(route, "path", "unmatched")
-        if template != "/metrics":
-            registry.http_latency.labels(
-                request.method, template, str(response.status_code)
-            ).observe(time.perf_counter() - started)
-        return response
+    app.add_middleware(_TimingMiddleware, metrics=registry)
