@@ -257,9 +257,12 @@ def _outbound(
     api_processes: int,
     workers: int,
 ) -> Run:
-    with tempfile.TemporaryDirectory(prefix="outbound-bench-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="outbound-bench-") as tmp,
+        _fresh(database_url) as fresh_url,
+    ):
         data_dir = Path(tmp)
-        url = database_url or f"sqlite:///{data_dir / 'bench.db'}"
+        url = fresh_url or f"sqlite:///{data_dir / 'bench.db'}"
         secret = Fernet.generate_key().decode()
         engine = create_engine(url)
         upgrade(engine)
@@ -339,6 +342,25 @@ def _outbound(
         peak_mb=peak,
         delivered_share=last_delivered / messages if last_delivered >= 0 else 0.0,
     )
+
+
+@contextmanager
+def _fresh(server_url: str | None) -> Iterator[str | None]:
+    """A new, empty PostgreSQL database for one run (dropped afterwards)."""
+    if server_url is None:
+        yield None
+        return
+    admin_url = sa.make_url(server_url).set(drivername="postgresql+psycopg")
+    name = f"outbound_bench_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin_url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def _parse(value: str) -> Any:
