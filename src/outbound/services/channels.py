@@ -15,7 +15,7 @@ from outbound.adapters.secrets import SecretBox
 from outbound.clock import Clock
 from outbound.errors import ConflictError, InvalidRequestError, NotFoundError
 from outbound.schemas import ChannelCreate, ChannelOut, ChannelType, ChannelUpdate, Page
-from outbound.services.pagination import encode_cursor, paginate
+from outbound.services.pagination import fetch_page
 
 __all__ = [
     "REQUIRED_CREDENTIALS",
@@ -165,20 +165,14 @@ class ChannelService:
             return channel_out(self._load(session, org_id, channel_id), self._public)
 
     def list(self, org_id: str, cursor: str | None, limit: int) -> Page[ChannelOut]:
-        query = paginate(
+        return fetch_page(
+            self._db,
             sa.select(Channel).where(Channel.org_id == org_id),
             Channel.created_at,
             Channel.id,
             cursor,
             limit,
-        )
-        with self._db.read() as session:
-            rows = list(session.execute(query).scalars())
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return Page[ChannelOut](
-            data=[channel_out(r, self._public) for r in rows],
-            next_cursor=encode_cursor(rows[-1].created_at, rows[-1].id) if more else None,
+            lambda r: channel_out(r, self._public),
         )
 
     def update(self, org_id: str, channel_id: str, data: ChannelUpdate) -> ChannelOut:

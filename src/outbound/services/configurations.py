@@ -15,7 +15,7 @@ from outbound.schemas import (
     ConfigurationUpdate,
     Page,
 )
-from outbound.services.pagination import encode_cursor, paginate
+from outbound.services.pagination import fetch_page
 from outbound.services.templates import normalise_locale_field
 
 __all__ = ["ConfigurationService"]
@@ -140,20 +140,14 @@ class ConfigurationService:
             return _out(self.load(session, org_id, config_id))
 
     def list(self, org_id: str, cursor: str | None, limit: int) -> Page[ConfigurationOut]:
-        query = paginate(
+        return fetch_page(
+            self._db,
             sa.select(OutboundConfiguration).where(OutboundConfiguration.org_id == org_id),
             OutboundConfiguration.created_at,
             OutboundConfiguration.id,
             cursor,
             limit,
-        )
-        with self._db.read() as session:
-            rows = list(session.execute(query).scalars())
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return Page[ConfigurationOut](
-            data=[_out(r) for r in rows],
-            next_cursor=encode_cursor(rows[-1].created_at, rows[-1].id) if more else None,
+            _out,
         )
 
     def update(self, org_id: str, config_id: str, data: ConfigurationUpdate) -> ConfigurationOut:

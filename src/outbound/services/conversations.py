@@ -12,7 +12,7 @@ from outbound.adapters.db.engine import Database
 from outbound.adapters.db.models import Conversation, InboundMessage, Message
 from outbound.errors import InvalidRequestError, NotFoundError
 from outbound.schemas import Page
-from outbound.services.pagination import encode_cursor, paginate
+from outbound.services.pagination import fetch_page
 
 __all__ = ["ConversationEntry", "ConversationOut", "ConversationService"]
 
@@ -57,14 +57,14 @@ class ConversationService:
         query: sa.Select[Any] = sa.select(Conversation).where(Conversation.org_id == org_id)
         if status is not None:
             query = query.where(Conversation.status == status)
-        query = paginate(query, Conversation.created_at, Conversation.id, cursor, limit)
-        with self._db.read() as session:
-            rows = list(session.execute(query).scalars())
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return Page[ConversationOut](
-            data=[ConversationOut.model_validate(r) for r in rows],
-            next_cursor=encode_cursor(rows[-1].created_at, rows[-1].id) if more else None,
+        return fetch_page(
+            self._db,
+            query,
+            Conversation.created_at,
+            Conversation.id,
+            cursor,
+            limit,
+            ConversationOut.model_validate,
         )
 
     def get(self, org_id: str, conversation_id: str) -> ConversationOut:

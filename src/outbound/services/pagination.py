@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 
 from outbound.errors import InvalidRequestError
+from outbound.schemas import Page
 
-__all__ = ["MAX_PAGE_SIZE", "decode_cursor", "encode_cursor", "paginate"]
+if TYPE_CHECKING:
+    from outbound.adapters.db.engine import Database
+
+T = TypeVar("T")
+
+__all__ = ["MAX_PAGE_SIZE", "decode_cursor", "encode_cursor", "fetch_page", "paginate"]
 
 MAX_PAGE_SIZE = 500
 
@@ -48,3 +55,24 @@ def paginate(
             sa.or_(created_col < created, sa.and_(created_col == created, id_col < row_id))
         )
     return query.order_by(created_col.desc(), id_col.desc()).limit(limit + 1)
+
+
+def fetch_page(
+    db: Database,
+    query: sa.Select[Any],
+    created_col: Any,
+    id_col: Any,
+    cursor: str | None,
+    limit: int,
+    convert: Callable[[Any], T],
+) -> Page[T]:
+    """Run a paginated query and build the page (with the cursor of the next one, if any)."""
+    query = paginate(query, created_col, id_col, cursor, limit)
+    with db.read() as session:
+        rows = list(session.execute(query).scalars())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page[T](
+        data=[convert(r) for r in rows],
+        next_cursor=encode_cursor(rows[-1].created_at, rows[-1].id) if more else None,
+    )

@@ -30,7 +30,7 @@ from outbound.schemas import (
     TemplateOut,
     TemplateUpdate,
 )
-from outbound.services.pagination import encode_cursor, paginate
+from outbound.services.pagination import fetch_page
 
 __all__ = ["TemplateService", "normalise_locale_field", "template_out"]
 
@@ -141,20 +141,14 @@ class TemplateService:
             return template_out(self.load(session, org_id, template_id))
 
     def list(self, org_id: str, cursor: str | None, limit: int) -> Page[TemplateOut]:
-        query = paginate(
+        return fetch_page(
+            self._db,
             sa.select(Template).where(Template.org_id == org_id),
             Template.created_at,
             Template.id,
             cursor,
             limit,
-        )
-        with self._db.read() as session:
-            rows = list(session.execute(query).scalars())
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return Page[TemplateOut](
-            data=[template_out(r) for r in rows],
-            next_cursor=encode_cursor(rows[-1].created_at, rows[-1].id) if more else None,
+            template_out,
         )
 
     def update(self, org_id: str, template_id: str, data: TemplateUpdate) -> TemplateOut:

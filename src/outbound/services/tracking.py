@@ -13,7 +13,7 @@ from outbound.domain.numbers import normalize_number
 from outbound.domain.statuses import MessageStatus
 from outbound.errors import InvalidNumberError, InvalidRequestError, NotFoundError
 from outbound.schemas import MessageEventOut, MessageOut, Page
-from outbound.services.pagination import encode_cursor, paginate
+from outbound.services.pagination import fetch_page
 
 __all__ = ["MessageFilter", "TrackingService", "message_out"]
 
@@ -105,14 +105,8 @@ class TrackingService:
         return message_out(message, history)
 
     def _page(self, query: sa.Select[Any], cursor: str | None, limit: int) -> Page[MessageOut]:
-        query = paginate(query, Message.created_at, Message.id, cursor, limit)
-        with self._db.read() as session:
-            rows = list(session.execute(query).scalars())
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return Page[MessageOut](
-            data=[message_out(r) for r in rows],
-            next_cursor=encode_cursor(rows[-1].created_at, rows[-1].id) if more else None,
+        return fetch_page(
+            self._db, query, Message.created_at, Message.id, cursor, limit, message_out
         )
 
     def list(
