@@ -18,7 +18,7 @@ import sqlalchemy as sa
 import uvicorn
 from fastapi.testclient import TestClient
 
-from outbound.adapters.db.models import ConsentEvent, Message
+from outbound.adapters.db.models import ConsentEvent, InboundMessage, Message
 from outbound.app import Container, build_container, create_app
 from outbound.config import Settings
 from outbound.testing.fakes import (
@@ -363,5 +363,14 @@ async def test_failover_to_the_fallback_channel_when_the_primary_is_down(
             row = session.get(Message, message_id)
             assert row is not None
             assert (row.provider, row.sent_via_channel_id) == ("telesign", fallback["id"])
+            assert row.from_number == "+15005550007"
+        # The customer's reply through the fallback channel answers that message.
+        status = await telesign.send_inbound(
+            fallback["webhook_url"], "33612345678", "+15005550007", "Thanks"
+        )
+        assert status == 200
+        with container.db.read() as session:
+            reply = session.execute(sa.select(InboundMessage)).scalar_one()
+            assert reply.in_reply_to == message_id
         history = tenant.get(f"/v1/messages/{message_id}").json()["history"]
         assert ("sent", "failover") in [(h["status"], h["source"]) for h in history]

@@ -414,6 +414,7 @@ class Dispatcher:
             provider_message_id=result.provider_message_id,
             sent_via_channel_id=via,
             provider=channel.provider if failover else None,
+            from_number=channel.sender if failover else None,
         )
 
     def _stop_channel(self, channel: ChannelInfo, exc: CredentialsError) -> None:

@@ -85,7 +85,11 @@ class InboundService:
             replied_to = session.execute(
                 sa.select(Message.id, Message.configuration_id)
                 .where(
-                    Message.channel_id == channel.id,
+                    # A message that failed over went out through this channel too.
+                    sa.or_(
+                        Message.channel_id == channel.id,
+                        Message.sent_via_channel_id == channel.id,
+                    ),
                     Message.to_number == number,
                     Message.status.in_(_SENT_STATUSES),
                 )

@@ -61,6 +61,7 @@ class Outcome:
     refund_attempt: bool = False
     sent_via_channel_id: str | None = None
     provider: str | None = None
+    from_number: str | None = None
 
 
 _RETURNING = (
@@ -204,6 +205,9 @@ class Outbox:
                 sent_via_channel_id=sa.func.coalesce(
                     sa.bindparam("b_via", type_=sa.String), table.c.sent_via_channel_id
                 ),
+                from_number=sa.func.coalesce(
+                    sa.bindparam("b_from", type_=sa.String), table.c.from_number
+                ),
                 provider=sa.func.coalesce(
                     sa.bindparam("b_provider", type_=sa.String), table.c.provider
                 ),
@@ -222,6 +226,7 @@ class Outbox:
                 "b_retry": o.retry_at,
                 "b_refund": 1 if o.refund_attempt else 0,
                 "b_via": o.sent_via_channel_id,
+                "b_from": o.from_number,
                 "b_provider": o.provider,
             }
             for o in outcomes
