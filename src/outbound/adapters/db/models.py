@@ -19,9 +19,16 @@ from outbound.domain.statuses import MessageStatus
 __all__ = [
     "ApiKey",
     "Base",
+    "Case",
     "Channel",
     "ConsentEvent",
+    "Contact",
     "Conversation",
+    "Event",
+    "Flow",
+    "FlowRun",
+    "FlowRunBatch",
+    "FlowRunRow",
     "InboundMessage",
     "Message",
     "MessageEvent",
@@ -182,6 +189,16 @@ class OutboundConfiguration(Base):
     conversation_mode: Mapped[str] = mapped_column(sa.String(16), default="on_response")
     fallback_channel_id: Mapped[str | None] = mapped_column(sa.ForeignKey("channels.id"))
     active: Mapped[bool] = mapped_column(default=True)
+    # Contact window: messages go out only between window_start and window_end ("HH:MM") on
+    # window_days (ISO weekdays 1-7, all when null) in the contact's time zone, else in
+    # window_time_zone; outside it they wait, queued, for the window to open.
+    window_start: Mapped[str | None] = mapped_column(sa.String(5))
+    window_end: Mapped[str | None] = mapped_column(sa.String(5))
+    window_days: Mapped[list[int] | None] = mapped_column(sa.JSON)
+    window_time_zone: Mapped[str | None] = mapped_column(sa.String(64))
+    # Frequency cap: at most cap_count messages to one contact per cap_period_seconds.
+    cap_count: Mapped[int | None] = mapped_column(sa.Integer)
+    cap_period_seconds: Mapped[int | None] = mapped_column(sa.Integer)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -389,3 +406,182 @@ class OrphanReport(Base):
     error_message: Mapped[str | None] = mapped_column(sa.Text)
     occurred_at: Mapped[datetime]
     received_at: Mapped[datetime]
+
+
+CASE_STATUSES = ["active", "resolved", "canceled"]
+FLOW_TRIGGERS = ["automatic", "instant", "scheduled"]
+FLOW_RUN_STATUSES = ["pending", "running", "completed", "failed", "canceled"]
+_BIGINT = sa.BigInteger().with_variant(sa.Integer, "sqlite")
+
+
+class Contact(Base):
+    """A customer: numbers, language, consent per channel, time zone and custom fields."""
+
+    __tablename__ = "contacts"
+    __table_args__ = (
+        sa.UniqueConstraint("org_id", "external_id"),
+        sa.Index("ix_contacts_org_id_id", "org_id", "id"),
+        sa.Index("ix_contacts_org_mobile", "org_id", "mobile_phone"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
+    org_id: Mapped[str] = mapped_column(sa.ForeignKey("organizations.id"))
+    external_id: Mapped[str | None] = mapped_column(sa.String(200))
+    name: Mapped[str | None] = mapped_column(sa.String(200))
+    mobile_phone: Mapped[str | None] = mapped_column(sa.String(32))
+    whatsapp_number: Mapped[str | None] = mapped_column(sa.String(32))
+    preferred_language: Mapped[str | None] = mapped_column(sa.String(35))
+    consent_sms: Mapped[bool] = mapped_column(default=False)
+    consent_whatsapp: Mapped[bool] = mapped_column(default=False)
+    time_zone: Mapped[str | None] = mapped_column(sa.String(64))
+    custom: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Case(Base):
+    """A support case of a contact; its creation and status changes are events."""
+
+    __tablename__ = "cases"
+    __table_args__ = (
+        sa.CheckConstraint(_check_in("status", CASE_STATUSES), name="status"),
+        sa.UniqueConstraint("org_id", "number"),
+        sa.Index("ix_cases_org_id_id", "org_id", "id"),
+        sa.Index("ix_cases_org_status_resolved", "org_id", "status", "resolved_at"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
+    org_id: Mapped[str] = mapped_column(sa.ForeignKey("organizations.id"))
+    number: Mapped[str] = mapped_column(sa.String(100))
+    title: Mapped[str] = mapped_column(sa.String(500))
+    contact_id: Mapped[str | None] = mapped_column(sa.ForeignKey("contacts.id"), index=True)
+    status: Mapped[str] = mapped_column(sa.String(16), default="active")
+    custom: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    resolved_at: Mapped[datetime | None]
+
+
+class Event(Base):
+    """Something happened to a record (ours or another system's); flows react to it.
+
+    Written in the transaction of the change that raised it; ``processed_at`` is set once
+    every automatic flow has seen it.
+    """
+
+    __tablename__ = "events"
+    __table_args__ = (
+        sa.Index("ix_events_pending", "processed_at", "id"),
+        sa.Index("ix_events_org_id", "org_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(_BIGINT, primary_key=True, autoincrement=True)
+    org_id: Mapped[str] = mapped_column(sa.ForeignKey("organizations.id"))
+    type: Mapped[str] = mapped_column(sa.String(100))
+    record_type: Mapped[str] = mapped_column(sa.String(32))
+    record_id: Mapped[str | None] = mapped_column(sa.String(200))
+    data: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    source: Mapped[str] = mapped_column(sa.String(32))
+    occurred_at: Mapped[datetime]
+    processed_at: Mapped[datetime | None]
+
+
+class Flow(Base):
+    """A flow definition: its trigger, conditions, recipient mapping and configuration."""
+
+    __tablename__ = "flows"
+    __table_args__ = (
+        sa.CheckConstraint(_check_in("trigger_type", FLOW_TRIGGERS), name="trigger_type"),
+        sa.UniqueConstraint("org_id", "name"),
+        sa.Index("ix_flows_event", "org_id", "event_type", "enabled"),
+        sa.Index("ix_flows_due", "enabled", "next_fire_at"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
+    org_id: Mapped[str] = mapped_column(sa.ForeignKey("organizations.id"))
+    name: Mapped[str] = mapped_column(sa.String(200))
+    description: Mapped[str | None] = mapped_column(sa.String(1000))
+    trigger_type: Mapped[str] = mapped_column(sa.String(16))
+    event_type: Mapped[str | None] = mapped_column(sa.String(100))
+    configuration_id: Mapped[str] = mapped_column(sa.String(36))
+    definition: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    source: Mapped[str] = mapped_column(sa.Text)
+    source_format: Mapped[str] = mapped_column(sa.String(8))
+    enabled: Mapped[bool] = mapped_column(default=True)
+    version: Mapped[int] = mapped_column(default=1)
+    next_fire_at: Mapped[datetime | None]
+    last_fired_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class FlowRun(Base):
+    """One execution of a flow: its recipients become send requests, batch by batch.
+
+    ``cursor`` is the checkpoint (the last recipient key already turned into a batch);
+    ``fire_key`` makes each event and each scheduled time start at most one run.
+    """
+
+    __tablename__ = "flow_runs"
+    __table_args__ = (
+        sa.CheckConstraint(_check_in("status", FLOW_RUN_STATUSES), name="status"),
+        sa.UniqueConstraint("flow_id", "fire_key"),
+        sa.Index("ix_flow_runs_due", "status", "due_at"),
+        sa.Index("ix_flow_runs_org_created", "org_id", "created_at", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
+    org_id: Mapped[str] = mapped_column(sa.ForeignKey("organizations.id"))
+    flow_id: Mapped[str] = mapped_column(sa.ForeignKey("flows.id"), index=True)
+    trigger: Mapped[str] = mapped_column(sa.String(16))
+    fire_key: Mapped[str | None] = mapped_column(sa.String(100))
+    event_id: Mapped[int | None] = mapped_column(_BIGINT)
+    source: Mapped[str] = mapped_column(sa.String(16))
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(sa.String(16), default="pending")
+    wait_reason: Mapped[str | None] = mapped_column(sa.String(200))
+    due_at: Mapped[datetime]
+    cursor: Mapped[str | None] = mapped_column(sa.String(200))
+    exhausted: Mapped[bool] = mapped_column(default=False)
+    total: Mapped[int | None] = mapped_column(sa.Integer)
+    matched: Mapped[int] = mapped_column(default=0)
+    queued: Mapped[int] = mapped_column(default=0)
+    skipped: Mapped[int] = mapped_column(default=0)
+    rejected: Mapped[int] = mapped_column(default=0)
+    batches: Mapped[int] = mapped_column(default=0)
+    error_count: Mapped[int] = mapped_column(default=0)
+    errors: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON, default=list)
+    lease_owner: Mapped[str | None] = mapped_column(sa.String(100))
+    lease_until: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+
+class FlowRunBatch(Base):
+    """Up to 100 contacts of a run, written before they are sent: resent as they are after a
+    crash, under the same idempotency key, so nothing goes out twice."""
+
+    __tablename__ = "flow_run_batches"
+
+    run_id: Mapped[str] = mapped_column(sa.ForeignKey("flow_runs.id"), primary_key=True)
+    seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    status: Mapped[str] = mapped_column(sa.String(16), default="pending")
+    contacts: Mapped[list[dict[str, Any]] | None] = mapped_column(sa.JSON)
+    request_id: Mapped[str | None] = mapped_column(sa.String(36))
+    queued: Mapped[int] = mapped_column(default=0)
+    skipped: Mapped[int] = mapped_column(default=0)
+    rejected: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+
+
+class FlowRunRow(Base):
+    """One row of a list uploaded for a run (CSV), kept until the run has used it."""
+
+    __tablename__ = "flow_run_rows"
+
+    run_id: Mapped[str] = mapped_column(sa.ForeignKey("flow_runs.id"), primary_key=True)
+    seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    data: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
