@@ -8,16 +8,28 @@ from typing import Annotated, Any, Generic, Literal, TypeAlias, TypeVar
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
     StrictInt,
     ValidationError,
+    ValidationInfo,
     ValidatorFunctionWrapHandler,
+    WithJsonSchema,
     WrapValidator,
     field_validator,
 )
 from pydantic_core import PydanticCustomError
+
+from outbound.domain.windows import (
+    MAX_CAP_COUNT,
+    MAX_CAP_PERIOD_SECONDS,
+    format_clock,
+    parse_clock,
+    parse_period,
+    validate_zone,
+)
 
 __all__ = [
     "ApiKeyCreate",
@@ -31,8 +43,10 @@ __all__ = [
     "ConfigurationUpdate",
     "ContactItem",
     "ContactOutcome",
+    "ContactWindowSpec",
     "ContextValue",
     "ConversationMode",
+    "FrequencyCapSpec",
     "LocaleValue",
     "MessageEventOut",
     "MessageOut",
@@ -260,6 +274,83 @@ class PreviewOut(BaseModel):
 # --- Outbound configurations ------------------------------------------------------------
 
 
+class ContactWindowSpec(_In):
+    """When a configuration's messages may reach a contact: a daily span of local time.
+
+    A message accepted outside the window is queued for the moment the window next opens.
+    """
+
+    start: str = Field(
+        description="Opening time, HH:MM on a 24-hour clock, in the contact's time zone.",
+        examples=["08:00"],
+    )
+    end: str = Field(
+        description="Closing time, HH:MM; earlier than start for a window crossing midnight.",
+        examples=["20:00"],
+    )
+    days: list[Annotated[StrictInt, Field(ge=1, le=7)]] | None = Field(
+        None,
+        min_length=1,
+        description="ISO weekdays the window opens on (1 = Monday … 7 = Sunday); null for "
+        "every day. A window crossing midnight belongs to the day it opens.",
+        examples=[[1, 2, 3, 4, 5]],
+    )
+    time_zone: str | None = Field(
+        None,
+        max_length=64,
+        description="IANA time zone used when the contact's is unknown (a contact item's "
+        "timezone, else its number's zone when the number has only one); UTC when null.",
+        examples=["Europe/Paris"],
+    )
+
+    @field_validator("start", "end")
+    @classmethod
+    def _clock(cls, value: str, info: ValidationInfo) -> str:
+        text = format_clock(parse_clock(value))
+        if info.field_name == "end" and info.data.get("start") == text:
+            raise ValueError("must differ from start (a window of no length never opens)")
+        return text
+
+    @field_validator("days")
+    @classmethod
+    def _days(cls, value: list[int] | None) -> list[int] | None:
+        return None if value is None else sorted(set(value))
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        return None if value is None else validate_zone(value)
+
+
+CapPeriod: TypeAlias = Annotated[
+    int,
+    BeforeValidator(parse_period),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 1, "maximum": MAX_CAP_PERIOD_SECONDS},
+                {"type": "string", "pattern": r"^\s*(\d+|(\d+\s*[wdhmsWDHMS]\s*)+)$"},
+            ],
+            "examples": ["24h", 86400],
+        },
+        mode="validation",
+    ),
+]
+
+
+class FrequencyCapSpec(_In):
+    """At most ``count`` messages of a configuration to one contact per rolling period.
+
+    Messages over the cap are recorded as skipped (reason ``frequency_cap``).
+    """
+
+    count: StrictInt = Field(ge=1, le=MAX_CAP_COUNT, examples=[3])
+    period: CapPeriod = Field(
+        description="The period in seconds, or as a duration such as 90m, 24h, 7d or 1w; "
+        "always answered in seconds.",
+    )
+
+
 class ConfigurationCreate(_In):
     name: str = Field(min_length=1, max_length=200)
     show_in_timeline: StrictBool = False
@@ -275,6 +366,12 @@ class ConfigurationCreate(_In):
         description="A channel of the same type on another provider, used when this one fails.",
     )
     active: StrictBool = True
+    contact_window: ContactWindowSpec | None = Field(
+        None, description="When messages may reach a contact; null to send at any time."
+    )
+    frequency_cap: FrequencyCapSpec | None = Field(
+        None, description="How many messages one contact may get per period; null for no cap."
+    )
 
 
 class ConfigurationUpdate(_In):
@@ -286,6 +383,12 @@ class ConfigurationUpdate(_In):
     conversation_mode: ConversationMode | None = None
     fallback_channel_id: str | None = Field(None, min_length=1, max_length=36)
     active: StrictBool | None = None
+    contact_window: ContactWindowSpec | None = Field(
+        None, description="Replaces the whole window when given; null removes it."
+    )
+    frequency_cap: FrequencyCapSpec | None = Field(
+        None, description="Replaces the cap when given; null removes it."
+    )
 
 
 class ConfigurationOut(_Out):
@@ -299,6 +402,8 @@ class ConfigurationOut(_Out):
     conversation_mode: ConversationMode
     fallback_channel_id: str | None
     active: bool
+    contact_window: ContactWindowSpec | None = None
+    frequency_cap: FrequencyCapSpec | None = None
     created_at: datetime
     updated_at: datetime
 
@@ -318,6 +423,20 @@ class ContactItem(_Checked):
     contextitems: dict[str, ContextValue] = Field(default_factory=dict)
     sendastemplate: StrictBool = False
     templateparameters: dict[str, str] | None = None
+    # Left out of dumps when absent, so that digests of requests without it do not change.
+    timezone: str | None = Field(
+        None,
+        max_length=64,
+        exclude_if=lambda value: value is None,
+        description="The contact's IANA time zone (Europe/Paris), for the configuration's "
+        "contact window; when absent, the number's zone, else the window's time_zone.",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        text = value.strip() if value is not None else ""
+        return validate_zone(text) if text else None
 
 
 class SendIn(_Checked):
@@ -334,6 +453,11 @@ class ContactOutcome(BaseModel):
     to: str | None = Field(None, description="The E.164 number, when it could be normalised.")
     locale: str | None = None
     reason: str | None = None
+    scheduled_at: datetime | None = Field(
+        None,
+        description="When a queued message will go out, if later than now: the contact "
+        "window opens then (reason outside_contact_window).",
+    )
 
 
 class SendOut(BaseModel):

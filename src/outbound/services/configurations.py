@@ -1,4 +1,9 @@
-"""Outbound configurations: which channel and template a send uses, and how."""
+"""Outbound configurations: which channel and template a send uses, and how.
+
+A configuration may also carry a contact window (when its messages may reach a contact) and a
+frequency cap (how many of its messages one contact may get per period); both are per
+configuration, and both apply when a send is accepted (see :mod:`outbound.services.sending`).
+"""
 
 from __future__ import annotations
 
@@ -8,21 +13,63 @@ from sqlalchemy.orm import Session
 from outbound.adapters.db.engine import Database
 from outbound.adapters.db.models import Channel, OutboundConfiguration, Template
 from outbound.clock import Clock
+from outbound.domain.windows import ContactWindow, FrequencyCap
 from outbound.errors import InvalidRequestError, NotFoundError
 from outbound.schemas import (
     ConfigurationCreate,
     ConfigurationOut,
     ConfigurationUpdate,
+    ContactWindowSpec,
+    FrequencyCapSpec,
     Page,
 )
 from outbound.services.pagination import fetch_page
 from outbound.services.templates import normalise_locale_field
 
-__all__ = ["ConfigurationService"]
+__all__ = ["ConfigurationService", "contact_window_of", "frequency_cap_of"]
+
+
+def contact_window_of(config: OutboundConfiguration) -> ContactWindow | None:
+    """The configuration's contact window, or ``None`` when it has none."""
+    if config.window_start is None or config.window_end is None:
+        return None
+    return ContactWindow.parse(config.window_start, config.window_end, config.window_days)
+
+
+def frequency_cap_of(config: OutboundConfiguration) -> FrequencyCap | None:
+    """The configuration's frequency cap, or ``None`` when it has none."""
+    if config.cap_count is None or config.cap_period_seconds is None:
+        return None
+    return FrequencyCap(config.cap_count, config.cap_period_seconds)
+
+
+def _set_window(config: OutboundConfiguration, window: ContactWindowSpec | None) -> None:
+    config.window_start = window.start if window else None
+    config.window_end = window.end if window else None
+    config.window_days = list(window.days) if window and window.days is not None else None
+    config.window_time_zone = window.time_zone if window else None
+
+
+def _set_cap(config: OutboundConfiguration, cap: FrequencyCapSpec | None) -> None:
+    config.cap_count = cap.count if cap else None
+    config.cap_period_seconds = cap.period if cap else None
 
 
 def _out(config: OutboundConfiguration) -> ConfigurationOut:
-    return ConfigurationOut.model_validate(config)
+    window = None
+    if config.window_start is not None and config.window_end is not None:
+        window = ContactWindowSpec(
+            start=config.window_start,
+            end=config.window_end,
+            days=config.window_days,
+            time_zone=config.window_time_zone,
+        )
+    cap = None
+    if config.cap_count is not None and config.cap_period_seconds is not None:
+        cap = FrequencyCapSpec(count=config.cap_count, period=config.cap_period_seconds)
+    return ConfigurationOut.model_validate(config).model_copy(
+        update={"contact_window": window, "frequency_cap": cap}
+    )
 
 
 class ConfigurationService:
@@ -120,6 +167,8 @@ class ConfigurationService:
             created_at=now,
             updated_at=now,
         )
+        _set_window(config, data.contact_window)
+        _set_cap(config, data.frequency_cap)
         with self._db.transaction() as session:
             self._check_refs(
                 session, org_id, data.channel_type.value, data.channel_id, data.template_id
@@ -180,6 +229,11 @@ class ConfigurationService:
                 config.conversation_mode = data.conversation_mode.value
             if data.active is not None:
                 config.active = data.active
+            # Null clears; an object replaces the whole window (or cap), it is not merged.
+            if "contact_window" in data.model_fields_set:
+                _set_window(config, data.contact_window)
+            if "frequency_cap" in data.model_fields_set:
+                _set_cap(config, data.frequency_cap)
             if "fallback_channel_id" in data.model_fields_set:
                 if data.fallback_channel_id:
                     self._check_fallback(

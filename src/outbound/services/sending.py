@@ -3,6 +3,13 @@
 Every contact becomes a message row, whatever its outcome: ``queued`` rows are the outbox the
 workers drain; ``skipped`` and ``rejected`` rows record why nothing was sent. The rows, their
 first status event and the stored response are committed together before the caller hears 202.
+
+A configuration's frequency cap and contact window apply here, when the send is accepted. The
+cap counts the configuration's messages to the same number created within its period (those
+skipped, rejected or canceled aside) plus the earlier contacts of the same request; contacts
+over it are skipped. A contact outside the window is queued all the same, with its
+``scheduled_at`` at the window's next opening in the contact's time zone, so the workers, which
+only claim due messages, leave it until then.
 """
 
 from __future__ import annotations
@@ -11,8 +18,9 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -37,6 +45,7 @@ from outbound.domain.locales import choose_text, normalize_locale
 from outbound.domain.numbers import normalize_number
 from outbound.domain.statuses import MessageStatus
 from outbound.domain.templates import ParsedTemplate, parse_template, render
+from outbound.domain.windows import ContactWindow, FrequencyCap, next_window_open, resolve_zone
 from outbound.errors import (
     ConflictError,
     InvalidLocaleError,
@@ -46,7 +55,11 @@ from outbound.errors import (
     NotFoundError,
 )
 from outbound.schemas import ContactItem, ContactOutcome, SendIn, SendOut
-from outbound.services.configurations import ConfigurationService
+from outbound.services.configurations import (
+    ConfigurationService,
+    contact_window_of,
+    frequency_cap_of,
+)
 from outbound.services.consent import numbers_in_window, opted_out_numbers
 from outbound.services.quota import consume_request_quota
 
@@ -70,6 +83,12 @@ MAX_BODY_CHARACTERS = 1600
 MAX_BODY_BY_PROVIDER = {"twilio": 1600, "telesign": 1600, "acs": 2048, "sandbox": 2000}
 # The columns holding regardingobjectid and entityrelationshipname.
 MAX_REFERENCE_CHARACTERS = 200
+# Statuses of messages that never reach the contact, so that a frequency cap ignores them.
+_NEVER_SENT = (
+    MessageStatus.SKIPPED.value,
+    MessageStatus.REJECTED.value,
+    MessageStatus.CANCELED.value,
+)
 
 
 def body_hash(payload: Mapping[str, Any]) -> str:
@@ -114,6 +133,8 @@ class ContactPlan:
     template_parameters: dict[str, str] | None = None
     regarding_object_id: str | None = None
     entity_relationship_name: str | None = None
+    # Later than now when the contact window is closed: the message waits for it to open.
+    scheduled_at: datetime | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -404,6 +425,7 @@ class SendService:
                     to=plan.to_number,
                     locale=plan.locale,
                     reason=plan.reason,
+                    scheduled_at=plan.scheduled_at,
                 )
             )
         response = SendOut(
@@ -507,14 +529,18 @@ class SendService:
         template: Template,
         now: datetime,
     ) -> None:
-        """Consent withdrawn on this channel, and WhatsApp's rules, override the request."""
+        """Consent withdrawn on this channel, WhatsApp's rules, the configuration's frequency
+        cap and its contact window override the request (one query each, not one per contact).
+        """
         numbers = [p.to_number for p in plans if p.status is MessageStatus.QUEUED and p.to_number]
         if not numbers:
             return
         whatsapp = config.channel_type == "whatsapp"
+        cap = frequency_cap_of(config)
         with self._db.read() as session:
             withdrawn = opted_out_numbers(session, channel.id, numbers)
             in_window = numbers_in_window(session, channel.id, numbers, now) if whatsapp else set()
+            recent = self._recent_counts(session, config, numbers, cap, now) if cap else {}
         for plan, contact in zip(plans, contacts, strict=True):
             if plan.status is not MessageStatus.QUEUED or plan.to_number is None:
                 continue
@@ -532,6 +558,66 @@ class SendService:
                     "outside_whatsapp_window: free-form text needs a customer message in the "
                     "last 24 hours; send the approved template (sendastemplate)"
                 )
+        if cap is not None:
+            self._apply_cap(plans, cap, recent)
+        window = contact_window_of(config)
+        if window is not None:
+            self._apply_window(plans, contacts, window, config.window_time_zone, now)
+
+    @staticmethod
+    def _recent_counts(
+        session: Session, config: Any, numbers: list[str], cap: FrequencyCap, now: datetime
+    ) -> dict[str, int]:
+        """Messages of this configuration per number within the cap's period (one query)."""
+        since = now - timedelta(seconds=cap.period_seconds)
+        rows = session.execute(
+            sa.select(Message.to_number, sa.func.count())
+            .where(
+                Message.org_id == config.org_id,
+                Message.to_number.in_(sorted(set(numbers))),
+                Message.configuration_id == config.id,
+                Message.created_at > since,
+                Message.status.not_in(_NEVER_SENT),
+            )
+            .group_by(Message.to_number)
+        )
+        return {str(number): int(count) for number, count in rows}
+
+    @staticmethod
+    def _apply_cap(plans: list[ContactPlan], cap: FrequencyCap, recent: dict[str, int]) -> None:
+        """Skip the contacts over the cap, counting the earlier contacts of this request."""
+        counts = dict(recent)
+        reason = f"frequency_cap: {cap.describe()} to this contact"
+        for plan in plans:
+            if plan.status is not MessageStatus.QUEUED or plan.to_number is None:
+                continue
+            so_far = counts.get(plan.to_number, 0)
+            if so_far >= cap.count:
+                plan.status, plan.reason = MessageStatus.SKIPPED, reason
+            else:
+                counts[plan.to_number] = so_far + 1
+
+    @staticmethod
+    def _apply_window(
+        plans: list[ContactPlan],
+        contacts: list[ContactItem],
+        window: ContactWindow,
+        fallback_zone: str | None,
+        now: datetime,
+    ) -> None:
+        """Hold the messages of contacts outside the window until it opens in their zone."""
+        opening: dict[str, datetime] = {}
+        for plan, contact in zip(plans, contacts, strict=True):
+            if plan.status is not MessageStatus.QUEUED:
+                continue
+            zone = resolve_zone(contact.timezone, plan.to_number, fallback_zone)
+            when = opening.get(zone)
+            if when is None:
+                when = opening[zone] = next_window_open(window, now, zone)
+            if when > now:
+                local = when.astimezone(ZoneInfo(zone))
+                plan.scheduled_at = when
+                plan.reason = f"outside_contact_window: held until {local:%Y-%m-%d %H:%M} {zone}"
 
     def _row(
         self,
@@ -575,7 +661,7 @@ class SendService:
             "error_message": None,
             "attempts": 0,
             "max_attempts": self._settings.max_attempts,
-            "scheduled_at": now,
+            "scheduled_at": plan.scheduled_at or now,
             "lease_until": None,
             "worker_id": None,
             "created_at": now,

@@ -544,6 +544,7 @@ class FlowRun(Base):
     cursor: Mapped[str | None] = mapped_column(sa.String(200))
     exhausted: Mapped[bool] = mapped_column(default=False)
     total: Mapped[int | None] = mapped_column(sa.Integer)
+    scanned: Mapped[int] = mapped_column(default=0)
     matched: Mapped[int] = mapped_column(default=0)
     queued: Mapped[int] = mapped_column(default=0)
     skipped: Mapped[int] = mapped_column(default=0)
@@ -551,6 +552,7 @@ class FlowRun(Base):
     batches: Mapped[int] = mapped_column(default=0)
     error_count: Mapped[int] = mapped_column(default=0)
     errors: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON, default=list)
+    failures: Mapped[int] = mapped_column(default=0)
     lease_owner: Mapped[str | None] = mapped_column(sa.String(100))
     lease_until: Mapped[datetime | None]
     created_at: Mapped[datetime]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-
 revision = "0005"
 down_revision = "0004"
 branch_labels = None
@@ -148,6 +147,7 @@ def upgrade() -> None:
         sa.Column("cursor", sa.String(length=200), nullable=True),
         sa.Column("exhausted", sa.Boolean(), nullable=False),
         sa.Column("total", sa.Integer(), nullable=True),
+        sa.Column("scanned", sa.Integer(), nullable=False),
         sa.Column("matched", sa.Integer(), nullable=False),
         sa.Column("queued", sa.Integer(), nullable=False),
         sa.Column("skipped", sa.Integer(), nullable=False),
@@ -155,6 +155,7 @@ def upgrade() -> None:
         sa.Column("batches", sa.Integer(), nullable=False),
         sa.Column("error_count", sa.Integer(), nullable=False),
         sa.Column("errors", sa.JSON(), nullable=False),
+        sa.Column("failures", sa.Integer(), nullable=False),
         sa.Column("lease_owner", sa.String(length=100), nullable=True),
         sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
