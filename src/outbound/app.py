@@ -27,14 +27,25 @@ from outbound.services.channels import ChannelService
 from outbound.services.configurations import ConfigurationService
 from outbound.services.conversations import ConversationService
 from outbound.services.dispatch import Dispatcher
+from outbound.services.flow_engine import FlowEngine
+from outbound.services.flows import FlowService
 from outbound.services.inbound import InboundService
+from outbound.services.records import RecordService
 from outbound.services.sending import SendService
 from outbound.services.statuses import StatusService
 from outbound.services.templates import TemplateService
 from outbound.services.tracking import TrackingService
 from outbound.services.webhooks import WebhookService
 from outbound.web.errors import install_error_handlers
-from outbound.web.routes import catalog, conversations, health, messages, webhooks
+from outbound.web.routes import (
+    catalog,
+    conversations,
+    flows,
+    health,
+    messages,
+    records,
+    webhooks,
+)
 from outbound.web.routes.health import install_metrics
 
 __all__ = ["Container", "build_container", "create_app"]
@@ -60,8 +71,10 @@ class Container:
     inbound: InboundService
     webhooks: WebhookService
     conversations: ConversationService
+    records: RecordService
     metrics: Metrics
     http: HttpClient
+    flows: FlowService
     _closed: bool = field(default=False, repr=False)
 
     def dispatcher(self, worker_id: str | None = None) -> Dispatcher:
@@ -75,6 +88,9 @@ class Container:
             metrics=self.metrics,
             statuses=self.statuses,
         )
+
+    def flow_engine(self, worker_id: str | None = None) -> FlowEngine:
+        return FlowEngine(self.db, self.clock, self.settings, self.sending, worker_id=worker_id)
 
     def migrate(self) -> None:
         migrate.upgrade(self.db.engine)
@@ -147,8 +163,10 @@ def build_container(
         inbound=inbound,
         webhooks=WebhookService(db, secrets, statuses, inbound),
         conversations=ConversationService(db),
+        records=RecordService(db, clock, settings),
         metrics=metrics,
         http=http,
+        flows=FlowService(db, clock),
     )
 
 
@@ -162,14 +180,15 @@ def create_app(container: Container, *, run_worker: bool | None = None) -> FastA
         if settings.migrate_on_start:
             await asyncio.to_thread(container.migrate)
         stop = asyncio.Event()
-        task: asyncio.Task[None] | None = None
+        tasks: list[asyncio.Task[None]] = []
         if with_worker:
-            task = asyncio.create_task(container.dispatcher().run(stop))
+            tasks.append(asyncio.create_task(container.dispatcher().run(stop)))
+            tasks.append(asyncio.create_task(container.flow_engine().run(stop)))
         try:
             yield
         finally:
             stop.set()
-            if task is not None:
+            for task in tasks:
                 await task
             await container.aclose()
 
@@ -186,5 +205,7 @@ def create_app(container: Container, *, run_worker: bool | None = None) -> FastA
     app.include_router(catalog.router)
     app.include_router(messages.router)
     app.include_router(conversations.router)
+    app.include_router(records.router)
     app.include_router(webhooks.router)
+    app.include_router(flows.router)
     return app

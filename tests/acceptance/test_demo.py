@@ -25,6 +25,9 @@ def test_demo_runs_end_to_end(provider: str) -> None:
     assert "delivered" in result.stdout
     assert "opted_out" in result.stdout
     assert "invalid_number" in result.stdout
+    # The sample flows: case-created on each new case, case-resolved run by hand.
+    assert "case-created" in result.stdout
+    assert "case-resolved" in result.stdout
     assert f"(provider {provider})" in result.stdout
     # Provider ids: the sandbox's start with SBX, Twilio's message SIDs with SM.
     assert ("SBX" if provider == "sandbox" else "SM") in result.stdout

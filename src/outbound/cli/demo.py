@@ -256,5 +256,85 @@ def _drive(
         if got != expected:
             console.print(f"[red]unexpected outcomes[/red]: {got} (expected {expected})")
             return 1
+        if not _flows(console, call, channel["id"]):
+            return 1
         console.print("[green]demo complete[/green]")
         return 0
+
+
+DEMO_CUSTOMERS: list[dict[str, Any]] = [
+    {"name": "Élodie", "mobile_phone": "+33 6 12 34 56 78", "preferred_language": "fr-FR"},
+    {"name": "Ana", "mobile_phone": "+1 415 555 2671", "preferred_language": "en-US"},
+    {"name": "Mateo", "mobile_phone": "+34 612 34 56 78", "preferred_language": "es-ES"},
+]
+
+
+def _wait_for(
+    console: Console, call: Any, configuration_id: str, count: int, what: str
+) -> list[dict[str, Any]]:
+    """The configuration's messages, once ``count`` of them are delivered (or time is up)."""
+    found: list[dict[str, Any]] = []
+    with console.status(what):
+        deadline = time.monotonic() + DEMO_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            page = call("GET", "/v1/messages", params={"configuration_id": configuration_id})
+            found = page["data"]
+            if len(found) >= count and all(m["status"] == "delivered" for m in found):
+                break
+            time.sleep(0.2)
+    return found
+
+
+def _flows(console: Console, call: Any, channel_id: str) -> bool:
+    """The sample flows: an automatic one on case creation, an instant one run by hand."""
+    from outbound.cli.samples import SAMPLE_NAMES, apply_sample, load_sample
+
+    flows = {name: apply_sample(call, load_sample(name), channel_id) for name in SAMPLE_NAMES}
+    console.print(
+        "flows [cyan]case-created[/cyan] (automatic) and [cyan]case-resolved[/cyan] (instant) "
+        "applied from examples/flows"
+    )
+    cases = []
+    for customer in DEMO_CUSTOMERS:
+        contact = call("POST", "/v1/contacts", json={**customer, "consent": {"sms": True}})
+        cases.append(
+            call("POST", "/v1/cases", json={"title": "Parcel damaged", "contact_id": contact["id"]})
+        )
+    console.print(f"{len(cases)} cases created; the case-created flow tells each customer…")
+    created = _wait_for(
+        console,
+        call,
+        flows["case-created"]["configuration_id"],
+        len(cases),
+        "waiting for the case-created messages…",
+    )
+    for case in cases[:2]:
+        call("POST", f"/v1/cases/{case['id']}/resolve")
+    run = call("POST", "/v1/flows/case-resolved/runs", json={})
+    console.print(f"2 cases resolved; case-resolved run [cyan]{run['id']}[/cyan] started")
+    deadline = time.monotonic() + DEMO_TIMEOUT_SECONDS
+    while run["status"] in {"pending", "running"} and time.monotonic() < deadline:
+        time.sleep(0.2)
+        run = call("GET", f"/v1/flow-runs/{run['id']}")
+    resolved = _wait_for(
+        console,
+        call,
+        flows["case-resolved"]["configuration_id"],
+        run["queued"],
+        "waiting for the case-resolved messages…",
+    )
+    table = Table(title="Flow messages")
+    for column in ("flow", "to", "status", "text"):
+        table.add_column(column)
+    for flow, rows in (("case-created", created), ("case-resolved", resolved)):
+        for message in rows:
+            table.add_row(flow, message["to"], message["status"], message["body"])
+    console.print(table)
+    delivered = sum(m["status"] == "delivered" for m in created + resolved)
+    if run["status"] != "completed" or delivered != len(cases) + 2:
+        console.print(
+            f"[red]unexpected flow outcomes[/red]: run {run['status']}, "
+            f"{delivered} delivered (expected {len(cases) + 2})"
+        )
+        return False
+    return True

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 import typer
 from rich.console import Console
 
+from outbound.cli.flows import flows_app
+from outbound.cli.records import contacts_app
 from outbound.config import Settings, SettingsError, load_settings
 from outbound.schemas import Role
 
@@ -22,6 +24,8 @@ __all__ = ["app"]
 app = typer.Typer(help="Outbound SMS and WhatsApp messaging service.", no_args_is_help=True)
 admin = typer.Typer(help="Operator tasks: organisations, keys, limits.", no_args_is_help=True)
 app.add_typer(admin, name="admin")
+app.add_typer(flows_app, name="flows")
+app.add_typer(contacts_app, name="contacts")
 console = Console()
 err = Console(stderr=True)
 
@@ -108,7 +112,9 @@ def worker() -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         try:
-            await container.dispatcher().run(stop)
+            await asyncio.gather(
+                container.dispatcher().run(stop), container.flow_engine().run(stop)
+            )
         finally:
             await container.aclose()
 

@@ -1,52 +1,27 @@
-"""Request bodies read as text lines, a chunk at a time, by code that runs in a thread.
+"""Request bodies read a chunk at a time by code that runs in a worker thread.
 
-Uploaded lists may be large: they are decoded incrementally and handed to the (synchronous)
-service line by line while the event loop keeps receiving the body, so at most a chunk or
-two of it is in memory at once.
+Uploaded lists may be large: the synchronous service pulls the body chunk by chunk while the
+event loop keeps receiving it, so at most a chunk or two of it is in memory at once.
 """
 
 from __future__ import annotations
 
-import asyncio
-import codecs
 from collections.abc import AsyncIterator, Iterator
 
-from starlette.requests import Request
+import anyio.from_thread
 
-from outbound.errors import InvalidRequestError
-
-__all__ = ["body_lines"]
+__all__ = ["blocking_chunks"]
 
 
-async def _text_lines(request: Request) -> AsyncIterator[list[str]]:
-    decoder = codecs.getincrementaldecoder("utf-8")("strict")
-    pending = ""
-    try:
-        async for chunk in request.stream():
-            if not chunk:
-                continue
-            pending += decoder.decode(chunk)
-            lines = pending.splitlines(keepends=True)
-            # The last piece may be an unfinished line; keep it for the next chunk.
-            pending = lines.pop() if lines and not lines[-1].endswith(("\n", "\r")) else ""
-            if lines:
-                yield lines
-        pending += decoder.decode(b"", final=True)
-    except UnicodeDecodeError as exc:
-        raise InvalidRequestError("the body must be UTF-8 text", field="body") from exc
-    if pending:
-        yield [pending]
+def blocking_chunks(chunks: AsyncIterator[bytes]) -> Iterator[bytes]:
+    """An async body stream as a blocking iterator, for a consumer in a worker thread."""
 
+    async def next_chunk() -> bytes | None:
+        try:
+            return await anext(chunks)
+        except StopAsyncIteration:
+            return None
 
-def body_lines(request: Request, loop: asyncio.AbstractEventLoop) -> Iterator[str]:
-    """The body's lines (with their line endings), for a consumer running in a worker thread.
-
-    Each step asks the event loop ``loop`` for the next chunk and waits for it.
-    """
-    source = _text_lines(request)
-    while True:
-        future = asyncio.run_coroutine_threadsafe(anext(source, None), loop)
-        lines = future.result()
-        if lines is None:
-            return
-        yield from lines
+    while (chunk := anyio.from_thread.run(next_chunk)) is not None:
+        if chunk:
+            yield chunk

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Any
 
+import anyio.to_thread
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
@@ -13,8 +15,9 @@ from outbound.errors import InvalidRequestError
 from outbound.flow_schemas import FlowOut, FlowRunIn, FlowRunOut
 from outbound.schemas import Page, Role
 from outbound.services.auth import Principal
+from outbound.services.records import text_lines
 from outbound.web.deps import READERS, container, principal_of
-from outbound.web.streaming import body_lines
+from outbound.web.streaming import blocking_chunks
 
 __all__ = ["router"]
 
@@ -145,8 +148,9 @@ async def start_run(
     c = container(request)
     media = _media_type(request)
     if media == "text/csv":
-        lines = body_lines(request, asyncio.get_running_loop())
-        return await asyncio.to_thread(c.flows.start_run, who.org_id, flow, None, csv_lines=lines)
+        lines = text_lines(blocking_chunks(request.stream()))
+        run = partial(c.flows.start_run, who.org_id, flow, None, csv_lines=lines)
+        return await anyio.to_thread.run_sync(run)
     if media not in {"application/json", ""}:
         raise InvalidRequestError(
             f"unsupported Content-Type {media!r}: send application/json or text/csv",

@@ -1,0 +1,207 @@
+"""API models of the built-in records (contacts, cases), their CSV import, and events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, TypeAlias
+
+from pydantic import BaseModel, Field, StrictBool, StringConstraints
+
+from outbound.schemas import ContextValue, LocaleValue, _In, _Out
+
+__all__ = [
+    "MAX_IMPORT_ERRORS",
+    "CaseCreate",
+    "CaseOut",
+    "CaseStatus",
+    "CaseUpdate",
+    "Consent",
+    "ConsentIn",
+    "ConsentUpdate",
+    "ContactCreate",
+    "ContactOut",
+    "ContactUpdate",
+    "EventIn",
+    "EventOut",
+    "ImportResult",
+    "ImportRowError",
+]
+
+MAX_IMPORT_ERRORS = 1000
+MAX_CUSTOM_FIELDS = 100
+EVENT_TYPE_PATTERN = r"^[A-Za-z][A-Za-z0-9_\-]*(\.[A-Za-z0-9_\-]+)*$"
+
+CustomKey: TypeAlias = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+CustomFields: TypeAlias = dict[CustomKey, ContextValue]
+
+
+class CaseStatus(StrEnum):
+    ACTIVE = "active"
+    RESOLVED = "resolved"
+    CANCELED = "canceled"
+
+
+# --- Contacts ---------------------------------------------------------------------------
+
+
+class Consent(BaseModel):
+    """Whether the contact agreed to receive messages on each channel."""
+
+    sms: bool = False
+    whatsapp: bool = False
+
+
+class ConsentIn(_In):
+    sms: StrictBool = False
+    whatsapp: StrictBool = False
+
+
+class ConsentUpdate(_In):
+    sms: StrictBool | None = None
+    whatsapp: StrictBool | None = None
+
+
+class ContactCreate(_In):
+    external_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="Your system's id for the contact; unique in the organisation.",
+    )
+    name: str | None = Field(None, min_length=1, max_length=200)
+    mobile_phone: str | None = Field(
+        None, min_length=1, max_length=64, description="Any format; stored as E.164."
+    )
+    whatsapp_number: str | None = Field(None, min_length=1, max_length=64)
+    preferred_language: LocaleValue = Field(
+        None, description="BCP-47 tag (fr-FR) or Windows LCID (1036); stored as BCP-47."
+    )
+    consent: ConsentIn = Field(default_factory=ConsentIn)
+    time_zone: str | None = Field(
+        None, min_length=1, max_length=64, description="IANA time zone (Europe/Paris)."
+    )
+    custom: CustomFields = Field(default_factory=dict, max_length=MAX_CUSTOM_FIELDS)
+
+
+class ContactUpdate(_In):
+    """Fields to change; ``null`` clears a field. ``custom`` is merged (``null`` removes a key)."""
+
+    external_id: str | None = Field(None, min_length=1, max_length=200)
+    name: str | None = Field(None, min_length=1, max_length=200)
+    mobile_phone: str | None = Field(None, min_length=1, max_length=64)
+    whatsapp_number: str | None = Field(None, min_length=1, max_length=64)
+    preferred_language: LocaleValue = None
+    consent: ConsentUpdate | None = None
+    time_zone: str | None = Field(None, min_length=1, max_length=64)
+    custom: CustomFields | None = Field(None, max_length=MAX_CUSTOM_FIELDS)
+
+
+class ContactOut(_Out):
+    id: str
+    external_id: str | None
+    name: str | None
+    mobile_phone: str | None
+    whatsapp_number: str | None
+    preferred_language: str | None
+    consent: Consent
+    time_zone: str | None
+    custom: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+# --- Cases ------------------------------------------------------------------------------
+
+
+class CaseCreate(_In):
+    number: str | None = Field(
+        None,
+        min_length=1,
+        max_length=100,
+        description="Unique in the organisation; generated (CAS-000001, ...) when absent.",
+    )
+    title: str = Field(min_length=1, max_length=500)
+    contact_id: str | None = Field(
+        None, min_length=1, max_length=36, description="The customer: a contact's id."
+    )
+    status: CaseStatus = CaseStatus.ACTIVE
+    custom: CustomFields = Field(default_factory=dict, max_length=MAX_CUSTOM_FIELDS)
+
+
+class CaseUpdate(_In):
+    """Fields to change. A status change raises ``case.resolved``, ``case.canceled`` or
+    ``case.reactivated`` instead of ``case.updated``."""
+
+    number: str | None = Field(None, min_length=1, max_length=100)
+    title: str | None = Field(None, min_length=1, max_length=500)
+    contact_id: str | None = Field(None, min_length=1, max_length=36)
+    status: CaseStatus | None = None
+    custom: CustomFields | None = Field(None, max_length=MAX_CUSTOM_FIELDS)
+
+
+class CaseOut(_Out):
+    id: str
+    number: str
+    title: str
+    status: CaseStatus
+    contact_id: str | None
+    custom: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    resolved_at: datetime | None
+
+
+# --- Events -----------------------------------------------------------------------------
+
+
+class EventIn(_In):
+    """An event of another system (``order.delayed``) that flows can react to."""
+
+    type: str = Field(
+        min_length=1,
+        max_length=100,
+        pattern=EVENT_TYPE_PATTERN,
+        description="Dotted name such as order.delayed; contact.* and case.* are reserved.",
+    )
+    record: dict[str, Any] = Field(description="The record the event is about (JSON object).")
+    record_id: str | None = Field(None, min_length=1, max_length=200)
+
+
+class EventOut(_Out):
+    id: int
+    type: str
+    record_type: str = Field(description="contact, case, or external.")
+    record_id: str | None
+    data: dict[str, Any]
+    source: str
+    occurred_at: datetime
+    processed_at: datetime | None
+
+
+# --- CSV import -------------------------------------------------------------------------
+
+
+class ImportRowError(BaseModel):
+    row: int = Field(
+        description="The row's position in the file, the header being row 1: the first data "
+        "row is row 2, as a spreadsheet numbers them."
+    )
+    field: str | None = Field(description="The column at fault, if one is.")
+    message: str
+
+
+class ImportResult(BaseModel):
+    dry_run: bool
+    rows: int = Field(description="Data rows read (blank lines are not counted).")
+    created: int
+    updated: int
+    unchanged: int = Field(description="Rows matching a contact that they did not change.")
+    failed: int = Field(description="Rows refused; the others were imported.")
+    error_count: int = Field(description="Every error found, including those not listed.")
+    errors: list[ImportRowError] = Field(
+        description=f"The first {MAX_IMPORT_ERRORS} errors, in file order."
+    )
+    stopped: str | None = Field(
+        None, description="Why the file could not be read to its end, if it could not."
+    )
