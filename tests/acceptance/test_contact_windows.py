@@ -102,6 +102,29 @@ async def test_send_outside_the_window_waits_for_it_to_open(
     await container.providers["sandbox"].drain()  # type: ignore[attr-defined]
 
 
+async def test_a_message_delayed_past_the_window_waits_for_the_next_opening(
+    tenant: Tenant, setup: Setup, container: Container, clock: FakeClock
+) -> None:
+    configure(tenant, setup, contact_window=OFFICE_HOURS)
+    clock.set(utc(2026, 1, 15, 18, 59))  # 19:59 in Paris: inside the window
+    (result,) = send(tenant, setup.config_id, contact(PARIS_NUMBER))["results"]
+    assert result["scheduled_at"] is None
+    # A backlog (or a retry) brings the worker to it after the window has closed.
+    clock.set(utc(2026, 1, 15, 19, 30))
+    dispatcher = container.dispatcher("w1")
+    assert await dispatcher.run_once() == 1
+    message = tenant.get(f"/v1/messages/{result['message_id']}").json()
+    assert message["status"] == "queued"
+    assert message["attempts"] == 0
+    assert stored_schedule(container, result["message_id"]) == utc(2026, 1, 16, 7, 0)
+    assert await dispatcher.run_once() == 0
+    clock.set(utc(2026, 1, 16, 7, 0))
+    assert await dispatcher.run_once() == 1
+    await container.providers["sandbox"].drain()  # type: ignore[attr-defined]
+    message = tenant.get(f"/v1/messages/{result['message_id']}").json()
+    assert message["status"] in {"sent", "delivered"}
+
+
 def test_window_days_and_midnight(tenant: Tenant, setup: Setup, clock: FakeClock) -> None:
     # Thursday 15 January 2026, 10:00 in Paris.
     configure(tenant, setup, contact_window={**OFFICE_HOURS, "days": [6, 7]})

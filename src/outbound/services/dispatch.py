@@ -14,7 +14,7 @@ import socket
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -39,7 +39,9 @@ from outbound.domain.circuit import CircuitBreaker
 from outbound.domain.numbers import mask_number
 from outbound.domain.retry import retry_delay
 from outbound.domain.statuses import MessageStatus
+from outbound.domain.windows import ContactWindow, next_window_open
 from outbound.errors import PermanentProviderError, TransientProviderError
+from outbound.services.configurations import contact_window_of
 from outbound.services.consent import record_consent
 from outbound.services.quota import purge_old_buckets
 from outbound.services.statuses import StatusService
@@ -64,6 +66,8 @@ class _BatchContext:
     content_sids: Mapping[str, str | None]
     # configuration id → its healthy fallback channel
     fallbacks: Mapping[str, ChannelInfo]
+    # configuration id → its contact window
+    windows: Mapping[str, ContactWindow] = field(default_factory=dict)
 
 
 class Dispatcher:
@@ -108,13 +112,17 @@ class Dispatcher:
         if not claimed:
             return 0
         context = await asyncio.to_thread(self._load_context, claimed)
-        slots, deferred = await asyncio.to_thread(self._reserve_slots, claimed, context)
+        held = self._outside_window(claimed, context, now)
+        in_window = [m for m in claimed if m.id not in held]
+        slots, deferred = await asyncio.to_thread(self._reserve_slots, in_window, context)
+        deferred.update(held)
         to_send = [m for m in claimed if m.id not in deferred]
         results = await asyncio.gather(
             *(self._send(message, context, slots.get(message.id)) for message in to_send),
             return_exceptions=True,
         )
-        # Past the sender's rate for now: back to the queue until its next free slot.
+        # Past the sender's rate, or the contact's window, for now: back to the queue until
+        # the next free slot or the window's opening.
         outcomes: list[Outcome] = [
             Outcome(message_id, MessageStatus.QUEUED, retry_at=when, refund_attempt=True)
             for message_id, when in deferred.items()
@@ -148,10 +156,37 @@ class Dispatcher:
             self._metrics.transitions.labels(outcome.status.value, provider).inc()
         return len(claimed)
 
+    @staticmethod
+    def _outside_window(
+        claimed: list[ClaimedMessage], context: _BatchContext, now: datetime
+    ) -> dict[str, datetime]:
+        """Messages whose contact window closed before they could go: back until it opens."""
+        held: dict[str, datetime] = {}
+        for message in claimed:
+            window = context.windows.get(message.configuration_id or "")
+            if window is None or message.time_zone is None:
+                continue
+            opens = next_window_open(window, now, message.time_zone)
+            if opens > now:
+                held[message.id] = opens
+        return held
+
     def _load_context(self, claimed: list[ClaimedMessage]) -> _BatchContext:
         config_ids = {m.configuration_id for m in claimed if m.configuration_id}
         template_ids = {m.template_id for m in claimed if m.send_as_template}
         with self._db.read() as session:
+            windows: dict[str, ContactWindow] = {}
+            zoned = {m.configuration_id for m in claimed if m.configuration_id and m.time_zone}
+            if zoned:
+                for config in session.execute(
+                    sa.select(OutboundConfiguration).where(
+                        OutboundConfiguration.id.in_(zoned),
+                        OutboundConfiguration.window_start.is_not(None),
+                    )
+                ).scalars():
+                    window = contact_window_of(config)
+                    if window is not None:
+                        windows[config.id] = window
             fallback_of = {
                 row.id: row.fallback_channel_id
                 for row in session.execute(
@@ -181,7 +216,9 @@ class Dispatcher:
             for config_id, channel_id in fallback_of.items()
             if channel_id in infos and infos[channel_id].healthy
         }
-        return _BatchContext(channels=infos, content_sids=sids, fallbacks=fallbacks)
+        return _BatchContext(
+            channels=infos, content_sids=sids, fallbacks=fallbacks, windows=windows
+        )
 
     def _channel_info(self, channel: Channel) -> ChannelInfo:
         return ChannelInfo(

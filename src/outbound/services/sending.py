@@ -135,6 +135,8 @@ class ContactPlan:
     entity_relationship_name: str | None = None
     # Later than now when the contact window is closed: the message waits for it to open.
     scheduled_at: datetime | None = None
+    # The contact's zone, when a contact window applies (checked again before sending).
+    time_zone: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -611,6 +613,7 @@ class SendService:
             if plan.status is not MessageStatus.QUEUED:
                 continue
             zone = resolve_zone(contact.timezone, plan.to_number, fallback_zone)
+            plan.time_zone = zone
             when = opening.get(zone)
             if when is None:
                 when = opening[zone] = next_window_open(window, now, zone)
@@ -662,6 +665,7 @@ class SendService:
             "attempts": 0,
             "max_attempts": self._settings.max_attempts,
             "scheduled_at": plan.scheduled_at or now,
+            "time_zone": plan.time_zone,
             "lease_until": None,
             "worker_id": None,
             "created_at": now,

@@ -257,6 +257,9 @@ class Message(Base):
     regarding_object_id: Mapped[str | None] = mapped_column(sa.String(200))
     entity_relationship_name: Mapped[str | None] = mapped_column(sa.String(200))
     show_in_timeline: Mapped[bool] = mapped_column(default=False)
+    # The contact's time zone, kept when the configuration has a contact window: workers
+    # check the window again before sending (a backlog or a retry may run past it).
+    time_zone: Mapped[str | None] = mapped_column(sa.String(64))
     status: Mapped[str] = mapped_column(sa.String(16))
     reason: Mapped[str | None] = mapped_column(sa.String(500))
     provider_message_id: Mapped[str | None] = mapped_column(sa.String(100))

@@ -45,6 +45,7 @@ class ClaimedMessage:
     template_parameters: dict[str, Any] | None
     reclaimed: bool
     first_attempt_at: datetime | None = None
+    time_zone: str | None = None
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ _RETURNING = (
     Message.template_parameters,
     Message.lease_until,
     Message.first_attempt_at,
+    Message.time_zone,
 )
 
 
@@ -152,6 +154,7 @@ class Outbox:
                     template_parameters=r.template_parameters,
                     reclaimed=previous[r.id] == _SENDING,
                     first_attempt_at=r.first_attempt_at,
+                    time_zone=r.time_zone,
                 )
                 for r in rows
             ]
