@@ -204,7 +204,7 @@ def run(
         raise _fail(exc.message) from exc
     finally:
         c.db.dispose()
-    console.print(
+    typer.echo(
         json.dumps(
             {
                 "status": final.status.value,
