@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     circuit_cooldown_seconds: float = Field(30.0, gt=0, description="Open circuit pause (s).")
     shutdown_grace_seconds: float = Field(10.0, ge=0)
     idempotency_stale_seconds: float = Field(120.0, gt=0)
+    event_retention_days: float = Field(
+        30.0, gt=0, description="Events every flow has seen are deleted after this many days."
+    )
 
     sandbox_delivery_delay: float = Field(0.5, ge=0, description="Seconds before a sandbox DLR.")
     sandbox_failure_rate: float = Field(0.0, ge=0, le=1)

@@ -49,3 +49,21 @@ async def test_metrics_follow_messages_from_accept_to_delivery(
     assert after[("outbound_message_transitions_total", sent)] == 2
     assert after[("outbound_message_transitions_total", delivered)] == 2
     assert after[("outbound_provider_request_seconds_count", (("provider", "sandbox"),))] == 2
+
+
+def test_metrics_show_pending_events_and_active_flow_runs(
+    tenant: Tenant, setup: Setup, container: Container
+) -> None:
+    tenant.post(
+        "/v1/flows",
+        {"name": "all", "configuration": setup.config_id, "trigger": {"type": "instant"}},
+    )
+    tenant.post("/v1/events", {"type": "order.delayed", "record": {"order": "SO-1"}})
+    tenant.post("/v1/flows/all/runs", {})
+    text = tenant.client.get("/metrics").text
+    assert "outbound_events_pending 1.0" in text
+    assert 'outbound_flow_runs{status="pending"} 1.0' in text
+    container.flow_engine("w").run_until_idle()
+    text = tenant.client.get("/metrics").text
+    assert "outbound_events_pending 0.0" in text
+    assert 'outbound_flow_runs{status="pending"} 0.0' in text

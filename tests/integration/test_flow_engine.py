@@ -448,3 +448,19 @@ def test_time_relative_conditions_use_the_clock(
     )
     container.flow_engine("w1").run_until_idle()
     assert container.flows.get_run(tenant.org_id, run.id).queued == 1
+
+
+def test_seen_events_are_deleted_after_their_retention(
+    tenant: Tenant, setup: Setup, container: Container, clock: FakeClock
+) -> None:
+    from outbound.adapters.db.models import Event
+
+    raise_event(container, tenant.org_id, "case.created", case_data())
+    engine = container.flow_engine("w1")
+    engine.run_until_idle()
+    raise_event(container, tenant.org_id, "case.created", case_data())  # not seen yet
+    clock.advance(container.settings.event_retention_days * 86400 + 1)
+    assert engine.purge_events() == 1
+    with container.db.read() as session:
+        left = session.execute(sa.select(Event.processed_at)).scalars().all()
+    assert left == [None]

@@ -17,7 +17,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from outbound.adapters.db.engine import Database
-from outbound.adapters.db.models import Message
+from outbound.adapters.db.models import Event, FlowRun, Message
 from outbound.clock import Clock
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
@@ -63,6 +63,16 @@ class _OutboxCollector(Collector):
                 .where(Message.status.in_(_IN_FLIGHT))
                 .group_by(Message.status, Message.provider, Message.channel_id)
             ).all()
+            events_pending, oldest_event = session.execute(
+                sa.select(sa.func.count(), sa.func.min(Event.occurred_at)).where(
+                    Event.processed_at.is_(None)
+                )
+            ).one()
+            runs = session.execute(
+                sa.select(FlowRun.status, sa.func.count())
+                .where(FlowRun.status.in_(("pending", "running")))
+                .group_by(FlowRun.status)
+            ).all()
         yield GaugeMetricFamily(
             "outbound_outbox_due_messages", "Queued messages whose time has come", value=due_count
         )
@@ -81,6 +91,25 @@ class _OutboxCollector(Collector):
         for status, provider, channel_id, count in rows:
             family.add_metric([status, provider, channel_id], count)
         yield family
+        yield GaugeMetricFamily(
+            "outbound_events_pending",
+            "Events no flow has looked at yet",
+            value=events_pending,
+        )
+        if oldest_event is not None and oldest_event.tzinfo is None:
+            oldest_event = oldest_event.replace(tzinfo=UTC)
+        yield GaugeMetricFamily(
+            "outbound_events_oldest_pending_age_seconds",
+            "How long the oldest pending event has waited",
+            value=(now - oldest_event).total_seconds() if oldest_event is not None else 0.0,
+        )
+        active = GaugeMetricFamily(
+            "outbound_flow_runs", "Flow runs not yet finished, by status", labels=["status"]
+        )
+        counts = dict(runs)
+        for status in ("pending", "running"):
+            active.add_metric([status], counts.get(status, 0))
+        yield active
 
 
 class Metrics:

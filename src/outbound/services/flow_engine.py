@@ -72,6 +72,8 @@ MAX_FAILURES = 5
 EVENTS_PER_TICK = 500
 # Batches a run may send before letting other due runs (events, schedules) have a turn.
 BATCHES_PER_TURN = 20
+PURGE_INTERVAL = timedelta(hours=1)
+PURGE_CHUNK = 5_000
 
 _RUNNING = FlowRunStatus.RUNNING.value
 _PENDING = FlowRunStatus.PENDING.value
@@ -139,6 +141,7 @@ class FlowEngine:
         self.worker_id = worker_id or _worker_id()
         self._batches_per_turn = batches_per_turn
         self._lease = timedelta(seconds=max(settings.lease_seconds, 5.0))
+        self._next_purge: datetime | None = None
 
     # --- the loop ------------------------------------------------------------------------
 
@@ -159,12 +162,42 @@ class FlowEngine:
 
     def tick(self) -> bool:
         """One round: events, schedules, then one turn of one due run. True if it did work."""
+        self._purge_if_due()
         events = self.process_events()
         fired = self.fire_schedules()
         claimed = self.claim()
         for run_id in claimed:
             self.execute(run_id, max_batches=self._batches_per_turn)
         return bool(events or fired or claimed)
+
+    def purge_events(self) -> int:
+        """Delete the events every flow has seen, past their retention; returns how many."""
+        now = self._clock.now()
+        horizon = now - timedelta(days=self._settings.event_retention_days)
+        deleted = 0
+        while True:
+            with self._db.transaction() as session:
+                ids = list(
+                    session.execute(
+                        sa.select(Event.id)
+                        .where(Event.processed_at.is_not(None), Event.processed_at < horizon)
+                        .order_by(Event.id)
+                        .limit(PURGE_CHUNK)
+                    ).scalars()
+                )
+                if ids:
+                    session.execute(sa.delete(Event).where(Event.id.in_(ids)))
+            deleted += len(ids)
+            if len(ids) < PURGE_CHUNK:
+                return deleted
+
+    def _purge_if_due(self) -> None:
+        now = self._clock.now()
+        if self._next_purge is None or now >= self._next_purge:
+            self._next_purge = now + PURGE_INTERVAL
+            deleted = self.purge_events()
+            if deleted:
+                log.info("deleted %d events past their retention", deleted)
 
     def run_until_idle(self, max_ticks: int = 10_000) -> None:
         """Tick until nothing is due (tests, the demo, the command line)."""
