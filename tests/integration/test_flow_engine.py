@@ -464,3 +464,35 @@ def test_seen_events_are_deleted_after_their_retention(
     with container.db.read() as session:
         left = session.execute(sa.select(Event.processed_at)).scalars().all()
     assert left == [None]
+
+
+def test_sparse_matches_checkpoint_as_the_source_is_read(
+    tenant: Tenant, setup: Setup, container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from outbound.services import flow_engine
+
+    monkeypatch.setattr(flow_engine, "SCAN_LIMIT", 50)
+    add_contacts(container, tenant.org_id, 160, custom={"segment": "silver", "ref": "x"})
+    add_contacts(container, tenant.org_id, 2)
+    container.flows.apply(tenant.org_id, INSTANT)
+    run = container.flows.start_run(tenant.org_id, "everyone")
+    engine = container.flow_engine("w1")
+    assert engine.claim() == [run.id]
+    engine.execute(run.id, max_batches=1)
+    partial = run_row(container, run.id)
+    assert partial.status == "running"
+    assert 0 < partial.scanned < 162
+    engine.run_until_idle()
+    done = run_row(container, run.id)
+    assert (done.status, done.scanned, done.matched, done.queued) == ("completed", 162, 2, 2)
+
+
+def test_a_run_keeps_the_definition_it_started_with(
+    tenant: Tenant, setup: Setup, container: Container
+) -> None:
+    add_contacts(container, tenant.org_id, 3)
+    container.flows.apply(tenant.org_id, INSTANT)
+    run = container.flows.start_run(tenant.org_id, "everyone")
+    container.flows.apply(tenant.org_id, INSTANT.replace("value: gold", "value: nobody"))
+    container.flow_engine("w1").run_until_idle()
+    assert run_row(container, run.id).queued == 3

@@ -72,6 +72,8 @@ MAX_FAILURES = 5
 EVENTS_PER_TICK = 500
 # Batches a run may send before letting other due runs (events, schedules) have a turn.
 BATCHES_PER_TURN = 20
+# Records read at most between two checkpoints of a run.
+SCAN_LIMIT = 5_000
 PURGE_INTERVAL = timedelta(hours=1)
 PURGE_CHUNK = 5_000
 
@@ -696,6 +698,11 @@ class FlowEngine:
             cursor = run.cursor
             exhausted = True
             for key, context in self._pages(session, run, definition):
+                if scanned >= SCAN_LIMIT:
+                    # Few records match: checkpoint now (with a smaller batch, or none) rather
+                    # than read the whole source in one go.
+                    exhausted = False
+                    break
                 scanned += 1
                 cursor = key
                 if not evaluate_conditions(conditions, context, now):

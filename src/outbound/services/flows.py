@@ -319,7 +319,13 @@ class FlowService:
             fire_key=None,
             event_id=None,
             source=source,
-            params={"conditions": extra, "values": data.params, "flow_version": flow.version},
+            params={
+                "conditions": extra,
+                "values": data.params,
+                "flow_version": flow.version,
+                # The run keeps the definition it started with, whatever happens to the flow.
+                "definition": flow.definition,
+            },
             status=FlowRunStatus.PENDING.value,
             wait_reason=_UPLOADING if csv_lines is not None else None,
             due_at=now + timedelta(days=3650) if csv_lines is not None else now,
