@@ -20,12 +20,14 @@ import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo, available_timezones
 
 import phonenumbers
 from phonenumbers import NumberParseException
 from phonenumbers.timezone import time_zones_for_number
+
+from outbound.domain.timezones import local_to_utc
 
 __all__ = [
     "DEFAULT_ZONE",
@@ -186,32 +188,6 @@ class ContactWindow:
         return self.end < self.start
 
 
-def _local_instant(day: date, clock: time, zone: ZoneInfo) -> datetime:
-    """The UTC instant the wall clock of ``zone`` first shows ``clock`` on ``day``.
-
-    An ambiguous time (fall-back) is its first occurrence; a time inside a spring-forward gap
-    is the instant the gap ends.
-    """
-    naive = datetime.combine(day, clock)
-    early = naive.replace(tzinfo=zone, fold=0)
-    instant = early.astimezone(UTC)
-    if instant.astimezone(zone).replace(tzinfo=None) == naive:
-        return instant
-    # In a gap: fold=1 reads the time with the offset after the transition (an instant before
-    # it), fold=0 with the offset before (an instant after it). Transitions fall on whole
-    # seconds: search between the two for the first second with the new offset.
-    before_offset = early.utcoffset()
-    low = int(naive.replace(tzinfo=zone, fold=1).timestamp())
-    high = int(early.timestamp())
-    while high - low > 1:
-        middle = (low + high) // 2
-        if datetime.fromtimestamp(middle, zone).utcoffset() == before_offset:
-            low = middle
-        else:
-            high = middle
-    return datetime.fromtimestamp(high, UTC)
-
-
 def next_window_open(window: ContactWindow, now: datetime, zone: str) -> datetime:
     """``now`` when ``now`` is inside ``window`` in ``zone``, else the (UTC) instant it opens.
 
@@ -227,9 +203,9 @@ def next_window_open(window: ContactWindow, now: datetime, zone: str) -> datetim
         day = today + timedelta(days=offset)
         if window.days is not None and day.isoweekday() not in window.days:
             continue
-        opens = _local_instant(day, window.start, tz)
+        opens = local_to_utc(datetime.combine(day, window.start), tz)
         closing_day = day + timedelta(days=1) if window.crosses_midnight else day
-        closes = _local_instant(closing_day, window.end, tz)
+        closes = local_to_utc(datetime.combine(closing_day, window.end), tz)
         if closes <= opens:
             continue  # emptied by a DST change on that day
         if opens <= now < closes:
