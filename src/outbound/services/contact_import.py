@@ -1,0 +1,431 @@
+"""Creating and updating contacts from a CSV file, read line by line.
+
+The file is never held whole: :func:`text_lines` decodes it as it arrives, and rows are
+written (with their events) in transactions of :data:`IMPORT_CHUNK_ROWS`. The field rules are
+those of the API (:mod:`outbound.domain.contacts`).
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from outbound.adapters.db.engine import Database
+from outbound.adapters.db.models import Contact, new_id
+from outbound.clock import Clock
+from outbound.domain.contacts import (
+    CONTACT_FIELDS,
+    Problem,
+    changed_fields,
+    check_custom,
+    clean_contact,
+    contact_record,
+    parse_flag,
+)
+from outbound.errors import InvalidRequestError
+from outbound.records_schemas import MAX_IMPORT_ERRORS, ImportResult, ImportRowError
+from outbound.services.events import record_events
+
+__all__ = [
+    "CSV_COLUMNS",
+    "IMPORT_CHUNK_ROWS",
+    "ContactImport",
+    "ImportInputError",
+    "text_lines",
+]
+
+log = logging.getLogger(__name__)
+
+CSV_COLUMNS = CONTACT_FIELDS
+CUSTOM_PREFIX = "custom."
+IMPORT_CHUNK_ROWS = 500
+MAX_LINE_CHARS = 1 << 20
+MAX_COLUMN_NAME_CHARS = 100
+
+
+class ImportInputError(InvalidRequestError):
+    """The CSV cannot be imported at all: no usable header, or a line too long to be a row."""
+
+
+# --- CSV reading --------------------------------------------------------------------------
+
+
+def text_lines(chunks: Iterable[bytes]) -> Iterator[str]:
+    """Decode UTF-8 byte chunks (a leading BOM is dropped) into lines, each ending in ``\\n``
+    except perhaps the last, holding at most one line in memory.
+
+    Bytes that are not UTF-8 become U+FFFD, which the import refuses row by row. Only ``\\n``
+    ends a line: the csv module handles ``\\r\\n`` and line breaks inside quoted fields.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="replace")
+    pending = ""
+    for chunk in chunks:
+        pending += decoder.decode(chunk)
+        start = 0
+        while (end := pending.find("\n", start)) >= 0:
+            yield pending[start : end + 1]
+            start = end + 1
+        pending = pending[start:]
+        if len(pending) > MAX_LINE_CHARS:
+            raise ImportInputError(
+                f"a line is longer than {MAX_LINE_CHARS} characters", field="body"
+            )
+    pending += decoder.decode(b"", final=True)
+    if pending:
+        yield pending
+
+
+@dataclass(frozen=True)
+class _Column:
+    name: str
+    custom: bool
+
+    @property
+    def field(self) -> str:
+        return f"{CUSTOM_PREFIX}{self.name}" if self.custom else self.name
+
+
+def _read_header(cells: list[str]) -> list[_Column]:
+    if not cells or all(not c.strip() for c in cells):
+        raise ImportInputError(
+            "the first row must be a header naming the columns (external_id,name,mobile_phone,...)",
+            field="header",
+        )
+    columns: list[_Column] = []
+    for position, cell in enumerate(cells, start=1):
+        name = cell.strip()
+        if name.lower().startswith(CUSTOM_PREFIX):
+            column = _Column(name[len(CUSTOM_PREFIX) :].strip(), custom=True)
+        elif name.lower() in CSV_COLUMNS:
+            column = _Column(name.lower(), custom=False)
+        else:
+            column = _Column(name, custom=True)
+        if not column.name or "\x00" in column.name or "\ufffd" in column.name:
+            raise ImportInputError(
+                f"column {position} of the header has no usable name", field="header"
+            )
+        if len(column.name) > MAX_COLUMN_NAME_CHARS:
+            raise ImportInputError(
+                f"column {position}: names are at most {MAX_COLUMN_NAME_CHARS} characters",
+                field="header",
+            )
+        if column.field in {c.field for c in columns}:
+            raise ImportInputError(f"column {column.field!r} appears twice", field="header")
+        columns.append(column)
+    if not {"external_id", "mobile_phone"} & {c.field for c in columns}:
+        raise ImportInputError(
+            "the header needs an external_id or a mobile_phone column to match contacts",
+            field="header",
+        )
+    return columns
+
+
+@dataclass
+class _Row:
+    number: int
+    values: dict[str, Any]
+    custom: dict[str, str]
+
+
+def _parse_row(
+    number: int, cells: list[str], header: list[_Column], region: str
+) -> tuple[_Row, list[Problem]]:
+    problems: list[Problem] = []
+    if len(cells) != len(header):
+        problems.append((None, f"has {len(cells)} fields; the header has {len(header)}"))
+        return _Row(number, {}, {}), problems
+    values: dict[str, Any] = {}
+    custom: dict[str, str] = {}
+    for column, cell in zip(header, cells, strict=True):
+        value = cell.strip()
+        if not value:
+            continue  # an empty cell leaves the field as it is
+        if "\x00" in value:
+            problems.append((column.field, "must not contain the NUL character (U+0000)"))
+        elif "\ufffd" in value:
+            problems.append((column.field, "is not valid UTF-8 text"))
+        elif column.custom:
+            custom[column.name] = value
+            check_custom({column.name: value}, problems)
+        elif column.name in {"consent_sms", "consent_whatsapp"}:
+            try:
+                values[column.name] = parse_flag(value)
+            except ValueError as exc:
+                problems.append((column.name, str(exc)))
+        else:
+            values.update(clean_contact({column.name: value}, region, problems))
+    if not problems and not values.get("external_id") and not values.get("mobile_phone"):
+        problems.append(("mobile_phone", "a row needs a mobile_phone or an external_id"))
+    return _Row(number, values, custom), problems
+
+
+def _apply_row(contact: Contact, row: _Row) -> None:
+    for name, value in row.values.items():
+        setattr(contact, name, value)
+    if row.custom:
+        contact.custom = {**(contact.custom or {}), **row.custom}
+
+
+# --- the outcome --------------------------------------------------------------------------
+
+
+@dataclass
+class _ImportState:
+    dry_run: bool
+    rows: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    error_count: int = 0
+    errors: list[ImportRowError] = field(default_factory=list)
+    pending_errors: list[ImportRowError] = field(default_factory=list)
+    stopped: str | None = None
+
+    def fail(self, row: int, problems: list[Problem]) -> None:
+        self.failed += 1
+        self.pending_errors.extend(ImportRowError(row=row, field=f, message=m) for f, m in problems)
+
+    def flush_errors(self) -> None:
+        """Keep the errors in file order: a chunk's rows fail when read or when written."""
+        self.pending_errors.sort(key=lambda e: e.row)
+        self.error_count += len(self.pending_errors)
+        room = MAX_IMPORT_ERRORS - len(self.errors)
+        self.errors.extend(self.pending_errors[: max(room, 0)])
+        self.pending_errors = []
+
+    def result(self) -> ImportResult:
+        return ImportResult(
+            dry_run=self.dry_run,
+            rows=self.rows,
+            created=self.created,
+            updated=self.updated,
+            unchanged=self.unchanged,
+            failed=self.failed,
+            error_count=self.error_count,
+            errors=self.errors,
+            stopped=self.stopped,
+        )
+
+
+# --- the use case -------------------------------------------------------------------------
+
+
+class ContactImport:
+    """Imports contacts from CSV into the organisation given, raising their events."""
+
+    def __init__(self, db: Database, clock: Clock, region: str) -> None:
+        self._db = db
+        self._clock = clock
+        self._region = region
+
+    def run(
+        self, org_id: str, lines: Iterable[str], *, dry_run: bool = False, source: str = "import"
+    ) -> ImportResult:
+        """Create or update contacts from CSV text, read line by line.
+
+        The first row names the columns: those of :data:`CSV_COLUMNS`, and any other (or
+        ``custom.<name>``) is a custom field. A row updates the contact with its
+        ``external_id`` when it has one, else the one with its ``mobile_phone``; otherwise it
+        creates one. An empty cell leaves the field unchanged. Rows are written (with their
+        events) in transactions of :data:`IMPORT_CHUNK_ROWS`; a refused row is reported and
+        skipped. ``dry_run`` validates and matches without writing (a contact repeated in two
+        chunks then counts as created twice).
+
+        Raises :class:`ImportInputError` when the header is missing or unusable.
+        """
+        state = _ImportState(dry_run=dry_run)
+        reader = csv.reader(lines)
+        header: list[_Column] | None = None
+        chunk: list[_Row] = []
+        number = 0
+        try:
+            while True:
+                try:
+                    cells = next(reader)
+                except StopIteration:
+                    break
+                except csv.Error as exc:
+                    number += 1
+                    if header is None:
+                        raise ImportInputError(f"unreadable header: {exc}", field="header") from exc
+                    state.rows += 1
+                    state.fail(number, [(None, f"not readable as CSV: {exc}")])
+                    continue
+                number += 1
+                if header is None:
+                    header = _read_header(cells)
+                    continue
+                if all(not c.strip() for c in cells):
+                    continue
+                state.rows += 1
+                row, problems = _parse_row(number, cells, header, self._region)
+                if problems:
+                    state.fail(number, problems)
+                    continue
+                chunk.append(row)
+                if len(chunk) >= IMPORT_CHUNK_ROWS:
+                    self._import_chunk(org_id, chunk, state, source)
+                    chunk = []
+        except ImportInputError as exc:
+            if header is None:
+                raise
+            state.stopped = exc.message
+            state.pending_errors.append(
+                ImportRowError(row=number + 1, field=None, message=f"stopped: {exc.message}")
+            )
+        if header is None:
+            raise ImportInputError(
+                "the file is empty; it needs a header row (external_id,name,mobile_phone,...)",
+                field="header",
+            )
+        self._import_chunk(org_id, chunk, state, source)
+        log.info(
+            "contacts import for org %s%s: %d rows, %d created, %d updated, %d failed",
+            org_id,
+            " (dry run)" if dry_run else "",
+            state.rows,
+            state.created,
+            state.updated,
+            state.failed,
+        )
+        return state.result()
+
+    def _import_chunk(
+        self, org_id: str, rows: list[_Row], state: _ImportState, source: str
+    ) -> None:
+        if rows:
+            try:
+                self._write_chunk(org_id, rows, state, source)
+            except sa.exc.IntegrityError:
+                # Another writer created one of these contacts meanwhile: read them again.
+                try:
+                    self._write_chunk(org_id, rows, state, source)
+                except sa.exc.IntegrityError:
+                    log.warning("contacts import for org %s: chunk conflicted twice", org_id)
+                    for row in rows:
+                        state.fail(row.number, [(None, "conflicted with a concurrent change")])
+        state.flush_errors()
+
+    def _write_chunk(self, org_id: str, rows: list[_Row], state: _ImportState, source: str) -> None:
+        """Upsert ``rows`` in one transaction; counts are added to ``state`` once committed."""
+        now = self._clock.now()
+        counts = {"created": 0, "updated": 0, "unchanged": 0}
+        failures: list[tuple[int, list[Problem]]] = []
+        events: list[dict[str, Any]] = []
+        dry_run = state.dry_run
+        with (
+            self._db.read() if dry_run else self._db.transaction() as session,
+            session.no_autoflush,
+        ):
+            external_ids = {r.values["external_id"] for r in rows if r.values.get("external_id")}
+            phones = {
+                r.values["mobile_phone"]
+                for r in rows
+                if not r.values.get("external_id") and r.values.get("mobile_phone")
+            }
+            by_external: dict[str, Contact] = {}
+            if external_ids:
+                found = session.execute(
+                    sa.select(Contact).where(
+                        Contact.org_id == org_id, Contact.external_id.in_(external_ids)
+                    )
+                ).scalars()
+                by_external = {c.external_id: c for c in found if c.external_id}
+            by_phone: dict[str, list[Contact]] = defaultdict(list)
+            if phones:
+                found = session.execute(
+                    sa.select(Contact)
+                    .where(Contact.org_id == org_id, Contact.mobile_phone.in_(phones))
+                    .order_by(Contact.created_at, Contact.id)
+                ).scalars()
+                for c in found:
+                    by_phone[c.mobile_phone or ""].append(c)
+
+            def event(type: str, contact: Contact, data: dict[str, Any]) -> None:
+                events.append(
+                    {
+                        "org_id": org_id,
+                        "type": type,
+                        "record_type": "contact",
+                        "record_id": contact.id,
+                        "data": data,
+                        "source": source,
+                        "occurred_at": now,
+                    }
+                )
+
+            for row in rows:
+                external_id = row.values.get("external_id")
+                if external_id:
+                    target = by_external.get(external_id)
+                else:
+                    matches = by_phone.get(row.values["mobile_phone"], [])
+                    if len(matches) > 1:
+                        problem = (
+                            f"{len(matches)} contacts have this mobile_phone; add an "
+                            "external_id column to say which one"
+                        )
+                        failures.append((row.number, [("mobile_phone", problem)]))
+                        continue
+                    target = matches[0] if matches else None
+                if target is None:
+                    contact = Contact(
+                        id=new_id(),
+                        org_id=org_id,
+                        external_id=None,
+                        name=None,
+                        mobile_phone=None,
+                        whatsapp_number=None,
+                        preferred_language=None,
+                        consent_sms=False,
+                        consent_whatsapp=False,
+                        time_zone=None,
+                        custom={},
+                        created_at=now,
+                        updated_at=now,
+                    )
+                    _apply_row(contact, row)
+                    if not dry_run:
+                        session.add(contact)
+                    if contact.external_id:
+                        by_external[contact.external_id] = contact
+                    if contact.mobile_phone:
+                        by_phone[contact.mobile_phone].append(contact)
+                    event("contact.created", contact, {"contact": contact_record(contact)})
+                    counts["created"] += 1
+                    continue
+                before = contact_record(target)
+                old_phone = target.mobile_phone
+                _apply_row(target, row)
+                changes = changed_fields(before, contact_record(target))
+                if not changes:
+                    counts["unchanged"] += 1
+                    continue
+                target.updated_at = now
+                if target.mobile_phone != old_phone:
+                    if old_phone and target in by_phone.get(old_phone, []):
+                        by_phone[old_phone].remove(target)
+                    if target.mobile_phone:
+                        by_phone[target.mobile_phone].append(target)
+                event(
+                    "contact.updated",
+                    target,
+                    {"contact": contact_record(target), "changes": changes},
+                )
+                counts["updated"] += 1
+            if not dry_run:
+                session.flush()
+                record_events(session, events)
+        state.created += counts["created"]
+        state.updated += counts["updated"]
+        state.unchanged += counts["unchanged"]
+        for number, problems in failures:
+            state.fail(number, problems)
