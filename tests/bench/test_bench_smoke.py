@@ -1,0 +1,28 @@
+"""The benchmarks run (small sizes, no timing assertions): ``python -m bench.flows``."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_flow_benchmark_runs_and_prints_its_table() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OUTBOUND_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.flows", "--contacts", "150,300"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env={**env, "COLUMNS": "200"},
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "peak MiB" in result.stdout
+    assert "2x the contacts" in result.stdout
+    # 300 contacts, one in ten without consent: 270 queued, 30 skipped, in 3 batches.
+    assert "270" in result.stdout and "30" in result.stdout
