@@ -14,6 +14,7 @@
     │   ├── PermissionDeniedError 403
     │   ├── NotFoundError        404
     │   ├── ConflictError        409
+    │   ├── UnsupportedMediaTypeError 415
     │   └── RateLimitedError     429     has .retry_after (seconds)
     └── ProviderError                    a provider call did not succeed
         ├── TransientProviderError       retry later (has .retry_after, optional)
@@ -42,6 +43,7 @@ __all__ = [
     "RequestError",
     "TemplateSyntaxError",
     "TransientProviderError",
+    "UnsupportedMediaTypeError",
 ]
 
 
@@ -141,6 +143,13 @@ class ConflictError(RequestError):
 
     status_code = 409
     code = "conflict"
+
+
+class UnsupportedMediaTypeError(RequestError):
+    """415: the body is not in a format this endpoint reads (names the Content-Type)."""
+
+    status_code = 415
+    code = "unsupported_media_type"
 
 
 class RateLimitedError(RequestError):

@@ -214,11 +214,14 @@ def test_unusable_files_are_refused(tenant: Tenant) -> None:
         error = assert_error(upload(tenant, body), 422, "invalid_request", "header")
         assert message in error["message"], (body, error)
     error = assert_error(
-        upload(tenant, "x", content_type="application/json"), 415, "unsupported_media_type"
+        upload(tenant, "x", content_type="application/json"),
+        415,
+        "unsupported_media_type",
+        "Content-Type",
     )
     assert "text/csv" in error["message"]
     response = upload(tenant, "external_id\nx\n", content_type="text/csv; charset=latin-1")
-    assert_error(response, 415, "unsupported_media_type")
+    assert_error(response, 415, "unsupported_media_type", "Content-Type")
     assert (
         imported(tenant, "external_id\nx\n", content_type="text/csv; charset=utf-8")["created"] == 1
     )

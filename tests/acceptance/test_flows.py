@@ -105,7 +105,7 @@ def test_unsupported_content_type(tenant: Tenant, setup: Setup) -> None:
     response = tenant.post(
         "/v1/flows", content=b"<flow/>", headers={"Content-Type": "application/xml"}
     )
-    assert response.status_code == 422
+    assert response.status_code == 415
     assert response.json()["error"]["field"] == "Content-Type"
 
 

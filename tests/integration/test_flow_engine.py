@@ -496,3 +496,50 @@ def test_a_run_keeps_the_definition_it_started_with(
     container.flows.apply(tenant.org_id, INSTANT.replace("value: gold", "value: nobody"))
     container.flow_engine("w1").run_until_idle()
     assert run_row(container, run.id).queued == 3
+
+
+def test_events_of_runs_still_to_come_outlive_their_retention(
+    tenant: Tenant, setup: Setup, container: Container, clock: FakeClock
+) -> None:
+    from outbound.adapters.db.models import Event
+
+    container.flows.apply(
+        tenant.org_id,
+        DELAYED.replace("delay: 24h", "delay: 60d")
+        .replace("conditions:\n", "")
+        .replace("  - {field: case.status, op: eq, value: resolved}\n", ""),
+    )
+    raise_event(container, tenant.org_id, "case.resolved", case_data(status="resolved"))
+    engine = container.flow_engine("w1")
+    engine.run_until_idle()
+    clock.advance(container.settings.event_retention_days * 86400 + 1)
+    assert engine.purge_events() == 0
+    with container.db.read() as session:
+        assert session.execute(sa.select(sa.func.count()).select_from(Event)).scalar() == 1
+
+
+def test_external_events_see_the_contact_they_name(
+    tenant: Tenant, setup: Setup, container: Container
+) -> None:
+    contact_id = add_contacts(container, tenant.org_id, 1)[0]
+    container.flows.apply(
+        tenant.org_id,
+        "name: ext\nconfiguration: Case updates\n"
+        "trigger: {type: automatic, event: order.delayed}\n"
+        "conditions:\n  - {field: contact.mobile_phone, op: exists}\n"
+        "recipient: {contextitems: {CaseName: '{record.order}'}}\n",
+    )
+    with container.db.transaction() as session:
+        record_event(
+            session,
+            org_id=tenant.org_id,
+            type="order.delayed",
+            record_type="external",
+            record_id=None,
+            data={"record": {"order": "SO-1", "contact_id": contact_id}},
+            source="external",
+            now=container.clock.now(),
+        )
+    container.flow_engine("w1").run_until_idle()
+    sent = messages(container, tenant.org_id)
+    assert [m.body for m in sent] == ["Hi Customer 0, case SO-1 was updated."]

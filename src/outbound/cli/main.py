@@ -74,7 +74,7 @@ def serve(
         None, "--worker/--no-worker", help="Run the dispatcher in this process too."
     ),
 ) -> None:
-    """Run the HTTP API (and, by default, a dispatcher) in one process."""
+    """Run the HTTP API (and, by default, a dispatcher and the flow engine) in one process."""
     import uvicorn
 
     from outbound.app import create_app
@@ -94,7 +94,8 @@ def serve(
 
 @app.command()
 def worker() -> None:
-    """Run a dispatcher only (several may share one PostgreSQL database)."""
+    """Run a dispatcher and the flow engine, without the API (several may share one
+    PostgreSQL database)."""
     settings = _settings()
     _logging(settings)
     container = _startup(settings)

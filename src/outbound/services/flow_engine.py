@@ -182,7 +182,15 @@ class FlowEngine:
                 ids = list(
                     session.execute(
                         sa.select(Event.id)
-                        .where(Event.processed_at.is_not(None), Event.processed_at < horizon)
+                        .where(
+                            Event.processed_at.is_not(None),
+                            Event.processed_at < horizon,
+                            # A delayed run still to come reads its event when it is due.
+                            ~sa.exists().where(
+                                FlowRun.event_id == Event.id,
+                                FlowRun.status.in_(ACTIVE_RUN_STATUSES),
+                            ),
+                        )
                         .order_by(Event.id)
                         .limit(PURGE_CHUNK)
                     ).scalars()
@@ -299,12 +307,15 @@ class FlowEngine:
                 definition = FlowDefinition.from_dict(flow.definition)
                 flows_by_org.setdefault(flow.org_id, []).append((flow, definition))
             runs: list[dict[str, Any]] = []
+            contexts: dict[int, dict[str, Any]] = {}
             for event in events:
                 for flow, definition in flows_by_org.get(event.org_id, []):
                     pattern = definition.trigger.event
                     if pattern is None or not matches_event(pattern, event.type):
                         continue
-                    context = event_context(event)
+                    context = contexts.get(event.id)
+                    if context is None:
+                        context = contexts[event.id] = event_context(event, session)
                     if not evaluate_conditions(definition.conditions, context, now):
                         continue
                     delay = timedelta(seconds=definition.trigger.delay_seconds or 0)
@@ -518,6 +529,7 @@ class FlowEngine:
                 if run.failures >= MAX_FAILURES:
                     run.status = FlowRunStatus.FAILED.value
                     run.finished_at = now
+                    session.execute(sa.delete(FlowRunRow).where(FlowRunRow.run_id == run_id))
                 else:
                     run.due_at = now + timedelta(seconds=30 * run.failures)
                     run.wait_reason = f"retrying after an error ({run.failures}/{MAX_FAILURES})"
@@ -813,6 +825,7 @@ class FlowEngine:
             held.queued += out.queued
             held.skipped += out.skipped
             held.rejected += out.rejected
+            held.failures = 0  # the limit counts failures in a row
             held.updated_at = stored.sent_at
             _add_errors(held, errors)
         return True

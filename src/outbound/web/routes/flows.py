@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from outbound.errors import InvalidRequestError
+from outbound.errors import InvalidRequestError, UnsupportedMediaTypeError
 from outbound.flow_schemas import FlowOut, FlowRunIn, FlowRunOut
 from outbound.schemas import Page, Role
 from outbound.services.auth import Principal
@@ -55,11 +55,10 @@ def _media_type(request: Request) -> str:
 async def _document(request: Request) -> tuple[str, str]:
     media = _media_type(request)
     if media not in _DOCUMENT_TYPES:
-        raise InvalidRequestError(
+        raise UnsupportedMediaTypeError(
             f"unsupported Content-Type {media!r}: send the flow as application/yaml or "
             "application/json",
             field="Content-Type",
-            code="unsupported_media_type",
         )
     raw = await request.body()
     if len(raw) > MAX_DOCUMENT_BYTES:
@@ -152,10 +151,9 @@ async def start_run(
         run = partial(c.flows.start_run, who.org_id, flow, None, csv_lines=lines)
         return await anyio.to_thread.run_sync(run)
     if media not in {"application/json", ""}:
-        raise InvalidRequestError(
+        raise UnsupportedMediaTypeError(
             f"unsupported Content-Type {media!r}: send application/json or text/csv",
             field="Content-Type",
-            code="unsupported_media_type",
         )
     raw = await request.body()
     try:

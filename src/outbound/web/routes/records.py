@@ -7,8 +7,9 @@ from typing import Any
 
 import anyio.from_thread
 import anyio.to_thread
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
+from outbound.errors import UnsupportedMediaTypeError
 from outbound.records_schemas import (
     CaseCreate,
     CaseOut,
@@ -62,12 +63,16 @@ def list_contacts(
 def _csv_body(request: Request) -> None:
     media_type, _, params = request.headers.get("content-type", "").partition(";")
     if media_type.strip().lower() not in CSV_TYPES:
-        raise HTTPException(415, "send the contacts as CSV (Content-Type: text/csv)")
+        raise UnsupportedMediaTypeError(
+            "send the contacts as CSV (Content-Type: text/csv)", field="Content-Type"
+        )
     for param in params.split(";"):
         name, _, value = param.partition("=")
         charset = value.strip().strip('"').lower()
         if name.strip().lower() == "charset" and charset not in {"utf-8", "utf8"}:
-            raise HTTPException(415, "the CSV must be UTF-8 (charset=utf-8)")
+            raise UnsupportedMediaTypeError(
+                "the CSV must be UTF-8 (charset=utf-8)", field="Content-Type"
+            )
 
 
 @router.post(
