@@ -543,3 +543,26 @@ def test_external_events_see_the_contact_they_name(
     container.flow_engine("w1").run_until_idle()
     sent = messages(container, tenant.org_id)
     assert [m.body for m in sent] == ["Hi Customer 0, case SO-1 was updated."]
+
+
+def test_a_one_time_schedule_fires_once(
+    tenant: Tenant, setup: Setup, container: Container, clock: FakeClock
+) -> None:
+    clock.set(datetime(2026, 1, 15, 7, 0, tzinfo=UTC))
+    add_contacts(container, tenant.org_id, 2)
+    flow, _ = container.flows.apply(
+        tenant.org_id,
+        "name: once\nconfiguration: Case updates\n"
+        "trigger: {type: scheduled, at: '2026-01-20T09:30:00', timezone: Europe/Paris}\n",
+    )
+    assert flow.next_fire_at == datetime(2026, 1, 20, 8, 30, tzinfo=UTC)
+    engine = container.flow_engine("w1")
+    clock.set(datetime(2026, 1, 20, 8, 29, tzinfo=UTC))
+    engine.run_until_idle()
+    assert messages(container, tenant.org_id) == []
+    clock.set(datetime(2026, 1, 20, 8, 31, tzinfo=UTC))
+    engine.run_until_idle()
+    clock.advance(86400 * 400)
+    engine.run_until_idle()
+    assert len(messages(container, tenant.org_id)) == 2
+    assert container.flows.get(tenant.org_id, "once").next_fire_at is None
