@@ -59,6 +59,14 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _run_loop(coroutine: Any) -> Any:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coroutine)
+    return uvloop.run(coroutine)
+
+
 def _pct(values: list[float], pct: float) -> float:
     if not values:
         return float("nan")
@@ -256,6 +264,7 @@ def _outbound(
     database_url: str | None,
     api_processes: int,
     workers: int,
+    inline_worker: bool = False,
 ) -> Run:
     with (
         tempfile.TemporaryDirectory(prefix="outbound-bench-") as tmp,
@@ -284,13 +293,13 @@ def _outbound(
         with contextlib_exit() as stack:
             for index, port in enumerate(ports):
                 api_env = {**env, "OUTBOUND_PUBLIC_BASE_URL": apis[index]}
-                run_worker = workers > 0 and database_url is None
+                run_worker = inline_worker
                 args = [PYTHON, "-m", "outbound", "serve", "--port", str(port)]
                 args.append("--worker" if run_worker else "--no-worker")
                 processes.append(stack.enter_context(_process(args, api_env)))
             for port in ports:
                 _wait_port(port)
-            if database_url is not None:
+            if not inline_worker:
                 for _ in range(workers):
                     worker_env = {**env, "OUTBOUND_PUBLIC_BASE_URL": apis[0]}
                     args = [PYTHON, "-m", "outbound", "worker"]
@@ -400,7 +409,8 @@ def main() -> None:
         ):
             table.add_column(column, justify="right" if column != "scenario" else "left")
         with fake_twilio(latency) as provider_url:
-            limit = asyncio.run(_limit(provider_url, args.limit_messages or args.messages))
+            # The ceiling gets the same event loop as the service (uvloop where installed).
+            limit = _run_loop(_limit(provider_url, args.limit_messages or args.messages))
             naive_count = (
                 args.naive_messages if latency == 0 else max(10, args.naive_messages // 10)
             )
@@ -411,13 +421,16 @@ def main() -> None:
             table.add_row(
                 "naive (twilio SDK loop)", f"{naive:.1f}", "", f"{naive / limit:.3f}", "1"
             )
-            runs = [("outbound SQLite, 1 process", None, 1, 1)]
+            runs: list[tuple[str, str | None, int, int, bool]] = [
+                ("outbound SQLite, 1 process", None, 1, 0, True),
+                ("outbound SQLite, 1 API + 1 worker", None, 1, 1, False),
+            ]
             if args.postgres:
                 runs += [
-                    ("outbound PostgreSQL, 2 API + 1 worker", args.postgres, 2, 1),
-                    ("outbound PostgreSQL, 2 API + 2 workers", args.postgres, 2, 2),
+                    ("outbound PostgreSQL, 2 API + 1 worker", args.postgres, 2, 1, False),
+                    ("outbound PostgreSQL, 2 API + 2 workers", args.postgres, 2, 2, False),
                 ]
-            for label, url, apis, workers in runs:
+            for label, url, apis, workers, inline in runs:
                 run = _outbound(
                     label,
                     provider_url,
@@ -425,6 +438,7 @@ def main() -> None:
                     database_url=url,
                     api_processes=apis,
                     workers=workers,
+                    inline_worker=inline,
                 )
                 table.add_row(
                     label,

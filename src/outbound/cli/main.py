@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -56,6 +57,16 @@ def _startup(settings: Settings) -> Container:
         err.print(f"[red]error:[/red] database unreachable: {exc.orig}")
         raise typer.Exit(2) from exc
     return container
+
+
+def _run_loop(coroutine: Coroutine[Any, Any, None]) -> None:
+    """Run on uvloop where it is installed (as uvicorn does for ``serve``), else asyncio."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(coroutine)
+    else:
+        uvloop.run(coroutine)
 
 
 def _logging(settings: Settings) -> None:
@@ -119,7 +130,7 @@ def worker() -> None:
         finally:
             await container.aclose()
 
-    asyncio.run(main())
+    _run_loop(main())
 
 
 @app.command()
