@@ -317,3 +317,14 @@ def test_samples_case_created_and_case_resolved(
     timeline = tenant.get(f"/v1/timeline/{cases[1]['id']}").json()["data"]
     bodies = sorted(m["body"] for m in timeline)
     assert bodies[1].startswith(f"Hi Bo, your case {cases[1]['number']} (Late parcel) is resolved")
+
+
+def test_a_configuration_used_by_a_flow_cannot_be_deleted(tenant: Tenant, setup: Setup) -> None:
+    apply(tenant, INSTANT)
+    response = tenant.delete(f"/v1/outbound-configurations/{setup.config_id}")
+    assert response.status_code == 409
+    error = response.json()["error"]
+    assert error["code"] == "configuration_in_use"
+    assert "weather-delay" in error["message"]
+    assert tenant.delete("/v1/flows/weather-delay").status_code == 204
+    assert tenant.delete(f"/v1/outbound-configurations/{setup.config_id}").status_code == 204

@@ -11,10 +11,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from outbound.adapters.db.engine import Database
-from outbound.adapters.db.models import Channel, OutboundConfiguration, Template
+from outbound.adapters.db.models import Channel, Flow, OutboundConfiguration, Template
 from outbound.clock import Clock
 from outbound.domain.windows import ContactWindow, FrequencyCap
-from outbound.errors import InvalidRequestError, NotFoundError
+from outbound.errors import ConflictError, InvalidRequestError, NotFoundError
 from outbound.schemas import (
     ConfigurationCreate,
     ConfigurationOut,
@@ -258,4 +258,20 @@ class ConfigurationService:
 
     def delete(self, org_id: str, config_id: str) -> None:
         with self._db.transaction() as session:
-            session.delete(self.load(session, org_id, config_id))
+            config = self.load(session, org_id, config_id)
+            flows = list(
+                session.execute(
+                    sa.select(Flow.name)
+                    .where(Flow.org_id == org_id, Flow.configuration_id == config.id)
+                    .order_by(Flow.name)
+                ).scalars()
+            )
+            if flows:
+                raise ConflictError(
+                    f"flows send with this configuration: {', '.join(flows[:10])}"
+                    + (f" and {len(flows) - 10} more" if len(flows) > 10 else "")
+                    + "; delete them or point them at another configuration first",
+                    field="configuration_id",
+                    code="configuration_in_use",
+                )
+            session.delete(config)
