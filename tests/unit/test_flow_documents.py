@@ -96,10 +96,10 @@ def test_automatic_flow_defaults() -> None:
 
 
 def test_instant_flow_in_json_with_tabs() -> None:
-    text = '{\n\t"name": "bulk\\tsend",\n\t"configuration": 42,\n\t"trigger": {"type": "instant"},'
+    text = '{\n\t"name": "bulk send",\n\t"configuration": 42,\n\t"trigger": {"type": "instant"},'
     text += '\n\t"source": {"records": "csv"}\n}'
     definition = parse_flow_document(text)
-    assert definition.name == "bulk\tsend"
+    assert definition.name == "bulk send"
     assert definition.configuration == "42"
     assert definition.trigger.type == "instant"
     assert definition.source_records == "csv"
@@ -633,3 +633,10 @@ def test_configuration_faults(value: str) -> None:
 def test_name_is_stripped() -> None:
     definition = parse_flow_document("name: '  n  '\nconfiguration: c\ntrigger: {type: instant}")
     assert definition.name == "n"
+
+
+def test_names_usable_in_urls() -> None:
+    for bad in ("a/b", "tab\\there"):
+        with pytest.raises(FlowDefinitionError) as caught:
+            parse_flow_document(f'name: "{bad}"\nconfiguration: c\ntrigger: {{type: instant}}\n')
+        assert caught.value.errors[0].field == "name"

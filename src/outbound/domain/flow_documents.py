@@ -278,6 +278,9 @@ class _Checker:
                 self.error("name", "must not be empty")
             elif len(name) > _MAX_NAME_LENGTH:
                 self.error("name", f"must be at most {_MAX_NAME_LENGTH} characters")
+            elif "/" in name or any(ord(c) < 32 for c in name):
+                # The name is used in URLs (/v1/flows/{name}) and on the command line.
+                self.error("name", "must not contain '/' or control characters")
         description = self.text(data, "", "description", required=False)
         if description is not None and len(description) > _MAX_DESCRIPTION_LENGTH:
             self.error("description", f"must be at most {_MAX_DESCRIPTION_LENGTH} characters")
