@@ -568,3 +568,23 @@ def test_a_one_time_schedule_fires_once(
     engine.run_until_idle()
     assert len(messages(container, tenant.org_id)) == 2
     assert container.flows.get(tenant.org_id, "once").next_fire_at is None
+
+
+def test_flows_hold_messages_to_the_contacts_own_window(
+    tenant: Tenant, setup: Setup, container: Container, clock: FakeClock
+) -> None:
+    tenant.patch(
+        f"/v1/outbound-configurations/{setup.config_id}",
+        {"contact_window": {"start": "09:00", "end": "18:00"}},
+    )
+    clock.set(datetime(2026, 1, 15, 15, 0, tzinfo=UTC))  # 16:00 in Paris, 10:00 in New York
+    add_contacts(container, tenant.org_id, 1, time_zone="America/Los_Angeles")  # 07:00 there
+    add_contacts(container, tenant.org_id, 1, time_zone="America/New_York")
+    container.flows.apply(tenant.org_id, INSTANT)
+    container.flows.start_run(tenant.org_id, "everyone")
+    container.flow_engine("w1").run_until_idle()
+    held = {m.time_zone: m.scheduled_at for m in messages(container, tenant.org_id)}
+    assert held == {
+        "America/Los_Angeles": datetime(2026, 1, 15, 17, 0, tzinfo=UTC),  # 09:00 there
+        "America/New_York": datetime(2026, 1, 15, 15, 0, tzinfo=UTC),  # now: inside
+    }
