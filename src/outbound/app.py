@@ -47,6 +47,7 @@ from outbound.web.routes import (
     webhooks,
 )
 from outbound.web.routes.health import install_metrics
+from outbound.web.routes.webhooks import install_webhook_fast_path
 
 __all__ = ["Container", "build_container", "create_app"]
 
@@ -200,7 +201,6 @@ def create_app(container: Container, *, run_worker: bool | None = None) -> FastA
     )
     app.state.container = container
     install_error_handlers(app)
-    install_metrics(app, container.metrics)
     app.include_router(health.router)
     app.include_router(catalog.router)
     app.include_router(messages.router)
@@ -208,4 +208,7 @@ def create_app(container: Container, *, run_worker: bool | None = None) -> FastA
     app.include_router(records.router)
     app.include_router(webhooks.router)
     app.include_router(flows.router)
+    # Added first, so that request timing (added next) wraps it too.
+    install_webhook_fast_path(app)
+    install_metrics(app, container.metrics)
     return app

@@ -125,6 +125,22 @@ class WebhookService:
         channel, credentials = self._channel(channel_id)
         return channel, self._verify_and_parse(channel, credentials, url, token, headers, body)
 
+    def verify_cached(
+        self,
+        channel_id: str,
+        *,
+        url: str,
+        token: str | None,
+        headers: Mapping[str, str],
+        body: bytes,
+    ) -> tuple[Channel, WebhookEvents] | None:
+        """As :meth:`verify`, without I/O: ``None`` when the channel is not in the cache."""
+        cached = self._cache.get(channel_id)
+        if cached is None or cached[0] <= time.monotonic():
+            return None
+        channel, credentials = cached[1], cached[2]
+        return channel, self._verify_and_parse(channel, credentials, url, token, headers, body)
+
     def _channel(self, channel_id: str) -> tuple[Channel, Mapping[str, str]]:
         """The channel and its credentials, cached briefly: providers call back in bursts
         (two callbacks per message), and each would otherwise read and decrypt them again."""
