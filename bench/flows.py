@@ -43,6 +43,7 @@ recipient:
     CaseName: "{contact.custom.ref}"
 """
 SEED_CHUNK = 20_000
+CHILD_ENV = "OUTBOUND_BENCH_FLOWS_CHILD"
 
 
 def _rss_kib(field: str) -> int:
@@ -203,22 +204,18 @@ def measure(size: int, postgres: str | None) -> dict[str, Any]:
             with console.status(f"seeding {size:,} contacts…"):
                 org_id, run_id, seeded = seed(url, data_dir, key, size)
             with console.status(f"running the flow over {size:,} contacts…"):
+                # Passed in the environment: a Fernet key may start with "-", which a
+                # command line would take for an option.
+                child_args = json.dumps([url, str(data_dir), key, org_id, run_id])
                 result = subprocess.run(
-                    [
-                        sys.executable,
-                        "-m",
-                        "bench.flows",
-                        "--child",
-                        url,
-                        str(data_dir),
-                        key,
-                        org_id,
-                        run_id,
-                    ],
+                    [sys.executable, "-m", "bench.flows", "--child"],
                     capture_output=True,
                     text=True,
                     check=False,
-                    env={k: v for k, v in os.environ.items() if not k.startswith("OUTBOUND_")},
+                    env={
+                        **{k: v for k, v in os.environ.items() if not k.startswith("OUTBOUND_")},
+                        CHILD_ENV: child_args,
+                    },
                 )
             if result.returncode != 0:
                 raise RuntimeError(result.stderr[-4000:])
@@ -238,10 +235,10 @@ def main() -> None:
         "--contacts", default="100000,1000000", help="Audience sizes, comma-separated."
     )
     parser.add_argument("--postgres", default=None, help="Run on this PostgreSQL server too.")
-    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        url, data_dir, key, org_id, run_id = args.child
+        url, data_dir, key, org_id, run_id = json.loads(os.environ[CHILD_ENV])
         child(url, Path(data_dir), key, org_id, run_id)
         return
     sizes = [int(s.replace("_", "")) for s in args.contacts.split(",")]

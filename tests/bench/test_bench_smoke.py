@@ -21,8 +21,9 @@ def test_flow_benchmark_runs_and_prints_its_table() -> None:
         env={**env, "COLUMNS": "200"},
         check=False,
     )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "peak MiB" in result.stdout
-    assert "2x the contacts" in result.stdout
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "peak MiB" in result.stdout, output
+    assert "2x the contacts" in result.stdout, output
     # 300 contacts, one in ten without consent: 270 queued, 30 skipped, in 3 batches.
-    assert "270" in result.stdout and "30" in result.stdout
+    assert "270" in result.stdout and "30" in result.stdout, output
