@@ -802,7 +802,12 @@ class FlowEngine:
             self._finish(run.id, FlowRunStatus.FAILED, f"{exc.field or 'request'}: {exc.message}")
             return False
         errors = [
-            {"at": r.to or None, "field": "contact", "message": r.reason}
+            {
+                # The number as the send took it (or as the record gave it, when unusable).
+                "at": r.to or contacts[r.index].tocontactid,
+                "field": "tocontactid" if r.reason.startswith("invalid_number") else "contact",
+                "message": r.reason,
+            }
             for r in out.results
             if r.status == "rejected" and r.reason
         ]
