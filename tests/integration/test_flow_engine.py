@@ -197,13 +197,31 @@ def test_crash_before_sending_resumes_with_the_written_batch(
     with pytest.raises(Crash):
         container.flow_engine("w1").run_until_idle()
     monkeypatch.undo()
-    # A contact added meanwhile, before the cursor: the written batch is sent as it was.
+    assert messages(container, tenant.org_id) == []
+    # The first batch was written down before the crash: a contact of it renamed meanwhile
+    # is still sent what the batch holds (the batch is resent as it was, same key and body).
+    with container.db.read() as session:
+        batch = session.execute(
+            sa.select(FlowRunBatch).where(FlowRunBatch.run_id == run.id)
+        ).scalar_one()
+    assert batch.status == "pending" and batch.contacts is not None
+    written = batch.contacts[0]
+    with container.db.transaction() as session:
+        renamed = session.execute(
+            sa.select(Contact).where(Contact.mobile_phone == written["tocontactid"])
+        ).scalar_one()
+        renamed.name = "Renamed"
     clock.advance(container.settings.lease_seconds + 1)
     container.flow_engine("w2").run_until_idle()
     done = run_row(container, run.id)
     assert done.status == "completed"
-    assert done.queued == 150
-    assert len(messages(container, tenant.org_id)) == 150
+    assert (done.queued, done.batches) == (150, 2)
+    sent = messages(container, tenant.org_id)
+    assert len(sent) == 150
+    (first,) = [m for m in sent if m.to_number == written["tocontactid"]]
+    assert first.body is not None
+    assert written["contextitems"]["CustomerName"] in first.body
+    assert "Renamed" not in first.body
 
 
 def test_cancel_stops_a_run(tenant: Tenant, setup: Setup, container: Container) -> None:
