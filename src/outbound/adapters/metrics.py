@@ -24,6 +24,7 @@ __all__ = ["CONTENT_TYPE", "Metrics"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _IN_FLIGHT = ("queued", "sending", "sent")
+_WRITE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -149,8 +150,26 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.db_write_wait = Histogram(
+            "outbound_database_write_wait_seconds",
+            "Time write transactions waited for their turn (SQLite's single writer)",
+            buckets=_WRITE_BUCKETS,
+            registry=self.registry,
+        )
+        self.db_write = Histogram(
+            "outbound_database_write_seconds",
+            "Duration of write transactions once begun, commit included",
+            buckets=_WRITE_BUCKETS,
+            registry=self.registry,
+        )
+        if db is not None:
+            db.write_observer = self._observe_write
         if db is not None and clock is not None:
             self.registry.register(_OutboxCollector(db, clock))
+
+    def _observe_write(self, waited: float, took: float) -> None:
+        self.db_write_wait.observe(waited)
+        self.db_write.observe(took)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

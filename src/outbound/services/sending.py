@@ -273,7 +273,13 @@ class SendService:
         *,
         idempotency_key: str | None = None,
         request_hash: str | None = None,
+        urgent: bool = False,
     ) -> SendOut:
+        """Accept a send request: every contact's message is in the outbox when this returns.
+
+        ``urgent``: a client waits for the answer (the API), so on SQLite its writes go ahead
+        of background writers.
+        """
         max_contacts, quota = self._limits(org_id)
         if len(request.contacts) > max_contacts:
             raise InvalidRequestError(
@@ -284,23 +290,29 @@ class SendService:
         digest = request_hash or body_hash(request.model_dump(mode="json"))
         reserved_id: str | None = None
         if idempotency_key is not None:
-            replay = self._reserve(org_id, idempotency_key, digest, request.configuration_id)
+            replay = self._reserve(
+                org_id, idempotency_key, digest, request.configuration_id, urgent=urgent
+            )
             if isinstance(replay, SendOut):
                 return replay
             reserved_id = replay
         try:
-            return self._accept(org_id, request, quota, digest, idempotency_key, reserved_id)
+            return self._accept(
+                org_id, request, quota, digest, idempotency_key, reserved_id, urgent=urgent
+            )
         except BaseException:
             if reserved_id is not None:
                 self._release(reserved_id)
             raise
 
-    def _reserve(self, org_id: str, key: str, digest: str, config_id: str) -> SendOut | str:
+    def _reserve(
+        self, org_id: str, key: str, digest: str, config_id: str, *, urgent: bool = False
+    ) -> SendOut | str:
         """Claim an idempotency key: the stored response on a replay, else a request id."""
         for _ in range(2):
             now = self._clock.now()
             try:
-                with self._db.transaction() as session:
+                with self._db.transaction(urgent=urgent) as session:
                     existing = session.execute(
                         sa.select(SendRequest).where(
                             SendRequest.org_id == org_id, SendRequest.idempotency_key == key
@@ -360,6 +372,8 @@ class SendService:
         digest: str,
         idempotency_key: str | None,
         reserved_id: str | None,
+        *,
+        urgent: bool = False,
     ) -> SendOut:
         with self._db.read() as session:
             try:
@@ -439,7 +453,7 @@ class SendService:
             results=outcomes,
         )
         stored = response.model_dump(mode="json")
-        with self._db.transaction() as session:
+        with self._db.transaction(urgent=urgent) as session:
             consume_request_quota(session, org_id, quota, now)
             if reserved_id is not None:
                 updated = session.execute(

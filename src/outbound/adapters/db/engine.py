@@ -3,11 +3,24 @@
 SQLite runs in WAL mode with a busy timeout. pysqlite would otherwise start transactions lazily
 and deferred, so a reader that later writes can fail to upgrade its lock; here write transactions
 start with ``BEGIN IMMEDIATE`` (SQLite's single writer) and reads with a plain ``BEGIN``.
+
+SQLite's own wait for its write lock is a sleep that grows to 100 ms between tries, with no
+order among the waiters: under load a writer can wait for seconds while others come and go.
+So writers queue before ``BEGIN IMMEDIATE``: first in this process, in arrival order
+(:class:`WriterQueue`), then across processes on the same file, with an advisory lock on a
+file beside the database (``<database>-writer``); the process's lock is freed the moment its
+holder commits, and the next in line starts at once. A writer that has waited the busy timeout
+gets the same ``database is locked`` error SQLite would give.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import sqlite3
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -16,7 +29,12 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-__all__ = ["Database", "create_engine"]
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on Windows
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["Database", "WriterQueue", "create_engine"]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _BEGIN_OPTION = "outbound_sqlite_begin"
@@ -58,6 +76,126 @@ def _tune_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+_HANDED_OVER = -1
+
+
+def _locked_error() -> sa.exc.OperationalError:
+    return sa.exc.OperationalError(
+        "BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked")
+    )
+
+
+class WriterQueue:
+    """SQLite's writers in arrival order: in this process, then across processes.
+
+    ``hold()`` returns once every writer that asked before it (in this process) is done and
+    no other process writes to the same database file. ``hold(urgent=True)`` (a client
+    waiting for an answer, such as a send request) goes ahead of background writers (the
+    dispatcher, status reports), but lets one of them through after every
+    ``URGENT_STREAK`` urgent writers in a row, so that background work never starves. A
+    thread that already holds it and asks again gets an error at once, where SQLite would
+    wait for itself until the timeout.
+    """
+
+    URGENT_STREAK = 3
+
+    def __init__(self, lock_path: str | None, timeout: float) -> None:
+        self._mutex = threading.Lock()
+        self._waiters: deque[threading.Lock] = deque()
+        self._urgent: deque[threading.Lock] = deque()
+        self._streak = 0
+        self._owner: int | None = None
+        self._timeout = timeout
+        self._lock_path = lock_path
+        self._fd: int | None = None
+
+    @contextmanager
+    def hold(self, *, urgent: bool = False) -> Iterator[None]:
+        deadline = time.monotonic() + self._timeout
+        self._acquire(deadline, urgent)
+        try:
+            self._lock_file(deadline)
+        except BaseException:
+            self._release()
+            raise
+        try:
+            yield
+        finally:
+            self._unlock_file()
+            self._release()
+
+    def _acquire(self, deadline: float, urgent: bool) -> None:
+        me = threading.get_ident()
+        with self._mutex:
+            if self._owner == me:
+                raise RuntimeError("a write transaction was opened inside another one")
+            if self._owner is None and not self._waiters and not self._urgent:
+                self._owner = me
+                return
+            turn = threading.Lock()
+            turn.acquire()
+            line = self._urgent if urgent else self._waiters
+            line.append(turn)
+        if turn.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            with self._mutex:
+                self._owner = me  # handed over by the previous holder
+            return
+        with self._mutex:
+            if turn in line:
+                line.remove(turn)
+                raise _locked_error()
+        # Handed over just as the wait ended: the turn is ours after all.
+        with self._mutex:
+            self._owner = me
+
+    def _release(self) -> None:
+        with self._mutex:
+            if self._urgent and (self._streak < self.URGENT_STREAK or not self._waiters):
+                self._streak += 1
+                turn = self._urgent.popleft()
+            elif self._waiters:
+                self._streak = 0
+                turn = self._waiters.popleft()
+            else:
+                self._owner = None
+                return
+            # The next in line holds it now; newcomers queue behind until it takes over.
+            self._owner = _HANDED_OVER
+            turn.release()
+
+    def _lock_file(self, deadline: float) -> None:
+        if self._lock_path is None or fcntl is None:
+            return
+        if self._fd is None:
+            self._fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        pause = 0.0002
+        while True:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise _locked_error() from None
+                time.sleep(pause)
+                pause = min(pause * 2, 0.002)
+
+    def _unlock_file(self) -> None:
+        if self._fd is not None and fcntl is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _writer_lock_path(engine: Engine) -> str | None:
+    database = engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return f"{os.path.abspath(database)}-writer"
+
+
 class Database:
     """Owns the engine; hands out read sessions and write transactions."""
 
@@ -69,16 +207,46 @@ class Database:
             if self.dialect == "sqlite"
             else engine
         )
+        self._writers = (
+            WriterQueue(_writer_lock_path(engine), SQLITE_BUSY_TIMEOUT_MS / 1000)
+            if self.dialect == "sqlite"
+            else None
+        )
+        self.write_observer: Callable[[float, float], None] | None = None
+        """Called after each write transaction with the seconds it waited for its turn (SQLite)
+        and the seconds it then took, commit included."""
 
     @property
     def is_sqlite(self) -> bool:
         return self.dialect == "sqlite"
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """A write transaction, committed on success and rolled back on error."""
-        with Session(self._write_engine, expire_on_commit=False) as session, session.begin():
-            yield session
+    def transaction(self, *, urgent: bool = False) -> Iterator[Session]:
+        """A write transaction, committed on success and rolled back on error.
+
+        ``urgent``: a client waits for it (SQLite: it goes ahead of background writers).
+        """
+        began = time.perf_counter()
+        turn = began
+        try:
+            if self._writers is None:
+                with (
+                    Session(self._write_engine, expire_on_commit=False) as session,
+                    session.begin(),
+                ):
+                    yield session
+                return
+            with self._writers.hold(urgent=urgent):
+                turn = time.perf_counter()
+                with (
+                    Session(self._write_engine, expire_on_commit=False) as session,
+                    session.begin(),
+                ):
+                    yield session
+        finally:
+            if self.write_observer is not None:
+                ended = time.perf_counter()
+                self.write_observer(turn - began, ended - turn)
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -88,3 +256,5 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._writers is not None:
+            self._writers.close()

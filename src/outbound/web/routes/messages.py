@@ -47,6 +47,7 @@ def send(
         data,
         idempotency_key=idempotency_key,
         request_hash=body_hash(data.model_dump(mode="json")),
+        urgent=True,
     )
     return JSONResponse(result.model_dump(mode="json"), status_code=202)
 
