@@ -14,6 +14,7 @@ from outbound.adapters.db.models import Message, MessageEvent
 from outbound.adapters.queue.outbox import Outbox
 from outbound.app import Container, create_app
 from outbound.errors import PermanentProviderError, TransientProviderError
+from outbound.services.dispatch import Dispatcher
 from outbound.testing import FakeClock, ScriptedProvider
 from tests.conftest import Tenant, contact, make_setup, make_tenant
 
@@ -292,3 +293,43 @@ async def test_run_stops_gracefully_and_finishes_in_flight_sends(
     stop.set()  # while the sends are in flight
     await asyncio.wait_for(task, 5)
     assert {_status(scripted_container, i) for i in ids} == {"sent"}
+
+
+async def test_a_batch_claimed_ahead_is_given_back_on_stop(
+    stenant: Tenant, scripted_container: Container, provider: ScriptedProvider
+) -> None:
+    # One lane of one message: while the first is being sent, the second is claimed ahead.
+    c = scripted_container
+    one_lane = c.settings.model_copy(update={"worker_batch_size": 1, "worker_concurrency": 1})
+    dispatcher = Dispatcher(
+        c.db, c.providers, c.secrets, c.clock, one_lane, worker_id="w", statuses=c.statuses
+    )
+    ids = _send(stenant, NUMBERS)
+    provider.latency = 0.3
+    stop = asyncio.Event()
+    task = asyncio.create_task(dispatcher.run(stop))
+    deadline = asyncio.get_running_loop().time() + 5
+    while True:
+        with scripted_container.db.read() as session:
+            sending = session.execute(
+                sa.select(sa.func.count()).where(Message.status == "sending")
+            ).scalar_one()
+        if sending == 2 or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.01)
+    assert sending == 2  # one being sent, one claimed ahead
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    assert len(provider.sent) == 1
+    with scripted_container.db.read() as session:
+        rows = {
+            m.id: (m.status, m.attempts, m.worker_id)
+            for m in session.execute(sa.select(Message).where(Message.id.in_(ids))).scalars()
+        }
+    assert sorted(status for status, _, _ in rows.values()) == ["queued", "queued", "sent"]
+    for status, attempts, worker in rows.values():
+        if status == "queued":
+            # Given back as it was: no attempt used, no lease, due again at once.
+            assert attempts == 0
+            assert worker is None
+    assert await scripted_container.dispatcher("w2").run_once() == 2  # both due at once

@@ -34,6 +34,18 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _wait_metrics(port: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 def _sent_by(port: int) -> float:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
         text = response.read().decode()
@@ -73,16 +85,6 @@ def test_worker_processes_share_a_backlog(
             name="c", channel_type="sms", channel_id=channel.id, template_id=template.id
         ),
     )
-    for start in range(0, MESSAGES, 100):
-        container.sending.send(
-            org.id,
-            SendIn.model_validate(
-                {
-                    "configuration_id": config.id,
-                    "contacts": [contact(f"+336{start + i:08d}") for i in range(100)],
-                }
-            ),
-        )
     ports = [_free_port() for _ in range(WORKERS)]
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("OUTBOUND_")}
     processes = [
@@ -104,6 +106,19 @@ def test_worker_processes_share_a_backlog(
         for port in ports
     ]
     try:
+        # The backlog arrives once every worker is up, so that each one can take a share.
+        for port in ports:
+            _wait_metrics(port)
+        for start in range(0, MESSAGES, 100):
+            container.sending.send(
+                org.id,
+                SendIn.model_validate(
+                    {
+                        "configuration_id": config.id,
+                        "contacts": [contact(f"+336{start + i:08d}") for i in range(100)],
+                    }
+                ),
+            )
         deadline = time.monotonic() + 120
         while True:
             with container.db.read() as session:

@@ -54,6 +54,7 @@ MAINTENANCE_INTERVAL_SECONDS = 60.0
 DB_ERROR_MAX_PAUSE = 30.0
 IDEMPOTENCY_KEY_LIFETIME = timedelta(hours=24)
 ORPHAN_LIFETIME = timedelta(hours=24)
+RECORD_ATTEMPTS = 4
 
 
 def default_worker_id() -> str:
@@ -68,6 +69,16 @@ class _BatchContext:
     fallbacks: Mapping[str, ChannelInfo]
     # configuration id → its contact window
     windows: Mapping[str, ContactWindow] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Batch:
+    claimed: list[ClaimedMessage]
+    context: _BatchContext
+    # message id → its sending slot (rate-limited channels)
+    slots: Mapping[str, datetime]
+    # message id → when it may be tried again (past the sender's rate or the contact's window)
+    deferred: Mapping[str, datetime]
 
 
 class Dispatcher:
@@ -101,6 +112,15 @@ class Dispatcher:
 
     async def run_once(self, limit: int | None = None) -> int:
         """Claim one batch, send it, record it; returns how many messages were claimed."""
+        batch = await self._claim(limit)
+        if batch is None:
+            return 0
+        outcomes = await self._deliver(batch)
+        await self._finish(batch, outcomes)
+        return len(batch.claimed)
+
+    async def _claim(self, limit: int | None = None) -> _Batch | None:
+        """Lease due messages and load what sending them needs; ``None`` when none are due."""
         now = self._clock.now()
         claimed = await asyncio.to_thread(
             self._outbox.claim,
@@ -110,22 +130,29 @@ class Dispatcher:
             timedelta(seconds=self._settings.lease_seconds),
         )
         if not claimed:
-            return 0
+            return None
         context = await asyncio.to_thread(self._load_context, claimed)
         held = self._outside_window(claimed, context, now)
         in_window = [m for m in claimed if m.id not in held]
         slots, deferred = await asyncio.to_thread(self._reserve_slots, in_window, context)
         deferred.update(held)
-        to_send = [m for m in claimed if m.id not in deferred]
+        return _Batch(claimed, context, slots, deferred)
+
+    async def _deliver(self, batch: _Batch) -> list[Outcome]:
+        """Send a claimed batch; returns the outcome of each message (none for a bug's)."""
+        to_send = [m for m in batch.claimed if m.id not in batch.deferred]
         results = await asyncio.gather(
-            *(self._send(message, context, slots.get(message.id)) for message in to_send),
+            *(
+                self._send(message, batch.context, batch.slots.get(message.id))
+                for message in to_send
+            ),
             return_exceptions=True,
         )
         # Past the sender's rate, or the contact's window, for now: back to the queue until
         # the next free slot or the window's opening.
         outcomes: list[Outcome] = [
             Outcome(message_id, MessageStatus.QUEUED, retry_at=when, refund_attempt=True)
-            for message_id, when in deferred.items()
+            for message_id, when in batch.deferred.items()
         ]
         for message, result in zip(to_send, results, strict=True):
             if isinstance(result, Outcome):
@@ -138,12 +165,14 @@ class Dispatcher:
                     message.id,
                     exc_info=(type(result), result, result.__traceback__),
                 )
+        return outcomes
+
+    async def _finish(self, batch: _Batch, outcomes: list[Outcome]) -> None:
+        """Record a batch's outcomes (retrying a database that is away for a moment)."""
         # Shielded: a shutdown must not lose the record of messages already sent.
-        await asyncio.shield(
-            asyncio.to_thread(self._outbox.record, self.worker_id, outcomes, self._clock.now())
-        )
-        providers = {c.id: c.provider for c in context.channels.values()}
-        channel_of = {m.id: m.channel_id for m in claimed}
+        await asyncio.shield(self._record(outcomes))
+        providers = {c.id: c.provider for c in batch.context.channels.values()}
+        channel_of = {m.id: m.channel_id for m in batch.claimed}
         if self._statuses is not None:
             sent = [
                 (o.provider or providers.get(channel_of[o.message_id], ""), o.provider_message_id)
@@ -154,7 +183,32 @@ class Dispatcher:
         for outcome in outcomes:
             provider = outcome.provider or providers.get(channel_of[outcome.message_id], "")
             self._metrics.transitions.labels(outcome.status.value, provider).inc()
-        return len(claimed)
+
+    async def _record(self, outcomes: list[Outcome]) -> None:
+        # Messages already sent that are not recorded would be sent again once their lease
+        # ends: a database error gets a few more tries before giving up on the record.
+        for attempt in range(RECORD_ATTEMPTS):
+            try:
+                await asyncio.to_thread(
+                    self._outbox.record, self.worker_id, outcomes, self._clock.now()
+                )
+                return
+            except sa.exc.OperationalError:
+                if attempt == RECORD_ATTEMPTS - 1:
+                    raise
+                pause = min(DB_ERROR_MAX_PAUSE, self._settings.worker_poll_interval * 2**attempt)
+                log.warning("recording a batch failed; retrying in %.1f s", pause, exc_info=True)
+                await asyncio.sleep(pause)
+
+    async def _release(self, batch: _Batch) -> None:
+        """Give back a claimed batch that will not be sent (shutdown): queued, as it was."""
+        now = self._clock.now()
+        await self._record(
+            [
+                Outcome(m.id, MessageStatus.QUEUED, retry_at=now, refund_attempt=True)
+                for m in batch.claimed
+            ]
+        )
 
     @staticmethod
     def _outside_window(
@@ -502,30 +556,75 @@ class Dispatcher:
         log.info("dispatcher %s stopped", self.worker_id)
 
     async def _lane(self, stop: asyncio.Event) -> None:
+        """Claim, send, record, batch after batch, with the database work off the sending path.
+
+        While a batch is being sent, the lane already claims the next one and the previous
+        batch's outcomes are being recorded, so that the provider calls do not wait for the
+        database (one batch ahead and one behind, at most).
+        """
         failures = 0
-        while not stop.is_set():
-            pause = self._settings.worker_poll_interval
-            try:
-                claimed = await self.run_once()
-                failures = 0
-            except sa.exc.OperationalError as exc:
-                # The database went away for a moment; leases protect the claimed rows.
-                failures += 1
-                pause = min(DB_ERROR_MAX_PAUSE, self._settings.worker_poll_interval * 2**failures)
-                log.warning("database error in dispatcher (%s); retrying in %.1f s", exc, pause)
+        ahead: asyncio.Task[_Batch | None] | None = None
+        behind: asyncio.Task[None] | None = None
+        try:
+            while not stop.is_set():
+                pause = self._settings.worker_poll_interval
                 claimed = 0
-            except Exception:
-                # A bug or a misconfiguration (a secret key that opens no credentials): a lane
-                # that died silently would leave the worker running and sending nothing.
-                failures += 1
-                pause = min(DB_ERROR_MAX_PAUSE, self._settings.worker_poll_interval * 2**failures)
-                log.exception("dispatcher batch failed; retrying in %.1f s", pause)
-                claimed = 0
-            if claimed == 0:
                 try:
-                    await asyncio.wait_for(stop.wait(), pause)
-                except TimeoutError:
-                    pass
+                    batch = await (ahead if ahead is not None else self._claim())
+                    ahead = None
+                    if batch is not None:
+                        claimed = len(batch.claimed)
+                        if not stop.is_set():
+                            ahead = asyncio.create_task(self._claim())
+                        outcomes = await self._deliver(batch)
+                        # This batch's record starts before the previous one is awaited: an
+                        # error there must not keep this one from being recorded.
+                        previous, behind = (
+                            behind,
+                            asyncio.create_task(self._finish(batch, outcomes)),
+                        )
+                        if previous is not None:
+                            await previous
+                    failures = 0
+                except sa.exc.OperationalError as exc:
+                    # The database went away for a moment; leases protect the claimed rows.
+                    failures += 1
+                    pause = min(
+                        DB_ERROR_MAX_PAUSE, self._settings.worker_poll_interval * 2**failures
+                    )
+                    log.warning("database error in dispatcher (%s); retrying in %.1f s", exc, pause)
+                except Exception:
+                    # A bug or a misconfiguration (a secret key that opens no credentials): a
+                    # lane that died silently would leave the worker running and sending nothing.
+                    failures += 1
+                    pause = min(
+                        DB_ERROR_MAX_PAUSE, self._settings.worker_poll_interval * 2**failures
+                    )
+                    log.exception("dispatcher batch failed; retrying in %.1f s", pause)
+                if claimed == 0:
+                    try:
+                        await asyncio.wait_for(stop.wait(), pause)
+                    except TimeoutError:
+                        pass
+        finally:
+            await self._drain_lane(ahead, behind)
+
+    async def _drain_lane(
+        self, ahead: asyncio.Task[_Batch | None] | None, behind: asyncio.Task[None] | None
+    ) -> None:
+        """On the way out: finish recording, and give back a batch claimed but not sent."""
+        if behind is not None:
+            try:
+                await asyncio.shield(behind)
+            except Exception:
+                log.exception("recording a batch failed while stopping")
+        if ahead is not None:
+            try:
+                batch = await asyncio.shield(ahead)
+                if batch is not None:
+                    await asyncio.shield(self._release(batch))
+            except Exception:
+                log.exception("giving back a claimed batch failed while stopping")
 
     async def _maintenance(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
