@@ -198,6 +198,9 @@ def create_app(container: Container, *, run_worker: bool | None = None) -> FastA
         version=__version__,
         description="Outbound SMS and WhatsApp messaging: templates, send API, tracking.",
         lifespan=lifespan,
+        telemetry=None
+        if settings.opentelemetry
+        else {"tracing": False, "metrics": False, "logs": False},
     )
     app.state.container = container
     install_error_handlers(app)

@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     http_connect_timeout: float = Field(5.0, gt=0)
     migrate_on_start: bool = True
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    opentelemetry: bool = Field(
+        False,
+        description="Report each API request to the OpenTelemetry providers the process has "
+        "set up (traces, metrics, logs); off, requests skip those checks.",
+    )
 
     max_contacts_per_request: int = Field(DEFAULT_MAX_CONTACTS_PER_REQUEST, ge=1, le=10_000)
     hourly_request_quota: int = Field(DEFAULT_HOURLY_REQUEST_QUOTA, ge=1)
