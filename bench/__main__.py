@@ -47,7 +47,7 @@ from outbound.adapters.db.engine import create_engine
 from outbound.adapters.db.migrate import upgrade
 from outbound.testing.fakes import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN
 
-console = Console(width=170)
+console = Console(width=max(170, int(os.environ.get("COLUMNS", "0") or 0)))
 PYTHON = sys.executable
 CONCURRENCY = 600
 STALL_SECONDS = 20.0
@@ -84,6 +84,15 @@ def _peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _wait_port(port: int, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -111,13 +120,13 @@ def _process(
 
 
 @contextmanager
-def fake_twilio(latency: float) -> Iterator[str]:
+def fake_twilio(latency: float) -> Iterator[tuple[str, int]]:
     port = _free_port()
     args = [PYTHON, "-m", "outbound.testing.fakes", "twilio", "--port", str(port)]
     args += ["--latency", str(latency), "--callback-delay", "0.05"]
-    with _process(args):
+    with _process(args) as process:
         _wait_port(port)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", process.pid
 
 
 # --- limit and naive ------------------------------------------------------------------------
@@ -166,6 +175,18 @@ class Run:
     to_provider_ms: list[float] = field(default_factory=list)
     peak_mb: float = 0.0
     delivered_share: float = 0.0
+    cpu_service: float = 0.0
+    """CPU seconds the service's processes used from the first request to the last callback."""
+    cpu_provider: float = 0.0
+    """CPU seconds the fake provider used over the same span."""
+    cpu_bench: float = 0.0
+    """CPU seconds of this process (load generator and progress queries) over the same span."""
+    seconds: float = 0.0
+    write_seconds: float = 0.0
+    """Seconds spent in write transactions, summed over the service's processes (/metrics)."""
+    write_wait_seconds: float = 0.0
+    """Seconds write transactions waited for their turn, summed likewise."""
+    writes: int = 0
 
 
 def _admin_key(database_url: str, secret: str, data_dir: Path) -> tuple[str, str]:
@@ -259,12 +280,14 @@ async def _feed(apis: list[str], key: str, config_id: str, messages: int) -> lis
 def _outbound(
     label: str,
     provider_url: str,
+    provider_pid: int,
     messages: int,
     *,
     database_url: str | None,
     api_processes: int,
     workers: int,
     inline_worker: bool = False,
+    batch_size: int = 200,
 ) -> Run:
     with (
         tempfile.TemporaryDirectory(prefix="outbound-bench-") as tmp,
@@ -284,11 +307,12 @@ def _outbound(
                 "OUTBOUND_DATA_DIR": str(data_dir),
                 "OUTBOUND_LOG_LEVEL": "WARNING",
                 "OUTBOUND_WORKER_CONCURRENCY": str(CONCURRENCY),
-                "OUTBOUND_WORKER_BATCH_SIZE": "200",
+                "OUTBOUND_WORKER_BATCH_SIZE": str(batch_size),
             }
         )
         ports = [_free_port() for _ in range(api_processes)]
         apis = [f"http://127.0.0.1:{p}" for p in ports]
+        metrics_urls = [f"{api}/metrics" for api in apis]
         processes = []
         with contextlib_exit() as stack:
             for index, port in enumerate(ports):
@@ -301,10 +325,19 @@ def _outbound(
                 _wait_port(port)
             if not inline_worker:
                 for _ in range(workers):
-                    worker_env = {**env, "OUTBOUND_PUBLIC_BASE_URL": apis[0]}
+                    metrics_port = _free_port()
+                    metrics_urls.append(f"http://127.0.0.1:{metrics_port}/metrics")
+                    worker_env = {
+                        **env,
+                        "OUTBOUND_PUBLIC_BASE_URL": apis[0],
+                        "OUTBOUND_WORKER_METRICS_PORT": str(metrics_port),
+                    }
                     args = [PYTHON, "-m", "outbound", "worker"]
                     processes.append(stack.enter_context(_process(args, worker_env)))
             config_id = _setup(apis[0], key, provider_url)
+            cpu_before = [_cpu_seconds(p.pid) for p in processes]
+            provider_before = _cpu_seconds(provider_pid)
+            bench_before = time.process_time()
             started = time.perf_counter()
             accept = asyncio.run(_feed(apis, key, config_id, messages))
             sent_at = delivered_at = 0.0
@@ -329,6 +362,14 @@ def _outbound(
                 elif sent_at and time.monotonic() - last_change > STALL_SECONDS:
                     break  # callbacks the fake gave up on will not come
                 time.sleep(0.05)
+            seconds = time.perf_counter() - started
+            cpu_service = sum(
+                _cpu_seconds(p.pid) - before
+                for p, before in zip(processes, cpu_before, strict=True)
+            )
+            cpu_provider = _cpu_seconds(provider_pid) - provider_before
+            cpu_bench = time.process_time() - bench_before
+            writes = _write_figures(metrics_urls)
             peak = max(_peak_rss_mb(p.pid) for p in processes)
             with engine.connect() as conn:
                 rows = conn.execute(
@@ -350,7 +391,35 @@ def _outbound(
         to_provider_ms=to_provider,
         peak_mb=peak,
         delivered_share=last_delivered / messages if last_delivered >= 0 else 0.0,
+        cpu_service=cpu_service,
+        cpu_provider=cpu_provider,
+        cpu_bench=cpu_bench,
+        seconds=seconds,
+        write_seconds=writes[0],
+        write_wait_seconds=writes[1],
+        writes=int(writes[2]),
     )
+
+
+def _write_figures(urls: list[str]) -> tuple[float, float, float]:
+    """Write-transaction seconds, waiting seconds and count, summed over the processes."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    took = waited = count = 0.0
+    for url in urls:
+        try:
+            text = httpx2.get(url, timeout=30).text
+        except httpx2.HTTPError:
+            continue
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == "outbound_database_write_seconds_sum":
+                    took += sample.value
+                elif sample.name == "outbound_database_write_seconds_count":
+                    count += sample.value
+                elif sample.name == "outbound_database_write_wait_seconds_sum":
+                    waited += sample.value
+    return took, waited, count
 
 
 @contextmanager
@@ -393,9 +462,45 @@ def main() -> None:
     parser.add_argument("--naive-messages", type=int, default=200)
     parser.add_argument("--latency", type=float, default=0.150, help="slow provider latency (s)")
     parser.add_argument("--postgres", default=None, help="also run on this PostgreSQL URL")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=200,
+        help=f"OUTBOUND_WORKER_BATCH_SIZE of the service ({CONCURRENCY} calls in flight)",
+    )
+    parser.add_argument(
+        "--only",
+        default=None,
+        help="comma-separated outbound scenarios to run: sqlite, sqlite-split, pg-1, pg-2",
+    )
+    parser.add_argument(
+        "--latencies",
+        choices=["both", "0", "slow"],
+        default="both",
+        help="run at 0 ms, at --latency, or both (default)",
+    )
     args = parser.parse_args()
 
-    for latency in (0.0, args.latency):
+    scenarios = [
+        ("sqlite", "outbound SQLite, 1 process", None, 1, 0, True),
+        ("sqlite-split", "outbound SQLite, 1 API + 1 worker", None, 1, 1, False),
+    ]
+    if args.postgres:
+        scenarios += [
+            ("pg-1", "outbound PostgreSQL, 2 API + 1 worker", args.postgres, 2, 1, False),
+            ("pg-2", "outbound PostgreSQL, 2 API + 2 workers", args.postgres, 2, 2, False),
+        ]
+    if args.only:
+        wanted = set(args.only.split(","))
+        unknown = wanted - {name for name, *_ in scenarios}
+        if unknown:
+            parser.error(f"--only: unknown scenario(s) {', '.join(sorted(unknown))}")
+        scenarios = [scenario for scenario in scenarios if scenario[0] in wanted]
+    latencies = [0.0, args.latency] if args.latencies == "both" else [args.latency]
+    if args.latencies == "0":
+        latencies = [0.0]
+
+    for latency in latencies:
         table = Table(title=f"fake Twilio answering after {latency * 1000:.0f} ms")
         for column in (
             "scenario",
@@ -406,40 +511,55 @@ def main() -> None:
             "accept p50/p99 ms",
             "accept→sent p50/p99 ms",
             "peak MB",
+            "CPU ms/msg service / fake / load",
+            "CPU busy",
+            "writes: busy / mean ms / wait ms",
         ):
             table.add_column(column, justify="right" if column != "scenario" else "left")
-        with fake_twilio(latency) as provider_url:
+        cores = os.cpu_count() or 1
+        with fake_twilio(latency) as (provider_url, provider_pid):
             # The ceiling gets the same event loop as the service (uvloop where installed).
-            limit = _run_loop(_limit(provider_url, args.limit_messages or args.messages))
+            limit_count = args.limit_messages or args.messages
+            provider_before, client_before = _cpu_seconds(provider_pid), time.process_time()
+            began = time.perf_counter()
+            limit = _run_loop(_limit(provider_url, limit_count))
+            limit_seconds = time.perf_counter() - began
+            limit_provider = _cpu_seconds(provider_pid) - provider_before
+            limit_client = time.process_time() - client_before
             naive_count = (
                 args.naive_messages if latency == 0 else max(10, args.naive_messages // 10)
             )
             naive = _naive(provider_url, naive_count)
             table.add_row(
-                "limit (bare aiohttp)", f"{limit:.0f}", "", "1.00", f"{limit / naive:.0f}"
+                "limit (bare aiohttp)",
+                f"{limit:.0f}",
+                "",
+                "1.00",
+                f"{limit / naive:.0f}",
+                "",
+                "",
+                "",
+                f"- / {limit_provider * 1000 / limit_count:.2f}"
+                f" / {limit_client * 1000 / limit_count:.2f}",
+                f"{(limit_provider + limit_client) / (limit_seconds * cores):.0%}",
             )
             table.add_row(
                 "naive (twilio SDK loop)", f"{naive:.1f}", "", f"{naive / limit:.3f}", "1"
             )
-            runs: list[tuple[str, str | None, int, int, bool]] = [
-                ("outbound SQLite, 1 process", None, 1, 0, True),
-                ("outbound SQLite, 1 API + 1 worker", None, 1, 1, False),
-            ]
-            if args.postgres:
-                runs += [
-                    ("outbound PostgreSQL, 2 API + 1 worker", args.postgres, 2, 1, False),
-                    ("outbound PostgreSQL, 2 API + 2 workers", args.postgres, 2, 2, False),
-                ]
-            for label, url, apis, workers, inline in runs:
+            for _name, label, url, apis, workers, inline in scenarios:
                 run = _outbound(
                     label,
                     provider_url,
+                    provider_pid,
                     args.messages,
                     database_url=url,
                     api_processes=apis,
                     workers=workers,
                     inline_worker=inline,
+                    batch_size=args.batch_size,
                 )
+                per_message = 1000 / args.messages
+                busy = (run.cpu_service + run.cpu_provider + run.cpu_bench) / (run.seconds * cores)
                 table.add_row(
                     label,
                     f"{run.sent_per_s:.0f}",
@@ -451,6 +571,12 @@ def main() -> None:
                     f"{statistics.median(run.accept_ms):.0f} / {_pct(run.accept_ms, 99):.0f}",
                     f"{_pct(run.to_provider_ms, 50):.0f} / {_pct(run.to_provider_ms, 99):.0f}",
                     f"{run.peak_mb:.0f}",
+                    f"{run.cpu_service * per_message:.2f} / {run.cpu_provider * per_message:.2f}"
+                    f" / {run.cpu_bench * per_message:.2f}",
+                    f"{busy:.0%}",
+                    f"{run.write_seconds / run.seconds:.0%} / "
+                    f"{run.write_seconds * 1000 / max(run.writes, 1):.1f} / "
+                    f"{run.write_wait_seconds * 1000 / max(run.writes, 1):.1f}",
                 )
         console.print(table)
     console.print(

@@ -33,3 +33,41 @@ def test_flow_benchmark_runs_and_prints_its_table() -> None:
     ]
     assert [row[1] for row in cells] == ["150", "300"], output
     assert cells[1][5:8] == ["270", "30", "3"], output
+
+
+def test_send_benchmark_runs_and_prints_its_tables() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OUTBOUND_")}
+    args = [sys.executable, "-m", "bench", "--messages", "300", "--naive-messages", "10"]
+    args += ["--latency", "0.05"]
+    scenarios = ["outbound SQLite, 1 process", "outbound SQLite, 1 API + 1 worker"]
+    postgres = os.environ.get("OUTBOUND_TEST_POSTGRES_URL")
+    if postgres:
+        args += ["--postgres", postgres, "--only", "sqlite,sqlite-split,pg-2"]
+        scenarios.append("outbound PostgreSQL, 2 API + 2 workers")
+    result = subprocess.run(
+        args,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+        env={**env, "COLUMNS": "400"},
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    rows = [
+        [cell.strip() for cell in line.split("│")[1:-1]]
+        for line in result.stdout.splitlines()
+        if line.startswith("│")
+    ]
+    expected = ["limit (bare aiohttp)", "naive (twilio SDK loop)", *scenarios]
+    assert [row[0] for row in rows] == expected * 2, output  # at 0 ms and at 50 ms
+    for row in rows:
+        assert float(row[1]) > 0, row  # messages per second sent
+        if row[0].startswith("outbound"):
+            assert float(row[2]) > 0, row  # every callback recorded: a rate, not a share
+            accept_p50, accept_p99 = (float(v) for v in row[5].split(" / "))
+            assert 0 < accept_p50 <= accept_p99, row
+            service, fake, _load = (float(v) for v in row[8].split(" / "))
+            assert service > 0 and fake > 0, row
+            assert row[10].count("/") == 2, row  # database writes: busy / mean / wait
