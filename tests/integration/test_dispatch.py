@@ -298,9 +298,10 @@ async def test_run_stops_gracefully_and_finishes_in_flight_sends(
 async def test_a_batch_claimed_ahead_is_given_back_on_stop(
     stenant: Tenant, scripted_container: Container, provider: ScriptedProvider
 ) -> None:
-    # One lane of one message: while the first is being sent, the second is claimed ahead.
+    # One lane (2 x concurrency / batch size) of two messages, sent one at a time: while the
+    # first batch is being sent, the third message is claimed ahead.
     c = scripted_container
-    one_lane = c.settings.model_copy(update={"worker_batch_size": 1, "worker_concurrency": 1})
+    one_lane = c.settings.model_copy(update={"worker_batch_size": 2, "worker_concurrency": 1})
     dispatcher = Dispatcher(
         c.db, c.providers, c.secrets, c.clock, one_lane, worker_id="w", statuses=c.statuses
     )
@@ -314,22 +315,22 @@ async def test_a_batch_claimed_ahead_is_given_back_on_stop(
             sending = session.execute(
                 sa.select(sa.func.count()).where(Message.status == "sending")
             ).scalar_one()
-        if sending == 2 or asyncio.get_running_loop().time() > deadline:
+        if sending == 3 or asyncio.get_running_loop().time() > deadline:
             break
         await asyncio.sleep(0.01)
-    assert sending == 2  # one being sent, one claimed ahead
+    assert sending == 3  # two being sent, one claimed ahead
     stop.set()
     await asyncio.wait_for(task, 5)
-    assert len(provider.sent) == 1
+    assert len(provider.sent) == 2
     with scripted_container.db.read() as session:
         rows = {
             m.id: (m.status, m.attempts, m.worker_id)
             for m in session.execute(sa.select(Message).where(Message.id.in_(ids))).scalars()
         }
-    assert sorted(status for status, _, _ in rows.values()) == ["queued", "queued", "sent"]
+    assert sorted(status for status, _, _ in rows.values()) == ["queued", "sent", "sent"]
     for status, attempts, worker in rows.values():
         if status == "queued":
             # Given back as it was: no attempt used, no lease, due again at once.
             assert attempts == 0
             assert worker is None
-    assert await scripted_container.dispatcher("w2").run_once() == 2  # both due at once
+    assert await scripted_container.dispatcher("w2").run_once() == 1  # due at once

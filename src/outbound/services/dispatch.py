@@ -540,8 +540,8 @@ class Dispatcher:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set, then finish in-flight batches within the grace period."""
-        lanes = max(1, self._settings.worker_concurrency // self._settings.worker_batch_size)
-        lanes = min(lanes, 8)
+        lanes = max(1, 2 * self._settings.worker_concurrency // self._settings.worker_batch_size)
+        lanes = min(lanes, 16)
         log.info("dispatcher %s started with %d lanes", self.worker_id, lanes)
         tasks = [asyncio.create_task(self._lane(stop)) for _ in range(lanes)]
         tasks.append(asyncio.create_task(self._maintenance(stop)))
