@@ -5,6 +5,9 @@ seconds), one table row per scenario:
 
 - *limit*: a bare aiohttp client sending the same requests straight to the fake Twilio server
   (no database, no rendering), at the dispatcher's concurrency -- the ceiling;
+- *limit + callbacks*: the same, with a ``StatusCallback`` to a bare receiver
+  (:mod:`bench.receiver`): what the machine allows for a whole message -- the send and its two
+  signed status callbacks -- with nothing of the service in the way;
 - *naive*: a loop over the official ``twilio`` SDK, as a team without this service would write;
 - *outbound SQLite*: ``outbound serve`` (API and worker in one process) fed 100-contact requests
   over HTTP, until every message is ``sent`` and until every delivery callback is recorded;
@@ -35,6 +38,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import httpx2
@@ -132,25 +136,50 @@ def fake_twilio(latency: float) -> Iterator[tuple[str, int]]:
 # --- limit and naive ------------------------------------------------------------------------
 
 
-async def _limit(base: str, count: int) -> float:
+async def _limit(base: str, count: int, callback_url: str | None = None) -> tuple[float, float]:
+    """Sends per second; with ``callback_url``, also messages per second until both status
+    callbacks of every message reached that receiver (else NaN)."""
     url = f"{base}/2010-04-01/Accounts/{DEFAULT_ACCOUNT_SID}/Messages.json"
     auth = base64.b64encode(f"{DEFAULT_ACCOUNT_SID}:{DEFAULT_AUTH_TOKEN}".encode()).decode()
     headers = {
         "Authorization": f"Basic {auth}",
         "Content-Type": "application/x-www-form-urlencoded",
     }
+    extra = f"&StatusCallback={quote(callback_url, safe='')}" if callback_url else ""
     semaphore = asyncio.Semaphore(CONCURRENCY)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CONCURRENCY)) as s:
 
         async def one(i: int) -> None:
-            body = f"To=%2B3361{i:07d}&From=%2B15005550006&Body=Hi+C{i}%2C+case+CAS-{i}"
+            body = f"To=%2B3361{i:07d}&From=%2B15005550006&Body=Hi+C{i}%2C+case+CAS-{i}{extra}"
             async with semaphore, s.post(url, data=body, headers=headers) as response:
                 await response.read()
                 assert response.status == 201, response.status
 
         started = time.perf_counter()
         await asyncio.gather(*(one(i) for i in range(count)))
-        return count / (time.perf_counter() - started)
+        sent = count / (time.perf_counter() - started)
+        if callback_url is None:
+            return sent, float("nan")
+        count_url = callback_url.rsplit("/", 1)[0] + "/count"
+        last, last_change = -1, time.monotonic()
+        while time.monotonic() - last_change < STALL_SECONDS:
+            async with s.get(count_url) as response:
+                received = int(await response.text())
+            if received >= 2 * count:
+                return sent, count / (time.perf_counter() - started)
+            if received != last:
+                last, last_change = received, time.monotonic()
+            await asyncio.sleep(0.02)
+        return sent, float("nan")
+
+
+@contextmanager
+def receiver() -> Iterator[str]:
+    """A bare webhook receiver in a process of its own (``bench.receiver``)."""
+    port = _free_port()
+    with _process([PYTHON, "-m", "bench.receiver", "--port", str(port)]):
+        _wait_port(port)
+        yield f"http://127.0.0.1:{port}/callbacks"
 
 
 def _naive(base: str, count: int) -> float:
@@ -514,6 +543,7 @@ def main() -> None:
             "CPU ms/msg service / fake / load",
             "CPU busy",
             "writes: busy / mean ms / wait ms",
+            "delivered x limit+cb",
         ):
             table.add_column(column, justify="right" if column != "scenario" else "left")
         cores = os.cpu_count() or 1
@@ -522,10 +552,14 @@ def main() -> None:
             limit_count = args.limit_messages or args.messages
             provider_before, client_before = _cpu_seconds(provider_pid), time.process_time()
             began = time.perf_counter()
-            limit = _run_loop(_limit(provider_url, limit_count))
+            limit, _ = _run_loop(_limit(provider_url, limit_count))
             limit_seconds = time.perf_counter() - began
             limit_provider = _cpu_seconds(provider_pid) - provider_before
             limit_client = time.process_time() - client_before
+            with receiver() as callback_url:
+                lifecycle_sent, lifecycle = _run_loop(
+                    _limit(provider_url, limit_count, callback_url)
+                )
             naive_count = (
                 args.naive_messages if latency == 0 else max(10, args.naive_messages // 10)
             )
@@ -542,6 +576,13 @@ def main() -> None:
                 f"- / {limit_provider * 1000 / limit_count:.2f}"
                 f" / {limit_client * 1000 / limit_count:.2f}",
                 f"{(limit_provider + limit_client) / (limit_seconds * cores):.0%}",
+            )
+            table.add_row(
+                "limit + callbacks (bare receiver)",
+                f"{lifecycle_sent:.0f}",
+                f"{lifecycle:.0f}" if lifecycle == lifecycle else "callbacks lost",
+                f"{lifecycle_sent / limit:.2f}",
+                f"{lifecycle_sent / naive:.0f}",
             )
             table.add_row(
                 "naive (twilio SDK loop)", f"{naive:.1f}", "", f"{naive / limit:.3f}", "1"
@@ -577,6 +618,7 @@ def main() -> None:
                     f"{run.write_seconds / run.seconds:.0%} / "
                     f"{run.write_seconds * 1000 / max(run.writes, 1):.1f} / "
                     f"{run.write_wait_seconds * 1000 / max(run.writes, 1):.1f}",
+                    f"{run.delivered_per_s / lifecycle:.2f}",
                 )
         console.print(table)
     console.print(

@@ -60,10 +60,17 @@ def test_send_benchmark_runs_and_prints_its_tables() -> None:
         for line in result.stdout.splitlines()
         if line.startswith("│")
     ]
-    expected = ["limit (bare aiohttp)", "naive (twilio SDK loop)", *scenarios]
+    expected = [
+        "limit (bare aiohttp)",
+        "limit + callbacks (bare receiver)",
+        "naive (twilio SDK loop)",
+        *scenarios,
+    ]
     assert [row[0] for row in rows] == expected * 2, output  # at 0 ms and at 50 ms
     for row in rows:
         assert float(row[1]) > 0, row  # messages per second sent
+        if row[0].startswith("limit + callbacks"):
+            assert float(row[2]) > 0, row  # every callback reached the bare receiver
         if row[0].startswith("outbound"):
             assert float(row[2]) > 0, row  # every callback recorded: a rate, not a share
             accept_p50, accept_p99 = (float(v) for v in row[5].split(" / "))
@@ -71,3 +78,4 @@ def test_send_benchmark_runs_and_prints_its_tables() -> None:
             service, fake, _load = (float(v) for v in row[8].split(" / "))
             assert service > 0 and fake > 0, row
             assert row[10].count("/") == 2, row  # database writes: busy / mean / wait
+            assert float(row[11]) > 0, row  # delivered against the bare lifecycle
