@@ -165,3 +165,18 @@ def test_mask_number_never_raises_on_broken_str() -> None:
 )
 def test_region_of(number: str, region: str | None) -> None:
     assert region_of(number) == region
+
+
+def test_a_number_seen_again_is_not_parsed_again() -> None:
+    from outbound.domain import numbers
+
+    numbers._e164.cache_clear()
+    assert normalize_number("06 12 34 56 78", "fr") == "+33612345678"
+    assert normalize_number("06 12 34 56 78", "FR") == "+33612345678"  # same region, any case
+    assert normalize_number("whatsapp:06 12 34 56 78", "FR") == "+33612345678"
+    info = numbers._e164.cache_info()
+    assert (info.hits, info.misses) == (2, 1)
+    # Refused numbers are refused every time (nothing cached for them).
+    for _ in range(2):
+        with pytest.raises(InvalidNumberError):
+            normalize_number("+33 1", "FR")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import phonenumbers
 from phonenumbers import NumberParseException
 
@@ -54,8 +56,16 @@ def normalize_number(raw: str, default_region: str | None) -> str:
     if not text:
         raise InvalidNumberError(REASON_EMPTY)
     region = default_region.strip().upper() if default_region else None
+    return _e164(text, region or None)
+
+
+# Organisations send to the same customers again and again: parsing and validating a number
+# is most of what accepting a contact costs, and the answer never changes. Invalid numbers
+# raise, so they are not kept.
+@lru_cache(maxsize=16_384)
+def _e164(text: str, region: str | None) -> str:
     try:
-        parsed = phonenumbers.parse(text, region or None)
+        parsed = phonenumbers.parse(text, region)
     except NumberParseException as exc:
         # phonenumbers reports both "no region for a national number" and "unknown country
         # code after +" as INVALID_COUNTRY_CODE; only the first is a missing country code.

@@ -19,7 +19,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -73,6 +73,9 @@ __all__ = [
     "body_hash",
     "plan_contact",
 ]
+
+_MESSAGES = cast(sa.Table, Message.__table__)
+_MESSAGE_EVENTS = cast(sa.Table, MessageEvent.__table__)
 
 # Context items that are not placeholder values.
 CONTEXT_KEYS = frozenset(
@@ -483,8 +486,10 @@ class SendService:
                 session.flush()
             if config.conversation_mode == "on_send":
                 self._open_conversations(session, org_id, config, channel, rows, now)
-            session.execute(sa.insert(Message), rows)
-            session.execute(sa.insert(MessageEvent), events)
+            # Core inserts: the ORM's bulk path would only re-read the same dictionaries.
+            connection = session.connection()
+            connection.execute(_MESSAGES.insert(), rows)
+            connection.execute(_MESSAGE_EVENTS.insert(), events)
         if self._metrics is not None:
             for outcome, count in (
                 ("queued", response.queued),
