@@ -97,6 +97,21 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _postgres_cpu_seconds() -> float:
+    """CPU time used so far by the PostgreSQL server's processes on this machine."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() != "postgres":
+                continue
+        except OSError:
+            continue
+        total += _cpu_seconds(int(entry.name))
+    return total
+
+
 def _wait_port(port: int, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -208,6 +223,8 @@ class Run:
     """CPU seconds the service's processes used from the first request to the last callback."""
     cpu_provider: float = 0.0
     """CPU seconds the fake provider used over the same span."""
+    cpu_database: float = 0.0
+    """CPU seconds of the PostgreSQL server's processes over the same span (0 on SQLite)."""
     cpu_bench: float = 0.0
     """CPU seconds of this process (load generator and progress queries) over the same span."""
     seconds: float = 0.0
@@ -366,6 +383,7 @@ def _outbound(
             config_id = _setup(apis[0], key, provider_url)
             cpu_before = [_cpu_seconds(p.pid) for p in processes]
             provider_before = _cpu_seconds(provider_pid)
+            database_before = _postgres_cpu_seconds() if database_url else 0.0
             bench_before = time.process_time()
             started = time.perf_counter()
             accept = asyncio.run(_feed(apis, key, config_id, messages))
@@ -397,6 +415,7 @@ def _outbound(
                 for p, before in zip(processes, cpu_before, strict=True)
             )
             cpu_provider = _cpu_seconds(provider_pid) - provider_before
+            cpu_database = _postgres_cpu_seconds() - database_before if database_url else 0.0
             cpu_bench = time.process_time() - bench_before
             writes = _write_figures(metrics_urls)
             peak = max(_peak_rss_mb(p.pid) for p in processes)
@@ -422,6 +441,7 @@ def _outbound(
         delivered_share=last_delivered / messages if last_delivered >= 0 else 0.0,
         cpu_service=cpu_service,
         cpu_provider=cpu_provider,
+        cpu_database=cpu_database,
         cpu_bench=cpu_bench,
         seconds=seconds,
         write_seconds=writes[0],
@@ -540,7 +560,7 @@ def main() -> None:
             "accept p50/p99 ms",
             "accept→sent p50/p99 ms",
             "peak MB",
-            "CPU ms/msg service / fake / load",
+            "CPU ms/msg service / db / fake / load",
             "CPU busy",
             "writes: busy / mean ms / wait ms",
             "delivered x limit+cb",
@@ -573,7 +593,7 @@ def main() -> None:
                 "",
                 "",
                 "",
-                f"- / {limit_provider * 1000 / limit_count:.2f}"
+                f"- / - / {limit_provider * 1000 / limit_count:.2f}"
                 f" / {limit_client * 1000 / limit_count:.2f}",
                 f"{(limit_provider + limit_client) / (limit_seconds * cores):.0%}",
             )
@@ -612,8 +632,8 @@ def main() -> None:
                     f"{statistics.median(run.accept_ms):.0f} / {_pct(run.accept_ms, 99):.0f}",
                     f"{_pct(run.to_provider_ms, 50):.0f} / {_pct(run.to_provider_ms, 99):.0f}",
                     f"{run.peak_mb:.0f}",
-                    f"{run.cpu_service * per_message:.2f} / {run.cpu_provider * per_message:.2f}"
-                    f" / {run.cpu_bench * per_message:.2f}",
+                    f"{run.cpu_service * per_message:.2f} / {run.cpu_database * per_message:.2f}"
+                    f" / {run.cpu_provider * per_message:.2f} / {run.cpu_bench * per_message:.2f}",
                     f"{busy:.0%}",
                     f"{run.write_seconds / run.seconds:.0%} / "
                     f"{run.write_seconds * 1000 / max(run.writes, 1):.1f} / "

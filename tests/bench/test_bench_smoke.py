@@ -75,7 +75,8 @@ def test_send_benchmark_runs_and_prints_its_tables() -> None:
             assert float(row[2]) > 0, row  # every callback recorded: a rate, not a share
             accept_p50, accept_p99 = (float(v) for v in row[5].split(" / "))
             assert 0 < accept_p50 <= accept_p99, row
-            service, fake, _load = (float(v) for v in row[8].split(" / "))
+            service, database, fake, _load = (float(v) for v in row[8].split(" / "))
             assert service > 0 and fake > 0, row
+            assert (database > 0) == ("PostgreSQL" in row[0]), row  # the server's own CPU
             assert row[10].count("/") == 2, row  # database writes: busy / mean / wait
             assert float(row[11]) > 0, row  # delivered against the bare lifecycle
