@@ -44,13 +44,14 @@ from outbound.errors import PermanentProviderError, TransientProviderError
 from outbound.services.configurations import contact_window_of
 from outbound.services.consent import record_consent
 from outbound.services.quota import purge_old_buckets
-from outbound.services.statuses import StatusService
+from outbound.services.statuses import ORPHAN_SWEEP_BATCH, StatusService
 
 __all__ = ["Dispatcher", "default_worker_id"]
 
 log = logging.getLogger(__name__)
 
 MAINTENANCE_INTERVAL_SECONDS = 60.0
+ORPHAN_SWEEP_SECONDS = 5.0
 DB_ERROR_MAX_PAUSE = 30.0
 IDEMPOTENCY_KEY_LIFETIME = timedelta(hours=24)
 ORPHAN_LIFETIME = timedelta(hours=24)
@@ -545,6 +546,8 @@ class Dispatcher:
         log.info("dispatcher %s started with %d lanes", self.worker_id, lanes)
         tasks = [asyncio.create_task(self._lane(stop)) for _ in range(lanes)]
         tasks.append(asyncio.create_task(self._maintenance(stop)))
+        if self._statuses is not None:
+            tasks.append(asyncio.create_task(self._sweep_orphans(stop, self._statuses)))
         await stop.wait()
         done, pending = await asyncio.wait(tasks, timeout=self._settings.shutdown_grace_seconds)
         for task in pending:
@@ -625,6 +628,21 @@ class Dispatcher:
                     await asyncio.shield(self._release(batch))
             except Exception:
                 log.exception("giving back a claimed batch failed while stopping")
+
+    async def _sweep_orphans(self, stop: asyncio.Event, statuses: StatusService) -> None:
+        """Every few seconds, apply reports kept as orphans whose send is recorded by now."""
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), ORPHAN_SWEEP_SECONDS)
+            except TimeoutError:
+                pass
+            else:
+                return
+            try:
+                while await asyncio.to_thread(statuses.sweep_orphans) == ORPHAN_SWEEP_BATCH:
+                    pass
+            except sa.exc.OperationalError:
+                log.warning("sweeping early status reports failed; will retry", exc_info=True)
 
     async def _maintenance(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

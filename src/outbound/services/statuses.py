@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -20,7 +21,11 @@ from outbound.adapters.providers.base import StatusReport
 from outbound.clock import Clock
 from outbound.domain.statuses import MessageStatus, can_transition
 
-__all__ = ["MAX_REPORT_BATCH", "StatusService"]
+__all__ = ["MAX_REPORT_BATCH", "ORPHAN_SWEEP_BATCH", "StatusService"]
+
+ORPHAN_SWEEP_BATCH = 1_000
+# Younger orphans are still the business of the replay that follows their send's record.
+ORPHAN_SWEEP_AGE = timedelta(seconds=2)
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +180,37 @@ class StatusService:
                     .order_by(OrphanReport.id)
                 ).scalars()
             ]
+        return self._apply_orphans(rows)
+
+    def sweep_orphans(self, limit: int = ORPHAN_SWEEP_BATCH) -> int:
+        """Apply kept reports whose send has been recorded since; returns how many.
+
+        :meth:`replay_orphans` runs as each batch is recorded, but on PostgreSQL a report's
+        transaction may keep it as an orphan a moment after that replay looked (both
+        transactions ran at once): such a report would wait for nothing. The dispatcher
+        sweeps for them every few seconds; reports kept less than two seconds ago are left to
+        that replay.
+        """
+        settled = self._clock.now() - ORPHAN_SWEEP_AGE
+        with self._db.read() as session:
+            rows = list(
+                session.execute(
+                    sa.select(OrphanReport)
+                    .join(
+                        Message,
+                        sa.and_(
+                            Message.provider == OrphanReport.provider,
+                            Message.provider_message_id == OrphanReport.provider_message_id,
+                        ),
+                    )
+                    .where(OrphanReport.received_at < settled)
+                    .order_by(OrphanReport.id)
+                    .limit(limit)
+                ).scalars()
+            )
+        return self._apply_orphans(rows)
+
+    def _apply_orphans(self, rows: Sequence[OrphanReport]) -> int:
         if not rows:
             return 0
         by_channel: dict[str | None, list[StatusReport]] = {}
