@@ -370,12 +370,14 @@ def _outbound(
             for port in ports:
                 _wait_port(port)
             if not inline_worker:
-                for _ in range(workers):
+                for index in range(workers):
                     metrics_port = _free_port()
                     metrics_urls.append(f"http://127.0.0.1:{metrics_port}/metrics")
+                    # Status callbacks go to the API the worker names (a load balancer would
+                    # spread them): with as many workers as APIs, each API takes its share.
                     worker_env = {
                         **env,
-                        "OUTBOUND_PUBLIC_BASE_URL": apis[0],
+                        "OUTBOUND_PUBLIC_BASE_URL": apis[index % len(apis)],
                         "OUTBOUND_WORKER_METRICS_PORT": str(metrics_port),
                     }
                     args = [PYTHON, "-m", "outbound", "worker"]

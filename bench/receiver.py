@@ -31,7 +31,7 @@ async def _serve(port: int) -> None:
     app.router.add_post("/{tail:.*}", callback)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await web.TCPSite(runner, "127.0.0.1", port, backlog=4096).start()
     await asyncio.Event().wait()
 
 

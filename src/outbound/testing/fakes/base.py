@@ -57,6 +57,7 @@ __all__ = [
 ]
 
 JSONBody = Mapping[str, Any] | Sequence[Any]
+LISTEN_BACKLOG = 4096
 
 
 class ServerOptions(TypedDict, total=False):
@@ -170,7 +171,9 @@ class FakeProviderServer:
         app.router.add_route("*", "/{tail:.*}", self._unknown_route)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self._requested_port)
+        # A provider takes every connection a busy sender opens at once (several workers of
+        # hundreds of calls each); the listen queue of 128 by default would drop some.
+        site = web.TCPSite(runner, self.host, self._requested_port, backlog=LISTEN_BACKLOG)
         await site.start()
         self._runner = runner
         port = int(runner.addresses[0][1])
