@@ -209,3 +209,24 @@ def test_another_process_waits_for_the_writer_lock_file(tmp_path: Path) -> None:
     with db.read() as session:
         assert session.execute(sa.text("SELECT count(*) FROM log")).scalar_one() == 1
     db.dispose()
+
+
+def test_without_a_lock_file_writers_still_take_turns_in_process(tmp_path: Path) -> None:
+    queue = WriterQueue(str(tmp_path / "no-such-directory" / "db-writer"), timeout=5)
+    with queue.hold():  # the lock file cannot be made: in-process turns only, no error
+        pass
+    order: list[int] = []
+    threads = [
+        threading.Thread(target=lambda n=n: _hold_and_log(queue, order, n)) for n in range(5)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(5)
+    assert sorted(order) == list(range(5))
+    queue.close()
+
+
+def _hold_and_log(queue: WriterQueue, order: list[int], n: int) -> None:
+    with queue.hold():
+        order.append(n)

@@ -15,6 +15,7 @@ gets the same ``database is locked`` error SQLite would give.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -35,6 +36,8 @@ except ImportError:  # pragma: no cover - not on Windows
     fcntl = None  # type: ignore[assignment]
 
 __all__ = ["Database", "WriterQueue", "create_engine"]
+
+log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _BEGIN_OPTION = "outbound_sqlite_begin"
@@ -167,7 +170,18 @@ class WriterQueue:
         if self._lock_path is None or fcntl is None:
             return
         if self._fd is None:
-            self._fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                self._fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError as exc:
+                # Writers of this process still take turns; other processes fall back on
+                # SQLite's own busy wait.
+                log.warning(
+                    "cannot open %s (%s): SQLite's writers queue in-process only",
+                    self._lock_path,
+                    exc,
+                )
+                self._lock_path = None
+                return
         pause = 0.0002
         while True:
             try:
@@ -184,9 +198,11 @@ class WriterQueue:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        """Close the lock file (it opens again on the next write); not while a writer holds it."""
+        with self._mutex:
+            if self._fd is not None and self._owner is None:
+                os.close(self._fd)
+                self._fd = None
 
 
 def _writer_lock_path(engine: Engine) -> str | None:
