@@ -334,3 +334,80 @@ async def test_a_batch_claimed_ahead_is_given_back_on_stop(
             assert attempts == 0
             assert worker is None
     assert await scripted_container.dispatcher("w2").run_once() == 1  # due at once
+
+
+def _one_lane(c: Container, **extra: object) -> Dispatcher:
+    settings = c.settings.model_copy(
+        update={"worker_batch_size": 2, "worker_concurrency": 1, **extra}
+    )
+    return Dispatcher(
+        c.db, c.providers, c.secrets, c.clock, settings, worker_id="w", statuses=c.statuses
+    )
+
+
+async def _run_until_sent(c: Container, dispatcher: Dispatcher, ids: list[str]) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(dispatcher.run(stop))
+    for _ in range(200):
+        if {_status(c, i) for i in ids} == {"sent"}:
+            break
+        await asyncio.sleep(0.02)
+    stop.set()
+    await asyncio.wait_for(task, 10)
+
+
+async def test_a_claim_ahead_that_fails_does_not_stop_the_lane(
+    stenant: Tenant, scripted_container: Container, provider: ScriptedProvider
+) -> None:
+    c = scripted_container
+    dispatcher = _one_lane(c, worker_poll_interval=0.01)
+    ids = _send(stenant, NUMBERS)
+    provider.latency = 0.1
+    calls = 0
+    claim = dispatcher._claim
+
+    async def flaky_claim(limit: int | None = None):  # type: ignore[no-untyped-def]
+        nonlocal calls
+        calls += 1
+        if calls == 2:  # the claim made ahead while the first batch is sent
+            raise sa.exc.OperationalError("claim", None, Exception("connection lost"))
+        return await claim(limit)
+
+    dispatcher._claim = flaky_claim  # type: ignore[method-assign]
+    await _run_until_sent(c, dispatcher, ids)
+    assert {_status(c, i) for i in ids} == {"sent"}
+    assert calls >= 3
+
+
+async def test_a_batch_claimed_ahead_too_long_ago_goes_back_unsent(
+    stenant: Tenant, scripted_container: Container, provider: ScriptedProvider, clock: FakeClock
+) -> None:
+    c = scripted_container
+    dispatcher = _one_lane(c)
+    ids = _send(stenant, NUMBERS)
+    provider.latency = 0.3
+    stop = asyncio.Event()
+    task = asyncio.create_task(dispatcher.run(stop))
+    for _ in range(250):
+        with c.db.read() as session:
+            sending = session.execute(
+                sa.select(sa.func.count()).where(Message.status == "sending")
+            ).scalar_one()
+        if sending == 3:
+            break
+        await asyncio.sleep(0.01)
+    assert sending == 3  # two being sent, one claimed ahead
+    clock.advance(c.settings.lease_seconds * 0.3)  # the one ahead has used too much lease
+    for _ in range(200):
+        if {_status(c, i) for i in ids} == {"sent"}:
+            break
+        await asyncio.sleep(0.02)
+    stop.set()
+    await asyncio.wait_for(task, 10)
+    assert provider.sends_per_message() == {i: 1 for i in ids}
+    histories = sorted([s for s, _ in _history(c, i)] for i in ids)
+    assert histories == [
+        ["queued", "sending", "queued", "sending", "sent"],  # given back, claimed again
+        ["queued", "sending", "sent"],
+        ["queued", "sending", "sent"],
+    ]

@@ -56,6 +56,8 @@ DB_ERROR_MAX_PAUSE = 30.0
 IDEMPOTENCY_KEY_LIFETIME = timedelta(hours=24)
 ORPHAN_LIFETIME = timedelta(hours=24)
 RECORD_ATTEMPTS = 4
+# A batch claimed ahead that waited more than this share of its lease is given back unsent.
+STALE_SHARE = 0.25
 
 
 def default_worker_id() -> str:
@@ -76,10 +78,8 @@ class _BatchContext:
 class _Batch:
     claimed: list[ClaimedMessage]
     context: _BatchContext
-    # message id → its sending slot (rate-limited channels)
-    slots: Mapping[str, datetime]
-    # message id → when it may be tried again (past the sender's rate or the contact's window)
-    deferred: Mapping[str, datetime]
+    # when the lease began: slots must fall well within it
+    claimed_at: datetime
 
 
 class Dispatcher:
@@ -133,27 +133,34 @@ class Dispatcher:
         if not claimed:
             return None
         context = await asyncio.to_thread(self._load_context, claimed)
-        held = self._outside_window(claimed, context, now)
-        in_window = [m for m in claimed if m.id not in held]
-        slots, deferred = await asyncio.to_thread(self._reserve_slots, in_window, context)
-        deferred.update(held)
-        return _Batch(claimed, context, slots, deferred)
+        return _Batch(claimed, context, now)
 
     async def _deliver(self, batch: _Batch) -> list[Outcome]:
-        """Send a claimed batch; returns the outcome of each message (none for a bug's)."""
-        to_send = [m for m in batch.claimed if m.id not in batch.deferred]
+        """Send a claimed batch; returns the outcome of each message (none for a bug's).
+
+        The contact windows are checked and the sending slots reserved now, when the batch
+        starts, not when it was claimed (a lane claims its next batch ahead).
+        """
+        now = self._clock.now()
+        held = self._outside_window(batch.claimed, batch.context, now)
+        in_window = [m for m in batch.claimed if m.id not in held]
+        slots: dict[str, datetime] = {}
+        deferred: dict[str, datetime] = {}
+        if any(c.rate_per_second for c in batch.context.channels.values()):
+            slots, deferred = await asyncio.to_thread(
+                self._reserve_slots, in_window, batch.context, batch.claimed_at
+            )
+        deferred.update(held)
+        to_send = [m for m in batch.claimed if m.id not in deferred]
         results = await asyncio.gather(
-            *(
-                self._send(message, batch.context, batch.slots.get(message.id))
-                for message in to_send
-            ),
+            *(self._send(message, batch.context, slots.get(message.id)) for message in to_send),
             return_exceptions=True,
         )
         # Past the sender's rate, or the contact's window, for now: back to the queue until
         # the next free slot or the window's opening.
         outcomes: list[Outcome] = [
             Outcome(message_id, MessageStatus.QUEUED, retry_at=when, refund_attempt=True)
-            for message_id, when in batch.deferred.items()
+            for message_id, when in deferred.items()
         ]
         for message, result in zip(to_send, results, strict=True):
             if isinstance(result, Outcome):
@@ -351,7 +358,7 @@ class Dispatcher:
         return result
 
     def _reserve_slots(
-        self, claimed: list[ClaimedMessage], context: _BatchContext
+        self, claimed: list[ClaimedMessage], context: _BatchContext, leased_at: datetime
     ) -> tuple[dict[str, datetime], dict[str, datetime]]:
         """Sending slots for messages of rate-limited channels, shared by every worker.
 
@@ -377,7 +384,7 @@ class Dispatcher:
                 if not self._db.is_sqlite:
                     query = query.with_for_update()
                 start = max(session.execute(query).scalar_one() or now, now)
-                room = int((now + horizon - start).total_seconds() * rate)
+                room = int((leased_at + horizon - start).total_seconds() * rate)
                 count = min(len(messages), max(room, 1 if start <= now else 0))
                 step = timedelta(seconds=1 / rate)
                 for index, message in enumerate(messages[:count]):
@@ -567,14 +574,25 @@ class Dispatcher:
         """
         failures = 0
         ahead: asyncio.Task[_Batch | None] | None = None
-        behind: asyncio.Task[None] | None = None
+        recording: set[asyncio.Task[None]] = set()
+        previous: asyncio.Task[None] | None = None
         try:
             while not stop.is_set():
                 pause = self._settings.worker_poll_interval
                 claimed = 0
                 try:
-                    batch = await (ahead if ahead is not None else self._claim())
-                    ahead = None
+                    claim = ahead if ahead is not None else asyncio.create_task(self._claim())
+                    ahead = claim  # ours to give back until it is sent
+                    try:
+                        # Shielded: a cancelled lane still gives back what the claim took.
+                        batch = await asyncio.shield(claim)
+                    finally:
+                        if claim.done():
+                            ahead = None
+                    if batch is not None and self._stale(batch):
+                        # Its lease ran too long while it waited: back to the queue.
+                        await self._release(batch)
+                        batch = None
                     if batch is not None:
                         claimed = len(batch.claimed)
                         if not stop.is_set():
@@ -582,12 +600,12 @@ class Dispatcher:
                         outcomes = await self._deliver(batch)
                         # This batch's record starts before the previous one is awaited: an
                         # error there must not keep this one from being recorded.
-                        previous, behind = (
-                            behind,
-                            asyncio.create_task(self._finish(batch, outcomes)),
-                        )
-                        if previous is not None:
-                            await previous
+                        finish = asyncio.create_task(self._finish(batch, outcomes))
+                        recording.add(finish)
+                        finish.add_done_callback(recording.discard)
+                        behind, previous = previous, finish
+                        if behind is not None:
+                            await asyncio.shield(behind)
                     failures = 0
                 except sa.exc.OperationalError as exc:
                     # The database went away for a moment; leases protect the claimed rows.
@@ -610,23 +628,29 @@ class Dispatcher:
                     except TimeoutError:
                         pass
         finally:
-            await self._drain_lane(ahead, behind)
+            last = {previous} if previous is not None else set()
+            await self._drain_lane(ahead, recording | last)
+
+    def _stale(self, batch: _Batch) -> bool:
+        """Whether a batch claimed ahead waited so long that its lease could run out mid-send."""
+        waited = (self._clock.now() - batch.claimed_at).total_seconds()
+        return waited > self._settings.lease_seconds * STALE_SHARE
 
     async def _drain_lane(
-        self, ahead: asyncio.Task[_Batch | None] | None, behind: asyncio.Task[None] | None
+        self, ahead: asyncio.Task[_Batch | None] | None, recording: set[asyncio.Task[None]]
     ) -> None:
         """On the way out: finish recording, and give back a batch claimed but not sent."""
-        if behind is not None:
+        for task in list(recording):
             try:
-                await asyncio.shield(behind)
-            except Exception:
+                await asyncio.shield(task)
+            except (Exception, asyncio.CancelledError):
                 log.exception("recording a batch failed while stopping")
         if ahead is not None:
             try:
                 batch = await asyncio.shield(ahead)
                 if batch is not None:
                     await asyncio.shield(self._release(batch))
-            except Exception:
+            except (Exception, asyncio.CancelledError):
                 log.exception("giving back a claimed batch failed while stopping")
 
     async def _sweep_orphans(self, stop: asyncio.Event, statuses: StatusService) -> None:
@@ -643,6 +667,9 @@ class Dispatcher:
                     pass
             except sa.exc.OperationalError:
                 log.warning("sweeping early status reports failed; will retry", exc_info=True)
+            except Exception:
+                # A bug: logged, and the next sweep goes on (a dead loop would strand reports).
+                log.exception("sweeping early status reports failed; will retry")
 
     async def _maintenance(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
