@@ -230,3 +230,21 @@ def test_without_a_lock_file_writers_still_take_turns_in_process(tmp_path: Path)
 def _hold_and_log(queue: WriterQueue, order: list[int], n: int) -> None:
     with queue.hold():
         order.append(n)
+
+
+def test_a_file_system_without_locks_leaves_the_in_process_turns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from outbound.adapters.db import engine
+
+    def no_locks(_fd: int, _op: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(engine.fcntl, "flock", no_locks)
+    queue = WriterQueue(str(tmp_path / "db-writer"), timeout=5)
+    for _ in range(2):  # the first write finds out, the next ones no longer try
+        with queue.hold():
+            pass
+    queue.close()

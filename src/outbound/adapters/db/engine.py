@@ -124,8 +124,10 @@ class WriterQueue:
         try:
             yield
         finally:
-            self._unlock_file()
-            self._release()
+            try:
+                self._unlock_file()
+            finally:
+                self._release()
 
     def _acquire(self, deadline: float, urgent: bool) -> None:
         me = threading.get_ident()
@@ -139,7 +141,19 @@ class WriterQueue:
             turn.acquire()
             line = self._urgent if urgent else self._waiters
             line.append(turn)
-        if turn.acquire(timeout=max(0.0, deadline - time.monotonic())):
+        try:
+            got = turn.acquire(timeout=max(0.0, deadline - time.monotonic()))
+        except BaseException:
+            # Interrupted while waiting (KeyboardInterrupt): leave the line, or pass on a turn
+            # handed over meanwhile, so that nobody waits for a writer that went away.
+            with self._mutex:
+                if turn in line:
+                    line.remove(turn)
+                    raise
+                self._owner = me
+            self._release()
+            raise
+        if got:
             with self._mutex:
                 self._owner = me  # handed over by the previous holder
             return
@@ -192,6 +206,17 @@ class WriterQueue:
                     raise _locked_error() from None
                 time.sleep(pause)
                 pause = min(pause * 2, 0.002)
+            except OSError as exc:
+                # A file system without locks (some network mounts): as if it could not open.
+                log.warning(
+                    "cannot lock %s (%s): SQLite's writers queue in-process only",
+                    self._lock_path,
+                    exc,
+                )
+                os.close(self._fd)
+                self._fd = None
+                self._lock_path = None
+                return
 
     def _unlock_file(self) -> None:
         if self._fd is not None and fcntl is not None:
