@@ -301,24 +301,12 @@ async def test_a_batch_claimed_ahead_is_given_back_on_stop(
     # One lane (2 x concurrency / batch size) of two messages, sent one at a time: while the
     # first batch is being sent, the third message is claimed ahead.
     c = scripted_container
-    one_lane = c.settings.model_copy(update={"worker_batch_size": 2, "worker_concurrency": 1})
-    dispatcher = Dispatcher(
-        c.db, c.providers, c.secrets, c.clock, one_lane, worker_id="w", statuses=c.statuses
-    )
+    dispatcher = _one_lane(c)
     ids = _send(stenant, NUMBERS)
     provider.latency = 0.3
     stop = asyncio.Event()
     task = asyncio.create_task(dispatcher.run(stop))
-    deadline = asyncio.get_running_loop().time() + 5
-    while True:
-        with scripted_container.db.read() as session:
-            sending = session.execute(
-                sa.select(sa.func.count()).where(Message.status == "sending")
-            ).scalar_one()
-        if sending == 3 or asyncio.get_running_loop().time() > deadline:
-            break
-        await asyncio.sleep(0.01)
-    assert sending == 3  # two being sent, one claimed ahead
+    assert await _until_sending(c, 3) == 3  # two being sent, one claimed ahead
     stop.set()
     await asyncio.wait_for(task, 5)
     assert len(provider.sent) == 2
@@ -343,6 +331,20 @@ def _one_lane(c: Container, **extra: object) -> Dispatcher:
     return Dispatcher(
         c.db, c.providers, c.secrets, c.clock, settings, worker_id="w", statuses=c.statuses
     )
+
+
+async def _until_sending(c: Container, count: int) -> int:
+    """Wait (at most 5 s) until ``count`` messages are ``sending``; returns the last count."""
+    sending = 0
+    for _ in range(500):
+        with c.db.read() as session:
+            sending = session.execute(
+                sa.select(sa.func.count()).where(Message.status == "sending")
+            ).scalar_one()
+        if sending == count:
+            break
+        await asyncio.sleep(0.01)
+    return sending
 
 
 async def _run_until_sent(c: Container, dispatcher: Dispatcher, ids: list[str]) -> None:
@@ -388,15 +390,7 @@ async def test_a_batch_claimed_ahead_too_long_ago_goes_back_unsent(
     provider.latency = 0.3
     stop = asyncio.Event()
     task = asyncio.create_task(dispatcher.run(stop))
-    for _ in range(250):
-        with c.db.read() as session:
-            sending = session.execute(
-                sa.select(sa.func.count()).where(Message.status == "sending")
-            ).scalar_one()
-        if sending == 3:
-            break
-        await asyncio.sleep(0.01)
-    assert sending == 3  # two being sent, one claimed ahead
+    assert await _until_sending(c, 3) == 3  # two being sent, one claimed ahead
     clock.advance(c.settings.lease_seconds * 0.3)  # the one ahead has used too much lease
     for _ in range(200):
         if {_status(c, i) for i in ids} == {"sent"}:

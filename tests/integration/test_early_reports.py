@@ -47,6 +47,22 @@ def _state(container: Container, message_id: str) -> tuple[str, list[str], int]:
         return str(status), history, int(orphans.scalar_one())
 
 
+def _keep_early(c: Container, clock: FakeClock, pid: str, channel_id: str) -> None:
+    """Keep a delivery report as if it had arrived before its send was recorded."""
+    with c.db.transaction() as session:
+        session.execute(
+            sa.insert(OrphanReport),
+            {
+                "provider": "sandbox",
+                "provider_message_id": pid,
+                "channel_id": channel_id,
+                "status": "delivered",
+                "occurred_at": clock.now(),
+                "received_at": clock.now(),
+            },
+        )
+
+
 def _delivered(pid: str) -> StatusReport:
     return StatusReport(provider="sandbox", provider_message_id=pid, status=MessageStatus.DELIVERED)
 
@@ -72,28 +88,8 @@ async def test_a_report_kept_after_the_replay_looked_is_swept(
     assert _state(c, message_id)[0] == "sent"
     # Two transactions at once: the report's found no message and kept it as an orphan, the
     # record and its replay committed in between. Nothing else would ever apply it.
-    with c.db.transaction() as session:
-        session.execute(
-            sa.insert(OrphanReport),
-            [
-                {
-                    "provider": "sandbox",
-                    "provider_message_id": "SCR00000001",
-                    "channel_id": channel_id,
-                    "status": "delivered",
-                    "occurred_at": clock.now(),
-                    "received_at": clock.now(),
-                },
-                {  # one whose send is unknown: it waits on
-                    "provider": "sandbox",
-                    "provider_message_id": "SCR99999999",
-                    "channel_id": channel_id,
-                    "status": "delivered",
-                    "occurred_at": clock.now(),
-                    "received_at": clock.now(),
-                },
-            ],
-        )
+    _keep_early(c, clock, "SCR00000001", channel_id)
+    _keep_early(c, clock, "SCR99999999", channel_id)  # one whose send is unknown: it waits on
     assert c.statuses.sweep_orphans() == 0  # too young: the replay's business
     clock.advance(3)
     assert c.statuses.sweep_orphans() == 1
@@ -107,18 +103,7 @@ async def test_a_swept_report_of_another_channel_changes_nothing(
     c = scripted_container
     message_id, _channel_id = _queue(stenant, "+33612345678")
     assert await c.dispatcher("w").run_once() == 1
-    with c.db.transaction() as session:
-        session.execute(
-            sa.insert(OrphanReport),
-            {
-                "provider": "sandbox",
-                "provider_message_id": "SCR00000001",
-                "channel_id": "another-tenants-channel",
-                "status": "delivered",
-                "occurred_at": clock.now(),
-                "received_at": clock.now(),
-            },
-        )
+    _keep_early(c, clock, "SCR00000001", "another-tenants-channel")
     clock.advance(3)
     assert c.statuses.sweep_orphans() == 1  # looked at, and dropped
     assert _state(c, message_id) == ("sent", ["queued", "sending", "sent"], 0)
@@ -133,18 +118,7 @@ async def test_a_running_dispatcher_sweeps(
     c = scripted_container
     message_id, channel_id = _queue(stenant, "+33612345678")
     assert await c.dispatcher("w").run_once() == 1
-    with c.db.transaction() as session:
-        session.execute(
-            sa.insert(OrphanReport),
-            {
-                "provider": "sandbox",
-                "provider_message_id": "SCR00000001",
-                "channel_id": channel_id,
-                "status": "delivered",
-                "occurred_at": clock.now(),
-                "received_at": clock.now(),
-            },
-        )
+    _keep_early(c, clock, "SCR00000001", channel_id)
     clock.advance(3)
     monkeypatch.setattr(dispatch, "ORPHAN_SWEEP_SECONDS", 0.05)
     stop = asyncio.Event()
