@@ -10,56 +10,51 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_flow_benchmark_runs_and_prints_its_table() -> None:
+def _run(args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OUTBOUND_")}
-    result = subprocess.run(
-        [sys.executable, "-m", "bench.flows", "--contacts", "150,300"],
+    return subprocess.run(
+        [sys.executable, "-m", *args],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
         cwd=ROOT,
-        env={**env, "COLUMNS": "200"},
+        env={**env, "COLUMNS": "400"},
         check=False,
     )
+
+
+def _cells(stdout: str) -> list[list[str]]:
+    return [
+        [cell.strip() for cell in line.split("│")[1:-1]]
+        for line in stdout.splitlines()
+        if line.startswith("│")
+    ]
+
+
+def test_flow_benchmark_runs_and_prints_its_table() -> None:
+    result = _run(["bench.flows", "--contacts", "150,300"], timeout=300)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "peak MiB" in result.stdout, output
     assert "2x the contacts" in result.stdout, output
     # 300 contacts, one in ten without consent: 270 queued, 30 skipped, in 3 batches.
-    cells = [
-        [cell.strip() for cell in line.split("│")[1:-1]]
-        for line in result.stdout.splitlines()
-        if line.startswith("│")
-    ]
+    cells = _cells(result.stdout)
     assert [row[1] for row in cells] == ["150", "300"], output
     assert cells[1][5:8] == ["270", "30", "3"], output
 
 
 def test_send_benchmark_runs_and_prints_its_tables() -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OUTBOUND_")}
-    args = [sys.executable, "-m", "bench", "--messages", "300", "--naive-messages", "10"]
+    args = ["bench", "--messages", "300", "--naive-messages", "10"]
     args += ["--latency", "0.05"]
     scenarios = ["outbound SQLite, 1 process", "outbound SQLite, 1 API + 1 worker"]
     postgres = os.environ.get("OUTBOUND_TEST_POSTGRES_URL")
     if postgres:
         args += ["--postgres", postgres, "--only", "sqlite,sqlite-split,pg-2"]
         scenarios.append("outbound PostgreSQL, 2 API + 2 workers")
-    result = subprocess.run(
-        args,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=ROOT,
-        env={**env, "COLUMNS": "400"},
-        check=False,
-    )
+    result = _run(args, timeout=600)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
-    rows = [
-        [cell.strip() for cell in line.split("│")[1:-1]]
-        for line in result.stdout.splitlines()
-        if line.startswith("│")
-    ]
+    rows = _cells(result.stdout)
     expected = [
         "limit (bare aiohttp)",
         "limit + callbacks (bare receiver)",
@@ -80,3 +75,13 @@ def test_send_benchmark_runs_and_prints_its_tables() -> None:
             assert (database > 0) == ("PostgreSQL" in row[0]), row  # the server's own CPU
             assert row[10].count("/") == 2, row  # database writes: busy / mean / wait
             assert float(row[11]) > 0, row  # delivered against the bare lifecycle
+
+
+def test_accept_benchmark_runs_and_prints_its_table() -> None:
+    result = _run(["bench.accept", "--requests", "15"], timeout=300)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    rows = _cells(result.stdout)
+    assert [row[:2] for row in rows] == [["new numbers", "5"], ["same numbers again", "15"]]
+    for row in rows:
+        assert 0 < float(row[2]) and 0 < float(row[3]), row

@@ -347,13 +347,18 @@ async def _until_sending(c: Container, count: int) -> int:
     return sending
 
 
+async def _until_sent(c: Container, ids: list[str]) -> None:
+    """Wait (at most 4 s) until every message of ``ids`` is ``sent``."""
+    for _ in range(200):
+        if {_status(c, i) for i in ids} == {"sent"}:
+            return
+        await asyncio.sleep(0.02)
+
+
 async def _run_until_sent(c: Container, dispatcher: Dispatcher, ids: list[str]) -> None:
     stop = asyncio.Event()
     task = asyncio.create_task(dispatcher.run(stop))
-    for _ in range(200):
-        if {_status(c, i) for i in ids} == {"sent"}:
-            break
-        await asyncio.sleep(0.02)
+    await _until_sent(c, ids)
     stop.set()
     await asyncio.wait_for(task, 10)
 
@@ -392,10 +397,7 @@ async def test_a_batch_claimed_ahead_too_long_ago_goes_back_unsent(
     task = asyncio.create_task(dispatcher.run(stop))
     assert await _until_sending(c, 3) == 3  # two being sent, one claimed ahead
     clock.advance(c.settings.lease_seconds * 0.3)  # the one ahead has used too much lease
-    for _ in range(200):
-        if {_status(c, i) for i in ids} == {"sent"}:
-            break
-        await asyncio.sleep(0.02)
+    await _until_sent(c, ids)
     stop.set()
     await asyncio.wait_for(task, 10)
     assert provider.sends_per_message() == {i: 1 for i in ids}

@@ -155,7 +155,9 @@ _OTHER_PROCESS = textwrap.dedent(
 )
 
 
-def test_writers_of_several_processes_take_turns(tmp_path: Path) -> None:
+def test_writers_of_several_processes_all_get_through_in_turn(tmp_path: Path) -> None:
+    # Three processes writing as fast as they can: none fails waiting for the others, and each
+    # write sees every earlier one (see the next test for the lock file itself).
     path = tmp_path / "processes.db"
     db = _database(path)
     per_process = 150

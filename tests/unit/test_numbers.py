@@ -176,7 +176,8 @@ def test_a_number_seen_again_is_not_parsed_again() -> None:
     assert normalize_number("whatsapp:06 12 34 56 78", "FR") == "+33612345678"
     info = numbers._e164.cache_info()
     assert (info.hits, info.misses) == (2, 1)
-    # Refused numbers are refused every time (nothing cached for them).
+    # Refused numbers are refused every time, and nothing is kept for them.
     for _ in range(2):
         with pytest.raises(InvalidNumberError):
             normalize_number("+33 1", "FR")
+    assert numbers._e164.cache_info().currsize == 1

@@ -209,7 +209,8 @@ class Dispatcher:
                 await asyncio.sleep(pause)
 
     async def _release(self, batch: _Batch) -> None:
-        """Give back a claimed batch that will not be sent (shutdown): queued, as it was."""
+        """Give back a claimed batch that will not be sent (shutdown, or it waited too long
+        for its turn): queued, due at once, without using an attempt."""
         now = self._clock.now()
         await self._record(
             [
