@@ -381,9 +381,9 @@ class Dispatcher:
         with self._db.transaction() as session:
             for channel_id, messages in by_channel.items():
                 rate = float(context.channels[channel_id].rate_per_second or 1.0)
-                query = sa.select(Channel.next_slot_at).where(Channel.id == channel_id)
-                if not self._db.is_sqlite:
-                    query = query.with_for_update()
+                query = self._db.for_update(
+                    sa.select(Channel.next_slot_at).where(Channel.id == channel_id)
+                )
                 start = max(session.execute(query).scalar_one() or now, now)
                 room = int((leased_at + horizon - start).total_seconds() * rate)
                 count = min(len(messages), max(room, 1 if start <= now else 0))

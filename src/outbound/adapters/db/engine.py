@@ -23,12 +23,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.selectable import GenerativeSelect
 
 try:
     import fcntl
@@ -41,6 +42,8 @@ log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _BEGIN_OPTION = "outbound_sqlite_begin"
+
+_Select = TypeVar("_Select", bound=GenerativeSelect)
 
 
 def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
@@ -260,6 +263,18 @@ class Database:
     @property
     def is_sqlite(self) -> bool:
         return self.dialect == "sqlite"
+
+    def for_update(self, query: _Select, *, skip_locked: bool = False) -> _Select:
+        """``query`` locking the rows it reads until commit, where the database can.
+
+        PostgreSQL adds ``FOR UPDATE`` (``SKIP LOCKED`` with ``skip_locked``: rows another
+        transaction holds are passed over rather than waited for). SQLite has no row locks:
+        there the write transaction itself is the lock (``BEGIN IMMEDIATE``, one writer at a
+        time), and the query is returned as it is.
+        """
+        if self.dialect == "sqlite":
+            return query
+        return query.with_for_update(skip_locked=skip_locked)
 
     @contextmanager
     def transaction(self, *, urgent: bool = False) -> Iterator[Session]:

@@ -117,8 +117,7 @@ class Outbox:
             .order_by(Message.scheduled_at)
             .limit(limit)
         )
-        if not self._db.is_sqlite:
-            pick = pick.with_for_update(skip_locked=True)
+        pick = self._db.for_update(pick, skip_locked=True)
         with self._db.transaction() as session:
             # The rows stay locked (PostgreSQL) or the database stays ours (SQLite, BEGIN
             # IMMEDIATE) until commit, so no other worker can take them in between.
