@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from outbound.errors import OutboundError
+from outbound.errors import SettingsError
 
 __all__ = [
     "DEFAULT_DATA_DIR",
@@ -28,10 +28,6 @@ DEFAULT_MAX_CONTACTS_PER_REQUEST = 100
 DEFAULT_HOURLY_REQUEST_QUOTA = 30_000
 DEFAULT_LEASE_SECONDS = 60.0
 DEFAULT_MAX_ATTEMPTS = 8
-
-
-class SettingsError(OutboundError):
-    """A setting has a bad value; the message names the variable."""
 
 
 class Settings(BaseSettings):

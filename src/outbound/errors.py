@@ -3,22 +3,33 @@
 ::
 
     OutboundError
+    ├── SettingsError                    a setting has a bad value (names the variable)
+    ├── SecretKeyError                   the secret key is malformed or opens no credentials
     ├── DomainError                      a rule of the domain refused an input
     │   ├── TemplateSyntaxError          malformed template text (has .position)
     │   ├── MissingPlaceholderError      a placeholder had no value (has .key)
     │   ├── InvalidLocaleError           not BCP-47 nor a known Windows LCID
-    │   └── InvalidNumberError           not a valid phone number (has .reason)
+    │   ├── InvalidNumberError           not a valid phone number (has .reason)
+    │   └── MappingError                 a record cannot become a contact item (has .field)
     ├── RequestError                     the API refuses a request (mapped to HTTP in one place)
     │   ├── InvalidRequestError  422     names the offending field
+    │   │   └── ImportInputError         a CSV cannot be imported at all
     │   ├── AuthenticationError  401
     │   ├── PermissionDeniedError 403
     │   ├── NotFoundError        404
     │   ├── ConflictError        409
     │   ├── UnsupportedMediaTypeError 415
     │   └── RateLimitedError     429     has .retry_after (seconds)
+    ├── WebhookSignatureError            a webhook call's signature or token is wrong: store nothing
     └── ProviderError                    a provider call did not succeed
         ├── TransientProviderError       retry later (has .retry_after, optional)
         └── PermanentProviderError       never retry (has .code)
+            ├── CredentialsError         the provider refused the channel's credentials
+            └── RecipientOptedOutError   the recipient withdrew consent at the provider
+
+Only :class:`RequestError` carries an HTTP status; ``outbound.web.errors`` maps errors to HTTP
+answers in one place. This module imports
+nothing but the standard library: the domain imports its errors from here.
 
 Whether a failed send is retried is carried by the exception type, never decided by
 catching everything.
@@ -29,10 +40,13 @@ from __future__ import annotations
 __all__ = [
     "AuthenticationError",
     "ConflictError",
+    "CredentialsError",
     "DomainError",
+    "ImportInputError",
     "InvalidLocaleError",
     "InvalidNumberError",
     "InvalidRequestError",
+    "MappingError",
     "MissingPlaceholderError",
     "NotFoundError",
     "OutboundError",
@@ -40,15 +54,27 @@ __all__ = [
     "PermissionDeniedError",
     "ProviderError",
     "RateLimitedError",
+    "RecipientOptedOutError",
     "RequestError",
+    "SecretKeyError",
+    "SettingsError",
     "TemplateSyntaxError",
     "TransientProviderError",
     "UnsupportedMediaTypeError",
+    "WebhookSignatureError",
 ]
 
 
 class OutboundError(Exception):
     """Root of every exception outbound raises on purpose."""
+
+
+class SettingsError(OutboundError):
+    """A setting has a bad value; the message names the variable."""
+
+
+class SecretKeyError(OutboundError):
+    """The configured secret key is malformed or does not open stored credentials."""
 
 
 class DomainError(OutboundError):
@@ -88,6 +114,15 @@ class InvalidNumberError(DomainError):
         self.reason = reason
 
 
+class MappingError(DomainError):
+    """A record cannot become a contact item; ``field`` names the recipient key at fault."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
 class RequestError(OutboundError):
     """The API refuses a request; the web layer maps each subclass to one HTTP status."""
 
@@ -115,6 +150,10 @@ class InvalidRequestError(RequestError):
 
     status_code = 422
     code = "invalid_request"
+
+
+class ImportInputError(InvalidRequestError):
+    """The CSV cannot be imported at all: no usable header, or a line too long to be a row."""
 
 
 class AuthenticationError(RequestError):
@@ -163,6 +202,10 @@ class RateLimitedError(RequestError):
         self.retry_after = retry_after
 
 
+class WebhookSignatureError(OutboundError):
+    """A webhook call's signature or token is missing or wrong: nothing of it may be stored."""
+
+
 class ProviderError(OutboundError):
     """A provider call did not succeed."""
 
@@ -181,3 +224,11 @@ class TransientProviderError(ProviderError):
 
 class PermanentProviderError(ProviderError):
     """The send will never succeed as it is (invalid number, bad credentials, ...)."""
+
+
+class CredentialsError(PermanentProviderError):
+    """The provider refused the channel's credentials: the channel stops until they change."""
+
+
+class RecipientOptedOutError(PermanentProviderError):
+    """The recipient withdrew consent at the provider (Twilio 21610, a STOP to this sender)."""

@@ -29,9 +29,14 @@ from azure.core.exceptions import HttpResponseError
 from outbound.adapters.db.models import InboundMessage, MessageEvent
 from outbound.adapters.providers.acs import AcsProvider, repeatability_id
 from outbound.adapters.providers.base import ChannelInfo, OutgoingMessage, SendResult
-from outbound.adapters.providers.http import CredentialsError, HttpClient
+from outbound.adapters.providers.http import HttpClient
 from outbound.app import Container
-from outbound.errors import PermanentProviderError, ProviderError, TransientProviderError
+from outbound.errors import (
+    CredentialsError,
+    PermanentProviderError,
+    ProviderError,
+    TransientProviderError,
+)
 from outbound.testing import FakeClock
 from tests.conftest import Tenant, contact
 from tests.integration.capture import Canned, Captured, CaptureServer

@@ -29,11 +29,16 @@ from telesign.util import verify_telesign_callback_signature
 
 from outbound.adapters.db.models import InboundMessage, MessageEvent
 from outbound.adapters.providers.base import ChannelInfo, OutgoingMessage, SendResult
-from outbound.adapters.providers.http import CredentialsError, HttpClient
+from outbound.adapters.providers.http import HttpClient
 from outbound.adapters.providers.telesign import TeleSignProvider, telesign_signature
 from outbound.app import Container, build_container, create_app
 from outbound.config import Settings
-from outbound.errors import PermanentProviderError, ProviderError, TransientProviderError
+from outbound.errors import (
+    CredentialsError,
+    PermanentProviderError,
+    ProviderError,
+    TransientProviderError,
+)
 from outbound.testing import FakeClock
 from tests.conftest import Tenant, contact, make_tenant
 from tests.integration.capture import Canned, Captured, CaptureServer

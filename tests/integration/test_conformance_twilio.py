@@ -24,11 +24,17 @@ from twilio.rest import Client
 
 from outbound.adapters.db.models import InboundMessage, MessageEvent
 from outbound.adapters.providers.base import ChannelInfo, OutgoingMessage, SendResult
-from outbound.adapters.providers.http import CredentialsError, HttpClient
-from outbound.adapters.providers.twilio import RecipientOptedOutError, TwilioProvider
+from outbound.adapters.providers.http import HttpClient
+from outbound.adapters.providers.twilio import TwilioProvider
 from outbound.app import Container, build_container, create_app
 from outbound.config import Settings
-from outbound.errors import PermanentProviderError, ProviderError, TransientProviderError
+from outbound.errors import (
+    CredentialsError,
+    PermanentProviderError,
+    ProviderError,
+    RecipientOptedOutError,
+    TransientProviderError,
+)
 from outbound.schemas import Role
 from outbound.testing import FakeClock
 from tests.conftest import Tenant, contact, make_tenant

@@ -10,9 +10,8 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from outbound.adapters.db.models import Channel, ConsentEvent, InboundMessage, Message
-from outbound.adapters.providers.http import CredentialsError
-from outbound.adapters.providers.twilio import RecipientOptedOutError
 from outbound.app import Container, create_app
+from outbound.errors import CredentialsError, RecipientOptedOutError
 from outbound.schemas import Role
 from outbound.testing import FakeClock, ScriptedProvider
 from tests.conftest import Setup, Tenant, contact, make_setup, make_tenant

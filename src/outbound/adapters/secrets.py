@@ -8,15 +8,11 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from outbound.errors import OutboundError
+from outbound.errors import SecretKeyError
 
 __all__ = ["SecretBox", "SecretKeyError", "load_or_create_key"]
 
 KEY_FILE_NAME = "secret.key"
-
-
-class SecretKeyError(OutboundError):
-    """The configured secret key is malformed or does not open stored credentials."""
 
 
 class SecretBox:

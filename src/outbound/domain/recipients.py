@@ -16,7 +16,7 @@ from datetime import date
 from typing import Any, Final, NamedTuple
 
 from outbound.domain.conditions import is_blank, is_field_path, resolve_path
-from outbound.errors import DomainError
+from outbound.errors import MappingError
 
 __all__ = ["MappingError", "check_expression", "render_recipient"]
 
@@ -24,15 +24,6 @@ _CASE_RELATIONSHIP: Final = "incident_msdyn_ocoutboundmessages"
 _PHONE_FIELDS: Final = {"sms": "mobile_phone", "whatsapp": "whatsapp_number"}
 _TRUE_WORDS: Final = frozenset({"true", "yes", "1", "y", "on"})
 _FALSE_WORDS: Final = frozenset({"false", "no", "0", "n", "off", ""})
-
-
-class MappingError(DomainError):
-    """A record cannot become a contact item; ``field`` names the recipient key at fault."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 class _Ref(NamedTuple):

@@ -29,7 +29,7 @@ from outbound.domain.contacts import (
     contact_record,
     parse_flag,
 )
-from outbound.errors import InvalidRequestError
+from outbound.errors import ImportInputError
 from outbound.records_schemas import MAX_IMPORT_ERRORS, ImportResult, ImportRowError
 from outbound.services.events import record_events
 
@@ -48,10 +48,6 @@ CUSTOM_PREFIX = "custom."
 IMPORT_CHUNK_ROWS = 500
 MAX_LINE_CHARS = 1 << 20
 MAX_COLUMN_NAME_CHARS = 100
-
-
-class ImportInputError(InvalidRequestError):
-    """The CSV cannot be imported at all: no usable header, or a line too long to be a row."""
 
 
 # --- CSV reading --------------------------------------------------------------------------

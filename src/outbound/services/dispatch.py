@@ -29,8 +29,6 @@ from outbound.adapters.db.models import (
 )
 from outbound.adapters.metrics import Metrics
 from outbound.adapters.providers.base import ChannelInfo, OutgoingMessage, Provider, SendResult
-from outbound.adapters.providers.http import CredentialsError
-from outbound.adapters.providers.twilio import RecipientOptedOutError
 from outbound.adapters.queue.outbox import ClaimedMessage, Outbox, Outcome
 from outbound.adapters.secrets import SecretBox
 from outbound.clock import Clock
@@ -40,7 +38,12 @@ from outbound.domain.numbers import mask_number
 from outbound.domain.retry import retry_delay
 from outbound.domain.statuses import MessageStatus
 from outbound.domain.windows import ContactWindow, next_window_open
-from outbound.errors import PermanentProviderError, TransientProviderError
+from outbound.errors import (
+    CredentialsError,
+    PermanentProviderError,
+    RecipientOptedOutError,
+    TransientProviderError,
+)
 from outbound.services.configurations import contact_window_of
 from outbound.services.consent import record_consent
 from outbound.services.quota import purge_old_buckets

@@ -22,11 +22,10 @@ from outbound.adapters.providers.base import (
     StatusReport,
     WebhookEvents,
     WebhookReply,
-    WebhookSignatureError,
 )
 from outbound.adapters.secrets import SecretBox
 from outbound.domain.statuses import MessageStatus
-from outbound.errors import NotFoundError
+from outbound.errors import NotFoundError, WebhookSignatureError
 from outbound.services.inbound import InboundService
 from outbound.services.statuses import StatusService
 

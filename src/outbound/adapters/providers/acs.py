@@ -27,7 +27,6 @@ from outbound.adapters.providers.base import (
     WebhookReply,
 )
 from outbound.adapters.providers.http import (
-    CredentialsError,
     HttpClient,
     HttpProvider,
     HttpRequest,
@@ -35,7 +34,7 @@ from outbound.adapters.providers.http import (
 )
 from outbound.clock import Clock
 from outbound.domain.statuses import MessageStatus
-from outbound.errors import PermanentProviderError, TransientProviderError
+from outbound.errors import CredentialsError, PermanentProviderError, TransientProviderError
 
 __all__ = [
     "ACS_API_VERSION",

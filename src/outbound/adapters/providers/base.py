@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from outbound.domain.statuses import MessageStatus
-from outbound.errors import OutboundError
 
 __all__ = [
     "ChannelInfo",
@@ -26,7 +25,6 @@ __all__ = [
     "StatusReporter",
     "WebhookEvents",
     "WebhookReply",
-    "WebhookSignatureError",
 ]
 
 
@@ -113,10 +111,6 @@ class WebhookEvents:
     statuses: list[StatusReport] = field(default_factory=list)
     inbound: list[InboundReport] = field(default_factory=list)
     reply: WebhookReply = field(default_factory=WebhookReply)
-
-
-class WebhookSignatureError(OutboundError):
-    """A webhook call's signature is missing or wrong: nothing of it may be stored."""
 
 
 class StatusReporter(Protocol):

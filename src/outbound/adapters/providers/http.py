@@ -28,12 +28,16 @@ import aiohttp
 from outbound.adapters.providers.base import OutgoingMessage, SendResult
 from outbound.clock import Clock, SystemClock
 from outbound.domain.numbers import mask_number
-from outbound.errors import PermanentProviderError, ProviderError, TransientProviderError
+from outbound.errors import (
+    CredentialsError,
+    PermanentProviderError,
+    ProviderError,
+    TransientProviderError,
+)
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
     "DEFAULT_TOTAL_TIMEOUT",
-    "CredentialsError",
     "HttpClient",
     "HttpProvider",
     "HttpRequest",
@@ -46,10 +50,6 @@ log = logging.getLogger(__name__)
 DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_TOTAL_TIMEOUT = 15.0
 DEFAULT_POOL_SIZE = 500
-
-
-class CredentialsError(PermanentProviderError):
-    """The provider refused the channel's credentials: the channel stops until they change."""
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,8 @@ from outbound.adapters.providers.base import (
     SendResult,
     StatusReport,
     WebhookEvents,
-    WebhookSignatureError,
 )
 from outbound.adapters.providers.http import (
-    CredentialsError,
     HttpClient,
     HttpProvider,
     HttpRequest,
@@ -34,6 +32,7 @@ from outbound.adapters.providers.http import (
 )
 from outbound.clock import Clock
 from outbound.domain.statuses import MessageStatus
+from outbound.errors import CredentialsError, WebhookSignatureError
 
 __all__ = [
     "TELESIGN_API_BASE",

@@ -21,10 +21,8 @@ from outbound.adapters.providers.base import (
     StatusReport,
     WebhookEvents,
     WebhookReply,
-    WebhookSignatureError,
 )
 from outbound.adapters.providers.http import (
-    CredentialsError,
     HttpClient,
     HttpProvider,
     HttpRequest,
@@ -32,12 +30,11 @@ from outbound.adapters.providers.http import (
 )
 from outbound.clock import Clock
 from outbound.domain.statuses import MessageStatus
-from outbound.errors import PermanentProviderError
+from outbound.errors import CredentialsError, RecipientOptedOutError, WebhookSignatureError
 
 __all__ = [
     "TWILIO_API_BASE",
     "TWILIO_STATUS_MAP",
-    "RecipientOptedOutError",
     "TwilioProvider",
     "form_pairs",
     "parse_twilio_webhook",
@@ -63,10 +60,6 @@ TWILIO_STATUS_MAP: dict[str, MessageStatus] = {
     "failed": MessageStatus.FAILED,
     "canceled": MessageStatus.CANCELED,
 }
-
-
-class RecipientOptedOutError(PermanentProviderError):
-    """The recipient replied STOP to this sender (Twilio 21610): consent is withdrawn."""
 
 
 def _address(channel_type: str, number: str) -> str:

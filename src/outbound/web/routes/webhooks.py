@@ -12,9 +12,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from outbound.adapters.providers.base import WebhookSignatureError
 from outbound.config import Settings
-from outbound.errors import RequestError
+from outbound.errors import RequestError, WebhookSignatureError
 from outbound.services.webhooks import log_unmatched
 from outbound.web.deps import container
 from outbound.web.errors import error_body
