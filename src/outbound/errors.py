@@ -10,7 +10,8 @@
     │   ├── MissingPlaceholderError      a placeholder had no value (has .key)
     │   ├── InvalidLocaleError           not BCP-47 nor a known Windows LCID
     │   ├── InvalidNumberError           not a valid phone number (has .reason)
-    │   └── MappingError                 a record cannot become a contact item (has .field)
+    │   ├── MappingError                 a record cannot become a contact item (has .field)
+    │   └── FlowDefinitionError          a flow document has faults (has .errors: FieldError)
     ├── RequestError                     the API refuses a request (mapped to HTTP in one place)
     │   ├── InvalidRequestError  422     names the offending field
     │   │   └── ImportInputError         a CSV cannot be imported at all
@@ -27,8 +28,9 @@
             ├── CredentialsError         the provider refused the channel's credentials
             └── RecipientOptedOutError   the recipient withdrew consent at the provider
 
-Only :class:`RequestError` carries an HTTP status; ``outbound.web.errors`` maps errors to HTTP
-answers in one place. This module imports
+Only :class:`RequestError` carries an HTTP status: ``outbound.web.errors.error_response`` maps
+every error to its HTTP answer (a flow document's faults to 422), so domain errors stay free of
+the web. This module imports
 nothing but the standard library: the domain imports its errors from here.
 
 Whether a failed send is retried is carried by the exception type, never decided by
@@ -37,11 +39,16 @@ catching everything.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import NamedTuple
+
 __all__ = [
     "AuthenticationError",
     "ConflictError",
     "CredentialsError",
     "DomainError",
+    "FieldError",
+    "FlowDefinitionError",
     "ImportInputError",
     "InvalidLocaleError",
     "InvalidNumberError",
@@ -121,6 +128,33 @@ class MappingError(DomainError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+
+class FieldError(NamedTuple):
+    """One fault of a flow document: a dotted field path, its 1-based line, and why."""
+
+    field: str
+    line: int | None
+    message: str
+
+
+def _describe(error: FieldError) -> str:
+    where = error.field if error.line is None else f"{error.field} (line {error.line})"
+    return f"{where}: {error.message}"
+
+
+class FlowDefinitionError(DomainError):
+    """A flow document has faults; ``errors`` lists all of them, the first in the message."""
+
+    def __init__(self, errors: Sequence[FieldError]) -> None:
+        if not errors:
+            raise ValueError("FlowDefinitionError needs at least one FieldError")
+        message = _describe(errors[0])
+        if len(errors) > 1:
+            message += f" (and {len(errors) - 1} more)"
+        super().__init__(message)
+        self.errors = list(errors)
+        self.field = errors[0].field
 
 
 class RequestError(OutboundError):

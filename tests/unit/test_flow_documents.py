@@ -11,7 +11,7 @@ import pytest
 from outbound.domain.conditions import Condition
 from outbound.domain.flow_definitions import Trigger
 from outbound.domain.flow_documents import FieldError, FlowDefinitionError, parse_flow_document
-from outbound.errors import InvalidRequestError
+from outbound.errors import DomainError
 
 
 def doc(text: str) -> str:
@@ -462,15 +462,11 @@ def test_all_faults_are_collected_in_line_order() -> None:
         ("conditions[1].op", 9),
         ("recipient.tocontactid", 11),
     ]
-    assert isinstance(error, InvalidRequestError)
-    assert error.status_code == 422
-    assert error.code == "invalid_flow"
+    # A domain error: the web layer gives it its HTTP answer (tests/unit/test_errors.py).
+    assert isinstance(error, DomainError)
+    assert not hasattr(error, "status_code")
     assert error.field == "name"
     assert str(error) == "name (line 1): must not be empty (and 6 more)"
-    assert error.message == str(error)
-    assert error.details == {
-        "errors": [{"field": e.field, "line": e.line, "message": e.message} for e in error.errors]
-    }
 
 
 def test_flow_definition_error_message() -> None:

@@ -39,7 +39,7 @@ from outbound.domain.durations import DURATION_HINT, parse_duration
 from outbound.domain.flow_definitions import DEFAULT_TIMEZONE, FlowDefinition, Trigger
 from outbound.domain.recipients import check_expression
 from outbound.domain.timezones import local_to_utc
-from outbound.errors import InvalidRequestError
+from outbound.errors import FieldError, FlowDefinitionError
 
 __all__ = ["FieldError", "FlowDefinitionError", "parse_flow_document"]
 
@@ -71,39 +71,6 @@ _RECIPIENT_KEYS: Final = (
 _EVENT_RE: Final = re.compile(r"\S+")
 # The search is bounded: a schedule that cannot fire (30 February) must not spin forever.
 _CRON_PROBE_START: Final = datetime(2000, 1, 1)
-
-
-class FieldError(NamedTuple):
-    """One fault of a flow document: a dotted field path, its 1-based line, and why."""
-
-    field: str
-    line: int | None
-    message: str
-
-
-def _describe(error: FieldError) -> str:
-    where = error.field if error.line is None else f"{error.field} (line {error.line})"
-    return f"{where}: {error.message}"
-
-
-class FlowDefinitionError(InvalidRequestError):
-    """A flow document has faults; ``errors`` lists all of them, the first in the message."""
-
-    code = "invalid_flow"
-
-    def __init__(self, errors: Sequence[FieldError]) -> None:
-        if not errors:
-            raise ValueError("FlowDefinitionError needs at least one FieldError")
-        message = _describe(errors[0])
-        if len(errors) > 1:
-            message += f" (and {len(errors) - 1} more)"
-        super().__init__(
-            message,
-            field=errors[0].field,
-            code="invalid_flow",
-            details={"errors": [error._asdict() for error in errors]},
-        )
-        self.errors = list(errors)
 
 
 def parse_flow_document(text: str) -> FlowDefinition:

@@ -11,9 +11,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from outbound.errors import RateLimitedError, RequestError
+from outbound.errors import (
+    FlowDefinitionError,
+    RateLimitedError,
+    RequestError,
+    WebhookSignatureError,
+)
 
-__all__ = ["error_body", "field_path", "install_error_handlers"]
+__all__ = ["error_body", "error_response", "field_path", "install_error_handlers"]
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +37,7 @@ _HTTP_CODES = {
 
 
 def error_body(code: str, message: str, field: str | None = None, **extra: Any) -> dict[str, Any]:
+    """The body of every error answer: ``{"error": {"code", "message", "field", ...}}``."""
     return {"error": {"code": code, "message": message, "field": field, **extra}}
 
 
@@ -61,49 +67,76 @@ def _error_field(error: Mapping[str, Any]) -> str | None:
     return path
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(RequestError)
-    async def _request_error(_request: Request, exc: RequestError) -> JSONResponse:
+def error_response(exc: Exception) -> JSONResponse:
+    """The HTTP answer for an exception, in the one JSON error shape.
+
+    The application's exception handlers and the webhook fast path (which runs outside them)
+    both answer with it. An exception it does not know is a 500 that tells nothing of it.
+    """
+    if isinstance(exc, RequestError):
         headers = {}
-        if isinstance(exc, RateLimitedError):
-            headers["Retry-After"] = str(exc.retry_after)
         extra = dict(exc.details)
         if isinstance(exc, RateLimitedError):
+            headers["Retry-After"] = str(exc.retry_after)
             extra["retry_after"] = exc.retry_after
         return JSONResponse(
             error_body(exc.code, exc.message, exc.field, **extra),
             status_code=exc.status_code,
             headers=headers,
         )
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = exc.errors()
-        problems = [
-            {"field": _error_field(e), "message": str(e.get("msg", "invalid"))} for e in errors
-        ]
-        first = problems[0] if problems else {"field": None, "message": "invalid request"}
-        message = (
-            f"{first['field']}: {first['message']}" if first["field"] else str(first["message"])
-        )
+    if isinstance(exc, FlowDefinitionError):
+        errors = [error._asdict() for error in exc.errors]
         return JSONResponse(
-            error_body("invalid_request", message, first["field"], errors=problems),
-            status_code=422,
+            error_body("invalid_flow", str(exc), exc.field, errors=errors), status_code=422
         )
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = _HTTP_CODES.get(exc.status_code, "error")
+    if isinstance(exc, WebhookSignatureError):
+        return JSONResponse(error_body("invalid_signature", str(exc)), status_code=403)
+    if isinstance(exc, RequestValidationError):
+        return _validation_response(exc)
+    if isinstance(exc, StarletteHTTPException):
         return JSONResponse(
-            error_body(code, str(exc.detail)),
+            error_body(_HTTP_CODES.get(exc.status_code, "error"), str(exc.detail)),
             status_code=exc.status_code,
             headers=getattr(exc, "headers", None),
         )
+    return JSONResponse(
+        error_body("internal_error", "internal error; the request was not completed"),
+        status_code=500,
+    )
 
-    @app.exception_handler(Exception)
+
+def _validation_response(exc: RequestValidationError) -> JSONResponse:
+    problems = [
+        {"field": _error_field(e), "message": str(e.get("msg", "invalid"))} for e in exc.errors()
+    ]
+    first = problems[0] if problems else {"field": None, "message": "invalid request"}
+    message = f"{first['field']}: {first['message']}" if first["field"] else str(first["message"])
+    return JSONResponse(
+        error_body("invalid_request", message, first["field"], errors=problems),
+        status_code=422,
+    )
+
+
+# Errors with an answer of their own; any other exception is logged, then answered with a 500.
+_MAPPED: tuple[type[Exception], ...] = (
+    RequestError,
+    FlowDefinitionError,
+    WebhookSignatureError,
+    RequestValidationError,
+    StarletteHTTPException,
+)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Answer every error raised by a route with :func:`error_response`."""
+
+    async def _mapped(_request: Request, exc: Exception) -> JSONResponse:
+        return error_response(exc)
+
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled error", exc_info=exc)
-        return JSONResponse(
-            error_body("internal_error", "internal error; the request was not completed"),
-            status_code=500,
-        )
+        return error_response(exc)
+
+    for kind in _MAPPED:
+        app.add_exception_handler(kind, _mapped)
+    app.add_exception_handler(Exception, _unexpected)

@@ -7,16 +7,15 @@ import logging
 from functools import partial
 
 from fastapi import APIRouter, FastAPI, Request, Response
-from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from outbound.config import Settings
-from outbound.errors import RequestError, WebhookSignatureError
+from outbound.errors import NotFoundError, RequestError, WebhookSignatureError
 from outbound.services.webhooks import log_unmatched
 from outbound.web.deps import container
-from outbound.web.errors import error_body
+from outbound.web.errors import error_response
 
 __all__ = ["WebhookFastPath", "handle_webhook", "install_webhook_fast_path", "public_url", "router"]
 
@@ -47,7 +46,7 @@ async def handle_webhook(channel_id: str, request: Request) -> Response:
     """Verify one provider call and feed what it reports to the status and inbound paths."""
     c = container(request)
     if "\x00" in channel_id:
-        return JSONResponse(error_body("not_found", "no such webhook"), status_code=404)
+        return error_response(NotFoundError("no such webhook"))
     body = await request.body()
     url = public_url(request, c.settings)
     token = request.query_params.get("token")
@@ -64,12 +63,8 @@ async def handle_webhook(channel_id: str, request: Request) -> Response:
                     c.webhooks.verify, channel_id, url=url, token=token, headers=headers, body=body
                 )
             )
-    except WebhookSignatureError as exc:
-        return JSONResponse(error_body("invalid_signature", str(exc)), status_code=403)
-    except RequestError as exc:
-        return JSONResponse(
-            error_body(exc.code, exc.message, exc.field), status_code=exc.status_code
-        )
+    except (WebhookSignatureError, RequestError) as exc:
+        return error_response(exc)
     channel, events = verified
     if events.statuses:
         # Concurrent callbacks share write transactions (see StatusService.report).
@@ -105,14 +100,9 @@ class WebhookFastPath:
                         scope["route"] = self._route  # the route template labels the metrics
                     try:
                         response = await handle_webhook(channel_id, Request(scope, receive))
-                    except Exception:
+                    except Exception as exc:
                         log.exception("webhook for channel %s failed", channel_id)
-                        response = JSONResponse(
-                            error_body(
-                                "internal_error", "internal error; the request was not completed"
-                            ),
-                            status_code=500,
-                        )
+                        response = error_response(exc)
                     await response(scope, receive, send)
                     return
         await self._app(scope, receive, send)
