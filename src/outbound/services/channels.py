@@ -11,6 +11,8 @@ import sqlalchemy as sa
 
 from outbound.adapters.db.engine import Database
 from outbound.adapters.db.models import Channel, OutboundConfiguration
+from outbound.adapters.providers.base import WebhookAuth
+from outbound.adapters.providers.registry import adapter_for
 from outbound.adapters.secrets import SecretBox
 from outbound.clock import Clock
 from outbound.errors import ConflictError, InvalidRequestError, NotFoundError
@@ -18,28 +20,17 @@ from outbound.schemas import ChannelCreate, ChannelOut, ChannelType, ChannelUpda
 from outbound.services.pagination import fetch_page
 
 __all__ = [
-    "REQUIRED_CREDENTIALS",
     "ChannelService",
     "channel_out",
 ]
 
-REQUIRED_CREDENTIALS: dict[str, tuple[str, ...]] = {
-    "sandbox": (),
-    "twilio": ("account_sid", "auth_token"),
-    "telesign": ("customer_id", "api_key"),
-    "acs": ("access_key",),
-}
-WHATSAPP_PROVIDERS = frozenset({"sandbox", "twilio"})
 _ALPHANUMERIC_SENDER_MAX = 11
-
-
-# Providers whose webhooks carry no signature: the URL holds the channel's secret token.
-TOKEN_PROVIDERS = frozenset({"acs", "sandbox"})
+_CHANNEL_TYPE_NAMES = {"sms": "SMS", "whatsapp": "WhatsApp"}
 
 
 def webhook_url(channel: Channel, public_base_url: str | None) -> str:
     path = f"/webhooks/{channel.id}"
-    if channel.provider in TOKEN_PROVIDERS:
+    if adapter_for(channel.provider).webhook_auth is WebhookAuth.TOKEN:
         path += f"?token={channel.webhook_token}"
     return (public_base_url or "").rstrip("/") + path
 
@@ -87,7 +78,7 @@ def _normalise_sender(channel_type: str, sender: str, provider: str = "") -> str
 
 
 def _check_credentials(provider: str, credentials: dict[str, str]) -> None:
-    missing = [k for k in REQUIRED_CREDENTIALS[provider] if not credentials.get(k)]
+    missing = [k for k in adapter_for(provider).credential_fields if not credentials.get(k)]
     if missing:
         raise InvalidRequestError(
             f"provider {provider!r} needs credentials: {', '.join(missing)}",
@@ -120,9 +111,10 @@ class ChannelService:
                 f"(available: {', '.join(sorted(self._available))})",
                 field="provider",
             )
-        if data.type == ChannelType.WHATSAPP and data.provider.value not in WHATSAPP_PROVIDERS:
+        if data.type.value not in adapter_for(data.provider.value).channel_types:
+            offered = _CHANNEL_TYPE_NAMES.get(data.type.value, data.type.value)
             raise InvalidRequestError(
-                f"provider {data.provider.value!r} does not offer WhatsApp", field="provider"
+                f"provider {data.provider.value!r} does not offer {offered}", field="provider"
             )
         if data.provider.value == "acs" and not data.base_url:
             raise InvalidRequestError(

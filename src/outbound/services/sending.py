@@ -38,6 +38,7 @@ from outbound.adapters.db.models import (
     new_id,
 )
 from outbound.adapters.metrics import Metrics
+from outbound.adapters.providers.registry import adapter_for
 from outbound.clock import Clock
 from outbound.config import Settings
 from outbound.domain.encoding import sms_info
@@ -81,9 +82,8 @@ _MESSAGE_EVENTS = cast(sa.Table, MessageEvent.__table__)
 CONTEXT_KEYS = frozenset(
     {"regardingobjectid", "entityrelationshipname", "msdyn_ocoutboundconfigurationid"}
 )
-# What one concatenated SMS or WhatsApp message can carry at most, per provider.
+# What one concatenated SMS or WhatsApp message can carry at most (each provider has its own).
 MAX_BODY_CHARACTERS = 1600
-MAX_BODY_BY_PROVIDER = {"twilio": 1600, "telesign": 1600, "acs": 2048, "sandbox": 2000}
 # The columns holding regardingobjectid and entityrelationshipname.
 MAX_REFERENCE_CHARACTERS = 200
 # Statuses of messages that never reach the contact, so that a frequency cap ignores them.
@@ -408,7 +408,7 @@ class SendService:
                 configuration_default_locale=config.default_locale,
                 texts=texts,
                 default_region=self._settings.default_region,
-                max_body=MAX_BODY_BY_PROVIDER.get(channel.provider, MAX_BODY_CHARACTERS),
+                max_body=adapter_for(channel.provider).max_body,
             )
             for contact in request.contacts
         ]

@@ -1,30 +1,24 @@
 """Provider webhooks: verify, then feed delivery reports and inbound messages to their paths.
 
-One URL per channel, ``/webhooks/{channel_id}``. Twilio and TeleSign calls are verified by
-their signatures; Event Grid (ACS) signs nothing, so its URL carries the channel's secret
-token (``?token=``), as does the sandbox's. A call that fails verification stores nothing.
+One URL per channel, ``/webhooks/{channel_id}``. Each adapter says how its calls are
+authenticated (:class:`~outbound.adapters.providers.base.WebhookAuth`) and reads them: Twilio
+and TeleSign calls are verified by their signatures in the adapter's parser; Event Grid (ACS)
+signs nothing, so its URL carries the channel's secret token (``?token=``), checked here, as
+does the sandbox's. A call that fails verification stores nothing.
 """
 
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import time
-import uuid
 from collections.abc import Mapping
 
 from outbound.adapters.db.engine import Database
 from outbound.adapters.db.models import Channel
-from outbound.adapters.providers import acs, telesign, twilio
-from outbound.adapters.providers.base import (
-    InboundReport,
-    StatusReport,
-    WebhookEvents,
-    WebhookReply,
-)
+from outbound.adapters.providers.base import WebhookAuth, WebhookEvents, WebhookReply
+from outbound.adapters.providers.registry import adapter_for
 from outbound.adapters.secrets import SecretBox
-from outbound.domain.statuses import MessageStatus
 from outbound.errors import NotFoundError, WebhookSignatureError
 from outbound.services.inbound import InboundService
 from outbound.services.statuses import StatusService
@@ -40,49 +34,6 @@ CHANNEL_CACHE_SIZE = 10_000
 
 def _token_ok(channel: Channel, token: str | None) -> bool:
     return bool(token) and hmac.compare_digest(channel.webhook_token, token or "")
-
-
-def _sandbox_events(body: bytes) -> WebhookEvents:
-    """The sandbox's own webhook: ``{"from", "body"}`` for an inbound message, or
-    ``{"provider_message_id", "status"}`` for a status report (used by the demo and tests)."""
-    try:
-        data = json.loads(body)
-    except ValueError as exc:
-        raise WebhookSignatureError("sandbox webhook body is not JSON") from exc
-    if not isinstance(data, dict):
-        return WebhookEvents()
-    if data.get("from") and "body" in data:
-        return WebhookEvents(
-            inbound=[
-                InboundReport(
-                    provider="sandbox",
-                    # Without an id each call is a new message (no deduplication).
-                    provider_message_id=str(data.get("id") or f"SBXIN{uuid.uuid4().hex}"),
-                    from_number=str(data["from"]),
-                    to_number=data.get("to"),
-                    body=str(data["body"]),
-                    raw=data,
-                )
-            ]
-        )
-    if data.get("provider_message_id") and data.get("status"):
-        try:
-            status = MessageStatus(str(data["status"]))
-        except ValueError:
-            return WebhookEvents(reply=WebhookReply(status=400, body=b'{"error":"bad status"}'))
-        return WebhookEvents(
-            statuses=[
-                StatusReport(
-                    provider="sandbox",
-                    provider_message_id=str(data["provider_message_id"]),
-                    status=status,
-                    error_code=data.get("error_code"),
-                    error_message=data.get("error_message"),
-                    raw=data,
-                )
-            ]
-        )
-    return WebhookEvents()
 
 
 def log_unmatched(events: WebhookEvents, matched: list[bool]) -> None:
@@ -192,14 +143,7 @@ class WebhookService:
         headers: Mapping[str, str],
         body: bytes,
     ) -> WebhookEvents:
-        if channel.provider == "twilio":
-            return twilio.parse_twilio_webhook(url, headers, body, credentials["auth_token"])
-        if channel.provider == "telesign":
-            return telesign.parse_telesign_webhook(
-                headers, body, credentials["customer_id"], credentials["api_key"]
-            )
-        if not _token_ok(channel, token):
+        adapter = adapter_for(channel.provider)
+        if adapter.webhook_auth is WebhookAuth.TOKEN and not _token_ok(channel, token):
             raise WebhookSignatureError("missing or wrong webhook token")
-        if channel.provider == "acs":
-            return acs.parse_event_grid(body)
-        return _sandbox_events(body)
+        return adapter.parse_webhook(url, headers, body, credentials)

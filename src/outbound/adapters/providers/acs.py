@@ -15,14 +15,18 @@ import hashlib
 import hmac
 import json
 import uuid
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from outbound.adapters.providers.base import (
     InboundReport,
     OutgoingMessage,
+    ProviderAdapter,
+    ProviderDeps,
     SendResult,
     StatusReport,
+    WebhookAuth,
     WebhookEvents,
     WebhookReply,
 )
@@ -38,6 +42,7 @@ from outbound.errors import CredentialsError, PermanentProviderError, TransientP
 
 __all__ = [
     "ACS_API_VERSION",
+    "ADAPTER",
     "AcsProvider",
     "acs_authorization",
     "parse_event_grid",
@@ -77,9 +82,24 @@ class AcsProvider(HttpProvider):
     """Sends through ``POST {endpoint}/sms?api-version=2021-03-07``."""
 
     name = "acs"
+    credential_fields: ClassVar[tuple[str, ...]] = ("access_key",)
+    channel_types: ClassVar[frozenset[str]] = frozenset({"sms"})
+    max_body: ClassVar[int] = 2048
+    # Event Grid signs nothing.
+    webhook_auth: ClassVar[WebhookAuth] = WebhookAuth.TOKEN
 
     def __init__(self, http: HttpClient, *, clock: Clock | None = None) -> None:
         super().__init__(http, clock=clock)
+
+    @classmethod
+    def create(cls, deps: ProviderDeps) -> AcsProvider:
+        return cls(deps.http, clock=deps.clock)
+
+    @staticmethod
+    def parse_webhook(
+        url: str, headers: Mapping[str, str], body: bytes, credentials: Mapping[str, str]
+    ) -> WebhookEvents:
+        return parse_event_grid(body)
 
     def build_request(self, message: OutgoingMessage) -> HttpRequest:
         channel = message.channel
@@ -213,3 +233,6 @@ def parse_event_grid(body: bytes) -> WebhookEvents:
                 )
             )
     return WebhookEvents(statuses=statuses, inbound=inbound)
+
+
+ADAPTER: type[ProviderAdapter] = AcsProvider

@@ -4,25 +4,39 @@ An adapter only builds its request and parses the response; it raises
 :class:`~outbound.errors.TransientProviderError` or
 :class:`~outbound.errors.PermanentProviderError`, and the dispatcher decides nothing by
 catching everything.
+
+An adapter class is also where everything about its provider is written down
+(:class:`ProviderAdapter`): the credentials a channel needs, the channel types it offers, its
+body limit, how its webhook calls are authenticated and how they read. Services learn these
+from :mod:`outbound.adapters.providers.registry`, never from a list of provider names.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from outbound.domain.statuses import MessageStatus
+
+if TYPE_CHECKING:
+    from outbound.adapters.providers.http import HttpClient
+    from outbound.clock import Clock
+    from outbound.config import Settings
 
 __all__ = [
     "ChannelInfo",
     "InboundReport",
     "OutgoingMessage",
     "Provider",
+    "ProviderAdapter",
+    "ProviderDeps",
     "SendResult",
     "StatusReport",
     "StatusReporter",
+    "WebhookAuth",
     "WebhookEvents",
     "WebhookReply",
 ]
@@ -132,4 +146,60 @@ class Provider(Protocol):
 
     async def aclose(self) -> None:
         """Release connections and background tasks."""
+        ...
+
+
+class WebhookAuth(StrEnum):
+    """How a provider's webhook calls prove that they come from it."""
+
+    SIGNATURE = "signature"
+    """Each call is signed with the channel's credentials; the adapter's parser checks it."""
+    TOKEN = "token"
+    """The provider signs nothing: the channel's webhook URL carries its secret token."""
+
+
+@dataclass(frozen=True)
+class ProviderDeps:
+    """What the composition root builds every adapter from (see :meth:`ProviderAdapter.create`)."""
+
+    http: HttpClient
+    clock: Clock
+    reporter: StatusReporter
+    settings: Settings
+    status_callback: Callable[[str], str | None]
+    """A channel id's webhook URL, for providers told where to report; None without one."""
+
+
+class ProviderAdapter(Provider, Protocol):
+    """An adapter class, with all that outbound knows of its provider.
+
+    One module of :mod:`outbound.adapters.providers` per provider sets ``ADAPTER`` to its
+    class; the registry finds it there. The facts are class attributes, read without an
+    instance, so that a test double standing in for the adapter changes none of them.
+    """
+
+    credential_fields: ClassVar[tuple[str, ...]]
+    """The credentials a channel on this provider cannot do without."""
+    channel_types: ClassVar[frozenset[str]]
+    """The channel types the provider offers: ``sms``, ``whatsapp``."""
+    max_body: ClassVar[int]
+    """The longest message body, in characters, the provider takes."""
+    webhook_auth: ClassVar[WebhookAuth]
+    """How its webhook calls are authenticated."""
+
+    @classmethod
+    def create(cls, deps: ProviderDeps) -> Provider:
+        """The adapter the service sends through."""
+        ...
+
+    @staticmethod
+    def parse_webhook(
+        url: str, headers: Mapping[str, str], body: bytes, credentials: Mapping[str, str]
+    ) -> WebhookEvents:
+        """Read one webhook call made to ``url`` (as the provider called it).
+
+        A signing provider's parser checks the signature with the channel's ``credentials``
+        and raises :class:`~outbound.errors.WebhookSignatureError` when it does not match;
+        a token provider's call has had its token checked already.
+        """
         ...

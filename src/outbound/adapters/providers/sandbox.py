@@ -6,25 +6,37 @@ delay reports ``delivered`` -- or ``undelivered`` at the configured failure rate
 same :class:`StatusReporter` the webhooks use. A channel's ``options`` may override
 ``delivery_delay`` (seconds) and ``failure_rate`` (0..1), and set ``send_latency`` (seconds the
 simulated API call takes, like a provider across the internet).
+
+Its webhook (:func:`parse_sandbox_webhook`) lets the demo and tests play the customer and the
+provider: the channel's URL carries its secret token, as the sandbox signs nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import uuid
+from collections.abc import Mapping
+from typing import ClassVar
 
 from outbound.adapters.providers.base import (
+    InboundReport,
     OutgoingMessage,
+    ProviderAdapter,
+    ProviderDeps,
     SendResult,
     StatusReport,
     StatusReporter,
+    WebhookAuth,
+    WebhookEvents,
+    WebhookReply,
 )
 from outbound.domain.statuses import MessageStatus
-from outbound.errors import PermanentProviderError
+from outbound.errors import PermanentProviderError, WebhookSignatureError
 
-__all__ = ["SANDBOX_UNDELIVERED_CODE", "SandboxProvider"]
+__all__ = ["ADAPTER", "SANDBOX_UNDELIVERED_CODE", "SandboxProvider", "parse_sandbox_webhook"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +51,10 @@ class SandboxProvider:
     """Simulated provider for demos and tests."""
 
     name = "sandbox"
+    credential_fields: ClassVar[tuple[str, ...]] = ()
+    channel_types: ClassVar[frozenset[str]] = frozenset({"sms", "whatsapp"})
+    max_body: ClassVar[int] = 2000
+    webhook_auth: ClassVar[WebhookAuth] = WebhookAuth.TOKEN
 
     def __init__(
         self,
@@ -53,6 +69,20 @@ class SandboxProvider:
         self._failure_rate = failure_rate
         self._rng = rng or random.Random()
         self._tasks: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    def create(cls, deps: ProviderDeps) -> SandboxProvider:
+        return cls(
+            deps.reporter,
+            delivery_delay=deps.settings.sandbox_delivery_delay,
+            failure_rate=deps.settings.sandbox_failure_rate,
+        )
+
+    @staticmethod
+    def parse_webhook(
+        url: str, headers: Mapping[str, str], body: bytes, credentials: Mapping[str, str]
+    ) -> WebhookEvents:
+        return parse_sandbox_webhook(body)
 
     async def send(self, message: OutgoingMessage) -> SendResult:
         if not message.body and not message.send_as_template:
@@ -97,3 +127,49 @@ class SandboxProvider:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+def parse_sandbox_webhook(body: bytes) -> WebhookEvents:
+    """The sandbox's own webhook: ``{"from", "body"}`` for an inbound message, or
+    ``{"provider_message_id", "status"}`` for a status report (used by the demo and tests)."""
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        raise WebhookSignatureError("sandbox webhook body is not JSON") from exc
+    if not isinstance(data, dict):
+        return WebhookEvents()
+    if data.get("from") and "body" in data:
+        return WebhookEvents(
+            inbound=[
+                InboundReport(
+                    provider="sandbox",
+                    # Without an id each call is a new message (no deduplication).
+                    provider_message_id=str(data.get("id") or f"SBXIN{uuid.uuid4().hex}"),
+                    from_number=str(data["from"]),
+                    to_number=data.get("to"),
+                    body=str(data["body"]),
+                    raw=data,
+                )
+            ]
+        )
+    if data.get("provider_message_id") and data.get("status"):
+        try:
+            status = MessageStatus(str(data["status"]))
+        except ValueError:
+            return WebhookEvents(reply=WebhookReply(status=400, body=b'{"error":"bad status"}'))
+        return WebhookEvents(
+            statuses=[
+                StatusReport(
+                    provider="sandbox",
+                    provider_message_id=str(data["provider_message_id"]),
+                    status=status,
+                    error_code=data.get("error_code"),
+                    error_message=data.get("error_message"),
+                    raw=data,
+                )
+            ]
+        )
+    return WebhookEvents()
+
+
+ADAPTER: type[ProviderAdapter] = SandboxProvider

@@ -14,14 +14,17 @@ import hmac
 import json
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 from outbound.adapters.providers.base import (
     InboundReport,
     OutgoingMessage,
+    ProviderAdapter,
+    ProviderDeps,
     SendResult,
     StatusReport,
+    WebhookAuth,
     WebhookEvents,
 )
 from outbound.adapters.providers.http import (
@@ -35,6 +38,7 @@ from outbound.domain.statuses import MessageStatus
 from outbound.errors import CredentialsError, WebhookSignatureError
 
 __all__ = [
+    "ADAPTER",
     "TELESIGN_API_BASE",
     "TeleSignProvider",
     "parse_telesign_webhook",
@@ -136,6 +140,10 @@ class TeleSignProvider(HttpProvider):
     """Sends through ``POST /v1/messaging`` with TeleSign's HMAC-SHA256 scheme."""
 
     name = "telesign"
+    credential_fields: ClassVar[tuple[str, ...]] = ("customer_id", "api_key")
+    channel_types: ClassVar[frozenset[str]] = frozenset({"sms"})
+    max_body: ClassVar[int] = 1600
+    webhook_auth: ClassVar[WebhookAuth] = WebhookAuth.SIGNATURE
 
     def __init__(
         self,
@@ -148,6 +156,18 @@ class TeleSignProvider(HttpProvider):
         super().__init__(http, clock=clock)
         self._status_callback = status_callback or (lambda _channel_id: None)
         self._nonce = nonce or (lambda: str(uuid.uuid4()))
+
+    @classmethod
+    def create(cls, deps: ProviderDeps) -> TeleSignProvider:
+        return cls(deps.http, status_callback=deps.status_callback, clock=deps.clock)
+
+    @staticmethod
+    def parse_webhook(
+        url: str, headers: Mapping[str, str], body: bytes, credentials: Mapping[str, str]
+    ) -> WebhookEvents:
+        return parse_telesign_webhook(
+            headers, body, credentials["customer_id"], credentials["api_key"]
+        )
 
     def build_request(self, message: OutgoingMessage) -> HttpRequest:
         channel = message.channel
@@ -283,3 +303,6 @@ def parse_telesign_webhook(
             )
         ]
     )
+
+
+ADAPTER: type[ProviderAdapter] = TeleSignProvider

@@ -12,13 +12,17 @@ import hashlib
 import hmac
 import json
 from collections.abc import Callable, Iterable, Mapping
+from typing import ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from outbound.adapters.providers.base import (
     InboundReport,
     OutgoingMessage,
+    ProviderAdapter,
+    ProviderDeps,
     SendResult,
     StatusReport,
+    WebhookAuth,
     WebhookEvents,
     WebhookReply,
 )
@@ -33,6 +37,7 @@ from outbound.domain.statuses import MessageStatus
 from outbound.errors import CredentialsError, RecipientOptedOutError, WebhookSignatureError
 
 __all__ = [
+    "ADAPTER",
     "TWILIO_API_BASE",
     "TWILIO_STATUS_MAP",
     "TwilioProvider",
@@ -45,7 +50,6 @@ __all__ = [
 
 TWILIO_API_BASE = "https://api.twilio.com"
 USER_AGENT = "outbound/0.1 (twilio adapter)"
-MAX_BODY = 1600
 
 CREDENTIAL_CODES = frozenset({"20003"})
 TRANSIENT_CODES = frozenset({"20429", "21611"})
@@ -70,6 +74,12 @@ class TwilioProvider(HttpProvider):
     """Sends through ``POST /2010-04-01/Accounts/{AccountSid}/Messages.json``."""
 
     name = "twilio"
+    # An API key pair (api_key_sid, api_key_secret) may stand in for the auth token when
+    # sending, but webhooks are signed with the auth token: it is required.
+    credential_fields: ClassVar[tuple[str, ...]] = ("account_sid", "auth_token")
+    channel_types: ClassVar[frozenset[str]] = frozenset({"sms", "whatsapp"})
+    max_body: ClassVar[int] = 1600
+    webhook_auth: ClassVar[WebhookAuth] = WebhookAuth.SIGNATURE
 
     def __init__(
         self,
@@ -80,6 +90,16 @@ class TwilioProvider(HttpProvider):
     ) -> None:
         super().__init__(http, clock=clock)
         self._status_callback = status_callback or (lambda _channel_id: None)
+
+    @classmethod
+    def create(cls, deps: ProviderDeps) -> TwilioProvider:
+        return cls(deps.http, status_callback=deps.status_callback, clock=deps.clock)
+
+    @staticmethod
+    def parse_webhook(
+        url: str, headers: Mapping[str, str], body: bytes, credentials: Mapping[str, str]
+    ) -> WebhookEvents:
+        return parse_twilio_webhook(url, headers, body, credentials["auth_token"])
 
     def build_request(self, message: OutgoingMessage) -> HttpRequest:
         channel = message.channel
@@ -243,3 +263,6 @@ def parse_twilio_webhook(
         ],
         reply=EMPTY_TWIML,
     )
+
+
+ADAPTER: type[ProviderAdapter] = TwilioProvider
