@@ -14,12 +14,9 @@ from outbound import __version__
 from outbound.adapters.db import migrate
 from outbound.adapters.db.engine import Database, create_engine
 from outbound.adapters.metrics import Metrics
-from outbound.adapters.providers.acs import AcsProvider
-from outbound.adapters.providers.base import Provider
+from outbound.adapters.providers.base import Provider, ProviderDeps
 from outbound.adapters.providers.http import HttpClient
-from outbound.adapters.providers.sandbox import SandboxProvider
-from outbound.adapters.providers.telesign import TeleSignProvider
-from outbound.adapters.providers.twilio import TwilioProvider
+from outbound.adapters.providers.registry import build_providers
 from outbound.adapters.secrets import SecretBox, load_or_create_key
 from outbound.clock import Clock, SystemClock
 from outbound.config import Settings
@@ -134,16 +131,15 @@ def build_container(
         base = settings.public_base_url
         return f"{base.rstrip('/')}/webhooks/{channel_id}" if base else None
 
-    registry: dict[str, Provider] = {
-        "sandbox": SandboxProvider(
-            statuses,
-            delivery_delay=settings.sandbox_delivery_delay,
-            failure_rate=settings.sandbox_failure_rate,
-        ),
-        "twilio": TwilioProvider(http, status_callback=status_callback, clock=clock),
-        "telesign": TeleSignProvider(http, status_callback=status_callback, clock=clock),
-        "acs": AcsProvider(http, clock=clock),
-    }
+    registry = build_providers(
+        ProviderDeps(
+            http=http,
+            clock=clock,
+            reporter=statuses,
+            settings=settings,
+            status_callback=status_callback,
+        )
+    )
     registry.update(providers or {})
     secrets = SecretBox(key)
     inbound = InboundService(db, clock, settings)
