@@ -32,7 +32,7 @@ from outbound.services.sending import SendService
 from outbound.services.statuses import StatusService
 from outbound.services.templates import TemplateService
 from outbound.services.tracking import TrackingService
-from outbound.services.webhooks import WebhookService
+from outbound.services.webhooks import WebhookService, webhook_url
 from outbound.web.errors import install_error_handlers
 from outbound.web.routes import (
     catalog,
@@ -129,7 +129,7 @@ def build_container(
 
     def status_callback(channel_id: str) -> str | None:
         base = settings.public_base_url
-        return f"{base.rstrip('/')}/webhooks/{channel_id}" if base else None
+        return webhook_url(base, channel_id) if base else None
 
     registry = build_providers(
         ProviderDeps(

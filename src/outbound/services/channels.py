@@ -18,6 +18,7 @@ from outbound.clock import Clock
 from outbound.errors import ConflictError, InvalidRequestError, NotFoundError
 from outbound.schemas import ChannelCreate, ChannelOut, ChannelType, ChannelUpdate, Page
 from outbound.services.pagination import fetch_page
+from outbound.services.webhooks import webhook_url
 
 __all__ = [
     "ChannelService",
@@ -28,20 +29,16 @@ _ALPHANUMERIC_SENDER_MAX = 11
 _CHANNEL_TYPE_NAMES = {"sms": "SMS", "whatsapp": "WhatsApp"}
 
 
-def webhook_url(channel: Channel, public_base_url: str | None) -> str:
-    path = f"/webhooks/{channel.id}"
-    if adapter_for(channel.provider).webhook_auth is WebhookAuth.TOKEN:
-        path += f"?token={channel.webhook_token}"
-    return (public_base_url or "").rstrip("/") + path
-
-
 def channel_out(channel: Channel, public_base_url: str | None = None) -> ChannelOut:
+    """A channel as the API shows it: credentials hidden, its webhook URL spelled out."""
+    by_token = adapter_for(channel.provider).webhook_auth is WebhookAuth.TOKEN
+    token = channel.webhook_token if by_token else None
     return ChannelOut.model_validate(
         {
             **{c: getattr(channel, c) for c in ChannelOut.model_fields if hasattr(channel, c)},
             "has_credentials": channel.credentials_encrypted is not None,
             "credential_fields": list(channel.credential_fields or []),
-            "webhook_url": webhook_url(channel, public_base_url),
+            "webhook_url": webhook_url(public_base_url, channel.id, token=token),
         }
     )
 

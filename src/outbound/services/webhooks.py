@@ -23,13 +23,24 @@ from outbound.errors import NotFoundError, WebhookSignatureError
 from outbound.services.inbound import InboundService
 from outbound.services.statuses import StatusService
 
-__all__ = ["WebhookService", "log_unmatched"]
+__all__ = ["WEBHOOK_PATH_PREFIX", "WebhookService", "log_unmatched", "webhook_url"]
 
 log = logging.getLogger(__name__)
 
+WEBHOOK_PATH_PREFIX = "/webhooks/"
 # New credentials take effect on webhooks within this many seconds.
 CHANNEL_CACHE_SECONDS = 5.0
 CHANNEL_CACHE_SIZE = 10_000
+
+
+def webhook_url(public_base_url: str | None, channel_id: str, *, token: str | None = None) -> str:
+    """The URL a provider calls for one channel, the one place it is written.
+
+    Relative when the service has no public base URL; with ``token`` (the channel's secret, for
+    providers that sign nothing) in its query.
+    """
+    url = (public_base_url or "").rstrip("/") + WEBHOOK_PATH_PREFIX + channel_id
+    return url if token is None else f"{url}?token={token}"
 
 
 def _token_ok(channel: Channel, token: str | None) -> bool:
