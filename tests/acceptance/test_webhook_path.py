@@ -49,3 +49,13 @@ def test_webhooks_are_timed_under_their_route(
         if s.name == "outbound_http_request_seconds_count"
     }
     assert samples[("outbound_http_request_seconds_count", "/webhooks/{channel_id}", "200")] == 3
+
+
+def test_a_channel_id_holding_nul_is_no_such_webhook(tenant: Tenant) -> None:
+    response = tenant.client.post("/webhooks/ch%00x", content=b"{}")
+    assert response.status_code == 404
+    assert response.json()["error"] == {
+        "code": "not_found",
+        "message": "no such webhook",
+        "field": None,
+    }

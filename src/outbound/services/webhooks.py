@@ -9,10 +9,13 @@ does the sandbox's. A call that fails verification stores nothing.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import time
 from collections.abc import Mapping
+
+import anyio.to_thread
 
 from outbound.adapters.db.engine import Database
 from outbound.adapters.db.models import Channel
@@ -23,7 +26,7 @@ from outbound.errors import NotFoundError, WebhookSignatureError
 from outbound.services.inbound import InboundService
 from outbound.services.statuses import StatusService
 
-__all__ = ["WEBHOOK_PATH_PREFIX", "WebhookService", "log_unmatched", "webhook_url"]
+__all__ = ["WEBHOOK_PATH_PREFIX", "WebhookService", "webhook_url"]
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +50,7 @@ def _token_ok(channel: Channel, token: str | None) -> bool:
     return bool(token) and hmac.compare_digest(channel.webhook_token, token or "")
 
 
-def log_unmatched(events: WebhookEvents, matched: list[bool]) -> None:
+def _log_unmatched(events: WebhookEvents, matched: list[bool]) -> None:
     for report, found in zip(events.statuses, matched, strict=True):
         if not found:
             log.info(
@@ -58,7 +61,7 @@ def log_unmatched(events: WebhookEvents, matched: list[bool]) -> None:
 
 
 class WebhookService:
-    """Verifies and applies one webhook call for one channel."""
+    """Verifies one webhook call for one channel, then hands on what it reports."""
 
     def __init__(
         self,
@@ -73,29 +76,59 @@ class WebhookService:
         self._inbound = inbound
         self._cache: dict[str, tuple[float, Channel, Mapping[str, str]]] = {}
 
-    def verify(
+    async def handle(
         self,
         channel_id: str,
         *,
+        url: str,
+        token: str | None,
+        headers: Mapping[str, str],
+        body: bytes,
+    ) -> WebhookReply:
+        """Verify one call, report its statuses, store its inbound messages; what to answer.
+
+        ``url`` is the URL the provider called, as it signed it. Raises
+        :class:`~outbound.errors.NotFoundError` (no such channel) or
+        :class:`~outbound.errors.WebhookSignatureError` (refused), and then stores nothing.
+        """
+        # A known channel is checked right here (an HMAC over a small body); only a channel
+        # not seen for a while is read from the database, in a thread.
+        verified = self._verify_cached(channel_id, url, token, headers, body)
+        if verified is None:
+            verified = await anyio.to_thread.run_sync(
+                self._verify, channel_id, url, token, headers, body
+            )
+        channel, events = verified
+        if events.statuses:
+            # Concurrent callbacks share write transactions (see StatusService.report).
+            matched = await asyncio.gather(
+                *(self._statuses.report(r, channel_id=channel.id) for r in events.statuses)
+            )
+            _log_unmatched(events, list(matched))
+        if events.inbound:
+            await anyio.to_thread.run_sync(self._receive, channel, events)
+        return events.reply
+
+    def _verify(
+        self,
+        channel_id: str,
         url: str,
         token: str | None,
         headers: Mapping[str, str],
         body: bytes,
     ) -> tuple[Channel, WebhookEvents]:
-        """Raises NotFoundError (no channel) or WebhookSignatureError (refused: 403)."""
         channel, credentials = self._channel(channel_id)
         return channel, self._verify_and_parse(channel, credentials, url, token, headers, body)
 
-    def verify_cached(
+    def _verify_cached(
         self,
         channel_id: str,
-        *,
         url: str,
         token: str | None,
         headers: Mapping[str, str],
         body: bytes,
     ) -> tuple[Channel, WebhookEvents] | None:
-        """As :meth:`verify`, without I/O: ``None`` when the channel is not in the cache."""
+        """As :meth:`_verify`, without I/O: ``None`` when the channel is not in the cache."""
         cached = self._cache.get(channel_id)
         if cached is None or cached[0] <= time.monotonic():
             return None
@@ -105,6 +138,8 @@ class WebhookService:
     def _channel(self, channel_id: str) -> tuple[Channel, Mapping[str, str]]:
         """The channel and its credentials, cached briefly: providers call back in bursts
         (two callbacks per message), and each would otherwise read and decrypt them again."""
+        if "\x00" in channel_id:  # no such id, and PostgreSQL text cannot even hold it
+            raise NotFoundError("no such webhook")
         now = time.monotonic()
         cached = self._cache.get(channel_id)
         if cached is not None and cached[0] > now:
@@ -123,27 +158,9 @@ class WebhookService:
         self._cache[channel_id] = (now + CHANNEL_CACHE_SECONDS, channel, credentials)
         return channel, credentials
 
-    def receive(self, channel: Channel, events: WebhookEvents) -> None:
-        """Store the inbound messages of a verified call."""
+    def _receive(self, channel: Channel, events: WebhookEvents) -> None:
         for inbound in events.inbound:
             self._inbound.receive(channel, inbound)
-
-    def handle(
-        self,
-        channel_id: str,
-        *,
-        url: str,
-        token: str | None,
-        headers: Mapping[str, str],
-        body: bytes,
-    ) -> WebhookReply:
-        """Verify and apply one call synchronously (status reports in one transaction)."""
-        channel, events = self.verify(channel_id, url=url, token=token, headers=headers, body=body)
-        if events.statuses:
-            matched = self._statuses.apply_many(events.statuses, channel_id=channel.id)
-            log_unmatched(events, matched)
-        self.receive(channel, events)
-        return events.reply
 
     @staticmethod
     def _verify_and_parse(

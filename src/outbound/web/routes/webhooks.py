@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from functools import partial
 
 from fastapi import APIRouter, FastAPI, Request, Response
-from starlette.concurrency import run_in_threadpool
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from outbound.config import Settings
-from outbound.errors import NotFoundError, RequestError, WebhookSignatureError
-from outbound.services.webhooks import log_unmatched
+from outbound.errors import RequestError, WebhookSignatureError
 from outbound.web.deps import container
 from outbound.web.errors import error_response
 
@@ -43,38 +39,18 @@ async def webhook(channel_id: str, request: Request) -> Response:
 
 
 async def handle_webhook(channel_id: str, request: Request) -> Response:
-    """Verify one provider call and feed what it reports to the status and inbound paths."""
+    """Hand one provider call to :meth:`WebhookService.handle`; its reply back as HTTP."""
     c = container(request)
-    if "\x00" in channel_id:
-        return error_response(NotFoundError("no such webhook"))
-    body = await request.body()
-    url = public_url(request, c.settings)
-    token = request.query_params.get("token")
-    headers = dict(request.headers)
     try:
-        # A known channel is checked right here (an HMAC over a small body); only a channel
-        # not seen for a while is read from the database, in a thread.
-        verified = c.webhooks.verify_cached(
-            channel_id, url=url, token=token, headers=headers, body=body
+        reply = await c.webhooks.handle(
+            channel_id,
+            url=public_url(request, c.settings),
+            token=request.query_params.get("token"),
+            headers=dict(request.headers),
+            body=await request.body(),
         )
-        if verified is None:
-            verified = await run_in_threadpool(
-                partial(
-                    c.webhooks.verify, channel_id, url=url, token=token, headers=headers, body=body
-                )
-            )
     except (WebhookSignatureError, RequestError) as exc:
         return error_response(exc)
-    channel, events = verified
-    if events.statuses:
-        # Concurrent callbacks share write transactions (see StatusService.report).
-        matched = await asyncio.gather(
-            *(c.statuses.report(r, channel_id=channel.id) for r in events.statuses)
-        )
-        log_unmatched(events, list(matched))
-    if events.inbound:
-        await run_in_threadpool(c.webhooks.receive, channel, events)
-    reply = events.reply
     return Response(content=reply.body, status_code=reply.status, media_type=reply.content_type)
 
 
