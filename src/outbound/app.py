@@ -34,6 +34,7 @@ from outbound.services.templates import TemplateService
 from outbound.services.tracking import TrackingService
 from outbound.services.webhooks import WebhookService, webhook_url
 from outbound.web.errors import install_error_handlers
+from outbound.web.middleware import install_metrics, install_webhook_fast_path
 from outbound.web.routes import (
     catalog,
     conversations,
@@ -43,8 +44,6 @@ from outbound.web.routes import (
     records,
     webhooks,
 )
-from outbound.web.routes.health import install_metrics
-from outbound.web.routes.webhooks import install_webhook_fast_path
 
 __all__ = ["Container", "build_container", "create_app"]
 

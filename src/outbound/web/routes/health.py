@@ -1,21 +1,18 @@
-"""Liveness and readiness probes."""
+"""Liveness and readiness probes, and the Prometheus metrics endpoint."""
 
 from __future__ import annotations
 
-import time
-
 import sqlalchemy as sa
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from outbound.adapters.db.migrate import current_revision, head_revision
-from outbound.adapters.metrics import CONTENT_TYPE, Metrics
+from outbound.adapters.metrics import CONTENT_TYPE
 from outbound.web.deps import container
 from outbound.web.errors import error_body
 
-__all__ = ["install_metrics", "router"]
+__all__ = ["router"]
 
 router = APIRouter(tags=["health"])
 
@@ -56,39 +53,3 @@ async def metrics(request: Request) -> Response:
     """Prometheus metrics of this process, and outbox figures from the database."""
     body = await run_in_threadpool(container(request).metrics.render)
     return Response(content=body, media_type=CONTENT_TYPE)
-
-
-class _TimingMiddleware:
-    """Pure ASGI middleware (Starlette's function middleware costs a task per request)."""
-
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self._app = app
-        self._metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self._app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
-        try:
-            await self._app(scope, receive, send_status)
-        finally:
-            route = scope.get("route")
-            template = getattr(route, "path", "unmatched")
-            if template != "/metrics":
-                self._metrics.http_latency.labels(scope["method"], template, str(status)).observe(
-                    time.perf_counter() - started
-                )
-
-
-def install_metrics(app: FastAPI, registry: Metrics) -> None:
-    """Time every API request, labelled by its route template (not its raw path)."""
-    app.add_middleware(_TimingMiddleware, metrics=registry)

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import logging
-
-from fastapi import APIRouter, FastAPI, Request, Response
-from starlette.routing import BaseRoute
-from starlette.types import ASGIApp, Receive, Scope, Send
+from fastapi import APIRouter, Request, Response
 
 from outbound.config import Settings
 from outbound.errors import RequestError, WebhookSignatureError
+from outbound.services.webhooks import WEBHOOK_PATH_PREFIX
 from outbound.web.deps import container
 from outbound.web.errors import error_response
 
-__all__ = ["WebhookFastPath", "handle_webhook", "install_webhook_fast_path", "public_url", "router"]
+__all__ = ["WEBHOOK_ROUTE", "handle_webhook", "public_url", "router"]
 
-log = logging.getLogger(__name__)
 router = APIRouter(tags=["webhooks"])
-_PREFIX = "/webhooks/"
+WEBHOOK_ROUTE = WEBHOOK_PATH_PREFIX + "{channel_id}"
 
 
 def public_url(request: Request, settings: Settings) -> str:
@@ -32,7 +28,7 @@ def public_url(request: Request, settings: Settings) -> str:
     return str(request.url)
 
 
-@router.post("/webhooks/{channel_id}", include_in_schema=True)
+@router.post(WEBHOOK_ROUTE, include_in_schema=True)
 async def webhook(channel_id: str, request: Request) -> Response:
     """Delivery reports and inbound messages from the channel's provider (signed)."""
     return await handle_webhook(channel_id, request)
@@ -52,40 +48,3 @@ async def handle_webhook(channel_id: str, request: Request) -> Response:
     except (WebhookSignatureError, RequestError) as exc:
         return error_response(exc)
     return Response(content=reply.body, status_code=reply.status, media_type=reply.content_type)
-
-
-class WebhookFastPath:
-    """Provider calls go straight to :func:`handle_webhook`, past the framework's routing.
-
-    A busy service receives two of them per message it sends (``sent``, then ``delivered``):
-    they are most of its requests, and matching them against every route and resolving
-    dependencies cost more than handling them. Everything else goes on to the application.
-    """
-
-    def __init__(self, app: ASGIApp, route: BaseRoute | None = None) -> None:
-        self._app = app
-        self._route = route
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            path: str = scope["path"]
-            if path.startswith(_PREFIX):
-                channel_id = path[len(_PREFIX) :]
-                if channel_id and "/" not in channel_id:
-                    if self._route is not None:
-                        scope["route"] = self._route  # the route template labels the metrics
-                    try:
-                        response = await handle_webhook(channel_id, Request(scope, receive))
-                    except Exception as exc:
-                        log.exception("webhook for channel %s failed", channel_id)
-                        response = error_response(exc)
-                    await response(scope, receive, send)
-                    return
-        await self._app(scope, receive, send)
-
-
-def install_webhook_fast_path(app: FastAPI) -> None:
-    route = next(
-        (r for r in router.routes if getattr(r, "path", None) == _PREFIX + "{channel_id}"), None
-    )
-    app.add_middleware(WebhookFastPath, route=route)
