@@ -364,3 +364,20 @@ def test_highest_capacity_winner_has_the_most_free_units(candidates: list[AgentS
     if able:
         assert choice.agent is not None
         assert choice.agent.free == max(a.free for a in able)
+
+
+@pytest.mark.parametrize("method", [M.ROUND_ROBIN, M.HIGHEST_CAPACITY, M.LEAST_ACTIVE])
+def test_assignments_at_the_same_instant_are_told_apart_by_their_count(method: M) -> None:
+    # One assignment pass reads the clock once: every assignment it makes has the same time.
+    choice = choose_agent(
+        method,
+        [
+            agent("a", last_assigned_at=at(0), assignments_total=2),
+            agent("b", last_assigned_at=at(0), assignments_total=1),
+        ],
+    )
+    assert choice.agent_id == "b"
+    assert choice.reason_for("a").reason is R.TIE_LOST
+    assert choice.reason_for("a").detail == (
+        "tie lost to b: last assigned at the same time as b, with 2 assignments to 1"
+    )

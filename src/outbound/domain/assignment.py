@@ -17,8 +17,11 @@ and have ``cost`` units of free capacity. Among those who can, the queue's
 - ``least_active``: whoever released capacity longest ago, then as ``round_robin``.
 - ``manual``: nobody is chosen; agents pick conversations from the queue themselves.
 
-"Never" (never assigned, never released) ranks before any time. Affinity jumps the ranking,
-never the rules: the customer's former agent is chosen when they can take the conversation.
+"Assigned least recently" compares ``last_assigned_at``, then ``assignments_total``: a pass that
+reads the clock once gives every assignment it makes the same time, and without the count the
+smallest id would win every such tie. "Never" (never assigned, never released) ranks before any
+time. Affinity jumps the ranking, never the rules: the customer's former agent is chosen when
+they can take the conversation.
 """
 
 from __future__ import annotations
@@ -102,9 +105,10 @@ class AgentState:
     """An agent as assignment sees them, for one queue and one conversation.
 
     ``online``: :func:`~outbound.domain.presence.is_online` now. ``member``: of the
-    conversation's queue. ``used``: units held across all queues. ``last_assigned_at``: their
-    last assignment in this queue. ``declines``: how often they declined this conversation.
-    ``last_capacity_release_at``: when a conversation last stopped using their capacity.
+    conversation's queue. ``used``: units held across all queues. ``last_assigned_at`` and
+    ``assignments_total``: their last assignment in this queue, and how many they had there.
+    ``declines``: how often they declined this conversation. ``last_capacity_release_at``: when a
+    conversation last stopped using their capacity.
     """
 
     user_id: str
@@ -277,7 +281,7 @@ def _moment(value: datetime | None) -> _Moment:
 
 
 def _rank(method: AssignmentMethod, agent: AgentState) -> tuple[object, ...]:
-    assigned = _moment(agent.last_assigned_at)
+    assigned = (_moment(agent.last_assigned_at), agent.assignments_total)
     if method is AssignmentMethod.HIGHEST_CAPACITY:
         return (-agent.free, assigned, agent.user_id)
     if method is AssignmentMethod.LEAST_ACTIVE:
@@ -319,6 +323,12 @@ def _lost(method: AssignmentMethod, agent: AgentState, winner: AgentState) -> Co
         )
         if method is AssignmentMethod.ROUND_ROBIN:
             return _out(agent, ChoiceReason.ASSIGNED_MORE_RECENTLY, detail)
+        return _out(agent, ChoiceReason.TIE_LOST, f"tie lost to {name}: {detail}")
+    if agent.assignments_total != winner.assignments_total:
+        detail = (
+            f"last assigned at the same time as {name}, with {agent.assignments_total} "
+            f"assignments to {winner.assignments_total}"
+        )
         return _out(agent, ChoiceReason.TIE_LOST, f"tie lost to {name}: {detail}")
     return _out(agent, ChoiceReason.TIE_LOST, f"tie lost to {name}: same standing, ordered by id")
 
