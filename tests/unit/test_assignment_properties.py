@@ -325,9 +325,18 @@ def test_wrap_up_holds_capacity_for_its_hold_then_releases_it() -> None:
     assert waiting.state is S.OPEN
     model.tick(300)
     assert (waiting.state, waiting.assignee) == (S.ACTIVE, "ann")
-    assert model.agents["ann"].last_release_at == conversation.wrap_up_started + timedelta(
-        minutes=5
-    )
+    assert model.agents["ann"].last_release_at == conversation.hold_ends_at
+    assert conversation.hold_ends_at == model.now
+
+
+def test_wrap_up_after_the_agent_answered_takes_no_capacity() -> None:
+    model = RoutingModel(wrap_up_hold=timedelta(minutes=5))
+    model.add_agent("ann", capacity=1)
+    conversation = model.reply("first")
+    model.agent_replied(conversation.id)
+    model.wrap_up(conversation.id)
+    assert model.used("ann") == 0
+    assert model.reply("second").assignee == "ann"
 
 
 def test_routing_rules_pick_the_queue_and_the_skills() -> None:

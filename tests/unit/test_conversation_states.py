@@ -24,6 +24,7 @@ from outbound.domain.conversation_states import (
     transition,
     uses_capacity,
     validate_wrap_up_hold,
+    wrap_up_hold_ends,
     wrap_up_holds_capacity,
 )
 from outbound.errors import DomainError
@@ -182,11 +183,24 @@ def test_wrap_up_hold_is_bounded() -> None:
             validate_wrap_up_hold(bad)
 
 
-def test_wrap_up_holds_capacity_until_the_hold_ends() -> None:
+def test_wrap_up_from_active_keeps_its_capacity_for_the_hold() -> None:
     started = NOW - timedelta(minutes=5)
-    assert wrap_up_holds_capacity(started, NOW, timedelta(minutes=10))
-    assert not wrap_up_holds_capacity(started, NOW, timedelta(minutes=5))
-    assert not wrap_up_holds_capacity(NOW, NOW, timedelta(0))
+    ends = wrap_up_hold_ends("active", started, timedelta(minutes=10))
+    assert ends == NOW + timedelta(minutes=5)
+    assert wrap_up_holds_capacity(ends, NOW)
+    assert not wrap_up_holds_capacity(ends, ends)
+    assert not wrap_up_holds_capacity(wrap_up_hold_ends(S.ACTIVE, NOW, timedelta(0)), NOW)
+    assert not wrap_up_holds_capacity(None, NOW)
+
+
+def test_wrap_up_from_waiting_takes_no_capacity_back() -> None:
+    ends = wrap_up_hold_ends(S.WAITING, NOW, timedelta(minutes=10))
+    assert ends == NOW
+    assert not wrap_up_holds_capacity(ends, NOW)
+    for state in S:
+        if A.WRAP_UP in allowed_actions(state):
+            holds = wrap_up_holds_capacity(wrap_up_hold_ends(state, NOW, MAX_WRAP_UP_HOLD), NOW)
+            assert holds == uses_capacity(state, wrap_up_holds=False)
 
 
 @pytest.mark.parametrize(

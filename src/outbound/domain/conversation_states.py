@@ -23,8 +23,9 @@
   room); else it goes back to the queue (``requeue``), where affinity still prefers that agent.
 - ``snoozed``: set aside by its agent until a time; no capacity. It wakes at that time or on a
   customer message, like ``waiting``. Snoozed conversations are not closed for being idle.
-- ``wrap_up``: the agent finishes their notes; capacity is held for a configured time
-  (0 s to :data:`MAX_WRAP_UP_HOLD`), then released while the state stays until closed.
+- ``wrap_up``: the agent finishes their notes. Coming from ``active``, the capacity it held is
+  kept for a configured time (0 s to :data:`MAX_WRAP_UP_HOLD`), then released while the state
+  stays until closed; coming from ``waiting`` it holds none (:func:`wrap_up_hold_ends`).
 - ``closed``: done. A customer who writes again gets the conversation reopened, or a new one
   (the organisation's choice, see :func:`action_on_customer_message`).
 
@@ -63,6 +64,7 @@ __all__ = [
     "transition",
     "uses_capacity",
     "validate_wrap_up_hold",
+    "wrap_up_hold_ends",
     "wrap_up_holds_capacity",
 ]
 
@@ -248,9 +250,23 @@ def validate_wrap_up_hold(hold: timedelta) -> timedelta:
     return hold
 
 
-def wrap_up_holds_capacity(started_at: datetime, now: datetime, hold: timedelta) -> bool:
-    """Whether a wrap-up that started at ``started_at`` still holds capacity at ``now``."""
-    return as_utc(now) < as_utc(started_at) + hold
+def wrap_up_hold_ends(
+    previous: ConversationState | str, started_at: datetime, hold: timedelta
+) -> datetime:
+    """When a wrap-up entered from ``previous`` at ``started_at`` stops holding capacity.
+
+    From a state that used capacity (``active``), the conversation keeps it for ``hold``. From
+    one that did not (``waiting``), it takes none: taking capacity back could put the agent over
+    it, and no assignment would have been allowed to. The service stores the result with the
+    conversation, so that a later change of the hold setting does not move it.
+    """
+    start = as_utc(started_at)
+    return start + hold if uses_capacity(previous, wrap_up_holds=False) else start
+
+
+def wrap_up_holds_capacity(hold_ends_at: datetime | None, now: datetime) -> bool:
+    """Whether a wrap-up still holds capacity at ``now`` (see :func:`wrap_up_hold_ends`)."""
+    return hold_ends_at is not None and as_utc(now) < as_utc(hold_ends_at)
 
 
 def due_for_auto_close(

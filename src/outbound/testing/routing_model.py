@@ -40,6 +40,7 @@ from outbound.domain.conversation_states import (
     offer_expired,
     transition,
     uses_capacity,
+    wrap_up_hold_ends,
     wrap_up_holds_capacity,
 )
 from outbound.domain.queues import WaitingConversation, waiting_order
@@ -94,7 +95,8 @@ class ModelConversation:
     priority: int = 0
     declines: Counter[str] = field(default_factory=Counter)
     offered_at: datetime | None = None
-    wrap_up_started: datetime | None = None
+    hold_ends_at: datetime | None = None
+    """While in wrap-up: when it stops holding capacity."""
     snoozed_until: datetime | None = None
 
 
@@ -181,7 +183,7 @@ class RoutingModel:
         return sum(
             _COST
             for c in self.conversations.values()
-            if c.assignee == user_id and self._uses(c.state, c.wrap_up_started)
+            if c.assignee == user_id and self._uses(c.state, c.hold_ends_at)
         )
 
     def agent_state(self, user_id: str, conversation: ModelConversation) -> AgentState:
@@ -320,11 +322,9 @@ class RoutingModel:
         before = self.now
         self.now += timedelta(seconds=seconds)
         for conversation in self.in_state(_S.WRAP_UP):
-            started = conversation.wrap_up_started
-            if started is not None and conversation.assignee is not None:
-                ends = started + self.wrap_up_hold
-                if self.wrap_up_hold and before < ends <= self.now:
-                    self._released(conversation.assignee, ends)
+            ends = conversation.hold_ends_at
+            if ends is not None and conversation.assignee is not None and before < ends <= self.now:
+                self._released(conversation.assignee, ends)
         for conversation in self.in_state(_S.OFFERED):
             offered_at = conversation.offered_at or self.now
             if offer_expired(offered_at, self.now, self.offer_timeout):
@@ -426,11 +426,8 @@ class RoutingModel:
         self._latest[customer] = conversation.id
         return conversation
 
-    def _uses(self, state: ConversationState, wrap_up_started: datetime | None) -> bool:
-        holds = wrap_up_started is not None and wrap_up_holds_capacity(
-            wrap_up_started, self.now, self.wrap_up_hold
-        )
-        return uses_capacity(state, wrap_up_holds=holds)
+    def _uses(self, state: ConversationState, hold_ends_at: datetime | None) -> bool:
+        return uses_capacity(state, wrap_up_holds=wrap_up_holds_capacity(hold_ends_at, self.now))
 
     def _assignee_can_take(self, conversation: ModelConversation) -> bool:
         if conversation.assignee is None:
@@ -438,7 +435,7 @@ class RoutingModel:
         agent = self.agents[conversation.assignee]
         if not agent.online or conversation.queue_id not in agent.queues:
             return False
-        if self._uses(conversation.state, conversation.wrap_up_started):
+        if self._uses(conversation.state, conversation.hold_ends_at):
             return True
         return agent.capacity - self.used(agent.user_id) >= _COST
 
@@ -454,11 +451,13 @@ class RoutingModel:
         old_state = conversation.state
         new_state = transition(old_state, action)
         old_holder = conversation.assignee
-        old_uses = self._uses(old_state, conversation.wrap_up_started)
-        wrap_up_started = self.now if new_state is _S.WRAP_UP else None
-        if new_state is _S.WRAP_UP and old_state is _S.WRAP_UP:
-            wrap_up_started = conversation.wrap_up_started
-        new_uses = self._uses(new_state, wrap_up_started)
+        old_uses = self._uses(old_state, conversation.hold_ends_at)
+        hold_ends_at = None
+        if new_state is _S.WRAP_UP:
+            hold_ends_at = conversation.hold_ends_at
+            if old_state is not _S.WRAP_UP:
+                hold_ends_at = wrap_up_hold_ends(old_state, self.now, self.wrap_up_hold)
+        new_uses = self._uses(new_state, hold_ends_at)
         new_holder = None
         if new_state in ASSIGNED_STATES:
             new_holder = old_holder if to_agent is None else to_agent
@@ -491,7 +490,7 @@ class RoutingModel:
             self.agents[new_holder].holding.add(conversation.id)
         conversation.state = new_state
         conversation.assignee = new_holder
-        conversation.wrap_up_started = wrap_up_started
+        conversation.hold_ends_at = hold_ends_at
         conversation.offered_at = self.now if new_state is _S.OFFERED else None
         if new_state is not _S.SNOOZED:
             conversation.snoozed_until = None
