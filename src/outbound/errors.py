@@ -11,7 +11,9 @@
     │   ├── InvalidLocaleError           not BCP-47 nor a known Windows LCID
     │   ├── InvalidNumberError           not a valid phone number (has .reason)
     │   ├── MappingError                 a record cannot become a contact item (has .field)
-    │   └── FlowDefinitionError          a flow document has faults (has .errors: FieldError)
+    │   ├── FlowDefinitionError          a flow document has faults (has .errors: FieldError)
+    │   ├── InvalidTransitionError       an action not allowed in a conversation's state
+    │   └── InvalidRoutingRuleError      a routing rule has a fault (has .index, .field)
     ├── RequestError                     the API refuses a request (mapped to HTTP in one place)
     │   ├── InvalidRequestError  422     names the offending field
     │   │   └── ImportInputError         a CSV cannot be imported at all
@@ -39,7 +41,7 @@ catching everything.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 __all__ = [
@@ -53,6 +55,8 @@ __all__ = [
     "InvalidLocaleError",
     "InvalidNumberError",
     "InvalidRequestError",
+    "InvalidRoutingRuleError",
+    "InvalidTransitionError",
     "MappingError",
     "MissingPlaceholderError",
     "NotFoundError",
@@ -155,6 +159,35 @@ class FlowDefinitionError(DomainError):
         super().__init__(message)
         self.errors = list(errors)
         self.field = errors[0].field
+
+
+class InvalidTransitionError(DomainError):
+    """An action is not allowed in a conversation's current state; names both, and what is."""
+
+    def __init__(self, state: str, action: str, allowed: Iterable[str] = ()) -> None:
+        choices = ", ".join(sorted(allowed)) or "none"
+        super().__init__(
+            f"cannot {action} a conversation that is {state} (allowed when {state}: {choices})"
+        )
+        self.state = state
+        self.action = action
+
+
+class InvalidRoutingRuleError(DomainError):
+    """A routing rule cannot be used; names the condition (its index) or the rule's attribute.
+
+    ``index`` is the condition's 0-based position (None for the rule's own attributes),
+    ``field`` the condition's field or the attribute's name, ``reason`` what is wrong.
+    """
+
+    def __init__(self, reason: str, *, index: int | None = None, field: str | None = None) -> None:
+        where = f"conditions[{index}]" if index is not None else ""
+        if field is not None:
+            where = f"{where} ({field})" if where else field
+        super().__init__(f"{where}: {reason}" if where else reason)
+        self.index = index
+        self.field = field
+        self.reason = reason
 
 
 class RequestError(OutboundError):

@@ -15,7 +15,6 @@ from outbound.domain.conversation_states import (
     TRANSITIONS,
     ConversationAction,
     ConversationState,
-    InvalidTransitionError,
     action_on_customer_message,
     allowed_actions,
     answer_overdue,
@@ -27,7 +26,7 @@ from outbound.domain.conversation_states import (
     wrap_up_hold_ends,
     wrap_up_holds_capacity,
 )
-from outbound.errors import DomainError
+from outbound.errors import DomainError, InvalidTransitionError
 
 S = ConversationState
 A = ConversationAction

@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 from outbound.domain.routing import (
     CHANNEL_TYPES,
     ROUTING_FIELDS,
-    InvalidRoutingRuleError,
     ReplyFacts,
     RoutingRule,
     RuleCondition,
@@ -22,7 +21,7 @@ from outbound.domain.routing import (
     validate_conditions,
     validate_rule,
 )
-from outbound.errors import DomainError
+from outbound.errors import DomainError, InvalidRoutingRuleError
 
 FACTS = ReplyFacts(
     channel_id="ch-1",

@@ -42,7 +42,7 @@ from types import MappingProxyType
 from typing import Final
 
 from outbound.domain.timezones import as_utc
-from outbound.errors import DomainError
+from outbound.errors import InvalidTransitionError
 
 __all__ = [
     "ASSIGNED_STATES",
@@ -55,7 +55,6 @@ __all__ = [
     "TRANSITIONS",
     "ConversationAction",
     "ConversationState",
-    "InvalidTransitionError",
     "action_on_customer_message",
     "allowed_actions",
     "answer_overdue",
@@ -199,31 +198,19 @@ DEFAULT_IDLE_WRAP_UP: Final = timedelta(days=1)
 DEFAULT_IDLE_WAITING: Final = timedelta(days=30)
 
 
-class InvalidTransitionError(DomainError):
-    """An action is not allowed in a conversation's current state (names both)."""
-
-    def __init__(self, state: ConversationState, action: ConversationAction) -> None:
-        allowed = ", ".join(sorted(TRANSITIONS[state])) or "none"
-        super().__init__(
-            f"cannot {action} a conversation that is {state} (allowed when {state}: {allowed})"
-        )
-        self.state = state
-        self.action = action
-
-
 def transition(
     state: ConversationState | str, action: ConversationAction | str
 ) -> ConversationState:
     """The state that ``action`` leads to from ``state``.
 
-    :class:`InvalidTransitionError` when the action is not allowed there; :class:`ValueError`
-    for a name that is no state or action.
+    :class:`~outbound.errors.InvalidTransitionError` when the action is not allowed there;
+    :class:`ValueError` for a name that is no state or action.
     """
     current, done = ConversationState(state), ConversationAction(action)
     try:
         return TRANSITIONS[current][done]
     except KeyError:
-        raise InvalidTransitionError(current, done) from None
+        raise InvalidTransitionError(current, done, TRANSITIONS[current]) from None
 
 
 def allowed_actions(state: ConversationState | str) -> frozenset[ConversationAction]:

@@ -38,12 +38,11 @@ from typing import Any, Final
 
 from outbound.domain.conditions import MISSING, is_field_path, resolve_path
 from outbound.domain.locales import normalize_locale
-from outbound.errors import DomainError, InvalidLocaleError
+from outbound.errors import InvalidLocaleError, InvalidRoutingRuleError
 
 __all__ = [
     "CHANNEL_TYPES",
     "ROUTING_FIELDS",
-    "InvalidRoutingRuleError",
     "ReplyFacts",
     "RoutingDecision",
     "RoutingRule",
@@ -96,25 +95,8 @@ CHANNEL_TYPES: Final = frozenset({"sms", "whatsapp"})
 Scalar = str | int | float | bool
 """A value a condition compares with."""
 
-_Fail = Callable[[str], "InvalidRoutingRuleError"]
+_Fail = Callable[[str], InvalidRoutingRuleError]
 _NUMBER_RE: Final = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
-
-
-class InvalidRoutingRuleError(DomainError):
-    """A routing rule cannot be used; names the condition (its index) or the rule's attribute.
-
-    ``index`` is the condition's 0-based position (None for the rule's own attributes),
-    ``field`` the condition's field or the attribute's name, ``reason`` what is wrong.
-    """
-
-    def __init__(self, reason: str, *, index: int | None = None, field: str | None = None) -> None:
-        where = f"conditions[{index}]" if index is not None else ""
-        if field is not None:
-            where = f"{where} ({field})" if where else field
-        super().__init__(f"{where}: {reason}" if where else reason)
-        self.index = index
-        self.field = field
-        self.reason = reason
 
 
 @dataclass(frozen=True)

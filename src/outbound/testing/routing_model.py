@@ -123,7 +123,7 @@ class RoutingModel:
     ``offers``: the assignment pass offers (the agent must :meth:`accept`) instead of assigning.
     ``reopen_closed``: a customer writing after closing reopens the conversation, else a new one
     starts. The first of ``queues`` is the fallback queue. Event methods raise
-    :class:`~outbound.domain.conversation_states.InvalidTransitionError` before changing anything
+    :class:`~outbound.errors.InvalidTransitionError` before changing anything
     when the action is not allowed.
     """
 
