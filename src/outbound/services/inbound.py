@@ -21,10 +21,10 @@ from outbound.adapters.db.models import (
     Conversation,
     InboundMessage,
     Message,
-    MessageEvent,
     new_id,
 )
 from outbound.adapters.providers.base import InboundReport
+from outbound.adapters.queue.history import message_event, write_events
 from outbound.clock import Clock
 from outbound.config import Settings
 from outbound.domain.consent import Keyword, classify_keyword
@@ -212,13 +212,16 @@ class InboundService:
             )
         )
         session.flush()
-        session.add(
-            MessageEvent(
-                message_id=message_id,
-                org_id=channel.org_id,
-                status=MessageStatus.QUEUED.value,
-                occurred_at=now,
-                source="help_reply",
-            )
+        write_events(
+            session,
+            [
+                message_event(
+                    message_id,
+                    channel.org_id,
+                    MessageStatus.QUEUED,
+                    source="help_reply",
+                    occurred_at=now,
+                )
+            ],
         )
         return message_id

@@ -31,7 +31,6 @@ from outbound.adapters.db.models import (
     Channel,
     Conversation,
     Message,
-    MessageEvent,
     Organization,
     SendRequest,
     Template,
@@ -39,6 +38,7 @@ from outbound.adapters.db.models import (
 )
 from outbound.adapters.metrics import Metrics
 from outbound.adapters.providers.registry import adapter_for
+from outbound.adapters.queue.history import message_event, write_events
 from outbound.clock import Clock
 from outbound.config import Settings
 from outbound.domain.encoding import sms_info
@@ -76,7 +76,6 @@ __all__ = [
 ]
 
 _MESSAGES = cast(sa.Table, Message.__table__)
-_MESSAGE_EVENTS = cast(sa.Table, MessageEvent.__table__)
 
 # Context items that are not placeholder values.
 CONTEXT_KEYS = frozenset(
@@ -426,15 +425,14 @@ class SendService:
                 )
             )
             events.append(
-                {
-                    "message_id": message_id,
-                    "org_id": org_id,
-                    "status": plan.status.value,
-                    "occurred_at": now,
-                    "source": "api",
-                    "error_code": None,
-                    "error_message": plan.reason,
-                }
+                message_event(
+                    message_id,
+                    org_id,
+                    plan.status,
+                    source="api",
+                    occurred_at=now,
+                    error_message=plan.reason,
+                )
             )
             outcomes.append(
                 ContactOutcome(
@@ -487,9 +485,8 @@ class SendService:
             if config.conversation_mode == "on_send":
                 self._open_conversations(session, org_id, config, channel, rows, now)
             # Core inserts: the ORM's bulk path would only re-read the same dictionaries.
-            connection = session.connection()
-            connection.execute(_MESSAGES.insert(), rows)
-            connection.execute(_MESSAGE_EVENTS.insert(), events)
+            session.connection().execute(_MESSAGES.insert(), rows)
+            write_events(session, events)
         if self._metrics is not None:
             for outcome, count in (
                 ("queued", response.queued),

@@ -15,9 +15,10 @@ from typing import Any, cast
 import sqlalchemy as sa
 
 from outbound.adapters.db.engine import Database
-from outbound.adapters.db.models import Message, MessageEvent, OrphanReport
+from outbound.adapters.db.models import Message, OrphanReport
 from outbound.adapters.metrics import Metrics
 from outbound.adapters.providers.base import StatusReport
+from outbound.adapters.queue.history import message_event, write_events
 from outbound.clock import Clock
 from outbound.domain.statuses import MessageStatus, can_transition
 
@@ -107,15 +108,16 @@ class StatusService:
                     values["b_code"] = report.error_code
                     values["b_msg"] = report.error_message
                 events.append(
-                    {
-                        "message_id": row.id,
-                        "org_id": row.org_id,
-                        "status": report.status.value,
-                        "occurred_at": report.occurred_at or now,
-                        "source": "provider",
-                        "error_code": report.error_code,
-                        "error_message": report.error_message,
-                    }
+                    message_event(
+                        row.id,
+                        row.org_id,
+                        report.status,
+                        source="provider",
+                        occurred_at=report.occurred_at or now,
+                        moved_from=status,
+                        error_code=report.error_code,
+                        error_message=report.error_message,
+                    )
                 )
             if updates:
                 table = cast(sa.Table, Message.__table__)
@@ -134,7 +136,7 @@ class StatusService:
                     ),
                     list(updates.values()),
                 )
-                session.execute(sa.insert(MessageEvent), events)
+                write_events(session, events)
             if channel_id is not None:
                 # Too early: keep them for when the send is recorded (replay_orphans).
                 orphans = [

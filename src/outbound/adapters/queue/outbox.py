@@ -19,7 +19,8 @@ from typing import Any, cast
 import sqlalchemy as sa
 
 from outbound.adapters.db.engine import Database
-from outbound.adapters.db.models import Channel, Message, MessageEvent, OutboundConfiguration
+from outbound.adapters.db.models import Channel, Message, OutboundConfiguration
+from outbound.adapters.queue.history import message_event, write_events
 from outbound.domain.statuses import MessageStatus
 
 __all__ = ["ClaimedMessage", "Outbox", "Outcome"]
@@ -157,22 +158,21 @@ class Outbox:
                 )
                 for r in rows
             ]
-            if claimed:
-                session.execute(
-                    sa.insert(MessageEvent),
-                    [
-                        {
-                            "message_id": m.id,
-                            "org_id": m.org_id,
-                            "status": _SENDING,
-                            "occurred_at": now,
-                            "source": "reclaimed" if m.reclaimed else "worker",
-                            "error_code": None,
-                            "error_message": None,
-                        }
-                        for m in claimed
-                    ],
-                )
+            write_events(
+                session,
+                [
+                    # A message whose lease expired was sending already: no move to check.
+                    message_event(
+                        m.id,
+                        m.org_id,
+                        MessageStatus.SENDING,
+                        source="reclaimed" if m.reclaimed else "worker",
+                        occurred_at=now,
+                        moved_from=None if m.reclaimed else MessageStatus.QUEUED,
+                    )
+                    for m in claimed
+                ],
+            )
         return claimed
 
     def record(self, worker_id: str, outcomes: Sequence[Outcome], now: datetime) -> int:
@@ -249,18 +249,19 @@ class Outbox:
             if mine:
                 session.connection().execute(stmt, mine)
                 updated = len(mine)
-                session.execute(
-                    sa.insert(MessageEvent),
+                write_events(
+                    session,
                     [
-                        {
-                            "message_id": o.message_id,
-                            "org_id": ours[o.message_id],
-                            "status": o.status.value,
-                            "occurred_at": now,
-                            "source": "failover" if o.sent_via_channel_id else "worker",
-                            "error_code": o.error_code,
-                            "error_message": o.error_message,
-                        }
+                        message_event(
+                            o.message_id,
+                            ours[o.message_id],
+                            o.status,
+                            source="failover" if o.sent_via_channel_id else "worker",
+                            occurred_at=now,
+                            moved_from=MessageStatus.SENDING,
+                            error_code=o.error_code,
+                            error_message=o.error_message,
+                        )
                         for o in outcomes
                         if o.message_id in ours
                     ],

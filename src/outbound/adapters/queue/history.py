@@ -1,0 +1,60 @@
+"""The status history (``message_events``): one row for every status a message takes.
+
+Every writer of the history (accepting, claiming, recording, delivery reports, help replies)
+builds its rows with :func:`message_event`, so that the rows have one shape and a move between
+two statuses is checked against the lifecycle of :mod:`outbound.domain.statuses` wherever the
+writer knows the status the message leaves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from outbound.adapters.db.models import MessageEvent
+from outbound.domain.statuses import MessageStatus, can_transition
+
+__all__ = ["message_event", "write_events"]
+
+_EVENTS = cast(sa.Table, MessageEvent.__table__)
+
+
+def message_event(
+    message_id: str,
+    org_id: str,
+    status: MessageStatus,
+    *,
+    source: str,
+    occurred_at: datetime,
+    moved_from: MessageStatus | None = None,
+    error_code: str | None = None,
+    error_message: str | None = None,
+) -> dict[str, Any]:
+    """One history row: ``message_id`` took ``status`` at ``occurred_at``.
+
+    ``moved_from``: the status the message leaves; a move the lifecycle does not allow is a
+    bug of the caller (:class:`ValueError`), never written. ``None`` when there is no move
+    to check: the message is created in ``status``, or keeps it (a claim that takes over a
+    message whose lease expired writes ``sending`` again).
+    """
+    if moved_from is not None and not can_transition(moved_from, status):
+        raise ValueError(f"message {message_id} cannot move from {moved_from} to {status}")
+    return {
+        "message_id": message_id,
+        "org_id": org_id,
+        "status": status.value,
+        "occurred_at": occurred_at,
+        "source": source,
+        "error_code": error_code,
+        "error_message": error_message,
+    }
+
+
+def write_events(session: Session, events: Sequence[dict[str, Any]]) -> None:
+    """Append rows built by :func:`message_event` to the history, in one statement."""
+    if events:
+        session.connection().execute(_EVENTS.insert(), events)
