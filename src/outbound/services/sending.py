@@ -19,7 +19,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -38,7 +38,7 @@ from outbound.adapters.db.models import (
 )
 from outbound.adapters.metrics import Metrics
 from outbound.adapters.providers.registry import adapter_for
-from outbound.adapters.queue.history import message_event, write_events
+from outbound.adapters.queue.outbox import Outbox
 from outbound.clock import Clock
 from outbound.config import Settings
 from outbound.domain.encoding import sms_info
@@ -75,7 +75,6 @@ __all__ = [
     "plan_contact",
 ]
 
-_MESSAGES = cast(sa.Table, Message.__table__)
 
 # Context items that are not placeholder values.
 CONTEXT_KEYS = frozenset(
@@ -257,6 +256,7 @@ class SendService:
         self._clock = clock
         self._settings = settings
         self._metrics = metrics
+        self._outbox = Outbox(db)
 
     def _limits(self, org_id: str) -> tuple[int, int]:
         with self._db.read() as session:
@@ -415,23 +415,12 @@ class SendService:
         self._apply_recipient_rules(plans, request.contacts, config, channel, template, now)
         request_id = reserved_id or new_id()
         rows: list[dict[str, Any]] = []
-        events: list[dict[str, Any]] = []
         outcomes: list[ContactOutcome] = []
         for index, (contact, plan) in enumerate(zip(request.contacts, plans, strict=True)):
             message_id = new_id()
             rows.append(
                 self._row(
                     message_id, org_id, request_id, index, contact, plan, config, channel, now
-                )
-            )
-            events.append(
-                message_event(
-                    message_id,
-                    org_id,
-                    plan.status,
-                    source="api",
-                    occurred_at=now,
-                    error_message=plan.reason,
                 )
             )
             outcomes.append(
@@ -484,9 +473,7 @@ class SendService:
                 session.flush()
             if config.conversation_mode == "on_send":
                 self._open_conversations(session, org_id, config, channel, rows, now)
-            # Core inserts: the ORM's bulk path would only re-read the same dictionaries.
-            session.connection().execute(_MESSAGES.insert(), rows)
-            write_events(session, events)
+            self._outbox.enqueue(session, rows, source="api")
         if self._metrics is not None:
             for outcome, count in (
                 ("queued", response.queued),
