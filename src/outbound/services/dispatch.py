@@ -1,7 +1,9 @@
 """The dispatcher: claims due messages, calls the channel's provider, records the outcome.
 
 Never holds a database transaction across a provider call: claim and commit, call, record.
-Several lanes run at once so that claiming, sending and recording overlap.
+Several lanes run at once so that claiming, sending and recording overlap. The dispatcher
+only orchestrates: its statements are in :mod:`outbound.adapters.queue` (the outbox, the
+send context of a batch, the channels' sending slots and stops).
 """
 
 from __future__ import annotations
@@ -14,22 +16,21 @@ import socket
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
 from outbound.adapters.db.engine import Database
 from outbound.adapters.db.models import (
-    Channel,
     OrphanReport,
-    OutboundConfiguration,
     SendRequest,
-    Template,
 )
 from outbound.adapters.metrics import Metrics
 from outbound.adapters.providers.base import ChannelInfo, OutgoingMessage, Provider, SendResult
+from outbound.adapters.queue.channel_state import ChannelState
 from outbound.adapters.queue.outbox import ClaimedMessage, Outbox, Outcome
+from outbound.adapters.queue.send_context import SendContext, load_send_context
 from outbound.adapters.secrets import SecretBox
 from outbound.clock import Clock
 from outbound.config import Settings
@@ -37,14 +38,13 @@ from outbound.domain.circuit import CircuitBreaker
 from outbound.domain.numbers import mask_number
 from outbound.domain.retry import retry_delay
 from outbound.domain.statuses import MessageStatus
-from outbound.domain.windows import ContactWindow, next_window_open
+from outbound.domain.windows import next_window_open
 from outbound.errors import (
     CredentialsError,
     PermanentProviderError,
     RecipientOptedOutError,
     TransientProviderError,
 )
-from outbound.services.configurations import contact_window_of
 from outbound.services.consent import record_consent
 from outbound.services.quota import purge_old_buckets
 from outbound.services.statuses import ORPHAN_SWEEP_BATCH, StatusService
@@ -68,19 +68,9 @@ def default_worker_id() -> str:
 
 
 @dataclass(frozen=True)
-class _BatchContext:
-    channels: Mapping[str, ChannelInfo]
-    content_sids: Mapping[str, str | None]
-    # configuration id → its healthy fallback channel
-    fallbacks: Mapping[str, ChannelInfo]
-    # configuration id → its contact window
-    windows: Mapping[str, ContactWindow] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
 class _Batch:
     claimed: list[ClaimedMessage]
-    context: _BatchContext
+    context: SendContext
     # when the lease began: slots must fall well within it
     claimed_at: datetime
 
@@ -105,6 +95,7 @@ class Dispatcher:
         self._statuses = statuses
         self._db = db
         self._outbox = Outbox(db)
+        self._channel_state = ChannelState(db)
         self._providers = providers
         self._secrets = secrets
         self._clock = clock
@@ -135,7 +126,7 @@ class Dispatcher:
         )
         if not claimed:
             return None
-        context = await asyncio.to_thread(self._load_context, claimed)
+        context = await asyncio.to_thread(load_send_context, self._db, self._secrets, claimed)
         return _Batch(claimed, context, now)
 
     async def _deliver(self, batch: _Batch) -> list[Outcome]:
@@ -149,9 +140,15 @@ class Dispatcher:
         in_window = [m for m in batch.claimed if m.id not in held]
         slots: dict[str, datetime] = {}
         deferred: dict[str, datetime] = {}
-        if any(c.rate_per_second for c in batch.context.channels.values()):
+        wanted = self._rate_limited(in_window, batch.context)
+        if wanted:
+            # A message must be sent well within its lease, or another worker would take it.
+            horizon = timedelta(seconds=self._settings.lease_seconds / 2)
             slots, deferred = await asyncio.to_thread(
-                self._reserve_slots, in_window, batch.context, batch.claimed_at
+                self._channel_state.reserve_slots,
+                wanted,
+                now=self._clock.now(),
+                until=batch.claimed_at + horizon,
             )
         deferred.update(held)
         to_send = [m for m in batch.claimed if m.id not in deferred]
@@ -224,7 +221,7 @@ class Dispatcher:
 
     @staticmethod
     def _outside_window(
-        claimed: list[ClaimedMessage], context: _BatchContext, now: datetime
+        claimed: list[ClaimedMessage], context: SendContext, now: datetime
     ) -> dict[str, datetime]:
         """Messages whose contact window closed before they could go: back until it opens."""
         held: dict[str, datetime] = {}
@@ -236,71 +233,6 @@ class Dispatcher:
             if opens > now:
                 held[message.id] = opens
         return held
-
-    def _load_context(self, claimed: list[ClaimedMessage]) -> _BatchContext:
-        config_ids = {m.configuration_id for m in claimed if m.configuration_id}
-        template_ids = {m.template_id for m in claimed if m.send_as_template}
-        with self._db.read() as session:
-            windows: dict[str, ContactWindow] = {}
-            zoned = {m.configuration_id for m in claimed if m.configuration_id and m.time_zone}
-            if zoned:
-                for config in session.execute(
-                    sa.select(OutboundConfiguration).where(
-                        OutboundConfiguration.id.in_(zoned),
-                        OutboundConfiguration.window_start.is_not(None),
-                    )
-                ).scalars():
-                    window = contact_window_of(config)
-                    if window is not None:
-                        windows[config.id] = window
-            fallback_of = {
-                row.id: row.fallback_channel_id
-                for row in session.execute(
-                    sa.select(
-                        OutboundConfiguration.id, OutboundConfiguration.fallback_channel_id
-                    ).where(
-                        OutboundConfiguration.id.in_(config_ids),
-                        OutboundConfiguration.fallback_channel_id.is_not(None),
-                    )
-                )
-            }
-            channel_ids = {m.channel_id for m in claimed} | set(fallback_of.values())
-            channels = list(
-                session.execute(sa.select(Channel).where(Channel.id.in_(channel_ids))).scalars()
-            )
-            sids = {
-                row.id: row.content_sid
-                for row in session.execute(
-                    sa.select(Template.id, Template.content_sid).where(
-                        Template.id.in_(template_ids)
-                    )
-                )
-            }
-        infos = {c.id: self._channel_info(c) for c in channels}
-        fallbacks = {
-            config_id: infos[channel_id]
-            for config_id, channel_id in fallback_of.items()
-            if channel_id in infos and infos[channel_id].healthy
-        }
-        return _BatchContext(
-            channels=infos, content_sids=sids, fallbacks=fallbacks, windows=windows
-        )
-
-    def _channel_info(self, channel: Channel) -> ChannelInfo:
-        return ChannelInfo(
-            id=channel.id,
-            org_id=channel.org_id,
-            type=channel.type,
-            provider=channel.provider,
-            sender=channel.sender,
-            base_url=channel.base_url,
-            credentials=self._secrets.decrypt(channel.credentials_encrypted)
-            if channel.credentials_encrypted
-            else {},
-            options=dict(channel.options or {}),
-            healthy=channel.healthy,
-            rate_per_second=channel.rate_per_second,
-        )
 
     def _failed(self, message: ClaimedMessage, code: str, text: str) -> Outcome:
         return Outcome(message.id, MessageStatus.FAILED, error_code=code, error_message=text)
@@ -315,7 +247,7 @@ class Dispatcher:
         return breaker
 
     def _outgoing(
-        self, message: ClaimedMessage, channel: ChannelInfo, context: _BatchContext
+        self, message: ClaimedMessage, channel: ChannelInfo, context: SendContext
     ) -> OutgoingMessage:
         return OutgoingMessage(
             id=message.id,
@@ -361,49 +293,22 @@ class Dispatcher:
         breaker.success()
         return result
 
-    def _reserve_slots(
-        self, claimed: list[ClaimedMessage], context: _BatchContext, leased_at: datetime
-    ) -> tuple[dict[str, datetime], dict[str, datetime]]:
-        """Sending slots for messages of rate-limited channels, shared by every worker.
-
-        Returns each message's slot, and the messages deferred (with the time they may be
-        tried again) because their slot would fall too far ahead: a message must be sent well
-        within its lease, or another worker would take it over.
-        """
-        by_channel: dict[str, list[ClaimedMessage]] = {}
+    @staticmethod
+    def _rate_limited(
+        claimed: list[ClaimedMessage], context: SendContext
+    ) -> dict[str, tuple[float, list[str]]]:
+        """The messages of rate-limited channels, by channel, with the channel's rate."""
+        wanted: dict[str, tuple[float, list[str]]] = {}
         for message in claimed:
             channel = context.channels.get(message.channel_id)
             if channel is not None and channel.rate_per_second:
-                by_channel.setdefault(channel.id, []).append(message)
-        slots: dict[str, datetime] = {}
-        deferred: dict[str, datetime] = {}
-        if not by_channel:
-            return slots, deferred
-        now = self._clock.now()
-        horizon = timedelta(seconds=self._settings.lease_seconds / 2)
-        with self._db.transaction() as session:
-            for channel_id, messages in by_channel.items():
-                rate = float(context.channels[channel_id].rate_per_second or 1.0)
-                query = self._db.for_update(
-                    sa.select(Channel.next_slot_at).where(Channel.id == channel_id)
+                wanted.setdefault(channel.id, (float(channel.rate_per_second), []))[1].append(
+                    message.id
                 )
-                start = max(session.execute(query).scalar_one() or now, now)
-                room = int((leased_at + horizon - start).total_seconds() * rate)
-                count = min(len(messages), max(room, 1 if start <= now else 0))
-                step = timedelta(seconds=1 / rate)
-                for index, message in enumerate(messages[:count]):
-                    slots[message.id] = start + index * step
-                end = start + count * step
-                for message in messages[count:]:
-                    deferred[message.id] = end
-                if count:
-                    session.execute(
-                        sa.update(Channel).where(Channel.id == channel_id).values(next_slot_at=end)
-                    )
-        return slots, deferred
+        return wanted
 
     async def _send(
-        self, message: ClaimedMessage, context: _BatchContext, slot: datetime | None = None
+        self, message: ClaimedMessage, context: SendContext, slot: datetime | None = None
     ) -> Outcome:
         if message.attempts > message.max_attempts:
             return self._failed(
@@ -456,7 +361,7 @@ class Dispatcher:
         self,
         message: ClaimedMessage,
         channel: ChannelInfo,
-        context: _BatchContext,
+        context: SendContext,
         *,
         failover: bool,
     ) -> Outcome:
@@ -490,7 +395,7 @@ class Dispatcher:
             )
         except CredentialsError as exc:
             # The channel, not the message, is at fault: stop the channel, keep the message.
-            await asyncio.to_thread(self._stop_channel, channel, exc)
+            await self._stop_channel(channel, exc)
             return Outcome(
                 message.id,
                 MessageStatus.QUEUED,
@@ -520,14 +425,9 @@ class Dispatcher:
             from_number=channel.sender if failover else None,
         )
 
-    def _stop_channel(self, channel: ChannelInfo, exc: CredentialsError) -> None:
+    async def _stop_channel(self, channel: ChannelInfo, exc: CredentialsError) -> None:
         detail = f"credentials refused by {channel.provider} ({exc.code}): {exc.message}"[:500]
-        with self._db.transaction() as session:
-            session.execute(
-                sa.update(Channel)
-                .where(Channel.id == channel.id, Channel.healthy.is_(True))
-                .values(healthy=False, health_detail=detail, updated_at=self._clock.now())
-            )
+        await asyncio.to_thread(self._channel_state.stop, channel.id, detail, self._clock.now())
         log.error(
             "channel %s stopped: %s",
             channel.id,
