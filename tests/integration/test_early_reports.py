@@ -13,7 +13,7 @@ from outbound.adapters.db.models import Message, MessageEvent, OrphanReport
 from outbound.adapters.providers.base import StatusReport
 from outbound.app import Container, create_app
 from outbound.domain.statuses import MessageStatus
-from outbound.services import dispatch
+from outbound.services import housekeeping
 from outbound.testing import FakeClock, ScriptedProvider
 from tests.conftest import Tenant, contact, make_setup, make_tenant
 
@@ -120,7 +120,7 @@ async def test_a_running_dispatcher_sweeps(
     assert await c.dispatcher("w").run_once() == 1
     _keep_early(c, clock, "SCR00000001", channel_id)
     clock.advance(3)
-    monkeypatch.setattr(dispatch, "ORPHAN_SWEEP_SECONDS", 0.05)
+    monkeypatch.setattr(housekeeping, "ORPHAN_SWEEP_SECONDS", 0.05)
     stop = asyncio.Event()
     task = asyncio.create_task(c.dispatcher("w2").run(stop))
     for _ in range(100):

@@ -1,9 +1,10 @@
 """The dispatcher: claims due messages, calls the channel's provider, records the outcome.
 
 Never holds a database transaction across a provider call: claim and commit, call, record.
-Several lanes run at once so that claiming, sending and recording overlap. The dispatcher
-only orchestrates: its statements are in :mod:`outbound.adapters.queue` (the outbox, the
-send context of a batch, the channels' sending slots and stops).
+Several lanes run at once so that claiming, sending and recording overlap, beside the
+worker's housekeeping (:mod:`outbound.services.housekeeping`). The dispatcher only
+orchestrates: its statements are in :mod:`outbound.adapters.queue` (the outbox, the send
+context of a batch, the channels' sending slots and stops).
 """
 
 from __future__ import annotations
@@ -22,10 +23,6 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from outbound.adapters.db.engine import Database
-from outbound.adapters.db.models import (
-    OrphanReport,
-    SendRequest,
-)
 from outbound.adapters.metrics import Metrics
 from outbound.adapters.providers.base import ChannelInfo, OutgoingMessage, Provider, SendResult
 from outbound.adapters.queue.channel_state import ChannelState
@@ -46,18 +43,14 @@ from outbound.errors import (
     TransientProviderError,
 )
 from outbound.services.consent import record_consent
-from outbound.services.quota import purge_old_buckets
-from outbound.services.statuses import ORPHAN_SWEEP_BATCH, StatusService
+from outbound.services.housekeeping import Housekeeping
+from outbound.services.statuses import StatusService
 
 __all__ = ["Dispatcher", "default_worker_id"]
 
 log = logging.getLogger(__name__)
 
-MAINTENANCE_INTERVAL_SECONDS = 60.0
-ORPHAN_SWEEP_SECONDS = 5.0
 DB_ERROR_MAX_PAUSE = 30.0
-IDEMPOTENCY_KEY_LIFETIME = timedelta(hours=24)
-ORPHAN_LIFETIME = timedelta(hours=24)
 RECORD_ATTEMPTS = 4
 # A batch claimed ahead that waited more than this share of its lease is given back unsent.
 STALE_SHARE = 0.25
@@ -96,6 +89,7 @@ class Dispatcher:
         self._db = db
         self._outbox = Outbox(db)
         self._channel_state = ChannelState(db)
+        self._housekeeping = Housekeeping(db, clock)
         self._providers = providers
         self._secrets = secrets
         self._clock = clock
@@ -456,9 +450,11 @@ class Dispatcher:
         lanes = min(lanes, 16)
         log.info("dispatcher %s started with %d lanes", self.worker_id, lanes)
         tasks = [asyncio.create_task(self._lane(stop)) for _ in range(lanes)]
-        tasks.append(asyncio.create_task(self._maintenance(stop)))
+        tasks.append(asyncio.create_task(self._housekeeping.maintain(stop)))
         if self._statuses is not None:
-            tasks.append(asyncio.create_task(self._sweep_orphans(stop, self._statuses)))
+            tasks.append(
+                asyncio.create_task(self._housekeeping.sweep_orphans(stop, self._statuses))
+            )
         await stop.wait()
         done, pending = await asyncio.wait(tasks, timeout=self._settings.shutdown_grace_seconds)
         for task in pending:
@@ -556,51 +552,3 @@ class Dispatcher:
                     await asyncio.shield(self._release(batch))
             except (Exception, asyncio.CancelledError):
                 log.exception("giving back a claimed batch failed while stopping")
-
-    async def _sweep_orphans(self, stop: asyncio.Event, statuses: StatusService) -> None:
-        """Every few seconds, apply reports kept as orphans whose send is recorded by now."""
-        while not stop.is_set():
-            try:
-                await asyncio.wait_for(stop.wait(), ORPHAN_SWEEP_SECONDS)
-            except TimeoutError:
-                pass
-            else:
-                return
-            try:
-                while await asyncio.to_thread(statuses.sweep_orphans) == ORPHAN_SWEEP_BATCH:
-                    pass
-            except sa.exc.OperationalError:
-                log.warning("sweeping early status reports failed; will retry", exc_info=True)
-            except Exception:
-                # A bug: logged, and the next sweep goes on (a dead loop would strand reports).
-                log.exception("sweeping early status reports failed; will retry")
-
-    async def _maintenance(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await asyncio.to_thread(self._purge)
-            except sa.exc.OperationalError:
-                log.warning("maintenance failed; will retry", exc_info=True)
-            try:
-                await asyncio.wait_for(stop.wait(), MAINTENANCE_INTERVAL_SECONDS)
-            except TimeoutError:
-                pass
-
-    def _purge(self) -> None:
-        now = self._clock.now()
-        with self._db.transaction() as session:
-            purge_old_buckets(session, now)
-            # Reports for sends never recorded (another system's ids, lost sends) expire.
-            session.execute(
-                sa.delete(OrphanReport).where(OrphanReport.received_at < now - ORPHAN_LIFETIME)
-            )
-            # Idempotency keys are remembered for a day, then the key may be used again.
-            session.execute(
-                sa.update(SendRequest)
-                .where(
-                    SendRequest.idempotency_key.is_not(None),
-                    SendRequest.state == "completed",
-                    SendRequest.created_at < now - IDEMPOTENCY_KEY_LIFETIME,
-                )
-                .values(idempotency_key=None)
-            )

@@ -1,0 +1,99 @@
+"""Housekeeping beside the dispatcher: what is past its lifetime goes, early reports are swept.
+
+Every worker runs it (the statements are idempotent, so several at once do no harm):
+
+- every minute, a purge: quota buckets that no longer count, status reports kept for sends
+  never recorded (another system's ids, lost sends) after a day, and idempotency keys after a
+  day, after which a key may be used again;
+- every few seconds, a sweep for status reports kept as orphans whose send has been recorded
+  since (see :meth:`~outbound.services.statuses.StatusService.sweep_orphans`).
+
+Each loop survives errors, so that a database away for a moment or a bug never ends it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from outbound.adapters.db.engine import Database
+from outbound.adapters.db.models import OrphanReport, SendRequest
+from outbound.clock import Clock
+from outbound.services.quota import purge_old_buckets
+from outbound.services.statuses import ORPHAN_SWEEP_BATCH, StatusService
+
+__all__ = [
+    "IDEMPOTENCY_KEY_LIFETIME",
+    "MAINTENANCE_INTERVAL_SECONDS",
+    "ORPHAN_LIFETIME",
+    "ORPHAN_SWEEP_SECONDS",
+    "Housekeeping",
+]
+
+log = logging.getLogger(__name__)
+
+MAINTENANCE_INTERVAL_SECONDS = 60.0
+ORPHAN_SWEEP_SECONDS = 5.0
+IDEMPOTENCY_KEY_LIFETIME = timedelta(hours=24)
+ORPHAN_LIFETIME = timedelta(hours=24)
+
+
+class Housekeeping:
+    """The purge and the orphan sweep, as loops that run until told to stop."""
+
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self._db = db
+        self._clock = clock
+
+    async def maintain(self, stop: asyncio.Event) -> None:
+        """Purge now, then every minute, until ``stop`` is set."""
+        while not stop.is_set():
+            try:
+                await asyncio.to_thread(self.purge)
+            except sa.exc.OperationalError:
+                log.warning("maintenance failed; will retry", exc_info=True)
+            try:
+                await asyncio.wait_for(stop.wait(), MAINTENANCE_INTERVAL_SECONDS)
+            except TimeoutError:
+                pass
+
+    async def sweep_orphans(self, stop: asyncio.Event, statuses: StatusService) -> None:
+        """Every few seconds, apply reports kept as orphans whose send is recorded by now."""
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), ORPHAN_SWEEP_SECONDS)
+            except TimeoutError:
+                pass
+            else:
+                return
+            try:
+                while await asyncio.to_thread(statuses.sweep_orphans) == ORPHAN_SWEEP_BATCH:
+                    pass
+            except sa.exc.OperationalError:
+                log.warning("sweeping early status reports failed; will retry", exc_info=True)
+            except Exception:
+                # A bug: logged, and the next sweep goes on (a dead loop would strand reports).
+                log.exception("sweeping early status reports failed; will retry")
+
+    def purge(self) -> None:
+        """Delete or release, in one transaction, what has outlived its use."""
+        now = self._clock.now()
+        with self._db.transaction() as session:
+            purge_old_buckets(session, now)
+            # Reports for sends never recorded (another system's ids, lost sends) expire.
+            session.execute(
+                sa.delete(OrphanReport).where(OrphanReport.received_at < now - ORPHAN_LIFETIME)
+            )
+            # Idempotency keys are remembered for a day, then the key may be used again.
+            session.execute(
+                sa.update(SendRequest)
+                .where(
+                    SendRequest.idempotency_key.is_not(None),
+                    SendRequest.state == "completed",
+                    SendRequest.created_at < now - IDEMPOTENCY_KEY_LIFETIME,
+                )
+                .values(idempotency_key=None)
+            )
