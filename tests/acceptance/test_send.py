@@ -11,7 +11,7 @@ from outbound.adapters.db.models import SendRequest
 from outbound.app import Container
 from outbound.schemas import SendIn
 from outbound.services.auth import set_limits
-from outbound.services.sending import body_hash
+from outbound.services.idempotency import IdempotencyKeys, body_hash
 from outbound.testing import FakeClock
 from tests.conftest import Setup, Tenant, contact, make_setup
 
@@ -494,7 +494,10 @@ def test_idempotency_key_still_processing_is_409(
     payload = {"configuration_id": setup.config_id, "contacts": [contact()]}
     digest = body_hash(SendIn.model_validate(payload).model_dump(mode="json"))
     # Another process has claimed the key and is still working on it.
-    reserved = container.sending._reserve(tenant.org_id, "busy-key", digest, setup.config_id)
+    keys = IdempotencyKeys(
+        container.db, container.clock, stale_seconds=container.settings.idempotency_stale_seconds
+    )
+    reserved = keys.reserve(tenant.org_id, "busy-key", digest, setup.config_id)
     assert isinstance(reserved, str)
 
     response = tenant.post(SEND, payload, headers={"Idempotency-Key": "busy-key"})

@@ -20,13 +20,13 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from outbound.adapters.db.engine import Database
-from outbound.adapters.db.models import OrphanReport, SendRequest
+from outbound.adapters.db.models import OrphanReport
 from outbound.clock import Clock
+from outbound.services.idempotency import forget_expired_keys
 from outbound.services.quota import purge_old_buckets
 from outbound.services.statuses import ORPHAN_SWEEP_BATCH, StatusService
 
 __all__ = [
-    "IDEMPOTENCY_KEY_LIFETIME",
     "MAINTENANCE_INTERVAL_SECONDS",
     "ORPHAN_LIFETIME",
     "ORPHAN_SWEEP_SECONDS",
@@ -37,7 +37,6 @@ log = logging.getLogger(__name__)
 
 MAINTENANCE_INTERVAL_SECONDS = 60.0
 ORPHAN_SWEEP_SECONDS = 5.0
-IDEMPOTENCY_KEY_LIFETIME = timedelta(hours=24)
 ORPHAN_LIFETIME = timedelta(hours=24)
 
 
@@ -87,13 +86,4 @@ class Housekeeping:
             session.execute(
                 sa.delete(OrphanReport).where(OrphanReport.received_at < now - ORPHAN_LIFETIME)
             )
-            # Idempotency keys are remembered for a day, then the key may be used again.
-            session.execute(
-                sa.update(SendRequest)
-                .where(
-                    SendRequest.idempotency_key.is_not(None),
-                    SendRequest.state == "completed",
-                    SendRequest.created_at < now - IDEMPOTENCY_KEY_LIFETIME,
-                )
-                .values(idempotency_key=None)
-            )
+            forget_expired_keys(session, now)

@@ -14,8 +14,6 @@ only claim due messages, leave it until then.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -23,7 +21,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from outbound.adapters.db.engine import Database
@@ -62,6 +59,7 @@ from outbound.services.configurations import (
     frequency_cap_of,
 )
 from outbound.services.consent import numbers_in_window, opted_out_numbers
+from outbound.services.idempotency import IdempotencyKeys, body_hash
 from outbound.services.quota import consume_request_quota
 
 __all__ = [
@@ -71,7 +69,6 @@ __all__ = [
     "ContactPlan",
     "SendService",
     "TemplateTexts",
-    "body_hash",
     "plan_contact",
 ]
 
@@ -90,12 +87,6 @@ _NEVER_SENT = (
     MessageStatus.REJECTED.value,
     MessageStatus.CANCELED.value,
 )
-
-
-def body_hash(payload: Mapping[str, Any]) -> str:
-    """A stable digest of a parsed request body (key order and spacing do not matter)."""
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -257,6 +248,7 @@ class SendService:
         self._settings = settings
         self._metrics = metrics
         self._outbox = Outbox(db)
+        self._keys = IdempotencyKeys(db, clock, stale_seconds=settings.idempotency_stale_seconds)
 
     def _limits(self, org_id: str) -> tuple[int, int]:
         with self._db.read() as session:
@@ -292,7 +284,7 @@ class SendService:
         digest = request_hash or body_hash(request.model_dump(mode="json"))
         reserved_id: str | None = None
         if idempotency_key is not None:
-            replay = self._reserve(
+            replay = self._keys.reserve(
                 org_id, idempotency_key, digest, request.configuration_id, urgent=urgent
             )
             if isinstance(replay, SendOut):
@@ -304,67 +296,8 @@ class SendService:
             )
         except BaseException:
             if reserved_id is not None:
-                self._release(reserved_id)
+                self._keys.release(reserved_id)
             raise
-
-    def _reserve(
-        self, org_id: str, key: str, digest: str, config_id: str, *, urgent: bool = False
-    ) -> SendOut | str:
-        """Claim an idempotency key: the stored response on a replay, else a request id."""
-        for _ in range(2):
-            now = self._clock.now()
-            try:
-                with self._db.transaction(urgent=urgent) as session:
-                    existing = session.execute(
-                        sa.select(SendRequest).where(
-                            SendRequest.org_id == org_id, SendRequest.idempotency_key == key
-                        )
-                    ).scalar_one_or_none()
-                    if existing is None:
-                        row = SendRequest(
-                            org_id=org_id,
-                            configuration_id=config_id,
-                            idempotency_key=key,
-                            body_hash=digest,
-                            state="processing",
-                            created_at=now,
-                        )
-                        session.add(row)
-                        session.flush()
-                        return row.id
-                    if existing.body_hash != digest:
-                        raise InvalidRequestError(
-                            "this Idempotency-Key was used with a different request body",
-                            field="Idempotency-Key",
-                            code="idempotency_key_reused",
-                        )
-                    if existing.state == "completed" and existing.response is not None:
-                        return SendOut.model_validate(existing.response)
-                    age = (now - existing.created_at).total_seconds()
-                    if age < self._settings.idempotency_stale_seconds:
-                        raise ConflictError(
-                            "a request with this Idempotency-Key is still being processed",
-                            field="Idempotency-Key",
-                            code="idempotency_key_in_use",
-                        )
-                    # Its process died mid-request (nothing of it was committed): take over.
-                    existing.created_at = now
-                    return existing.id
-            except IntegrityError:
-                continue  # another request inserted the key first; look again
-        raise ConflictError(
-            "a request with this Idempotency-Key is still being processed",
-            field="Idempotency-Key",
-            code="idempotency_key_in_use",
-        )
-
-    def _release(self, request_id: str) -> None:
-        with self._db.transaction() as session:
-            session.execute(
-                sa.delete(SendRequest).where(
-                    SendRequest.id == request_id, SendRequest.state == "processing"
-                )
-            )
 
     def _accept(
         self,
@@ -446,17 +379,7 @@ class SendService:
         with self._db.transaction(urgent=urgent) as session:
             consume_request_quota(session, org_id, quota, now)
             if reserved_id is not None:
-                updated = session.execute(
-                    sa.update(SendRequest)
-                    .where(SendRequest.id == reserved_id, SendRequest.state == "processing")
-                    .values(state="completed", response=stored)
-                )
-                if getattr(updated, "rowcount", 1) != 1:
-                    raise ConflictError(
-                        "a request with this Idempotency-Key was completed meanwhile",
-                        field="Idempotency-Key",
-                        code="idempotency_key_in_use",
-                    )
+                self._keys.complete(session, reserved_id, stored)
             else:
                 session.add(
                     SendRequest(

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from outbound.errors import InvalidRequestError
 from outbound.schemas import MessageOut, Page, SendIn, SendOut
 from outbound.services.auth import Principal
-from outbound.services.sending import body_hash
+from outbound.services.idempotency import body_hash
 from outbound.services.tracking import MessageFilter
 from outbound.web.deps import ALL_ROLES, SENDERS, container, principal_of
 
