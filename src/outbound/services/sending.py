@@ -266,7 +266,6 @@ class SendService:
         request: SendIn,
         *,
         idempotency_key: str | None = None,
-        request_hash: str | None = None,
         urgent: bool = False,
     ) -> SendOut:
         """Accept a send request: every contact's message is in the outbox when this returns.
@@ -281,7 +280,7 @@ class SendService:
                 field="contacts",
                 code="too_many_contacts",
             )
-        digest = request_hash or body_hash(request.model_dump(mode="json"))
+        digest = body_hash(request.model_dump(mode="json"))
         reserved_id: str | None = None
         if idempotency_key is not None:
             replay = self._keys.reserve(

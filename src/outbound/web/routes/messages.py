@@ -10,7 +10,6 @@ from fastapi.responses import JSONResponse
 from outbound.errors import InvalidRequestError
 from outbound.schemas import MessageOut, Page, SendIn, SendOut
 from outbound.services.auth import Principal
-from outbound.services.idempotency import body_hash
 from outbound.services.tracking import MessageFilter
 from outbound.web.deps import ALL_ROLES, SENDERS, container, principal_of
 
@@ -46,7 +45,6 @@ def send(
         who.org_id,
         data,
         idempotency_key=idempotency_key,
-        request_hash=body_hash(data.model_dump(mode="json")),
         urgent=True,
     )
     return JSONResponse(result.model_dump(mode="json"), status_code=202)
