@@ -17,9 +17,9 @@ is skipped.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from outbound.domain.encoding import sms_info
 from outbound.domain.locales import choose_text, normalize_locale
@@ -107,7 +107,6 @@ class ContactPlan:
     scheduled_at: datetime | None = None
     # The contact's zone, when a contact window applies (checked again before sending).
     time_zone: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _text(value: object) -> str | None:
