@@ -1,12 +1,15 @@
-"""Conversations: read side (agent routing builds on these)."""
+"""Conversations: opened by replies (or sends), and their read side (agent routing builds on
+these)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Literal
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy.orm import Session
 
 from outbound.adapters.db.engine import Database
 from outbound.adapters.db.models import Conversation, InboundMessage, Message
@@ -14,7 +17,7 @@ from outbound.errors import InvalidRequestError, NotFoundError
 from outbound.schemas import Page
 from outbound.services.pagination import fetch_page
 
-__all__ = ["ConversationEntry", "ConversationOut", "ConversationService"]
+__all__ = ["ConversationEntry", "ConversationOut", "ConversationService", "open_conversations"]
 
 
 class ConversationEntry(BaseModel):
@@ -123,3 +126,55 @@ class ConversationService:
         result = ConversationOut.model_validate(conversation)
         result.messages = entries
         return result
+
+
+def open_conversations(
+    session: Session,
+    *,
+    org_id: str,
+    channel_id: str,
+    configuration_id: str | None,
+    numbers: Iterable[str],
+    now: datetime,
+    touch: bool = False,
+) -> dict[str, str]:
+    """Each number's open conversation on the channel (its id), opened now where it has none.
+
+    A number with several open conversations continues the latest. ``touch``: a customer's
+    message arrives now, so a conversation that continues has its last message now.
+    """
+    wanted = set(numbers)
+    if not wanted:
+        return {}
+    found = session.execute(
+        sa.select(Conversation.customer_number, Conversation.id)
+        .where(
+            Conversation.channel_id == channel_id,
+            Conversation.customer_number.in_(wanted),
+            Conversation.status == "open",
+        )
+        .order_by(Conversation.created_at)
+    )
+    # In creation order: the latest of a number's conversations is the one kept.
+    existing = {number: conversation_id for number, conversation_id in found}
+    if touch and existing:
+        session.execute(
+            sa.update(Conversation)
+            .where(Conversation.id.in_(list(existing.values())))
+            .values(last_message_at=now, updated_at=now)
+        )
+    for number in sorted(wanted - existing.keys()):
+        conversation = Conversation(
+            org_id=org_id,
+            channel_id=channel_id,
+            configuration_id=configuration_id,
+            customer_number=number,
+            status="open",
+            created_at=now,
+            updated_at=now,
+            last_message_at=now,
+        )
+        session.add(conversation)
+        session.flush()
+        existing[number] = conversation.id
+    return existing

@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session
 from outbound.adapters.db.engine import Database
 from outbound.adapters.db.models import (
     Channel,
-    Conversation,
     InboundMessage,
     Message,
     new_id,
@@ -33,6 +32,7 @@ from outbound.domain.numbers import mask_number, normalize_number
 from outbound.domain.statuses import MessageStatus
 from outbound.errors import InvalidNumberError
 from outbound.services.consent import record_consent, touch_inbound
+from outbound.services.conversations import open_conversations
 
 __all__ = ["DEFAULT_HELP_TEXT", "InboundResult", "InboundService"]
 
@@ -134,7 +134,15 @@ class InboundService:
                 help_reply_id = self._queue_help(session, channel, number, now)
             else:
                 config_id = replied_to.configuration_id if replied_to else None
-                conversation_id = self._conversation(session, channel, number, config_id, now)
+                conversation_id = open_conversations(
+                    session,
+                    org_id=channel.org_id,
+                    channel_id=channel.id,
+                    configuration_id=config_id,
+                    numbers=[number],
+                    now=now,
+                    touch=True,
+                )[number]
                 inbound.conversation_id = conversation_id
         return InboundResult(
             inbound.id,
@@ -143,42 +151,6 @@ class InboundService:
             in_reply_to=inbound.in_reply_to,
             help_reply_id=help_reply_id,
         )
-
-    def _conversation(
-        self,
-        session: Session,
-        channel: Channel,
-        number: str,
-        configuration_id: str | None,
-        now: datetime,
-    ) -> str:
-        conversation = session.execute(
-            sa.select(Conversation)
-            .where(
-                Conversation.channel_id == channel.id,
-                Conversation.customer_number == number,
-                Conversation.status == "open",
-            )
-            .order_by(Conversation.created_at.desc())
-            .limit(1)
-        ).scalar_one_or_none()
-        if conversation is None:
-            conversation = Conversation(
-                org_id=channel.org_id,
-                channel_id=channel.id,
-                configuration_id=configuration_id,
-                customer_number=number,
-                status="open",
-                created_at=now,
-                updated_at=now,
-                last_message_at=now,
-            )
-            session.add(conversation)
-            session.flush()
-        else:
-            conversation.last_message_at = now
-            conversation.updated_at = now
-        return conversation.id
 
     def _queue_help(self, session: Session, channel: Channel, number: str, now: datetime) -> str:
         text = str((channel.options or {}).get("help_text") or DEFAULT_HELP_TEXT)

@@ -24,7 +24,6 @@ from sqlalchemy.orm import Session
 from outbound.adapters.db.engine import Database
 from outbound.adapters.db.models import (
     Channel,
-    Conversation,
     Message,
     Organization,
     SendRequest,
@@ -47,6 +46,7 @@ from outbound.services.configurations import (
     frequency_cap_of,
 )
 from outbound.services.consent import numbers_in_window, opted_out_numbers
+from outbound.services.conversations import open_conversations
 from outbound.services.idempotency import IdempotencyKeys, body_hash
 from outbound.services.quota import consume_request_quota
 
@@ -240,36 +240,18 @@ class SendService:
         now: datetime,
     ) -> None:
         """``on_send``: each message sent opens (or continues) the customer's conversation."""
-        numbers = {r["to_number"] for r in rows if r["status"] == MessageStatus.QUEUED.value}
-        if not numbers:
-            return
-        existing = {
-            c.customer_number: c.id
-            for c in session.execute(
-                sa.select(Conversation.customer_number, Conversation.id).where(
-                    Conversation.channel_id == channel.id,
-                    Conversation.customer_number.in_(numbers),
-                    Conversation.status == "open",
-                )
-            )
-        }
-        for number in sorted(numbers - existing.keys()):
-            conversation = Conversation(
-                org_id=org_id,
-                channel_id=channel.id,
-                configuration_id=config.id,
-                customer_number=number,
-                status="open",
-                created_at=now,
-                updated_at=now,
-                last_message_at=now,
-            )
-            session.add(conversation)
-            session.flush()
-            existing[number] = conversation.id
+        queued = MessageStatus.QUEUED.value
+        conversations = open_conversations(
+            session,
+            org_id=org_id,
+            channel_id=channel.id,
+            configuration_id=config.id,
+            numbers=[r["to_number"] for r in rows if r["status"] == queued],
+            now=now,
+        )
         for row in rows:
-            if row["status"] == MessageStatus.QUEUED.value:
-                row["conversation_id"] = existing[row["to_number"]]
+            if row["status"] == queued:
+                row["conversation_id"] = conversations[row["to_number"]]
 
     def _apply_recipient_rules(
         self,
