@@ -242,11 +242,12 @@ async def test_status_reports_are_idempotent_and_never_go_backwards(
     before = _history(container, message_id)
     late_sent = StatusReport("sandbox", pid, MessageStatus.SENT)
     duplicate = StatusReport("sandbox", pid, MessageStatus.DELIVERED)
-    assert container.statuses.apply(late_sent) is True
-    assert container.statuses.apply(duplicate) is True
+    assert await container.statuses.report(late_sent) is True
+    assert await container.statuses.report(duplicate) is True
     assert _status(container, message_id) == "delivered"
     assert _history(container, message_id) == before
-    assert container.statuses.apply(StatusReport("sandbox", "unknown", MessageStatus.SENT)) is False
+    unknown = StatusReport("sandbox", "unknown", MessageStatus.SENT)
+    assert await container.statuses.report(unknown) is False
 
 
 async def test_many_workers_send_each_message_exactly_once(

@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from outbound.adapters.db.engine import Database
 from outbound.adapters.db.models import Message, OrphanReport
@@ -43,10 +44,6 @@ class StatusService:
         self._pending: list[tuple[StatusReport, str | None, asyncio.Future[bool]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
-    def apply(self, report: StatusReport) -> bool:
-        """Apply one report; False when no message has that provider id (yet)."""
-        return self.apply_many([report])[0]
-
     def apply_many(
         self,
         reports: Sequence[StatusReport],
@@ -61,85 +58,123 @@ class StatusService:
         reports that match nothing yet are kept as orphans. ``restrict_to`` restricts the
         match the same way without keeping orphans.
         """
-        scope = channel_id or restrict_to
         if not reports:
             return []
         now = self._clock.now()
-        matched = [False] * len(reports)
         with self._db.transaction() as session:
-            by_provider: dict[str, set[str]] = {}
-            for report in reports:
-                by_provider.setdefault(report.provider, set()).add(report.provider_message_id)
-            current: dict[str, MessageStatus] = {}
-            pid_to_row: dict[tuple[str, str], Any] = {}
-            for provider, ids in by_provider.items():
-                for row in session.execute(
-                    sa.select(
-                        Message.id, Message.org_id, Message.status, Message.provider_message_id
-                    ).where(
-                        Message.provider == provider,
-                        Message.provider_message_id.in_(ids),
-                        sa.or_(
-                            Message.channel_id == scope,
-                            Message.sent_via_channel_id == scope,
-                        )
-                        if scope is not None
-                        else sa.true(),
-                    )
-                ):
-                    pid_to_row[(provider, row.provider_message_id)] = row
-                    current[row.id] = MessageStatus(row.status)
-            updates: dict[str, dict[str, Any]] = {}
-            events: list[dict[str, Any]] = []
-            for i, report in enumerate(reports):
-                found = pid_to_row.get((report.provider, report.provider_message_id))
-                if found is None:
-                    continue
-                row = found
-                matched[i] = True
-                status = current[row.id]
-                if not can_transition(status, report.status):
-                    # A duplicate, or a late report of an earlier stage: nothing to change.
-                    continue
-                current[row.id] = report.status
-                values = updates.setdefault(row.id, {"b_id": row.id, "b_code": None, "b_msg": None})
-                values["b_status"] = report.status.value
-                if report.error_code is not None or report.error_message is not None:
-                    values["b_code"] = report.error_code
-                    values["b_msg"] = report.error_message
-                events.append(
-                    message_event(
-                        row.id,
-                        row.org_id,
-                        report.status,
-                        source="provider",
-                        occurred_at=report.occurred_at or now,
-                        moved_from=status,
-                        error_code=report.error_code,
-                        error_message=report.error_message,
-                    )
-                )
+            found = self._find(session, reports, channel_id or restrict_to)
+            matched = [(r.provider, r.provider_message_id) in found for r in reports]
+            updates, events = self._moves(reports, found, now)
             if updates:
-                table = cast(sa.Table, Message.__table__)
-                session.connection().execute(
-                    sa.update(table)
-                    .where(table.c.id == sa.bindparam("b_id"))
-                    .values(
-                        status=sa.bindparam("b_status"),
-                        error_code=sa.func.coalesce(
-                            sa.bindparam("b_code", type_=sa.String), table.c.error_code
-                        ),
-                        error_message=sa.func.coalesce(
-                            sa.bindparam("b_msg", type_=sa.Text), table.c.error_message
-                        ),
-                        updated_at=now,
-                    ),
-                    list(updates.values()),
-                )
-                write_events(session, events)
+                self._write(session, updates, events, now)
             if channel_id is not None:
                 # Too early: keep them for when the send is recorded (replay_orphans).
-                orphans = [
+                early = [r for r, hit in zip(reports, matched, strict=True) if not hit]
+                self._keep_orphans(session, early, channel_id, now)
+        if self._metrics is not None:
+            for report, hit in zip(reports, matched, strict=True):
+                if hit:
+                    self._metrics.transitions.labels(report.status.value, report.provider).inc()
+        return matched
+
+    @staticmethod
+    def _find(
+        session: Session, reports: Sequence[StatusReport], scope: str | None
+    ) -> dict[tuple[str, str], Any]:
+        """The messages the reports name, by (provider, provider id), within ``scope``'s."""
+        by_provider: dict[str, set[str]] = {}
+        for report in reports:
+            by_provider.setdefault(report.provider, set()).add(report.provider_message_id)
+        in_scope = (
+            sa.or_(Message.channel_id == scope, Message.sent_via_channel_id == scope)
+            if scope is not None
+            else sa.true()
+        )
+        found: dict[tuple[str, str], Any] = {}
+        for provider, ids in by_provider.items():
+            for row in session.execute(
+                sa.select(
+                    Message.id, Message.org_id, Message.status, Message.provider_message_id
+                ).where(
+                    Message.provider == provider,
+                    Message.provider_message_id.in_(ids),
+                    in_scope,
+                )
+            ):
+                found[(provider, row.provider_message_id)] = row
+        return found
+
+    @staticmethod
+    def _moves(
+        reports: Sequence[StatusReport], found: dict[tuple[str, str], Any], now: datetime
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The status changes the reports make, in order: one update per message (its last
+        status) and one history row per move."""
+        current = {row.id: MessageStatus(row.status) for row in found.values()}
+        updates: dict[str, dict[str, Any]] = {}
+        events: list[dict[str, Any]] = []
+        for report in reports:
+            row = found.get((report.provider, report.provider_message_id))
+            if row is None:
+                continue
+            status = current[row.id]
+            if not can_transition(status, report.status):
+                # A duplicate, or a late report of an earlier stage: nothing to change.
+                continue
+            current[row.id] = report.status
+            values = updates.setdefault(row.id, {"b_id": row.id, "b_code": None, "b_msg": None})
+            values["b_status"] = report.status.value
+            if report.error_code is not None or report.error_message is not None:
+                values["b_code"] = report.error_code
+                values["b_msg"] = report.error_message
+            events.append(
+                message_event(
+                    row.id,
+                    row.org_id,
+                    report.status,
+                    source="provider",
+                    occurred_at=report.occurred_at or now,
+                    moved_from=status,
+                    error_code=report.error_code,
+                    error_message=report.error_message,
+                )
+            )
+        return list(updates.values()), events
+
+    @staticmethod
+    def _write(
+        session: Session,
+        updates: list[dict[str, Any]],
+        events: list[dict[str, Any]],
+        now: datetime,
+    ) -> None:
+        """Each message's new status (an error only replaces one when the report has one)."""
+        table = cast(sa.Table, Message.__table__)
+        session.connection().execute(
+            sa.update(table)
+            .where(table.c.id == sa.bindparam("b_id"))
+            .values(
+                status=sa.bindparam("b_status"),
+                error_code=sa.func.coalesce(
+                    sa.bindparam("b_code", type_=sa.String), table.c.error_code
+                ),
+                error_message=sa.func.coalesce(
+                    sa.bindparam("b_msg", type_=sa.Text), table.c.error_message
+                ),
+                updated_at=now,
+            ),
+            updates,
+        )
+        write_events(session, events)
+
+    @staticmethod
+    def _keep_orphans(
+        session: Session, reports: Sequence[StatusReport], channel_id: str, now: datetime
+    ) -> None:
+        if reports:
+            session.execute(
+                sa.insert(OrphanReport),
+                [
                     {
                         "provider": r.provider,
                         "provider_message_id": r.provider_message_id,
@@ -150,16 +185,9 @@ class StatusService:
                         "occurred_at": r.occurred_at or now,
                         "received_at": now,
                     }
-                    for r, found in zip(reports, matched, strict=True)
-                    if not found
-                ]
-                if orphans:
-                    session.execute(sa.insert(OrphanReport), orphans)
-        if self._metrics is not None:
-            for report, event in zip(reports, matched, strict=True):
-                if event:
-                    self._metrics.transitions.labels(report.status.value, report.provider).inc()
-        return matched
+                    for r in reports
+                ],
+            )
 
     def replay_orphans(self, sent: Sequence[tuple[str, str]]) -> int:
         """Apply the reports that arrived before these ``(provider, provider id)`` sends were
@@ -238,7 +266,8 @@ class StatusService:
         return len(rows)
 
     async def report(self, report: StatusReport, *, channel_id: str | None = None) -> bool:
-        """The :class:`~outbound.adapters.providers.base.StatusReporter` face of :meth:`apply`.
+        """The :class:`~outbound.adapters.providers.base.StatusReporter` face of
+        :meth:`apply_many`, for one report.
 
         Reports that arrive while a batch is being written wait for the next batch, so a burst
         of delivery receipts (webhook calls, the sandbox) shares a few transactions.
