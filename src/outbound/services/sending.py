@@ -26,6 +26,7 @@ from outbound.adapters.db.models import (
     Channel,
     Message,
     Organization,
+    OutboundConfiguration,
     SendRequest,
     Template,
     new_id,
@@ -234,7 +235,7 @@ class SendService:
     def _open_conversations(
         session: Session,
         org_id: str,
-        config: Any,
+        config: OutboundConfiguration,
         channel: Channel,
         rows: list[dict[str, Any]],
         now: datetime,
@@ -257,7 +258,7 @@ class SendService:
         self,
         plans: list[ContactPlan],
         contacts: list[ContactItem],
-        config: Any,
+        config: OutboundConfiguration,
         channel: Channel,
         template: Template,
         now: datetime,
@@ -299,7 +300,11 @@ class SendService:
 
     @staticmethod
     def _recent_counts(
-        session: Session, config: Any, numbers: list[str], cap: FrequencyCap, now: datetime
+        session: Session,
+        config: OutboundConfiguration,
+        numbers: list[str],
+        cap: FrequencyCap,
+        now: datetime,
     ) -> dict[str, int]:
         """Messages of this configuration per number within the cap's period (one query)."""
         since = now - timedelta(seconds=cap.period_seconds)
@@ -361,7 +366,7 @@ class SendService:
         index: int,
         contact: ContactItem,
         plan: ContactPlan,
-        config: Any,
+        config: OutboundConfiguration,
         channel: Channel,
         now: datetime,
     ) -> dict[str, Any]:
