@@ -123,20 +123,13 @@ class SendService:
                 self._keys.release(reserved_id)
             raise
 
-    def _accept(
-        self,
-        org_id: str,
-        request: SendIn,
-        quota: int,
-        digest: str,
-        idempotency_key: str | None,
-        reserved_id: str | None,
-        *,
-        urgent: bool = False,
-    ) -> SendOut:
+    def _catalog(
+        self, org_id: str, configuration_id: str
+    ) -> tuple[OutboundConfiguration, Template, Channel]:
+        """The configuration a request names, with its template and channel, if it may send."""
         with self._db.read() as session:
             try:
-                config = ConfigurationService.load(session, org_id, request.configuration_id)
+                config = ConfigurationService.load(session, org_id, configuration_id)
             except NotFoundError as exc:
                 raise NotFoundError(exc.message, field="configuration_id") from exc
             template = session.get(Template, config.template_id)
@@ -152,6 +145,20 @@ class SendService:
                 "the configuration's template or channel no longer exists",
                 field="configuration_id",
             )
+        return config, template, channel
+
+    def _accept(
+        self,
+        org_id: str,
+        request: SendIn,
+        quota: int,
+        digest: str,
+        idempotency_key: str | None,
+        reserved_id: str | None,
+        *,
+        urgent: bool = False,
+    ) -> SendOut:
+        config, template, channel = self._catalog(org_id, request.configuration_id)
         texts = TemplateTexts.of(
             template.default_locale, template.default_text, template.localizations
         )
