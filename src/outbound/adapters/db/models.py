@@ -15,6 +15,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from outbound.domain.statuses import MessageStatus
+from outbound.domain.users import DEFAULT_CAPACITY, MAX_CAPACITY, PresenceStatus, UserRole
 
 __all__ = [
     "ApiKey",
@@ -35,10 +36,12 @@ __all__ = [
     "Organization",
     "OrphanReport",
     "OutboundConfiguration",
+    "PresenceChange",
     "RateCounter",
     "Recipient",
     "SendRequest",
     "Template",
+    "User",
     "new_id",
 ]
 
@@ -75,7 +78,10 @@ def _check_in(column: str, values: list[str]) -> str:
 
 CHANNEL_TYPES = ["sms", "whatsapp"]
 PROVIDERS = ["sandbox", "twilio", "telesign", "acs"]
-ROLES = ["admin", "sender", "agent"]
+ROLES = ["admin", "sender", "supervisor", "agent"]
+USER_ROLES = [r.value for r in UserRole]
+PRESENCE_STATUSES = [s.value for s in PresenceStatus]
+PRESENCE_SOURCES = ["user", "supervisor", "system"]
 CONVERSATION_MODES = ["on_response", "on_send"]
 MESSAGE_STATUSES = [s.value for s in MessageStatus]
 
@@ -118,8 +124,74 @@ class ApiKey(Base):
     role: Mapped[str] = mapped_column(sa.String(16))
     key_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
     prefix: Mapped[str] = mapped_column(sa.String(16))
+    # The user the key acts as (null: a key of the organisation, e.g. an integration's).
+    user_id: Mapped[str | None] = mapped_column(sa.ForeignKey("users.id"), index=True)
     created_at: Mapped[datetime]
+    # Written at most once a minute per key (see services.auth), not on every request.
+    last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
+
+class User(Base):
+    """A person who works in the service: an admin, a supervisor or an agent.
+
+    The current presence is kept on the row (routing reads it with the user); every change
+    of it is also written to ``presence_changes``. ``last_seen_at`` is refreshed by the
+    user's requests at most every few seconds (see services.presence).
+    """
+
+    __tablename__ = "users"
+    __table_args__ = (
+        sa.CheckConstraint(_check_in("role", USER_ROLES), name="role"),
+        sa.CheckConstraint(_check_in("presence", PRESENCE_STATUSES), name="presence"),
+        sa.CheckConstraint(f"capacity >= 0 AND capacity <= {MAX_CAPACITY}", name="capacity"),
+        sa.UniqueConstraint("org_id", "email"),
+        sa.Index("ix_users_org_created", "org_id", "created_at", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
+    org_id: Mapped[str] = mapped_column(sa.ForeignKey("organizations.id"))
+    # Stored in lower case: addresses are unique per organisation without regard to case.
+    email: Mapped[str] = mapped_column(sa.String(254))
+    name: Mapped[str] = mapped_column(sa.String(200))
+    role: Mapped[str] = mapped_column(sa.String(16))
+    languages: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
+    skills: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
+    capacity: Mapped[int] = mapped_column(sa.Integer, default=DEFAULT_CAPACITY)
+    active: Mapped[bool] = mapped_column(default=True)
+    time_zone: Mapped[str | None] = mapped_column(sa.String(64))
+    ui_language: Mapped[str | None] = mapped_column(sa.String(35))
+    password_hash: Mapped[str | None] = mapped_column(sa.String(255))
+    presence: Mapped[str] = mapped_column(sa.String(16), default="offline")
+    presence_changed_at: Mapped[datetime | None]
+    last_seen_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class PresenceChange(Base):
+    """One change of a user's presence, for time-in-status reports."""
+
+    __tablename__ = "presence_changes"
+    __table_args__ = (
+        sa.CheckConstraint(_check_in("status", PRESENCE_STATUSES), name="status"),
+        sa.CheckConstraint(_check_in("source", PRESENCE_SOURCES), name="source"),
+        sa.Index("ix_presence_changes_user", "user_id", "changed_at"),
+        sa.Index("ix_presence_changes_org", "org_id", "changed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    org_id: Mapped[str] = mapped_column(sa.ForeignKey("organizations.id"))
+    user_id: Mapped[str] = mapped_column(sa.ForeignKey("users.id"))
+    previous_status: Mapped[str] = mapped_column(sa.String(16))
+    status: Mapped[str] = mapped_column(sa.String(16))
+    # user: the user themself; supervisor: someone else (changed_by, null for a key without
+    # a user); system: the service (the user was deactivated).
+    source: Mapped[str] = mapped_column(sa.String(16))
+    changed_by: Mapped[str | None] = mapped_column(sa.String(36))
+    changed_at: Mapped[datetime]
 
 
 class Channel(Base):
