@@ -165,6 +165,9 @@ class Tenant:
     def patch(self, path: str, json: Any = None, role: Role = Role.ADMIN, **kw: Any) -> Any:
         return self.request("PATCH", path, role, json=json, **kw)
 
+    def put(self, path: str, json: Any = None, role: Role = Role.ADMIN, **kw: Any) -> Any:
+        return self.request("PUT", path, role, json=json, **kw)
+
     def delete(self, path: str, role: Role = Role.ADMIN, **kw: Any) -> Any:
         return self.request("DELETE", path, role, **kw)
 

@@ -14,6 +14,7 @@ from outbound import __version__
 from outbound.adapters.db import migrate
 from outbound.adapters.db.engine import Database, create_engine
 from outbound.adapters.metrics import Metrics
+from outbound.adapters.passwords import Passwords
 from outbound.adapters.providers.base import Provider, ProviderDeps
 from outbound.adapters.providers.http import HttpClient
 from outbound.adapters.providers.registry import build_providers
@@ -27,11 +28,13 @@ from outbound.services.dispatch import Dispatcher
 from outbound.services.flow_engine import FlowEngine
 from outbound.services.flows import FlowService
 from outbound.services.inbound import InboundService
+from outbound.services.presence import PresenceService
 from outbound.services.records import RecordService
 from outbound.services.sending import SendService
 from outbound.services.statuses import StatusService
 from outbound.services.templates import TemplateService
 from outbound.services.tracking import TrackingService
+from outbound.services.users import UserService
 from outbound.services.webhooks import WebhookService, webhook_url
 from outbound.web.errors import install_error_handlers
 from outbound.web.middleware import install_metrics, install_webhook_fast_path
@@ -42,6 +45,7 @@ from outbound.web.routes import (
     health,
     messages,
     records,
+    users,
     webhooks,
 )
 
@@ -72,6 +76,8 @@ class Container:
     metrics: Metrics
     http: HttpClient
     flows: FlowService
+    users: UserService
+    presence: PresenceService
     _closed: bool = field(default=False, repr=False)
 
     def dispatcher(self, worker_id: str | None = None) -> Dispatcher:
@@ -163,6 +169,10 @@ def build_container(
         metrics=metrics,
         http=http,
         flows=FlowService(db, clock),
+        users=UserService(
+            db, clock, Passwords(), presence_timeout=settings.presence_timeout_seconds
+        ),
+        presence=PresenceService(db, clock, timeout=settings.presence_timeout_seconds),
     )
 
 
@@ -201,6 +211,7 @@ def create_app(container: Container, *, run_worker: bool | None = None) -> FastA
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(catalog.router)
+    app.include_router(users.router)
     app.include_router(messages.router)
     app.include_router(conversations.router)
     app.include_router(records.router)

@@ -18,6 +18,7 @@ __all__ = [
     "DEFAULT_DATA_DIR",
     "DEFAULT_HOURLY_REQUEST_QUOTA",
     "DEFAULT_MAX_CONTACTS_PER_REQUEST",
+    "DEFAULT_PRESENCE_TIMEOUT_SECONDS",
     "Settings",
     "SettingsError",
     "load_settings",
@@ -28,6 +29,7 @@ DEFAULT_MAX_CONTACTS_PER_REQUEST = 100
 DEFAULT_HOURLY_REQUEST_QUOTA = 30_000
 DEFAULT_LEASE_SECONDS = 60.0
 DEFAULT_MAX_ATTEMPTS = 8
+DEFAULT_PRESENCE_TIMEOUT_SECONDS = 60.0
 
 
 class Settings(BaseSettings):
@@ -86,6 +88,12 @@ class Settings(BaseSettings):
     idempotency_stale_seconds: float = Field(120.0, gt=0)
     event_retention_days: float = Field(
         30.0, gt=0, description="Events every flow has seen are deleted after this many days."
+    )
+    presence_timeout_seconds: float = Field(
+        DEFAULT_PRESENCE_TIMEOUT_SECONDS,
+        ge=5,
+        le=86_400,
+        description="An available user counts as online while seen within this many seconds.",
     )
 
     sandbox_delivery_delay: float = Field(0.5, ge=0, description="Seconds before a sandbox DLR.")

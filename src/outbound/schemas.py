@@ -34,6 +34,7 @@ from outbound.domain.windows import (
 __all__ = [
     "ApiKeyCreate",
     "ApiKeyCreated",
+    "ApiKeyOut",
     "ChannelCreate",
     "ChannelOut",
     "ChannelType",
@@ -79,8 +80,11 @@ class Provider(StrEnum):
 
 
 class Role(StrEnum):
+    """What an API key may do (a key of a user acts as that user too)."""
+
     ADMIN = "admin"
     SENDER = "sender"
+    SUPERVISOR = "supervisor"
     AGENT = "agent"
 
 
@@ -134,6 +138,12 @@ class Page(BaseModel, Generic[T]):
 class ApiKeyCreate(_In):
     role: Role
     name: str = Field("api key", min_length=1, max_length=200)
+    user_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=36,
+        description="The user the key acts as; its role may not be above the user's.",
+    )
 
 
 class ApiKeyCreated(_Out):
@@ -141,8 +151,26 @@ class ApiKeyCreated(_Out):
     org_id: str
     name: str
     role: Role
+    user_id: str | None
+    prefix: str = Field(description="The key's first characters, to recognise it by.")
     key: str = Field(description="The secret; shown once, only its hash is stored.")
     created_at: datetime
+
+
+class ApiKeyOut(_Out):
+    """A key as listed: never its secret, only its first characters."""
+
+    id: str
+    prefix: str
+    name: str
+    role: Role
+    user_id: str | None
+    created_at: datetime
+    last_used_at: datetime | None = Field(
+        description="When the key was last used, to the minute (it is not written on every "
+        "request)."
+    )
+    revoked_at: datetime | None
 
 
 # --- Channels ---------------------------------------------------------------------------

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ALL_ROLES", "READERS", "SENDERS", "container", "requires"]
 
-ALL_ROLES = (Role.ADMIN, Role.SENDER, Role.AGENT)
+ALL_ROLES = (Role.ADMIN, Role.SENDER, Role.SUPERVISOR, Role.AGENT)
 SENDERS = (Role.ADMIN, Role.SENDER)
 READERS = (Role.ADMIN, Role.SENDER)
 
@@ -40,7 +40,8 @@ def requires(*roles: Role) -> Callable[..., Principal]:
         request: Request,
         authorization: str | None = Header(None, description="Bearer <api key>"),
     ) -> Principal:
-        principal = authenticate(container(request).db, authorization)
+        c = container(request)
+        principal = authenticate(c.db, authorization, c.clock, seen_every=c.presence.seen_every)
         require_role(principal, roles)
         _reject_nul(request)
         return principal

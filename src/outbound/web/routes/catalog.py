@@ -1,4 +1,4 @@
-"""Administration API: organisation, API keys, channels, templates, outbound configurations."""
+"""Administration API: organisation, channels, templates, outbound configurations."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ from typing import Any
 from fastapi import APIRouter, Query, Request, Response
 
 from outbound.schemas import (
-    ApiKeyCreate,
-    ApiKeyCreated,
     ChannelCreate,
     ChannelOut,
     ChannelUpdate,
@@ -23,7 +21,7 @@ from outbound.schemas import (
     TemplateOut,
     TemplateUpdate,
 )
-from outbound.services.auth import Principal, create_api_key, get_organization
+from outbound.services.auth import Principal, get_organization
 from outbound.web.deps import ALL_ROLES, READERS, container, principal_of
 
 __all__ = ["router"]
@@ -46,22 +44,6 @@ def get_org(request: Request, who: Principal = principal_of(*ALL_ROLES)) -> dict
         "hourly_request_quota": org.hourly_request_quota or c.settings.hourly_request_quota,
         "created_at": org.created_at,
     }
-
-
-@router.post("/api-keys", status_code=201, tags=["organization"])
-def post_api_key(
-    data: ApiKeyCreate, request: Request, who: Principal = principal_of(*ADMIN)
-) -> ApiKeyCreated:
-    c = container(request)
-    key, secret = create_api_key(c.db, c.clock, who.org_id, data.role, data.name)
-    return ApiKeyCreated(
-        id=key.id,
-        org_id=key.org_id,
-        name=key.name,
-        role=Role(key.role),
-        key=secret,
-        created_at=key.created_at,
-    )
 
 
 # --- channels -----------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from outbound.web.deps import container, principal_of
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1", tags=["conversations"])
-AGENTS = (Role.ADMIN, Role.AGENT)
+AGENTS = (Role.ADMIN, Role.SUPERVISOR, Role.AGENT)
 
 
 @router.get("/conversations")
