@@ -14,8 +14,8 @@ from rich.console import Console
 
 from outbound.cli.flows import flows_app
 from outbound.cli.records import contacts_app
+from outbound.cli.users import create_key, create_user, list_keys, revoke_key
 from outbound.config import Settings, SettingsError, load_settings
-from outbound.schemas import Role
 
 if TYPE_CHECKING:
     from outbound.app import Container
@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 __all__ = ["app"]
 
 app = typer.Typer(help="Outbound SMS and WhatsApp messaging service.", no_args_is_help=True)
-admin = typer.Typer(help="Operator tasks: organisations, keys, limits.", no_args_is_help=True)
+admin = typer.Typer(
+    help="Operator tasks: organisations, users, keys, limits.", no_args_is_help=True
+)
 app.add_typer(admin, name="admin")
 app.add_typer(flows_app, name="flows")
 app.add_typer(contacts_app, name="contacts")
@@ -180,25 +182,11 @@ def create_org(name: str = typer.Argument(..., help="The organisation's name."))
     container.db.dispose()
 
 
-@admin.command("create-key")
-def create_key(
-    org: str = typer.Option(..., "--org", help="Organisation id."),
-    role: Role = typer.Option(..., "--role", help="admin, sender or agent."),
-    name: str = typer.Option("api key", "--name", help="A label for the key."),
-) -> None:
-    """Create an API key and print it (shown once; only its hash is stored)."""
-    from outbound.errors import NotFoundError
-    from outbound.services.auth import create_api_key
-
-    container = _container(_settings())
-    try:
-        _key, secret = create_api_key(container.db, container.clock, org, role, name)
-    except NotFoundError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
-    finally:
-        container.db.dispose()
-    console.print(secret)
+# Users and keys (outbound.cli.users), listed after create-org in the help.
+admin.command("create-user")(create_user)
+admin.command("create-key")(create_key)
+admin.command("list-keys")(list_keys)
+admin.command("revoke-key")(revoke_key)
 
 
 @admin.command("set-limits")
