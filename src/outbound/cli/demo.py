@@ -19,6 +19,7 @@ from outbound.app import build_container, create_app
 from outbound.config import load_settings
 from outbound.domain.statuses import TERMINAL_STATUSES
 from outbound.services.auth import create_api_key, create_organization
+from outbound.web.server import server_config
 
 __all__ = ["DEMO_CONTACTS", "run_demo"]
 
@@ -132,7 +133,7 @@ def run_demo(console: Console, data_dir: Path | None = None, provider: str = "sa
         org = create_organization(container.db, container.clock, "Demo organisation")
         _key, api_key = create_api_key(container.db, container.clock, org.id, _admin_role())
         server = uvicorn.Server(
-            uvicorn.Config(
+            server_config(
                 create_app(container, run_worker=True),
                 host="127.0.0.1",
                 port=port,

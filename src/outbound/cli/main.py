@@ -91,18 +91,23 @@ def serve(
     import uvicorn
 
     from outbound.app import create_app
+    from outbound.web.server import server_config
 
     settings = _settings()
     _logging(settings)
     container = _startup(settings)
     application = create_app(container, run_worker=worker)
-    uvicorn.run(
-        application,
-        host=host or settings.host,
-        port=port or settings.port,
-        log_level=settings.log_level.lower(),
-        proxy_headers=False,
+    server = uvicorn.Server(
+        server_config(
+            application,
+            host=host or settings.host,
+            port=port or settings.port,
+            log_level=settings.log_level,
+        )
     )
+    server.run()
+    if not server.started:
+        raise typer.Exit(3)  # as uvicorn.run: the port was taken, or the startup failed
 
 
 @app.command()
