@@ -95,3 +95,9 @@ def test_the_access_log_shows_no_webhook_token_nor_number(served: Served) -> Non
     assert "/v1/messages?to=+33*******78&limit=5" in logs
     assert TOKEN not in logs
     assert NUMBER not in logs
+
+
+def test_no_server_banner(served: Served) -> None:
+    status, headers = served.get("/healthz")
+    assert status == 200
+    assert "server" not in {name.lower() for name in headers}

@@ -1,8 +1,9 @@
 """How the ``outbound`` command serves the application with uvicorn.
 
-One place, so that ``outbound serve`` and ``outbound demo`` serve it alike: the client address
-as the connection gives it (forwarded headers are read by the application only where it is told to trust them),
-and an access log that shows neither webhook tokens nor phone numbers
+One place, so that ``outbound serve`` and ``outbound demo`` serve it alike: no ``Server``
+banner (it tells an attacker which versions to try); the client address as the connection
+gives it (the application reads forwarded headers only where it is told to trust them); and an
+access log that shows neither webhook tokens nor phone numbers
 (:class:`~outbound.web.access_log.AccessLogRedactor`).
 """
 
@@ -38,4 +39,5 @@ def server_config(app: Any, *, host: str, port: int, log_level: str) -> uvicorn.
         log_level=log_level.lower(),
         log_config=log_config(),
         proxy_headers=False,
+        server_header=False,
     )
