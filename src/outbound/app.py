@@ -48,6 +48,7 @@ from outbound.web.routes import (
     users,
     webhooks,
 )
+from outbound.web.security import install_security_headers
 
 __all__ = ["Container", "build_container", "create_app"]
 
@@ -217,7 +218,9 @@ def create_app(container: Container, *, run_worker: bool | None = None) -> FastA
     app.include_router(records.router)
     app.include_router(webhooks.router)
     app.include_router(flows.router)
-    # Added first, so that request timing (added next) wraps it too.
+    # Added in this order: the webhook fast path answers outside the security headers (it adds
+    # its own), and request timing wraps both.
+    install_security_headers(app)
     install_webhook_fast_path(app)
     install_metrics(app, container.metrics)
     return app

@@ -17,6 +17,7 @@ from outbound.errors import (
     RequestError,
     WebhookSignatureError,
 )
+from outbound.web.security import NO_STORE, SECURITY_HEADERS
 
 __all__ = ["error_body", "error_response", "field_path", "install_error_handlers"]
 
@@ -135,7 +136,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled error", exc_info=exc)
-        return error_response(exc)
+        response = error_response(exc)
+        # Sent from outside every middleware (Starlette's ServerErrorMiddleware): add here what
+        # web/security.py adds to every other answer.
+        response.raw_headers.extend([*SECURITY_HEADERS, NO_STORE])
+        return response
 
     for kind in _MAPPED:
         app.add_exception_handler(kind, _mapped)

@@ -17,6 +17,7 @@ from outbound.adapters.metrics import Metrics
 from outbound.services.webhooks import WEBHOOK_PATH_PREFIX
 from outbound.web.errors import error_response
 from outbound.web.routes.webhooks import WEBHOOK_ROUTE, handle_webhook, router
+from outbound.web.security import SECURITY_HEADERS
 
 __all__ = ["WebhookFastPath", "install_metrics", "install_webhook_fast_path"]
 
@@ -48,6 +49,7 @@ class WebhookFastPath:
                     except Exception as exc:
                         log.exception("webhook for channel %s failed", channel_id)
                         response = error_response(exc)
+                    response.raw_headers.extend(SECURITY_HEADERS)
                     await response(scope, receive, send)
                     return
         await self._app(scope, receive, send)

@@ -1,0 +1,63 @@
+"""What every answer tells a browser: no sniffing, no caching of the API, a content policy on
+pages."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+from starlette.applications import Starlette
+from starlette.responses import HTMLResponse
+from starlette.routing import Route
+
+from outbound.app import Container, create_app
+from outbound.schemas import Role
+from outbound.web.security import DEFAULT_CSP, SecurityHeaders
+from tests.conftest import Setup, Tenant
+
+
+def test_every_answer_forbids_sniffing(tenant: Tenant) -> None:
+    answers = [
+        tenant.client.get("/healthz"),
+        tenant.get("/v1/organization"),
+        tenant.client.get("/v1/organization"),  # 401
+        tenant.client.get("/no-such-page"),  # 404 from the router
+        tenant.client.post("/webhooks/no-such-channel", content=b"{}"),  # the fast path
+        tenant.client.get("/openapi.json"),
+    ]
+    for response in answers:
+        assert response.headers["x-content-type-options"] == "nosniff", response.request.url
+
+
+def test_an_unexpected_error_forbids_sniffing_and_caching(
+    container: Container, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_args: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(container.channels, "list", broken)
+    with TestClient(create_app(container, run_worker=False), raise_server_exceptions=False) as c:
+        response = c.get("/v1/channels", headers=tenant.headers())
+    assert response.status_code == 500
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["cache-control"] == "no-store"
+
+
+def test_api_answers_are_not_stored(tenant: Tenant, setup: Setup) -> None:
+    key = tenant.post("/v1/api-keys", {"role": "sender", "name": "ci"})
+    assert key.status_code == 201
+    channel = tenant.get(f"/v1/channels/{setup.channel['id']}")
+    assert "?token=" in channel.json()["webhook_url"]
+    for response in (key, channel, tenant.get("/v1/channels", Role.SENDER)):
+        assert response.headers["cache-control"] == "no-store", response.request.url
+    assert tenant.client.get("/v1/organization").headers["cache-control"] == "no-store"
+    assert "cache-control" not in tenant.client.get("/healthz").headers
+
+
+def test_other_pages_get_the_default_policy() -> None:
+    async def page(_request: object) -> HTMLResponse:
+        return HTMLResponse("<p>hello</p>")
+
+    app = SecurityHeaders(Starlette(routes=[Route("/page", page)]))
+    response = TestClient(app).get("/page")  # type: ignore[arg-type]
+    assert response.headers["content-security-policy"] == DEFAULT_CSP
+    assert response.headers["x-content-type-options"] == "nosniff"
