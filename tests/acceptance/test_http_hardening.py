@@ -1,5 +1,5 @@
 """What every answer tells a browser: no sniffing, no caching of the API, a content policy on
-pages."""
+pages, and how to authenticate after a 401."""
 
 from __future__ import annotations
 
@@ -51,6 +51,14 @@ def test_api_answers_are_not_stored(tenant: Tenant, setup: Setup) -> None:
         assert response.headers["cache-control"] == "no-store", response.request.url
     assert tenant.client.get("/v1/organization").headers["cache-control"] == "no-store"
     assert "cache-control" not in tenant.client.get("/healthz").headers
+
+
+def test_a_401_names_the_scheme(tenant: Tenant) -> None:
+    for headers in ({}, {"Authorization": "Basic eDp5"}, {"Authorization": "Bearer ob_wrong"}):
+        response = tenant.client.get("/v1/organization", headers=headers)
+        assert response.status_code == 401
+        assert response.headers["www-authenticate"].startswith("Bearer ")
+    assert "www-authenticate" not in tenant.get("/v1/organization", Role.AGENT).headers
 
 
 def test_other_pages_get_the_default_policy() -> None:

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from outbound.errors import (
+    AuthenticationError,
     FlowDefinitionError,
     RateLimitedError,
     RequestError,
@@ -19,9 +20,18 @@ from outbound.errors import (
 )
 from outbound.web.security import NO_STORE, SECURITY_HEADERS
 
-__all__ = ["error_body", "error_response", "field_path", "install_error_handlers"]
+__all__ = [
+    "AUTHENTICATE_CHALLENGE",
+    "error_body",
+    "error_response",
+    "field_path",
+    "install_error_handlers",
+]
 
 log = logging.getLogger(__name__)
+
+AUTHENTICATE_CHALLENGE = 'Bearer realm="outbound"'
+"""The ``WWW-Authenticate`` header of every 401: the API takes bearer API keys."""
 
 _HTTP_CODES = {
     400: "bad_request",
@@ -77,6 +87,8 @@ def error_response(exc: Exception) -> JSONResponse:
     if isinstance(exc, RequestError):
         headers = {}
         extra = dict(exc.details)
+        if isinstance(exc, AuthenticationError):
+            headers["WWW-Authenticate"] = AUTHENTICATE_CHALLENGE
         if isinstance(exc, RateLimitedError):
             headers["Retry-After"] = str(exc.retry_after)
             extra["retry_after"] = exc.retry_after
