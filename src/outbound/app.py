@@ -41,6 +41,7 @@ from outbound.web.middleware import install_metrics, install_webhook_fast_path
 from outbound.web.routes import (
     catalog,
     conversations,
+    docs,
     flows,
     health,
     messages,
@@ -204,6 +205,8 @@ def create_app(container: Container, *, run_worker: bool | None = None) -> FastA
         version=__version__,
         description="Outbound SMS and WhatsApp messaging: templates, send API, tracking.",
         lifespan=lifespan,
+        docs_url=None,  # served by routes/docs.py, with a content policy
+        redoc_url=None,
         telemetry=None
         if settings.opentelemetry
         else {"tracing": False, "metrics": False, "logs": False},
@@ -211,6 +214,7 @@ def create_app(container: Container, *, run_worker: bool | None = None) -> FastA
     app.state.container = container
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(docs.router)
     app.include_router(catalog.router)
     app.include_router(users.router)
     app.include_router(messages.router)

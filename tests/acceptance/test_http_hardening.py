@@ -3,6 +3,10 @@ pages, and how to authenticate after a 401."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
+
 import pytest
 from fastapi.testclient import TestClient
 from starlette.applications import Starlette
@@ -59,6 +63,35 @@ def test_a_401_names_the_scheme(tenant: Tenant) -> None:
         assert response.status_code == 401
         assert response.headers["www-authenticate"].startswith("Bearer ")
     assert "www-authenticate" not in tenant.get("/v1/organization", Role.AGENT).headers
+
+
+def _inline_script_hashes(html: str) -> set[str]:
+    return {
+        "'sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode() + "'"
+        for script in re.findall(r"<script>(.*?)</script>", html, re.DOTALL)
+    }
+
+
+@pytest.mark.parametrize("path", ["/docs", "/redoc"])
+def test_documentation_pages_carry_a_content_policy(client: TestClient, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    policy = {
+        name: sources
+        for name, _, sources in (
+            directive.partition(" ")
+            for directive in response.headers["content-security-policy"].split("; ")
+        )
+    }
+    assert policy["default-src"] == "'self'"
+    assert policy["frame-ancestors"] == "'none'"
+    assert "'unsafe-inline'" not in policy["script-src"]
+    assert "'unsafe-eval'" not in policy["script-src"]
+    assert "https://cdn.jsdelivr.net" in policy["script-src"]
+    for script_hash in _inline_script_hashes(response.text):
+        assert script_hash in policy["script-src"].split()
+    assert "/openapi.json" in response.text
 
 
 def test_other_pages_get_the_default_policy() -> None:
