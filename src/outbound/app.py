@@ -50,6 +50,7 @@ from outbound.web.routes import (
     webhooks,
 )
 from outbound.web.security import install_security_headers
+from outbound.web.throttle import FailureThrottle
 
 __all__ = ["Container", "build_container", "create_app"]
 
@@ -212,6 +213,7 @@ def create_app(container: Container, *, run_worker: bool | None = None) -> FastA
         else {"tracing": False, "metrics": False, "logs": False},
     )
     app.state.container = container
+    app.state.auth_throttle = FailureThrottle()
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(docs.router)

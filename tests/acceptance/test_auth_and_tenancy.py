@@ -10,6 +10,7 @@ from outbound.adapters.db.models import ApiKey
 from outbound.app import Container
 from outbound.schemas import Role
 from outbound.services.auth import hash_key
+from outbound.web.throttle import FailureThrottle
 from tests.conftest import Setup, Tenant, contact, make_setup
 
 MISSING_ID = "00000000-0000-0000-0000-000000000000"
@@ -83,6 +84,8 @@ def test_malformed_unknown_or_revoked_key_is_401(
         )
         assert_error(response, 401, "unauthenticated")
 
+    # Twenty failures from one address throttle it (test_auth_throttle.py): start afresh.
+    tenant.client.app.state.auth_throttle = FailureThrottle()  # type: ignore[attr-defined]
     key = tenant.keys[Role.ADMIN]
     for value in (f"bearer {key}", f"BEARER {key}", f"Bearer  {key} "):
         assert (

@@ -10,11 +10,12 @@ from fastapi import Depends, Header, Request
 from outbound.errors import InvalidRequestError
 from outbound.schemas import Role
 from outbound.services.auth import Principal, authenticate, require_role
+from outbound.web.throttle import FailureThrottle, client_address
 
 if TYPE_CHECKING:
     from outbound.app import Container
 
-__all__ = ["ALL_ROLES", "READERS", "SENDERS", "container", "requires"]
+__all__ = ["ALL_ROLES", "READERS", "SENDERS", "auth_throttle", "container", "requires"]
 
 ALL_ROLES = (Role.ADMIN, Role.SENDER, Role.SUPERVISOR, Role.AGENT)
 SENDERS = (Role.ADMIN, Role.SENDER)
@@ -24,6 +25,12 @@ READERS = (Role.ADMIN, Role.SENDER)
 def container(request: Request) -> Container:
     result: Container = request.app.state.container
     return result
+
+
+def auth_throttle(request: Request) -> FailureThrottle:
+    """The application's count of failed authentications per address."""
+    throttle: FailureThrottle = request.app.state.auth_throttle
+    return throttle
 
 
 def _reject_nul(request: Request) -> None:
@@ -41,7 +48,11 @@ def requires(*roles: Role) -> Callable[..., Principal]:
         authorization: str | None = Header(None, description="Bearer <api key>"),
     ) -> Principal:
         c = container(request)
-        principal = authenticate(c.db, authorization, c.clock, seen_every=c.presence.seen_every)
+        address = client_address(request, trust_forwarded=c.settings.trust_forwarded_headers)
+        principal = auth_throttle(request).attempt(
+            address,
+            lambda: authenticate(c.db, authorization, c.clock, seen_every=c.presence.seen_every),
+        )
         require_role(principal, roles)
         _reject_nul(request)
         return principal
