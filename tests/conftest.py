@@ -255,3 +255,8 @@ def contact(number: str = "+33612345678", **overrides: Any) -> dict[str, Any]:
     }
     item.update(overrides)
     return item
+
+
+def scrape_metrics(client: TestClient) -> Any:
+    """GET /metrics as a scraper on this machine does (the test client's address is no IP)."""
+    return TestClient(client.app, client=("127.0.0.1", 50000)).get("/metrics")

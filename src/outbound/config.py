@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     http_connect_timeout: float = Field(5.0, gt=0)
     migrate_on_start: bool = True
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    metrics_token: str | None = Field(
+        None,
+        description="Bearer token /metrics requires; unset, /metrics answers this machine only.",
+    )
     opentelemetry: bool = Field(
         False,
         description="Report each API request to the OpenTelemetry providers the process has "

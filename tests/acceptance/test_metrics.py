@@ -1,15 +1,17 @@
-"""/metrics in Prometheus format."""
+"""/metrics in Prometheus format, and who may read it."""
 
 from __future__ import annotations
 
+import pytest
+from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from outbound.app import Container
-from tests.conftest import Setup, Tenant, contact
+from tests.conftest import Setup, Tenant, contact, scrape_metrics
 
 
 def _samples(tenant: Tenant) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    response = tenant.client.get("/metrics")
+    response = scrape_metrics(tenant.client)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     return {
@@ -60,10 +62,47 @@ def test_metrics_show_pending_events_and_active_flow_runs(
     )
     tenant.post("/v1/events", {"type": "order.delayed", "record": {"order": "SO-1"}})
     tenant.post("/v1/flows/all/runs", {})
-    text = tenant.client.get("/metrics").text
+    text = scrape_metrics(tenant.client).text
     assert "outbound_events_pending 1.0" in text
     assert 'outbound_flow_runs{status="pending"} 1.0' in text
     container.flow_engine("w").run_until_idle()
-    text = tenant.client.get("/metrics").text
+    text = scrape_metrics(tenant.client).text
     assert "outbound_events_pending 0.0" in text
     assert 'outbound_flow_runs{status="pending"} 0.0' in text
+
+
+def _client(tenant: Tenant, address: str) -> TestClient:
+    return TestClient(tenant.client.app, client=(address, 50000))
+
+
+def test_without_a_token_only_this_machine_reads_metrics(tenant: Tenant) -> None:
+    assert _client(tenant, "127.0.0.1").get("/metrics").status_code == 200
+    assert _client(tenant, "::1").get("/metrics").status_code == 200
+    remote = _client(tenant, "203.0.113.9").get("/metrics")
+    assert remote.status_code == 403
+    assert "OUTBOUND_METRICS_TOKEN" in remote.json()["error"]["message"]
+    # A proxy on this machine forwards others' requests: they are not local.
+    proxied = _client(tenant, "127.0.0.1").get(
+        "/metrics", headers={"X-Forwarded-For": "203.0.113.9"}
+    )
+    assert proxied.status_code == 403
+    assert tenant.client.get("/metrics").status_code == 403
+
+
+def test_with_a_token_metrics_need_it_from_everywhere(
+    tenant: Tenant, container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = "metrics-" + "x" * 32
+    monkeypatch.setattr(
+        container, "settings", container.settings.model_copy(update={"metrics_token": token})
+    )
+    local, remote = _client(tenant, "127.0.0.1"), _client(tenant, "203.0.113.9")
+    for client in (local, remote):
+        refused = client.get("/metrics")
+        assert refused.status_code == 401
+        assert refused.headers["www-authenticate"].startswith("Bearer ")
+        wrong = client.get("/metrics", headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        ok = client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+        assert ok.status_code == 200
+        assert "outbound_outbox_due_messages" in ok.text

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client.parser import text_string_to_metric_families
 
 from outbound.app import Container
-from tests.conftest import Setup, Tenant
+from tests.conftest import Setup, Tenant, scrape_metrics
 
 
 def _token(container: Container, channel_id: str) -> str:
@@ -44,7 +44,7 @@ def test_webhooks_are_timed_under_their_route(
         assert ok.status_code < 300, ok.text
     samples = {
         (s.name, s.labels.get("route"), s.labels.get("status")): s.value
-        for family in text_string_to_metric_families(tenant.client.get("/metrics").text)
+        for family in text_string_to_metric_families(scrape_metrics(tenant.client).text)
         for s in family.samples
         if s.name == "outbound_http_request_seconds_count"
     }

@@ -15,6 +15,7 @@ that failed most recently, :data:`MAX_TRACKED_ADDRESSES` of them.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import threading
 import time
@@ -32,11 +33,14 @@ __all__ = [
     "MAX_TRACKED_ADDRESSES",
     "FailureThrottle",
     "client_address",
+    "is_local_request",
 ]
 
 AUTH_FAILURE_LIMIT = 20
 AUTH_FAILURE_WINDOW_SECONDS = 60.0
 MAX_TRACKED_ADDRESSES = 10_000
+
+_FORWARDING_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
 
 T = TypeVar("T")
 
@@ -54,6 +58,17 @@ def client_address(connection: HTTPConnection, *, trust_forwarded: bool = False)
             return last
     client = connection.client
     return client.host if client else "unknown"
+
+
+def is_local_request(connection: HTTPConnection) -> bool:
+    """The request comes from this machine, and not through a proxy that runs on it."""
+    client = connection.client
+    if client is None or any(name in connection.headers for name in _FORWARDING_HEADERS):
+        return False
+    try:
+        return ipaddress.ip_address(client.host).is_loopback
+    except ValueError:
+        return False
 
 
 class FailureThrottle:

@@ -1,6 +1,9 @@
-"""Liveness and readiness probes, and the Prometheus metrics endpoint."""
+"""Liveness and readiness probes, and the Prometheus metrics endpoint (see :func:`_check_scraper`
+for who may read it)."""
 
 from __future__ import annotations
+
+import hmac
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Request, Response
@@ -9,8 +12,11 @@ from starlette.concurrency import run_in_threadpool
 
 from outbound.adapters.db.migrate import current_revision, head_revision
 from outbound.adapters.metrics import CONTENT_TYPE
-from outbound.web.deps import container
+from outbound.config import Settings
+from outbound.errors import AuthenticationError, PermissionDeniedError
+from outbound.web.deps import auth_throttle, container
 from outbound.web.errors import error_body
+from outbound.web.throttle import client_address, is_local_request
 
 __all__ = ["router"]
 
@@ -48,8 +54,35 @@ def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ready", "schema": current})
 
 
+def _check_scraper(request: Request, settings: Settings) -> None:
+    """Metrics go to whoever holds ``OUTBOUND_METRICS_TOKEN``, or, without one, to this machine.
+
+    They name channels and organisations and tell how much each sends: not for everyone who
+    can reach the API.
+    """
+    token = settings.metrics_token
+    if not token:
+        if not is_local_request(request):
+            raise PermissionDeniedError(
+                "/metrics answers only this machine; set OUTBOUND_METRICS_TOKEN to scrape it "
+                "from elsewhere"
+            )
+        return
+
+    def authenticate() -> None:
+        scheme, _, given = (request.headers.get("authorization") or "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode(), token.encode()
+        ):
+            raise AuthenticationError("/metrics needs 'Authorization: Bearer <metrics token>'")
+
+    address = client_address(request, trust_forwarded=settings.trust_forwarded_headers)
+    auth_throttle(request).attempt(address, authenticate)
+
+
 @router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
     """Prometheus metrics of this process, and outbox figures from the database."""
+    _check_scraper(request, container(request).settings)
     body = await run_in_threadpool(container(request).metrics.render)
     return Response(content=body, media_type=CONTENT_TYPE)
