@@ -18,7 +18,7 @@ from outbound.adapters.passwords import Passwords
 from outbound.adapters.providers.base import Provider, ProviderDeps
 from outbound.adapters.providers.http import HttpClient
 from outbound.adapters.providers.registry import build_providers
-from outbound.adapters.secrets import SecretBox, load_or_create_key
+from outbound.adapters.secrets import SecretBox, key_file_path, load_or_create_key
 from outbound.clock import Clock, SystemClock
 from outbound.config import Settings
 from outbound.services.channels import ChannelService
@@ -122,6 +122,8 @@ def build_container(
     if settings.is_sqlite and not settings.database_url:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     key = settings.secret_key or load_or_create_key(settings.data_dir)
+    # A key file is read again when a credential opens with none of its keys (rotation).
+    key_file = None if settings.secret_key else key_file_path(settings.data_dir)
     db = Database(
         create_engine(
             settings.resolved_database_url, pool_size=max(10, settings.worker_batch_size // 20)
@@ -149,7 +151,7 @@ def build_container(
         )
     )
     registry.update(providers or {})
-    secrets = SecretBox(key)
+    secrets = SecretBox(key, key_file=key_file)
     inbound = InboundService(db, clock, settings)
     return Container(
         settings=settings,

@@ -229,3 +229,41 @@ def generate_secret_key() -> None:
     from cryptography.fernet import Fernet
 
     console.print(Fernet.generate_key().decode())
+
+
+@admin.command("rotate-secret-key")
+def rotate_secret_key() -> None:
+    """Re-encrypt every channel's credentials under a new key (the old one still opens them).
+
+    With OUTBOUND_SECRET_KEY, set it to NEW,OLD first (and restart the service); with the key
+    file, a new key is put first in it, the old ones kept after it. See docs/deploy.md.
+    """
+    from cryptography.fernet import Fernet
+
+    from outbound.adapters.secrets import parse_keys, prepend_key_to_file
+    from outbound.errors import SecretKeyError
+
+    settings = _settings()
+    if settings.secret_key:
+        if len(parse_keys(settings.secret_key)) < 2:
+            err.print(
+                "[red]error:[/red] OUTBOUND_SECRET_KEY holds one key: set it to the new key, "
+                "a comma, then the current one (NEW,OLD), restart every process with it, then "
+                "run this again"
+            )
+            raise typer.Exit(2)
+        target = "the first key of OUTBOUND_SECRET_KEY"
+    else:
+        path = prepend_key_to_file(settings.data_dir, Fernet.generate_key())
+        target = f"a new key, now first in {path}"
+    container = _container(settings)
+    try:
+        rotated, current = container.channels.reencrypt_credentials()
+    except SecretKeyError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    finally:
+        container.db.dispose()
+    console.print(
+        f"re-encrypted {rotated} channel credentials under {target} ({current} already were)"
+    )

@@ -15,7 +15,7 @@ from outbound.adapters.providers.base import WebhookAuth
 from outbound.adapters.providers.registry import adapter_for
 from outbound.adapters.secrets import SecretBox
 from outbound.clock import Clock
-from outbound.errors import ConflictError, InvalidRequestError, NotFoundError
+from outbound.errors import ConflictError, InvalidRequestError, NotFoundError, SecretKeyError
 from outbound.schemas import ChannelCreate, ChannelOut, ChannelType, ChannelUpdate, Page
 from outbound.services.pagination import fetch_page
 from outbound.services.webhooks import webhook_url
@@ -190,6 +190,34 @@ class ChannelService:
                 channel.rate_per_second = data.rate_per_second
             channel.updated_at = self._clock.now()
         return channel_out(channel, self._public)
+
+    def reencrypt_credentials(self) -> tuple[int, int]:
+        """Re-encrypt every channel's credentials under the first secret key.
+
+        Returns how many were re-encrypted and how many already were under that key. All or
+        nothing: credentials that none of the keys opens leave every channel as it was.
+        """
+        rotated = current = 0
+        with self._db.transaction() as session:
+            channels = session.execute(
+                self._db.for_update(
+                    sa.select(Channel).where(Channel.credentials_encrypted.is_not(None))
+                )
+            ).scalars()
+            for channel in channels:
+                token = channel.credentials_encrypted or ""
+                if self._secrets.is_current(token):
+                    current += 1
+                    continue
+                try:
+                    channel.credentials_encrypted = self._secrets.rotate(token)
+                except SecretKeyError as exc:
+                    raise SecretKeyError(
+                        f"the credentials of channel {channel.id} open with none of the keys; "
+                        "nothing was re-encrypted"
+                    ) from exc
+                rotated += 1
+        return rotated, current
 
     def delete(self, org_id: str, channel_id: str) -> None:
         with self._db.transaction() as session:
