@@ -1,8 +1,10 @@
-"""Operator commands: rotating the secret key."""
+"""Operator commands: rotating the secret key, and backing up a SQLite database online."""
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -142,3 +144,61 @@ def test_rotation_with_the_key_file_keeps_a_running_service_working(
         assert running.secrets.decrypt(token) == CREDENTIALS
     finally:
         running.db.dispose()
+
+
+# --- backup -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_backup_copies_a_sqlite_database_in_use(
+    container: Container, settings: Settings, cli_env: None, tmp_path: Path
+) -> None:
+    _channels(container)
+    database = sa.make_url(str(settings.database_url)).database
+    assert database is not None
+    # A writer is in the middle of a transaction: the copy holds what was committed before.
+    writer = sqlite3.connect(database, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("DELETE FROM channels")
+    target = tmp_path / "copy" / "outbound.db"
+    target.parent.mkdir()
+    try:
+        result = cli("backup", str(target))
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert result.exit_code == 0, result.output
+    assert "keep the key with it" in result.output
+    assert sorted(p.name for p in target.parent.iterdir()) == ["outbound.db"]
+    copy = sqlite3.connect(target)
+    try:
+        assert copy.execute("SELECT count(*) FROM channels").fetchone()[0] == 2
+        assert copy.execute("SELECT version_num FROM alembic_version").fetchone()[0]
+        assert copy.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    finally:
+        copy.close()
+
+    again = cli("backup", str(target))
+    assert again.exit_code == 2
+    assert "exists" in again.output
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_backup_does_not_create_a_missing_database(
+    cli_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OUTBOUND_DATABASE_URL", f"sqlite:///{tmp_path / 'missing.db'}")
+    result = cli("backup", str(tmp_path / "copy.db"))
+    assert result.exit_code == 2
+    assert not (tmp_path / "missing.db").exists()
+    assert not (tmp_path / "copy.db").exists()
+
+
+@pytest.mark.parametrize(
+    "backend", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+def test_backup_refuses_postgresql_and_names_pg_dump(cli_env: None, tmp_path: Path) -> None:
+    result = cli("backup", str(tmp_path / "copy.db"))
+    assert result.exit_code == 2
+    assert "pg_dump" in result.output
+    assert not (tmp_path / "copy.db").exists()

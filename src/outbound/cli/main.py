@@ -267,3 +267,28 @@ def rotate_secret_key() -> None:
     console.print(
         f"re-encrypted {rotated} channel credentials under {target} ({current} already were)"
     )
+
+
+@app.command()
+def backup(
+    file: Path = typer.Argument(..., help="Where to write the copy (a new file)."),
+) -> None:
+    """Copy the SQLite database while the service runs (PostgreSQL: use pg_dump)."""
+    from outbound.adapters.db.backup import BackupError, backup_sqlite
+
+    settings = _settings()
+    if not settings.is_sqlite:
+        err.print(
+            "[red]error:[/red] outbound backup copies a SQLite database; back up PostgreSQL "
+            "with pg_dump (see docs/deploy.md)"
+        )
+        raise typer.Exit(2)
+    try:
+        size = backup_sqlite(settings.resolved_database_url, file)
+    except BackupError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(
+        f"copied the database to {file} ({size:,} bytes); its channel credentials open only "
+        "with the secret key: keep the key with it"
+    )
