@@ -78,6 +78,8 @@ def _client(tenant: Tenant, address: str) -> TestClient:
 def test_without_a_token_only_this_machine_reads_metrics(tenant: Tenant) -> None:
     assert _client(tenant, "127.0.0.1").get("/metrics").status_code == 200
     assert _client(tenant, "::1").get("/metrics").status_code == 200
+    assert _client(tenant, "::ffff:127.0.0.1").get("/metrics").status_code == 200
+    assert _client(tenant, "::ffff:203.0.113.9").get("/metrics").status_code == 403
     remote = _client(tenant, "203.0.113.9").get("/metrics")
     assert remote.status_code == 403
     assert "OUTBOUND_METRICS_TOKEN" in remote.json()["error"]["message"]

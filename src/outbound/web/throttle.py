@@ -66,9 +66,12 @@ def is_local_request(connection: HTTPConnection) -> bool:
     if client is None or any(name in connection.headers for name in _FORWARDING_HEADERS):
         return False
     try:
-        return ipaddress.ip_address(client.host).is_loopback
+        address = ipaddress.ip_address(client.host)
     except ValueError:
         return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback  # ::ffff:127.0.0.1 on a dual-stack socket
+    return address.is_loopback
 
 
 class FailureThrottle:
