@@ -11,11 +11,11 @@ import sqlalchemy as sa
 
 from outbound.adapters.db.models import Case, Contact, Event
 from outbound.app import Container
+from outbound.domain.contacts import case_record, contact_record
 from outbound.errors import ConflictError
 from outbound.records_schemas import CaseCreate, ContactCreate, ContactUpdate
 from outbound.schemas import Role
 from outbound.services import records as records_module
-from outbound.services.records import case_record, contact_record
 from tests.conftest import Tenant
 
 MISSING_ID = "00000000-0000-0000-0000-000000000000"

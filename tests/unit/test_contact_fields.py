@@ -15,6 +15,7 @@ from outbound.domain.contacts import (
     MAX_EXTERNAL_ID_CHARS,
     MAX_NAME_CHARS,
     Problem,
+    case_record,
     changed_fields,
     check_custom,
     clean_contact,
@@ -352,6 +353,40 @@ def test_contact_record_copies_custom_fields() -> None:
 
 def test_contact_record_of_unset_custom_fields() -> None:
     assert contact_record(_Contact(custom=None))["custom"] == {}
+
+
+@dataclass
+class _Case:
+    id: str = "k-1"
+    number: str = "CAS-000001"
+    title: str = "Broken screen"
+    status: str = "resolved"
+    contact_id: str | None = "c-1"
+    custom: dict[str, Any] | None = field(default_factory=lambda: {"priority": "high"})
+    created_at: datetime | None = datetime(2024, 5, 1, 9, 30, tzinfo=UTC)
+    updated_at: datetime | None = None
+    resolved_at: datetime | None = datetime(2024, 5, 2, 10, 0, tzinfo=UTC)
+
+
+def test_case_record() -> None:
+    assert case_record(_Case()) == {
+        "id": "k-1",
+        "number": "CAS-000001",
+        "title": "Broken screen",
+        "status": "resolved",
+        "contact_id": "c-1",
+        "custom": {"priority": "high"},
+        "created_at": "2024-05-01T09:30:00+00:00",
+        "updated_at": None,
+        "resolved_at": "2024-05-02T10:00:00+00:00",
+    }
+
+
+def test_case_record_copies_custom_fields() -> None:
+    case = _Case()
+    case_record(case)["custom"]["priority"] = "low"
+    assert case.custom == {"priority": "high"}
+    assert case_record(_Case(custom=None))["custom"] == {}
 
 
 def test_changed_fields() -> None:

@@ -1,4 +1,4 @@
-"""A contact's fields: the rules that clean them, and the record of a contact flows see.
+"""A contact's fields: the rules that clean them, and the records of contacts and cases flows see.
 
 The API and the CSV import share these rules. A refused value is reported as a
 :data:`Problem`, ``(field, message)``, added to a list so that every refused field of a
@@ -29,8 +29,10 @@ __all__ = [
     "MAX_CUSTOM_VALUE_CHARS",
     "MAX_EXTERNAL_ID_CHARS",
     "MAX_NAME_CHARS",
+    "CaseFields",
     "ContactFields",
     "Problem",
+    "case_record",
     "changed_fields",
     "check_custom",
     "clean_contact",
@@ -233,6 +235,44 @@ def contact_record(c: ContactFields) -> dict[str, Any]:
         "custom": dict(c.custom or {}),
         "created_at": _iso(c.created_at),
         "updated_at": _iso(c.updated_at),
+    }
+
+
+class CaseFields(Protocol):
+    """What :func:`case_record` reads of a case."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def number(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def contact_id(self) -> str | None: ...
+    @property
+    def custom(self) -> Mapping[str, Any] | None: ...
+    @property
+    def created_at(self) -> datetime | None: ...
+    @property
+    def updated_at(self) -> datetime | None: ...
+    @property
+    def resolved_at(self) -> datetime | None: ...
+
+
+def case_record(c: CaseFields) -> dict[str, Any]:
+    """A case as a JSON-safe dict (event data, flow context)."""
+    return {
+        "id": c.id,
+        "number": c.number,
+        "title": c.title,
+        "status": c.status,
+        "contact_id": c.contact_id,
+        "custom": dict(c.custom or {}),
+        "created_at": _iso(c.created_at),
+        "updated_at": _iso(c.updated_at),
+        "resolved_at": _iso(c.resolved_at),
     }
 
 

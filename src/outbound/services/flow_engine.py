@@ -45,6 +45,7 @@ from outbound.adapters.db.models import (
 )
 from outbound.clock import Clock
 from outbound.config import Settings
+from outbound.domain.contacts import case_record, contact_record
 from outbound.domain.flows import (
     Condition,
     FlowDefinition,
@@ -58,7 +59,6 @@ from outbound.errors import ConflictError, RateLimitedError, RequestError
 from outbound.flow_schemas import FlowRunOut, FlowRunStatus
 from outbound.schemas import ContactItem, SendIn
 from outbound.services.flows import ACTIVE_RUN_STATUSES, conditions_of, run_out
-from outbound.services.records import case_record, contact_record
 from outbound.services.sending import SendService
 
 __all__ = ["BATCH_SIZE", "FlowEngine", "contact_from_row"]

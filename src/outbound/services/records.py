@@ -28,6 +28,7 @@ from outbound.clock import Clock
 from outbound.config import Settings
 from outbound.domain.contacts import (
     Problem,
+    case_record,
     changed_fields,
     check_custom,
     clean_contact,
@@ -64,8 +65,6 @@ __all__ = [
     "IMPORT_CHUNK_ROWS",
     "ImportInputError",
     "RecordService",
-    "case_record",
-    "contact_record",
     "text_lines",
 ]
 
@@ -92,28 +91,6 @@ def _lock_key(org_id: str) -> int:
     """A PostgreSQL advisory lock key (signed 64 bits) for the case numbers of an org."""
     digest = hashlib.sha256(f"case-number:{org_id}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
-
-
-# --- records as flows see them ------------------------------------------------------------
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def case_record(c: Case) -> dict[str, Any]:
-    """A case as a JSON-safe dict (event data, flow context)."""
-    return {
-        "id": c.id,
-        "number": c.number,
-        "title": c.title,
-        "status": c.status,
-        "contact_id": c.contact_id,
-        "custom": dict(c.custom or {}),
-        "created_at": _iso(c.created_at),
-        "updated_at": _iso(c.updated_at),
-        "resolved_at": _iso(c.resolved_at),
-    }
 
 
 def _contact_out(c: Contact) -> ContactOut:
