@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from outbound.adapters.db.models import Event
@@ -46,6 +47,4 @@ def record_event(
 def record_events(session: Session, rows: list[dict[str, Any]]) -> None:
     """Add many events at once (imports); each dict has the columns of :class:`Event`."""
     if rows:
-        import sqlalchemy as sa
-
         session.execute(sa.insert(Event), [{"processed_at": None, **r} for r in rows])
