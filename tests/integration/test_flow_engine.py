@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from outbound.adapters.db.models import Contact, FlowRun, FlowRunBatch, Message, new_id
 from outbound.app import Container
 from outbound.flow_schemas import FlowRunIn
+from outbound.services import flow_runs
 from outbound.services.events import record_event
 from outbound.services.sending import SendService
 from outbound.testing import FakeClock
@@ -488,9 +489,7 @@ def test_seen_events_are_deleted_after_their_retention(
 def test_sparse_matches_checkpoint_as_the_source_is_read(
     tenant: Tenant, setup: Setup, container: Container, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from outbound.services import flow_engine
-
-    monkeypatch.setattr(flow_engine, "SCAN_LIMIT", 50)
+    monkeypatch.setattr(flow_runs, "SCAN_LIMIT", 50)
     add_contacts(container, tenant.org_id, 160, custom={"segment": "silver", "ref": "x"})
     add_contacts(container, tenant.org_id, 2)
     container.flows.apply(tenant.org_id, INSTANT)

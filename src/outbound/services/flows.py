@@ -3,7 +3,8 @@
 A flow is saved from a YAML or JSON document (validated with errors that name the field and
 line), keyed by its name within the organisation: applying a document again updates the flow.
 Runs are created here (on demand, with an optional uploaded list) and executed by the
-:class:`~outbound.services.flow_engine.FlowEngine`.
+:class:`~outbound.services.flow_engine.FlowEngine` (claimed and resumed by
+:mod:`outbound.services.flow_runs`).
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ from outbound.adapters.db.models import (
     FlowRunRow,
     OutboundConfiguration,
 )
+from outbound.adapters.queue.flow_runs import ACTIVE_RUN_STATUSES
 from outbound.clock import Clock
 from outbound.domain.flows import (
-    Condition,
     FieldError,
     FlowDefinition,
     FlowDefinitionError,
@@ -41,10 +42,8 @@ from outbound.schemas import Page
 from outbound.services.pagination import fetch_page
 
 __all__ = [
-    "ACTIVE_RUN_STATUSES",
     "MAX_UPLOAD_ROWS",
     "FlowService",
-    "conditions_of",
     "flow_out",
     "resolve_configuration",
     "run_out",
@@ -52,7 +51,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-ACTIVE_RUN_STATUSES = (FlowRunStatus.PENDING.value, FlowRunStatus.RUNNING.value)
 MAX_UPLOAD_ROWS = 5_000_000
 MAX_CSV_COLUMNS = 200
 _UPLOAD_CHUNK = 1_000
@@ -457,11 +455,3 @@ def _strip_bom(lines: Iterable[str]) -> Iterator[str]:
             line = line.removeprefix("\ufeff")
             first = False
         yield line
-
-
-def conditions_of(run: FlowRun) -> list[Condition]:
-    """The extra conditions a run was started with."""
-    return [
-        Condition(field=c["field"], op=c.get("op", "eq"), value=c.get("value"))
-        for c in (run.params or {}).get("conditions", [])
-    ]
