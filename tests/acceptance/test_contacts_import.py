@@ -17,7 +17,7 @@ from outbound.cli.records import contacts_app
 from outbound.config import Settings
 from outbound.schemas import Role
 from outbound.services.auth import create_organization
-from outbound.services.records import IMPORT_CHUNK_ROWS, text_lines
+from outbound.services.contact_import import IMPORT_CHUNK_ROWS, text_lines
 from tests.conftest import SECRET, Tenant
 
 HEADER = (

@@ -15,7 +15,7 @@ from outbound.domain.contacts import case_record, contact_record
 from outbound.errors import ConflictError
 from outbound.records_schemas import CaseCreate, ContactCreate, ContactUpdate
 from outbound.schemas import Role
-from outbound.services import records as records_module
+from outbound.services import events as events_module
 from tests.conftest import Tenant
 
 MISSING_ID = "00000000-0000-0000-0000-000000000000"
@@ -402,7 +402,7 @@ def test_no_change_without_its_event_and_no_event_without_its_change(
         raise RuntimeError("event store unavailable")
 
     with monkeypatch.context() as patch:
-        patch.setattr(records_module, "record_event", broken)
+        patch.setattr(events_module, "record_event", broken)
         with pytest.raises(RuntimeError):
             records.create_contact(tenant.org_id, ContactCreate(name="Bob"))
         with pytest.raises(RuntimeError):

@@ -51,7 +51,7 @@ def import_contacts(
     from outbound.config import SettingsError, load_settings
     from outbound.errors import NotFoundError, OutboundError
     from outbound.services.auth import get_organization
-    from outbound.services.records import ImportInputError, text_lines
+    from outbound.services.contact_import import ImportInputError, text_lines
 
     console = Console()
     err = Console(stderr=True)

@@ -1,20 +1,39 @@
 """Events: what happened to a record, stored with the change that raised it.
 
 Every writer calls :func:`record_event` inside its own transaction, so a change and its event
-are committed together or not at all. The flow engine reads events in ``id`` order.
+are committed together or not at all: flows never see an event for a change that was rolled
+back, nor miss one that was committed. :class:`RecordWriter` is what the services that change
+records share (:mod:`outbound.services.contacts`, :mod:`outbound.services.cases`). Events of
+other systems (``order.delayed``) are stored the same way by :meth:`EventService.post_event`.
+The flow engine claims events in ``id`` order (:mod:`outbound.adapters.queue.events`).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from outbound.adapters.db.engine import Database
 from outbound.adapters.db.models import Event
+from outbound.clock import Clock
+from outbound.domain.contacts import Problem
+from outbound.errors import ConflictError, InvalidRequestError
+from outbound.records_schemas import EventIn, EventOut
+from outbound.schemas import Page
+from outbound.services.pagination import MAX_PAGE_SIZE
 
-__all__ = ["record_event", "record_events"]
+__all__ = ["EventService", "RecordWriter", "raise_first", "record_event", "record_events"]
+
+MAX_EVENT_RECORD_BYTES = 64 * 1024
+RESERVED_EVENT_PREFIXES = ("contact.", "case.")
 
 
 def record_event(
@@ -48,3 +67,143 @@ def record_events(session: Session, rows: list[dict[str, Any]]) -> None:
     """Add many events at once (imports); each dict has the columns of :class:`Event`."""
     if rows:
         session.execute(sa.insert(Event), [{"processed_at": None, **r} for r in rows])
+
+
+def raise_first(problems: list[Problem]) -> None:
+    """Refuse the input with its first :data:`Problem`, if it has any (422)."""
+    if problems:
+        name, message = problems[0]
+        raise InvalidRequestError(f"{name}: {message}", field=name)
+
+
+class RecordWriter:
+    """Base of the services that change records: each change is written with its event in
+    one transaction, whose conflicts with a concurrent writer are answered 409."""
+
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self._db = db
+        self._clock = clock
+
+    @contextmanager
+    def _write(
+        self, conflict: str = "conflicting change", field: str | None = None
+    ) -> Iterator[Session]:
+        """A write transaction whose unique-key and foreign-key failures (a concurrent
+        writer got there first) become 409 instead of 500."""
+        try:
+            with self._db.transaction() as session:
+                yield session
+        except sa.exc.IntegrityError as exc:
+            raise ConflictError(conflict, field=field) from exc
+
+    def _add_event(
+        self,
+        session: Session,
+        *,
+        org_id: str,
+        type: str,
+        record_type: str,
+        record_id: str | None,
+        data: dict[str, Any],
+        source: str,
+    ) -> Event:
+        """Add the event of a change to the change's transaction, as happening now."""
+        return record_event(
+            session,
+            org_id=org_id,
+            type=type,
+            record_type=record_type,
+            record_id=record_id,
+            data=data,
+            source=source,
+            now=self._clock.now(),
+        )
+
+
+# --- events of other systems --------------------------------------------------------------
+
+
+def _event_out(e: Event) -> EventOut:
+    return EventOut.model_validate(e)
+
+
+def _event_cursor(event_id: int) -> str:
+    return base64.urlsafe_b64encode(f"event:{event_id}".encode()).decode().rstrip("=")
+
+
+def _event_before(cursor: str) -> int:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        raw = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
+        prefix, _, number = raw.partition(":")
+        if prefix != "event" or not number.isdigit():
+            raise ValueError(raw)
+        return int(number)
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise InvalidRequestError("malformed cursor", field="cursor") from exc
+
+
+def _check_limit(limit: int) -> None:
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise InvalidRequestError(f"limit must be between 1 and {MAX_PAGE_SIZE}", field="limit")
+
+
+class EventService(RecordWriter):
+    """Events: those of other systems are posted here; every event can be listed."""
+
+    def post_event(self, org_id: str, data: EventIn) -> EventOut:
+        """Store an event of another system; flows that wait for its type will react."""
+        if data.type.lower().startswith(RESERVED_EVENT_PREFIXES):
+            raise InvalidRequestError(
+                "type: contact.* and case.* events are raised by changes of contacts and cases",
+                field="type",
+            )
+        try:
+            size = len(json.dumps(data.record, allow_nan=False).encode())
+        except ValueError as exc:
+            raise InvalidRequestError(
+                "record: NaN and infinity are not JSON", field="record"
+            ) from exc
+        if size > MAX_EVENT_RECORD_BYTES:
+            raise InvalidRequestError(
+                f"record: at most {MAX_EVENT_RECORD_BYTES} bytes of JSON", field="record"
+            )
+        with self._db.transaction() as session:
+            event = self._add_event(
+                session,
+                org_id=org_id,
+                type=data.type,
+                record_type="external",
+                record_id=data.record_id,
+                data={"record": data.record},
+                source="external",
+            )
+        return _event_out(event)
+
+    def list_events(
+        self,
+        org_id: str,
+        cursor: str | None,
+        limit: int,
+        *,
+        type: str | None = None,
+        record_id: str | None = None,
+    ) -> Page[EventOut]:
+        """Events newest first."""
+        _check_limit(limit)
+        query = sa.select(Event).where(Event.org_id == org_id)
+        if type is not None:
+            query = query.where(Event.type == type)
+        if record_id is not None:
+            query = query.where(Event.record_id == record_id)
+        if cursor:
+            query = query.where(Event.id < _event_before(cursor))
+        query = query.order_by(Event.id.desc()).limit(limit + 1)
+        with self._db.read() as session:
+            rows = list(session.execute(query).scalars())
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return Page[EventOut](
+            data=[_event_out(e) for e in rows],
+            next_cursor=_event_cursor(rows[-1].id) if more else None,
+        )

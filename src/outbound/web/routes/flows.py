@@ -15,7 +15,7 @@ from outbound.errors import InvalidRequestError, UnsupportedMediaTypeError
 from outbound.flow_schemas import FlowOut, FlowRunIn, FlowRunOut
 from outbound.schemas import Page, Role
 from outbound.services.auth import Principal
-from outbound.services.records import text_lines
+from outbound.services.contact_import import text_lines
 from outbound.web.deps import READERS, container, principal_of
 from outbound.web.streaming import blocking_chunks
 

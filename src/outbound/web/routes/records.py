@@ -24,7 +24,7 @@ from outbound.records_schemas import (
 )
 from outbound.schemas import Page
 from outbound.services.auth import Principal
-from outbound.services.records import text_lines
+from outbound.services.contact_import import text_lines
 from outbound.web.deps import ALL_ROLES, SENDERS, container, principal_of
 from outbound.web.streaming import blocking_chunks
 
