@@ -13,9 +13,11 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from outbound.adapters.db.engine import Database
 from outbound.adapters.db.models import Contact, new_id
@@ -313,115 +315,175 @@ class ContactImport:
     def _write_chunk(self, org_id: str, rows: list[_Row], state: _ImportState, source: str) -> None:
         """Upsert ``rows`` in one transaction; counts are added to ``state`` once committed."""
         now = self._clock.now()
-        counts = {"created": 0, "updated": 0, "unchanged": 0}
-        failures: list[tuple[int, list[Problem]]] = []
-        events: list[dict[str, Any]] = []
         dry_run = state.dry_run
         with (
             self._db.read() if dry_run else self._db.transaction() as session,
             session.no_autoflush,
         ):
-            external_ids = {r.values["external_id"] for r in rows if r.values.get("external_id")}
-            phones = {
-                r.values["mobile_phone"]
-                for r in rows
-                if not r.values.get("external_id") and r.values.get("mobile_phone")
-            }
-            by_external: dict[str, Contact] = {}
-            if external_ids:
-                found = session.execute(
-                    sa.select(Contact).where(
-                        Contact.org_id == org_id, Contact.external_id.in_(external_ids)
-                    )
-                ).scalars()
-                by_external = {c.external_id: c for c in found if c.external_id}
-            by_phone: dict[str, list[Contact]] = defaultdict(list)
-            if phones:
-                found = session.execute(
-                    sa.select(Contact)
-                    .where(Contact.org_id == org_id, Contact.mobile_phone.in_(phones))
-                    .order_by(Contact.created_at, Contact.id)
-                ).scalars()
-                for c in found:
-                    by_phone[c.mobile_phone or ""].append(c)
-
-            def event(type: str, contact: Contact, data: dict[str, Any]) -> None:
-                events.append(
-                    {
-                        "org_id": org_id,
-                        "type": type,
-                        "record_type": "contact",
-                        "record_id": contact.id,
-                        "data": data,
-                        "source": source,
-                        "occurred_at": now,
-                    }
-                )
-
+            chunk = _ChunkWriter(session, _Known.load(session, org_id, rows), source, now)
             for row in rows:
-                external_id = row.values.get("external_id")
-                if external_id:
-                    target = by_external.get(external_id)
-                else:
-                    matches = by_phone.get(row.values["mobile_phone"], [])
-                    if len(matches) > 1:
-                        problem = (
-                            f"{len(matches)} contacts have this mobile_phone; add an "
-                            "external_id column to say which one"
-                        )
-                        failures.append((row.number, [("mobile_phone", problem)]))
-                        continue
-                    target = matches[0] if matches else None
-                if target is None:
-                    contact = Contact(
-                        id=new_id(),
-                        org_id=org_id,
-                        external_id=None,
-                        name=None,
-                        mobile_phone=None,
-                        whatsapp_number=None,
-                        preferred_language=None,
-                        consent_sms=False,
-                        consent_whatsapp=False,
-                        time_zone=None,
-                        custom={},
-                        created_at=now,
-                        updated_at=now,
-                    )
-                    _apply_row(contact, row)
-                    if not dry_run:
-                        session.add(contact)
-                    if contact.external_id:
-                        by_external[contact.external_id] = contact
-                    if contact.mobile_phone:
-                        by_phone[contact.mobile_phone].append(contact)
-                    event("contact.created", contact, {"contact": contact_record(contact)})
-                    counts["created"] += 1
-                    continue
-                before = contact_record(target)
-                old_phone = target.mobile_phone
-                _apply_row(target, row)
-                changes = changed_fields(before, contact_record(target))
-                if not changes:
-                    counts["unchanged"] += 1
-                    continue
-                target.updated_at = now
-                if target.mobile_phone != old_phone:
-                    if old_phone and target in by_phone.get(old_phone, []):
-                        by_phone[old_phone].remove(target)
-                    if target.mobile_phone:
-                        by_phone[target.mobile_phone].append(target)
-                event(
-                    "contact.updated",
-                    target,
-                    {"contact": contact_record(target), "changes": changes},
-                )
-                counts["updated"] += 1
+                chunk.write(row, dry_run=dry_run)
             if not dry_run:
                 session.flush()
-                record_events(session, events)
-        state.created += counts["created"]
-        state.updated += counts["updated"]
-        state.unchanged += counts["unchanged"]
-        for number, problems in failures:
+                record_events(session, chunk.events)
+        chunk.outcome.add_to(state)
+
+
+# --- writing one chunk ----------------------------------------------------------------------
+
+
+@dataclass
+class _ChunkOutcome:
+    """What writing one chunk did; added to the import's counts once committed."""
+
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    failures: list[tuple[int, list[Problem]]] = field(default_factory=list)
+
+    def add_to(self, state: _ImportState) -> None:
+        state.created += self.created
+        state.updated += self.updated
+        state.unchanged += self.unchanged
+        for number, problems in self.failures:
             state.fail(number, problems)
+
+
+@dataclass
+class _Known:
+    """The organisation's contacts a chunk's rows may match, by ``external_id`` and by
+    ``mobile_phone``; kept current as rows create contacts and change numbers, so that a row
+    matches what an earlier row of the chunk wrote."""
+
+    org_id: str
+    by_external: dict[str, Contact]
+    by_phone: defaultdict[str, list[Contact]]
+
+    @classmethod
+    def load(cls, session: Session, org_id: str, rows: list[_Row]) -> _Known:
+        """The contacts ``rows`` name: by ``external_id``, else by ``mobile_phone``."""
+        external_ids = {r.values["external_id"] for r in rows if r.values.get("external_id")}
+        phones = {
+            r.values["mobile_phone"]
+            for r in rows
+            if not r.values.get("external_id") and r.values.get("mobile_phone")
+        }
+        by_external: dict[str, Contact] = {}
+        if external_ids:
+            found = session.execute(
+                sa.select(Contact).where(
+                    Contact.org_id == org_id, Contact.external_id.in_(external_ids)
+                )
+            ).scalars()
+            by_external = {c.external_id: c for c in found if c.external_id}
+        by_phone: defaultdict[str, list[Contact]] = defaultdict(list)
+        if phones:
+            found = session.execute(
+                sa.select(Contact)
+                .where(Contact.org_id == org_id, Contact.mobile_phone.in_(phones))
+                .order_by(Contact.created_at, Contact.id)
+            ).scalars()
+            for c in found:
+                by_phone[c.mobile_phone or ""].append(c)
+        return cls(org_id, by_external, by_phone)
+
+    def candidates(self, row: _Row) -> list[Contact]:
+        """The contacts the row may update: the one with its ``external_id`` when it has
+        one, else those with its ``mobile_phone`` (oldest first)."""
+        external_id = row.values.get("external_id")
+        if external_id:
+            found = self.by_external.get(external_id)
+            return [found] if found is not None else []
+        return self.by_phone.get(row.values["mobile_phone"], [])
+
+    def add(self, contact: Contact) -> None:
+        if contact.external_id:
+            self.by_external[contact.external_id] = contact
+        if contact.mobile_phone:
+            self.by_phone[contact.mobile_phone].append(contact)
+
+    def renumber(self, contact: Contact, old_phone: str | None) -> None:
+        """The contact's ``mobile_phone`` was ``old_phone``."""
+        if contact.mobile_phone == old_phone:
+            return
+        if old_phone and contact in self.by_phone.get(old_phone, []):
+            self.by_phone[old_phone].remove(contact)
+        if contact.mobile_phone:
+            self.by_phone[contact.mobile_phone].append(contact)
+
+
+class _ChunkWriter:
+    """Creates or updates the contact of each row of a chunk, keeping the events to raise."""
+
+    def __init__(self, session: Session, known: _Known, source: str, now: datetime) -> None:
+        self._session = session
+        self._known = known
+        self._source = source
+        self._now = now
+        self.outcome = _ChunkOutcome()
+        self.events: list[dict[str, Any]] = []
+
+    def write(self, row: _Row, *, dry_run: bool) -> None:
+        """Create or update the row's contact (only in memory when ``dry_run``)."""
+        matches = self._known.candidates(row)
+        if len(matches) > 1:
+            problem = (
+                f"{len(matches)} contacts have this mobile_phone; add an "
+                "external_id column to say which one"
+            )
+            self.outcome.failures.append((row.number, [("mobile_phone", problem)]))
+        elif matches:
+            self._update(matches[0], row)
+        else:
+            self._create(row, dry_run=dry_run)
+
+    def _create(self, row: _Row, *, dry_run: bool) -> None:
+        contact = Contact(
+            id=new_id(),
+            org_id=self._known.org_id,
+            external_id=None,
+            name=None,
+            mobile_phone=None,
+            whatsapp_number=None,
+            preferred_language=None,
+            consent_sms=False,
+            consent_whatsapp=False,
+            time_zone=None,
+            custom={},
+            created_at=self._now,
+            updated_at=self._now,
+        )
+        _apply_row(contact, row)
+        if not dry_run:
+            self._session.add(contact)
+        self._known.add(contact)
+        self._event("contact.created", contact, {"contact": contact_record(contact)})
+        self.outcome.created += 1
+
+    def _update(self, contact: Contact, row: _Row) -> None:
+        before = contact_record(contact)
+        old_phone = contact.mobile_phone
+        _apply_row(contact, row)
+        changes = changed_fields(before, contact_record(contact))
+        if not changes:
+            self.outcome.unchanged += 1
+            return
+        contact.updated_at = self._now
+        self._known.renumber(contact, old_phone)
+        self._event(
+            "contact.updated", contact, {"contact": contact_record(contact), "changes": changes}
+        )
+        self.outcome.updated += 1
+
+    def _event(self, type: str, contact: Contact, data: dict[str, Any]) -> None:
+        self.events.append(
+            {
+                "org_id": self._known.org_id,
+                "type": type,
+                "record_type": "contact",
+                "record_id": contact.id,
+                "data": data,
+                "source": self._source,
+                "occurred_at": self._now,
+            }
+        )
