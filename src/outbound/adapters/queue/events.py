@@ -32,9 +32,7 @@ class EventQueue:
         """Lock up to ``limit`` unprocessed events, oldest first, in the caller's transaction
         (which marks them processed with :meth:`mark_processed` before it commits)."""
         query = sa.select(Event).where(Event.processed_at.is_(None)).order_by(Event.id).limit(limit)
-        if not self._db.is_sqlite:
-            query = query.with_for_update(skip_locked=True)
-        return session.execute(query).scalars().all()
+        return session.execute(self._db.for_update(query, skip_locked=True)).scalars().all()
 
     @staticmethod
     def mark_processed(session: Session, events: Sequence[Event], now: datetime) -> None:

@@ -114,9 +114,6 @@ class FlowRunQueue:
         self.worker_id = worker_id
         self._lease = lease
 
-    def _skip_locked(self, query: sa.Select[Any]) -> sa.Select[Any]:
-        return query if self._db.is_sqlite else query.with_for_update(skip_locked=True)
-
     # --- creating runs -------------------------------------------------------------------
 
     @staticmethod
@@ -139,7 +136,7 @@ class FlowRunQueue:
         the caller's transaction (which starts their runs and moves ``next_fire_at`` on)."""
         return (
             session.execute(
-                self._skip_locked(
+                self._db.for_update(
                     sa.select(Flow)
                     .where(
                         Flow.enabled,
@@ -148,7 +145,8 @@ class FlowRunQueue:
                         Flow.next_fire_at <= now,
                     )
                     .order_by(Flow.next_fire_at)
-                    .limit(limit)
+                    .limit(limit),
+                    skip_locked=True,
                 )
             )
             .scalars()
@@ -169,7 +167,9 @@ class FlowRunQueue:
                 query = query.where(FlowRun.id == run_id)
             ids = list(
                 session.execute(
-                    self._skip_locked(query.order_by(FlowRun.due_at).limit(limit))
+                    self._db.for_update(
+                        query.order_by(FlowRun.due_at).limit(limit), skip_locked=True
+                    )
                 ).scalars()
             )
             if ids:
@@ -190,9 +190,7 @@ class FlowRunQueue:
     def lock_if_leased(self, session: Session, run_id: str) -> FlowRun | None:
         """The run, locked in ``session``, if this worker still holds its lease; ``None`` when
         it was canceled or taken over meanwhile (then nothing may be written for it)."""
-        query = sa.select(FlowRun).where(FlowRun.id == run_id)
-        if not self._db.is_sqlite:
-            query = query.with_for_update()
+        query = self._db.for_update(sa.select(FlowRun).where(FlowRun.id == run_id))
         run = session.execute(query).scalar_one_or_none()
         if run is None or run.status != _RUNNING or run.lease_owner != self.worker_id:
             return None
