@@ -49,9 +49,9 @@ def import_contacts(
 
     from outbound.app import build_container
     from outbound.config import SettingsError, load_settings
-    from outbound.errors import NotFoundError, OutboundError
+    from outbound.errors import ImportInputError, NotFoundError, OutboundError
     from outbound.services.auth import get_organization
-    from outbound.services.contact_import import ImportInputError, text_lines
+    from outbound.services.contact_import import text_lines
 
     console = Console()
     err = Console(stderr=True)

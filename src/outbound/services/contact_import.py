@@ -39,7 +39,6 @@ __all__ = [
     "CSV_COLUMNS",
     "IMPORT_CHUNK_ROWS",
     "ContactImport",
-    "ImportInputError",
     "text_lines",
 ]
 

@@ -38,13 +38,8 @@ from outbound.adapters.db.models import (
 )
 from outbound.adapters.queue.flow_runs import FlowRunQueue, add_errors
 from outbound.clock import Clock
-from outbound.domain.flows import (
-    FlowDefinition,
-    MappingError,
-    evaluate_conditions,
-    render_recipient,
-)
-from outbound.errors import ConflictError, RateLimitedError, RequestError
+from outbound.domain.flows import FlowDefinition, evaluate_conditions, render_recipient
+from outbound.errors import ConflictError, MappingError, RateLimitedError, RequestError
 from outbound.flow_schemas import FlowRunOut, FlowRunStatus
 from outbound.schemas import ContactItem, SendIn, SendOut
 from outbound.services.flow_sources import (
