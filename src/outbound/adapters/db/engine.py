@@ -36,7 +36,7 @@ try:
 except ImportError:  # pragma: no cover - not on Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["Database", "WriterQueue", "create_engine"]
+__all__ = ["Database", "WriterQueue", "affected", "create_engine"]
 
 log = logging.getLogger(__name__)
 
@@ -314,3 +314,8 @@ class Database:
         self.engine.dispose()
         if self._writers is not None:
             self._writers.close()
+
+
+def affected(result: object) -> int:
+    """Rows an UPDATE or DELETE changed (its cursor's ``rowcount``)."""
+    return int(getattr(result, "rowcount", 0) or 0)

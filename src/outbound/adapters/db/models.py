@@ -20,11 +20,14 @@ from outbound.domain.users import DEFAULT_CAPACITY, MAX_CAPACITY, PresenceStatus
 __all__ = [
     "ApiKey",
     "Base",
+    "CannedResponse",
     "Case",
     "Channel",
     "ConsentEvent",
     "Contact",
     "Conversation",
+    "ConversationEvent",
+    "ConversationNote",
     "Event",
     "Flow",
     "FlowRun",
@@ -37,9 +40,13 @@ __all__ = [
     "OrphanReport",
     "OutboundConfiguration",
     "PresenceChange",
+    "Queue",
+    "QueueMember",
     "RateCounter",
     "Recipient",
+    "RoutingRule",
     "SendRequest",
+    "StreamEvent",
     "Template",
     "User",
     "new_id",
@@ -84,6 +91,8 @@ PRESENCE_STATUSES = [s.value for s in PresenceStatus]
 PRESENCE_SOURCES = ["user", "supervisor", "system"]
 CONVERSATION_MODES = ["on_response", "on_send"]
 MESSAGE_STATUSES = [s.value for s in MessageStatus]
+CONVERSATION_STATUSES = ["open", "active", "waiting", "wrap_up", "closed"]
+ASSIGNMENT_METHODS = ["highest_capacity", "round_robin", "least_active", "manual"]
 
 
 class Base(DeclarativeBase):
@@ -112,6 +121,10 @@ class Organization(Base):
     max_contacts_per_request: Mapped[int | None] = mapped_column(sa.Integer)
     hourly_request_quota: Mapped[int | None] = mapped_column(sa.Integer)
     created_at: Mapped[datetime]
+    # Where conversations no routing rule matches wait (the first queue created, at first).
+    fallback_queue_id: Mapped[str | None] = mapped_column(sa.String(36))
+    # A customer message after a conversation closed reopens it (else a new one opens).
+    reopen_closed: Mapped[bool] = mapped_column(default=False)
 
 
 class ApiKey(Base):
@@ -165,6 +178,9 @@ class User(Base):
     presence: Mapped[str] = mapped_column(sa.String(16), default="offline")
     presence_changed_at: Mapped[datetime | None]
     last_seen_at: Mapped[datetime | None]
+    # Tie-breaks of the assignment methods: the last conversation given, the last released.
+    last_assigned_at: Mapped[datetime | None]
+    last_released_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -339,6 +355,7 @@ class Message(Base):
     error_message: Mapped[str | None] = mapped_column(sa.Text)
     conversation_id: Mapped[str | None] = mapped_column(sa.String(36), index=True)
     sent_via_channel_id: Mapped[str | None] = mapped_column(sa.String(36))
+    sent_by_user_id: Mapped[str | None] = mapped_column(sa.String(36))
     attempts: Mapped[int] = mapped_column(default=0)
     max_attempts: Mapped[int]
     first_attempt_at: Mapped[datetime | None]
@@ -414,13 +431,19 @@ class ConsentEvent(Base):
 
 
 class Conversation(Base):
-    """The thread that starts when a customer replies (or on send, per configuration)."""
+    """The thread that starts when a customer replies (or on send, per configuration).
+
+    ``version`` grows with every change, so that routing can assign with a compare-and-set;
+    ``waiting_since`` is the customer's first unanswered message (the queue's order).
+    """
 
     __tablename__ = "conversations"
     __table_args__ = (
-        sa.CheckConstraint(_check_in("status", ["open", "closed"]), name="status"),
+        sa.CheckConstraint(_check_in("status", CONVERSATION_STATUSES), name="status"),
         sa.Index("ix_conversations_lookup", "channel_id", "customer_number", "status"),
         sa.Index("ix_conversations_org_created", "org_id", "created_at", "id"),
+        sa.Index("ix_conversations_queue_waiting", "queue_id", "status", "waiting_since"),
+        sa.Index("ix_conversations_assignee", "assigned_to", "status"),
     )
 
     id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
@@ -433,6 +456,27 @@ class Conversation(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     last_message_at: Mapped[datetime]
+    queue_id: Mapped[str | None] = mapped_column(sa.String(36))
+    rule_id: Mapped[str | None] = mapped_column(sa.String(36))
+    priority: Mapped[int] = mapped_column(default=0)
+    required_skills: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
+    required_language: Mapped[str | None] = mapped_column(sa.String(35))
+    contact_id: Mapped[str | None] = mapped_column(sa.String(36))
+    answered_message_id: Mapped[str | None] = mapped_column(sa.String(36))
+    # The agent a customer writing again goes back to, while that agent is available.
+    affinity_user_id: Mapped[str | None] = mapped_column(sa.String(36))
+    waiting_since: Mapped[datetime | None]
+    offered_to: Mapped[str | None] = mapped_column(sa.String(36))
+    offer_expires_at: Mapped[datetime | None]
+    assigned_at: Mapped[datetime | None]
+    first_response_at: Mapped[datetime | None]
+    last_agent_message_at: Mapped[datetime | None]
+    last_customer_message_at: Mapped[datetime | None]
+    snoozed_until: Mapped[datetime | None]
+    wrap_up_until: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    overflowed_at: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(default=1)
 
 
 class InboundMessage(Base):
@@ -641,6 +685,8 @@ class FlowRunBatch(Base):
     crash, under the same idempotency key, so nothing goes out twice."""
 
     __tablename__ = "flow_run_batches"
+    # Routing finds the flow run a replied-to message came from by its send request.
+    __table_args__ = (sa.Index("ix_flow_run_batches_request_id", "request_id"),)
 
     run_id: Mapped[str] = mapped_column(sa.ForeignKey("flow_runs.id"), primary_key=True)
     seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
@@ -662,3 +708,130 @@ class FlowRunRow(Base):
     run_id: Mapped[str] = mapped_column(sa.ForeignKey("flow_runs.id"), primary_key=True)
     seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     data: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+
+
+class Queue(Base):
+    """Where conversations wait for an agent, and how its members are chosen."""
+
+    __tablename__ = "queues"
+    __table_args__ = (
+        sa.CheckConstraint(_check_in("assignment_method", ASSIGNMENT_METHODS), name="method"),
+        sa.UniqueConstraint("org_id", "name"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
+    org_id: Mapped[str] = mapped_column(sa.ForeignKey("organizations.id"))
+    name: Mapped[str] = mapped_column(sa.String(200))
+    assignment_method: Mapped[str] = mapped_column(sa.String(32), default="highest_capacity")
+    priority: Mapped[int] = mapped_column(default=0)
+    offer_timeout_seconds: Mapped[int | None] = mapped_column(sa.Integer)
+    reassign_after_seconds: Mapped[int | None] = mapped_column(sa.Integer)
+    wrap_up_seconds: Mapped[int] = mapped_column(default=0)
+    hours: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
+    time_zone: Mapped[str | None] = mapped_column(sa.String(64))
+    overflow: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class QueueMember(Base):
+    """An agent who may be assigned the conversations of a queue."""
+
+    __tablename__ = "queue_members"
+    __table_args__ = (sa.Index("ix_queue_members_user", "user_id"),)
+
+    queue_id: Mapped[str] = mapped_column(sa.ForeignKey("queues.id"), primary_key=True)
+    user_id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    org_id: Mapped[str] = mapped_column(sa.String(36))
+    added_at: Mapped[datetime]
+    # Round robin is per queue: the member's last conversation from it, and how many.
+    last_assigned_at: Mapped[datetime | None]
+    assignments: Mapped[int] = mapped_column(default=0)
+
+
+class RoutingRule(Base):
+    """One ordered rule: conditions on a reply and the queue it sends the conversation to."""
+
+    __tablename__ = "routing_rules"
+    __table_args__ = (sa.Index("ix_routing_rules_org_position", "org_id", "position"),)
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
+    org_id: Mapped[str] = mapped_column(sa.ForeignKey("organizations.id"))
+    name: Mapped[str] = mapped_column(sa.String(200))
+    position: Mapped[int]
+    enabled: Mapped[bool] = mapped_column(default=True)
+    conditions: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON, default=list)
+    queue_id: Mapped[str] = mapped_column(sa.ForeignKey("queues.id"))
+    required_skills: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
+    required_language: Mapped[str | None] = mapped_column(sa.String(35))
+    priority: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class ConversationEvent(Base):
+    """One change of a conversation: who, when, from what to what, and why."""
+
+    __tablename__ = "conversation_events"
+
+    id: Mapped[int] = mapped_column(_BIGINT, primary_key=True, autoincrement=True)
+    org_id: Mapped[str] = mapped_column(sa.String(36))
+    conversation_id: Mapped[str] = mapped_column(sa.ForeignKey("conversations.id"), index=True)
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    actor_user_id: Mapped[str | None] = mapped_column(sa.String(36))
+    from_status: Mapped[str | None] = mapped_column(sa.String(16))
+    to_status: Mapped[str | None] = mapped_column(sa.String(16))
+    from_user_id: Mapped[str | None] = mapped_column(sa.String(36))
+    to_user_id: Mapped[str | None] = mapped_column(sa.String(36))
+    from_queue_id: Mapped[str | None] = mapped_column(sa.String(36))
+    to_queue_id: Mapped[str | None] = mapped_column(sa.String(36))
+    reason: Mapped[str | None] = mapped_column(sa.String(500))
+    detail: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
+    occurred_at: Mapped[datetime]
+
+
+class ConversationNote(Base):
+    """An agent's internal note on a conversation; never sent to the customer."""
+
+    __tablename__ = "conversation_notes"
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
+    org_id: Mapped[str] = mapped_column(sa.String(36))
+    conversation_id: Mapped[str] = mapped_column(sa.ForeignKey("conversations.id"), index=True)
+    user_id: Mapped[str | None] = mapped_column(sa.String(36))
+    body: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime]
+
+
+class CannedResponse(Base):
+    """A prepared answer agents insert by its shortcode; ``{Slug}`` placeholders are filled."""
+
+    __tablename__ = "canned_responses"
+    __table_args__ = (sa.UniqueConstraint("org_id", "shortcode"),)
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
+    org_id: Mapped[str] = mapped_column(sa.ForeignKey("organizations.id"))
+    shortcode: Mapped[str] = mapped_column(sa.String(64))
+    title: Mapped[str | None] = mapped_column(sa.String(200))
+    body: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class StreamEvent(Base):
+    """A live update for the event stream; its id is the Server-Sent Events id.
+
+    Written in the transaction of the change it tells of and kept for a retention window, so
+    that a client reconnecting with ``Last-Event-ID`` misses nothing, in every process.
+    ``user_id`` set: for that user only (and supervisors); unset: the whole organisation.
+    """
+
+    __tablename__ = "stream_events"
+    __table_args__ = (sa.Index("ix_stream_events_org_id", "org_id", "id"),)
+
+    id: Mapped[int] = mapped_column(_BIGINT, primary_key=True, autoincrement=True)
+    org_id: Mapped[str] = mapped_column(sa.String(36))
+    user_id: Mapped[str | None] = mapped_column(sa.String(36))
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    created_at: Mapped[datetime]
