@@ -129,7 +129,7 @@ def build_container(
             settings.resolved_database_url, pool_size=max(10, settings.worker_batch_size // 20)
         )
     )
-    metrics = Metrics(db, clock)
+    metrics = Metrics(db, clock, presence_timeout=settings.presence_timeout_seconds)
     statuses = StatusService(db, clock, metrics=metrics)
     http = HttpClient(
         pool_size=max(10, settings.worker_concurrency),

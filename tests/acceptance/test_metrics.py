@@ -108,3 +108,55 @@ def test_with_a_token_metrics_need_it_from_everywhere(
         ok = client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
         assert ok.status_code == 200
         assert "outbound_outbox_due_messages" in ok.text
+
+
+def test_metrics_show_queues_waiting_and_users_by_presence(
+    tenant: Tenant, client: TestClient, container: Container
+) -> None:
+    from datetime import timedelta
+
+    from outbound.adapters.db.models import Conversation, Queue, User
+
+    now = container.clock.now()
+    with container.db.transaction() as session:
+        queue = Queue(org_id=tenant.org_id, name="Support", created_at=now, updated_at=now)
+        session.add(queue)
+        session.flush()
+        for minutes in (5, 1):
+            session.add(
+                Conversation(
+                    org_id=tenant.org_id,
+                    channel_id="c",
+                    customer_number=f"+3361234567{minutes}",
+                    status="open",
+                    queue_id=queue.id,
+                    waiting_since=now - timedelta(minutes=minutes),
+                    created_at=now,
+                    updated_at=now,
+                    last_message_at=now,
+                )
+            )
+        for name, presence, seen in (("a", "available", now), ("b", "available", None)):
+            session.add(
+                User(
+                    org_id=tenant.org_id,
+                    email=f"{name}@example.com",
+                    name=name,
+                    role="agent",
+                    presence=presence,
+                    last_seen_at=seen,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        queue_id = queue.id
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(scrape_metrics(client).text)
+        for sample in family.samples
+    }
+    labels = (("queue", "Support"), ("queue_id", queue_id))
+    assert samples[("outbound_conversations_waiting", labels)] == 2
+    assert samples[("outbound_conversations_oldest_wait_seconds", labels)] == 300
+    assert samples[("outbound_users_by_presence", (("presence", "available"),))] == 1
+    assert samples[("outbound_users_by_presence", (("presence", "offline"),))] == 1

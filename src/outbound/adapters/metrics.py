@@ -17,7 +17,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from outbound.adapters.db.engine import Database
-from outbound.adapters.db.models import Event, FlowRun, Message
+from outbound.adapters.db.models import Conversation, Event, FlowRun, Message, Queue, User
 from outbound.clock import Clock
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
@@ -113,10 +113,92 @@ class _OutboxCollector(Collector):
         yield active
 
 
+class _AgentsCollector(Collector):
+    """Conversations waiting per queue and their oldest wait; users by presence."""
+
+    def __init__(self, db: Database, clock: Clock, presence_timeout: float) -> None:
+        self._db = db
+        self._clock = clock
+        self._presence_timeout = presence_timeout
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> Iterator[Any]:
+        try:
+            yield from self._collect()
+        except sa.exc.SQLAlchemyError:
+            return
+
+    def _collect(self) -> Iterator[Any]:
+        now: datetime = self._clock.now()
+        with self._db.read() as session:
+            waiting = session.execute(
+                sa.select(
+                    Queue.id,
+                    Queue.name,
+                    sa.func.count(Conversation.id),
+                    sa.func.min(Conversation.waiting_since),
+                )
+                .join(
+                    Conversation,
+                    sa.and_(Conversation.queue_id == Queue.id, Conversation.status == "open"),
+                    isouter=True,
+                )
+                .group_by(Queue.id, Queue.name)
+            ).all()
+            seen_after = now.timestamp() - self._presence_timeout
+            presence = session.execute(
+                sa.select(User.presence, User.last_seen_at, sa.func.count())
+                .where(User.active.is_(True))
+                .group_by(User.presence, User.last_seen_at)
+            ).all()
+        count = GaugeMetricFamily(
+            "outbound_conversations_waiting",
+            "Conversations waiting in a queue for an agent",
+            labels=["queue_id", "queue"],
+        )
+        age = GaugeMetricFamily(
+            "outbound_conversations_oldest_wait_seconds",
+            "How long the longest-waiting conversation of a queue has waited",
+            labels=["queue_id", "queue"],
+        )
+        for queue_id, name, waiting_count, oldest in waiting:
+            count.add_metric([queue_id, name], waiting_count)
+            if oldest is not None and oldest.tzinfo is None:
+                oldest = oldest.replace(tzinfo=UTC)
+            age.add_metric(
+                [queue_id, name], (now - oldest).total_seconds() if oldest is not None else 0.0
+            )
+        yield count
+        yield age
+        totals: dict[str, int] = {}
+        for status, last_seen, users in presence:
+            if last_seen is not None and last_seen.tzinfo is None:
+                last_seen = last_seen.replace(tzinfo=UTC)
+            fresh = last_seen is not None and last_seen.timestamp() >= seen_after
+            state = status if fresh else "offline"
+            totals[state] = totals.get(state, 0) + users
+        agents = GaugeMetricFamily(
+            "outbound_users_by_presence",
+            "Active users by presence (offline when not seen within the presence timeout)",
+            labels=["presence"],
+        )
+        for state in ("available", "busy", "dnd", "away", "offline"):
+            agents.add_metric([state], totals.get(state, 0))
+        yield agents
+
+
 class Metrics:
     """The metrics of one process."""
 
-    def __init__(self, db: Database | None = None, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        db: Database | None = None,
+        clock: Clock | None = None,
+        *,
+        presence_timeout: float = 60.0,
+    ) -> None:
         self.registry = CollectorRegistry()
         self.accepted = Counter(
             "outbound_contacts_total",
@@ -164,8 +246,15 @@ class Metrics:
         )
         if db is not None:
             db.write_observer = self._observe_write
+        self.first_response = Histogram(
+            "outbound_first_response_seconds",
+            "Time from a conversation's first customer message to its agent's first answer",
+            buckets=(5, 15, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600, 24 * 3600),
+            registry=self.registry,
+        )
         if db is not None and clock is not None:
             self.registry.register(_OutboxCollector(db, clock))
+            self.registry.register(_AgentsCollector(db, clock, presence_timeout))
 
     def _observe_write(self, waited: float, took: float) -> None:
         self.db_write_wait.observe(waited)
