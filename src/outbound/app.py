@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from fastapi import FastAPI
 
@@ -21,15 +22,20 @@ from outbound.adapters.providers.registry import build_providers
 from outbound.adapters.secrets import SecretBox, key_file_path, load_or_create_key
 from outbound.clock import Clock, SystemClock
 from outbound.config import Settings
+from outbound.services.assignment import AssignmentService
 from outbound.services.channels import ChannelService
 from outbound.services.configurations import ConfigurationService
+from outbound.services.conversation_sweep import ConversationSweep, SweepPolicy
 from outbound.services.conversations import ConversationService
 from outbound.services.dispatch import Dispatcher
 from outbound.services.flow_engine import FlowEngine
 from outbound.services.flows import FlowService
 from outbound.services.inbound import InboundService
+from outbound.services.intake import ConversationIntake
 from outbound.services.presence import PresenceService
+from outbound.services.queues import QueueService
 from outbound.services.records import RecordService
+from outbound.services.routing import RoutingService
 from outbound.services.sending import SendService
 from outbound.services.statuses import StatusService
 from outbound.services.templates import TemplateService
@@ -45,6 +51,7 @@ from outbound.web.routes import (
     flows,
     health,
     messages,
+    queues,
     records,
     users,
     webhooks,
@@ -81,6 +88,11 @@ class Container:
     flows: FlowService
     users: UserService
     presence: PresenceService
+    queues: QueueService
+    routing: RoutingService
+    assignment: AssignmentService
+    intake: ConversationIntake
+    conversation_sweep: ConversationSweep
     _closed: bool = field(default=False, repr=False)
 
     def dispatcher(self, worker_id: str | None = None) -> Dispatcher:
@@ -152,7 +164,13 @@ def build_container(
     )
     registry.update(providers or {})
     secrets = SecretBox(key, key_file=key_file)
-    inbound = InboundService(db, clock, settings)
+    presence_timeout = timedelta(seconds=settings.presence_timeout_seconds)
+    routing = RoutingService(db, clock, presence_timeout=presence_timeout)
+    intake = ConversationIntake(routing, max_attempts=settings.max_attempts)
+    assignment = AssignmentService(
+        db, clock, presence_timeout=presence_timeout, max_declines=settings.max_declines
+    )
+    inbound = InboundService(db, clock, settings, intake=intake, assignment=assignment)
     return Container(
         settings=settings,
         clock=clock,
@@ -177,7 +195,27 @@ def build_container(
         users=UserService(
             db, clock, Passwords(), presence_timeout=settings.presence_timeout_seconds
         ),
-        presence=PresenceService(db, clock, timeout=settings.presence_timeout_seconds),
+        presence=PresenceService(
+            db,
+            clock,
+            timeout=settings.presence_timeout_seconds,
+            on_available=assignment.assign_for_agent,
+        ),
+        queues=QueueService(db, clock, on_members_changed=assignment.assign_queue),
+        routing=routing,
+        assignment=assignment,
+        intake=intake,
+        conversation_sweep=ConversationSweep(
+            db,
+            clock,
+            assignment,
+            intake,
+            SweepPolicy(
+                idle_close=timedelta(days=settings.conversation_idle_days),
+                idle_close_wrap_up=timedelta(days=settings.wrap_up_idle_days),
+                stream_retention=timedelta(seconds=settings.stream_retention_seconds),
+            ),
+        ),
     )
 
 
@@ -195,6 +233,11 @@ def create_app(container: Container, *, run_worker: bool | None = None) -> FastA
         if with_worker:
             tasks.append(asyncio.create_task(container.dispatcher().run(stop)))
             tasks.append(asyncio.create_task(container.flow_engine().run(stop)))
+            tasks.append(
+                asyncio.create_task(
+                    container.conversation_sweep.run(stop, settings.routing_sweep_seconds)
+                )
+            )
         try:
             yield
         finally:
@@ -223,6 +266,7 @@ def create_app(container: Container, *, run_worker: bool | None = None) -> FastA
     app.include_router(users.router)
     app.include_router(messages.router)
     app.include_router(conversations.router)
+    app.include_router(queues.router)
     app.include_router(records.router)
     app.include_router(webhooks.router)
     app.include_router(flows.router)

@@ -99,6 +99,28 @@ class Settings(BaseSettings):
         le=86_400,
         description="An available user counts as online while seen within this many seconds.",
     )
+    routing_sweep_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=300,
+        description="How often a worker sweeps conversations (offers, re-offers, wrap-ups, "
+        "snoozes, overflow, idle closing) and assigns what waits.",
+    )
+    max_declines: int = Field(
+        3, ge=1, le=5, description="Declines after which an agent is not offered a conversation."
+    )
+    conversation_idle_days: float = Field(
+        30.0, gt=0, description="Open, active or waiting conversations idle this long close."
+    )
+    wrap_up_idle_days: float = Field(
+        1.0, gt=0, description="Conversations left in wrap-up this long close."
+    )
+    stream_retention_seconds: float = Field(
+        3600.0,
+        ge=60,
+        le=7 * 86_400,
+        description="How long live updates are kept for clients that reconnect.",
+    )
 
     sandbox_delivery_delay: float = Field(0.5, ge=0, description="Seconds before a sandbox DLR.")
     sandbox_failure_rate: float = Field(0.0, ge=0, le=1)

@@ -1,4 +1,5 @@
-"""Opening or continuing a customer's conversation (replies, and sends in on_send mode)."""
+"""Opening or continuing a customer's conversation when a message is sent (on_send mode);
+replies go through routing (tests/acceptance/test_agents.py)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ def _naive(moment: datetime) -> datetime:
     return moment.replace(tzinfo=None)  # SQLite gives back naive UTC times
 
 
-def test_a_number_continues_its_latest_open_conversation_or_opens_one(
+def test_a_number_continues_its_latest_live_conversation_or_opens_one(
     container: Container, clock: FakeClock
 ) -> None:
     c = container
@@ -29,7 +30,7 @@ def test_a_number_continues_its_latest_open_conversation_or_opens_one(
         org.id, ChannelCreate(name="s", type="sms", provider="sandbox", sender="+15005550006")
     )
 
-    def open_now(numbers: list[str], *, touch: bool, config: str | None = None) -> dict[str, str]:
+    def open_now(numbers: list[str], *, config: str | None = None) -> dict[str, str]:
         with c.db.transaction() as session:
             return open_conversations(
                 session,
@@ -38,10 +39,9 @@ def test_a_number_continues_its_latest_open_conversation_or_opens_one(
                 configuration_id=config,
                 numbers=numbers,
                 now=clock.now(),
-                touch=touch,
             )
 
-    first = open_now([A], touch=True, config="cfg")
+    first = open_now([A], config="cfg")
     opened_at = clock.now()
     clock.advance(60)
     second_at = clock.now()
@@ -56,9 +56,9 @@ def test_a_number_continues_its_latest_open_conversation_or_opens_one(
         )
         session.add(latest)
     clock.advance(60)
-    sent = open_now([A, B, A], touch=False)  # a send: the last message does not move
+    sent = open_now([A, B, A])  # a send: the last message does not move
     assert sent == {A: latest.id, B: sent[B]} and sent[B] != first[A]
-    assert open_now([], touch=True) == {}
+    assert open_now([]) == {}
 
     def last_messages() -> dict[str, datetime]:
         with c.db.read() as session:
@@ -70,12 +70,4 @@ def test_a_number_continues_its_latest_open_conversation_or_opens_one(
         first[A]: _naive(opened_at),
         latest.id: _naive(second_at),
         sent[B]: _naive(sent_at),
-    }
-    clock.advance(60)
-    assert open_now([A, B], touch=True) == sent  # replies: the last message is now
-    replied_at = _naive(clock.now())
-    assert last_messages() == {
-        first[A]: _naive(opened_at),
-        latest.id: replied_at,
-        sent[B]: replied_at,
     }

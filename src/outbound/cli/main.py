@@ -112,8 +112,8 @@ def serve(
 
 @app.command()
 def worker() -> None:
-    """Run a dispatcher and the flow engine, without the API (several may share one
-    PostgreSQL database)."""
+    """Run a dispatcher, the flow engine and the routing sweep, without the API (several may
+    share one PostgreSQL database)."""
     settings = _settings()
     _logging(settings)
     container = _startup(settings)
@@ -132,7 +132,9 @@ def worker() -> None:
             loop.add_signal_handler(sig, stop.set)
         try:
             await asyncio.gather(
-                container.dispatcher().run(stop), container.flow_engine().run(stop)
+                container.dispatcher().run(stop),
+                container.flow_engine().run(stop),
+                container.conversation_sweep.run(stop, settings.routing_sweep_seconds),
             )
         finally:
             await container.aclose()

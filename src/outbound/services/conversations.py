@@ -1,8 +1,13 @@
-"""Conversations: opened by replies (or sends), and their read side (agent routing builds on
-these)."""
+"""Conversations, as agents read them: filtered lists, and one conversation with its context.
+
+One conversation shows what an agent needs to answer: the outbound message the customer
+answered (its text, configuration, template and flow run), the contact (consent, language), every
+message both ways with its status in time order, the internal notes and the history of changes.
+"""
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Literal
@@ -12,12 +17,31 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy.orm import Session
 
 from outbound.adapters.db.engine import Database
-from outbound.adapters.db.models import Conversation, InboundMessage, Message
+from outbound.adapters.db.models import (
+    Contact,
+    Conversation,
+    ConversationEvent,
+    ConversationNote,
+    FlowRunBatch,
+    InboundMessage,
+    Message,
+    Recipient,
+)
 from outbound.errors import InvalidRequestError, NotFoundError
 from outbound.schemas import Page
 from outbound.services.pagination import fetch_page
 
-__all__ = ["ConversationEntry", "ConversationOut", "ConversationService", "open_conversations"]
+__all__ = [
+    "CONVERSATION_STATUSES",
+    "LIVE_STATUSES",
+    "ConversationEntry",
+    "ConversationOut",
+    "ConversationService",
+    "open_conversations",
+]
+
+CONVERSATION_STATUSES = ("open", "active", "waiting", "wrap_up", "closed")
+LIVE_STATUSES = ("open", "active", "waiting", "wrap_up")
 
 
 class ConversationEntry(BaseModel):
@@ -29,6 +53,54 @@ class ConversationEntry(BaseModel):
     at: datetime
     status: str | None = None
     keyword: str | None = None
+    sent_by_user_id: str | None = None
+    error_code: str | None = None
+    encoding: str | None = None
+    segments: int | None = None
+
+
+class AnsweredMessage(BaseModel):
+    """The outbound message whose answer opened the conversation."""
+
+    id: str
+    body: str | None
+    configuration_id: str | None
+    template_id: str | None
+    flow_run_id: str | None
+    regarding_object_id: str | None
+    locale: str | None
+    created_at: datetime
+
+
+class ContactSummary(BaseModel):
+    id: str
+    name: str | None
+    preferred_language: str | None
+    time_zone: str | None
+
+
+class NoteEntry(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    user_id: str | None
+    body: str
+    created_at: datetime
+
+
+class HistoryEntry(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    kind: str
+    actor_user_id: str | None
+    from_status: str | None
+    to_status: str | None
+    from_user_id: str | None
+    to_user_id: str | None
+    from_queue_id: str | None
+    to_queue_id: str | None
+    reason: str | None
+    occurred_at: datetime
 
 
 class ConversationOut(BaseModel):
@@ -39,27 +111,63 @@ class ConversationOut(BaseModel):
     configuration_id: str | None
     customer_number: str
     status: str
+    queue_id: str | None = None
+    priority: int = 0
     assigned_to: str | None
+    offered_to: str | None = None
+    offer_expires_at: datetime | None = None
+    assigned_at: datetime | None = None
+    waiting_since: datetime | None = None
+    first_response_at: datetime | None = None
+    snoozed_until: datetime | None = None
+    wrap_up_until: datetime | None = None
+    closed_at: datetime | None = None
     created_at: datetime
     updated_at: datetime
     last_message_at: datetime
     messages: list[ConversationEntry] | None = None
+    answered: AnsweredMessage | None = None
+    contact: ContactSummary | None = None
+    consent: dict[str, Any] | None = None
+    notes: list[NoteEntry] | None = None
+    history: list[HistoryEntry] | None = None
 
 
 class ConversationService:
-    """Lists conversations and shows one with its messages in time order."""
+    """Lists conversations and shows one with its context, messages, notes and history."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
 
     def list(
-        self, org_id: str, status: str | None, cursor: str | None, limit: int
+        self,
+        org_id: str,
+        status: str | None,
+        cursor: str | None,
+        limit: int,
+        *,
+        queue_id: str | None = None,
+        assigned_to: str | None = None,
+        channel_id: str | None = None,
+        customer_number: str | None = None,
     ) -> Page[ConversationOut]:
-        if status is not None and status not in {"open", "closed"}:
-            raise InvalidRequestError("status must be open or closed", field="status")
         query: sa.Select[Any] = sa.select(Conversation).where(Conversation.org_id == org_id)
         if status is not None:
-            query = query.where(Conversation.status == status)
+            wanted = [s.strip() for s in status.split(",") if s.strip()]
+            unknown = [s for s in wanted if s not in CONVERSATION_STATUSES]
+            if unknown or not wanted:
+                raise InvalidRequestError(
+                    f"must be one or more of {', '.join(CONVERSATION_STATUSES)}", field="status"
+                )
+            query = query.where(Conversation.status.in_(wanted))
+        if queue_id is not None:
+            query = query.where(Conversation.queue_id == queue_id)
+        if assigned_to is not None:
+            query = query.where(Conversation.assigned_to == assigned_to)
+        if channel_id is not None:
+            query = query.where(Conversation.channel_id == channel_id)
+        if customer_number is not None:
+            query = query.where(Conversation.customer_number == customer_number)
         return fetch_page(
             self._db,
             query,
@@ -79,53 +187,144 @@ class ConversationService:
             ).scalar_one_or_none()
             if conversation is None:
                 raise NotFoundError(f"no conversation {conversation_id!r}")
-            inbound = session.execute(
+            result = ConversationOut.model_validate(conversation)
+            result.messages = self._messages(session, org_id, conversation)
+            result.answered = self._answered(session, conversation)
+            result.contact = self._contact(session, conversation)
+            result.consent = self._consent(session, conversation)
+            result.notes = [
+                NoteEntry.model_validate(n)
+                for n in session.execute(
+                    sa.select(ConversationNote)
+                    .where(ConversationNote.conversation_id == conversation.id)
+                    .order_by(ConversationNote.created_at, ConversationNote.id)
+                ).scalars()
+            ]
+            result.history = [
+                HistoryEntry.model_validate(e)
+                for e in session.execute(
+                    sa.select(ConversationEvent)
+                    .where(ConversationEvent.conversation_id == conversation.id)
+                    .order_by(ConversationEvent.id)
+                ).scalars()
+            ]
+        return result
+
+    def _messages(
+        self, session: Session, org_id: str, conversation: Conversation
+    ) -> builtins.list[ConversationEntry]:
+        entries = [
+            ConversationEntry(
+                direction="inbound", id=m.id, body=m.body, at=m.received_at, keyword=m.keyword
+            )
+            for m in session.execute(
                 sa.select(InboundMessage).where(InboundMessage.conversation_id == conversation.id)
             ).scalars()
-            entries = [
-                ConversationEntry(
-                    direction="inbound",
-                    id=m.id,
-                    body=m.body,
-                    at=m.received_at,
-                    keyword=m.keyword,
-                )
-                for m in inbound
-            ]
-            # The outbound side: what we sent this customer on this channel since the thread
-            # began (the message that started it included), and replies sent within it.
+        ]
+        # The outbound side: the message the customer answered, what was sent within the
+        # conversation, and what was sent this customer on this channel since it began.
+        outbound_filter = sa.or_(
+            Message.conversation_id == conversation.id,
+            sa.and_(
+                Message.channel_id == conversation.channel_id,
+                Message.to_number == conversation.customer_number,
+                Message.created_at >= conversation.created_at,
+                sa.or_(
+                    Message.conversation_id.is_(None),
+                    Message.conversation_id == conversation.id,
+                ),
+            ),
+        )
+        if conversation.answered_message_id is not None:
+            outbound_filter = sa.or_(
+                outbound_filter, Message.id == conversation.answered_message_id
+            )
+        else:
             first_reply = session.execute(
                 sa.select(InboundMessage.in_reply_to)
                 .where(InboundMessage.conversation_id == conversation.id)
                 .order_by(InboundMessage.received_at)
                 .limit(1)
             ).scalar_one_or_none()
-            outbound_filter = sa.or_(
-                Message.conversation_id == conversation.id,
-                Message.id == first_reply,
-                sa.and_(
-                    Message.channel_id == conversation.channel_id,
-                    Message.to_number == conversation.customer_number,
-                    Message.created_at >= conversation.created_at,
-                ),
+            if first_reply is not None:
+                outbound_filter = sa.or_(outbound_filter, Message.id == first_reply)
+        entries += [
+            ConversationEntry(
+                direction="outbound",
+                id=m.id,
+                body=m.body,
+                at=m.created_at,
+                status=m.status,
+                sent_by_user_id=m.sent_by_user_id,
+                error_code=m.error_code,
+                encoding=m.encoding,
+                segments=m.segments,
             )
-            outbound = session.execute(
+            for m in session.execute(
                 sa.select(Message).where(Message.org_id == org_id, outbound_filter)
             ).scalars()
-            entries += [
-                ConversationEntry(
-                    direction="outbound",
-                    id=m.id,
-                    body=m.body,
-                    at=m.created_at,
-                    status=m.status,
-                )
-                for m in outbound
-            ]
-        entries.sort(key=lambda e: (e.at, e.direction == "inbound"))
-        result = ConversationOut.model_validate(conversation)
-        result.messages = entries
-        return result
+        ]
+        # At the same instant: what we sent, then the customer's answer, then the agent's.
+        entries.sort(
+            key=lambda e: (
+                e.at,
+                1 if e.direction == "inbound" else 2 if e.sent_by_user_id else 0,
+            )
+        )
+        return entries
+
+    def _answered(self, session: Session, conversation: Conversation) -> AnsweredMessage | None:
+        message_id = conversation.answered_message_id
+        if message_id is None:
+            return None
+        message = session.get(Message, message_id)
+        if message is None:
+            return None
+        flow_run_id = None
+        if message.request_id is not None:
+            flow_run_id = session.execute(
+                sa.select(FlowRunBatch.run_id)
+                .where(FlowRunBatch.request_id == message.request_id)
+                .limit(1)
+            ).scalar_one_or_none()
+        return AnsweredMessage(
+            id=message.id,
+            body=message.body,
+            configuration_id=message.configuration_id,
+            template_id=message.template_id,
+            flow_run_id=flow_run_id,
+            regarding_object_id=message.regarding_object_id,
+            locale=message.locale,
+            created_at=message.created_at,
+        )
+
+    def _contact(self, session: Session, conversation: Conversation) -> ContactSummary | None:
+        if conversation.contact_id is None:
+            return None
+        contact = session.get(Contact, conversation.contact_id)
+        if contact is None:
+            return None
+        return ContactSummary(
+            id=contact.id,
+            name=contact.name,
+            preferred_language=contact.preferred_language,
+            time_zone=contact.time_zone,
+        )
+
+    def _consent(self, session: Session, conversation: Conversation) -> dict[str, Any]:
+        row = session.execute(
+            sa.select(Recipient).where(
+                Recipient.channel_id == conversation.channel_id,
+                Recipient.number == conversation.customer_number,
+            )
+        ).scalar_one_or_none()
+        if row is None:
+            return {"opted_out": False, "last_inbound_at": None}
+        return {
+            "opted_out": row.opted_out,
+            "changed_at": row.consent_changed_at,
+            "last_inbound_at": row.last_inbound_at,
+        }
 
 
 def open_conversations(
@@ -136,12 +335,13 @@ def open_conversations(
     configuration_id: str | None,
     numbers: Iterable[str],
     now: datetime,
-    touch: bool = False,
 ) -> dict[str, str]:
-    """Each number's open conversation on the channel (its id), opened now where it has none.
+    """Each number's live conversation on the channel (its id), opened now where it has none.
 
-    A number with several open conversations continues the latest. ``touch``: a customer's
-    message arrives now, so a conversation that continues has its last message now.
+    For configurations that open a conversation when a message is sent (``on_send``): such a
+    conversation waits in no queue until the customer answers, when routing puts it in one
+    (:mod:`outbound.services.intake`). A number with several live conversations continues the
+    latest.
     """
     wanted = set(numbers)
     if not wanted:
@@ -151,18 +351,12 @@ def open_conversations(
         .where(
             Conversation.channel_id == channel_id,
             Conversation.customer_number.in_(wanted),
-            Conversation.status == "open",
+            Conversation.status.in_(LIVE_STATUSES),
         )
         .order_by(Conversation.created_at)
     )
     # In creation order: the latest of a number's conversations is the one kept.
     existing = {number: conversation_id for number, conversation_id in found}
-    if touch and existing:
-        session.execute(
-            sa.update(Conversation)
-            .where(Conversation.id.in_(list(existing.values())))
-            .values(last_message_at=now, updated_at=now)
-        )
     for number in sorted(wanted - existing.keys()):
         conversation = Conversation(
             org_id=org_id,

@@ -20,19 +20,17 @@ from outbound.adapters.db.models import (
     Channel,
     InboundMessage,
     Message,
-    new_id,
 )
 from outbound.adapters.providers.base import InboundReport
-from outbound.adapters.queue.history import message_event, write_events
 from outbound.clock import Clock
 from outbound.config import Settings
 from outbound.domain.consent import Keyword, classify_keyword
-from outbound.domain.encoding import sms_info
 from outbound.domain.numbers import mask_number, normalize_number
-from outbound.domain.statuses import MessageStatus
 from outbound.errors import InvalidNumberError
+from outbound.services.assignment import AssignmentService
 from outbound.services.consent import record_consent, touch_inbound
-from outbound.services.conversations import open_conversations
+from outbound.services.intake import ConversationIntake
+from outbound.services.outbound_text import queue_text_message
 
 __all__ = ["DEFAULT_HELP_TEXT", "InboundResult", "InboundService"]
 
@@ -55,10 +53,20 @@ class InboundResult:
 class InboundService:
     """Receives customers' messages for one channel at a time."""
 
-    def __init__(self, db: Database, clock: Clock, settings: Settings) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        settings: Settings,
+        *,
+        intake: ConversationIntake,
+        assignment: AssignmentService,
+    ) -> None:
         self._db = db
         self._clock = clock
         self._settings = settings
+        self._intake = intake
+        self._assignment = assignment
 
     def receive(self, channel: Channel, incoming: InboundReport) -> InboundResult:
         now = self._clock.now()
@@ -83,7 +91,7 @@ class InboundService:
                 session, org_id=channel.org_id, channel_id=channel.id, number=number, now=now
             )
             replied_to = session.execute(
-                sa.select(Message.id, Message.configuration_id)
+                sa.select(Message)
                 .where(
                     # A message that failed over went out through this channel too.
                     sa.or_(
@@ -95,7 +103,7 @@ class InboundService:
                 )
                 .order_by(Message.created_at.desc(), Message.id.desc())
                 .limit(1)
-            ).one_or_none()
+            ).scalar_one_or_none()
             inbound = InboundMessage(
                 org_id=channel.org_id,
                 channel_id=channel.id,
@@ -112,6 +120,7 @@ class InboundService:
             session.add(inbound)
             help_reply_id = None
             conversation_id = None
+            queue_to_assign = None
             if keyword in (Keyword.OPT_OUT, Keyword.OPT_IN):
                 changed = record_consent(
                     session,
@@ -133,17 +142,18 @@ class InboundService:
             elif keyword is Keyword.HELP:
                 help_reply_id = self._queue_help(session, channel, number, now)
             else:
-                config_id = replied_to.configuration_id if replied_to else None
-                conversation_id = open_conversations(
-                    session,
-                    org_id=channel.org_id,
-                    channel_id=channel.id,
-                    configuration_id=config_id,
-                    numbers=[number],
-                    now=now,
-                    touch=True,
-                )[number]
+                intake = self._intake.on_customer_message(
+                    session, channel, number, incoming.body, replied_to, now
+                )
+                conversation_id = intake.conversation_id
                 inbound.conversation_id = conversation_id
+                queue_to_assign = intake.queue_to_assign
+        if queue_to_assign is not None:
+            # After the commit: the routing sweep assigns it anyway, this only saves the wait.
+            try:
+                self._assignment.assign_queue(queue_to_assign)
+            except Exception:
+                log.exception("assigning queue %s after a reply failed", queue_to_assign)
         return InboundResult(
             inbound.id,
             keyword=keyword,
@@ -154,46 +164,12 @@ class InboundService:
 
     def _queue_help(self, session: Session, channel: Channel, number: str, now: datetime) -> str:
         text = str((channel.options or {}).get("help_text") or DEFAULT_HELP_TEXT)
-        info = sms_info(text)
-        message_id = new_id()
-        session.add(
-            Message(
-                id=message_id,
-                org_id=channel.org_id,
-                request_id=None,
-                contact_index=0,
-                configuration_id=None,
-                channel_id=channel.id,
-                template_id=None,
-                channel_type=channel.type,
-                provider=channel.provider,
-                to_raw=number,
-                to_number=number,
-                from_number=channel.sender,
-                locale=None,
-                body=text,
-                encoding=info.encoding.value,
-                segments=info.segments,
-                send_as_template=False,
-                status=MessageStatus.QUEUED.value,
-                reason="help_reply",
-                max_attempts=self._settings.max_attempts,
-                scheduled_at=now,
-                created_at=now,
-                updated_at=now,
-            )
-        )
-        session.flush()
-        write_events(
+        return queue_text_message(
             session,
-            [
-                message_event(
-                    message_id,
-                    channel.org_id,
-                    MessageStatus.QUEUED,
-                    source="help_reply",
-                    occurred_at=now,
-                )
-            ],
+            channel,
+            number,
+            text,
+            reason="help_reply",
+            now=now,
+            max_attempts=self._settings.max_attempts,
         )
-        return message_id

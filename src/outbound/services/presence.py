@@ -14,6 +14,7 @@ of time in each status. Going quiet past the timeout is not a change: it is read
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -26,6 +27,7 @@ from outbound.domain.users import PresenceStatus
 from outbound.errors import ConflictError, InvalidRequestError
 from outbound.schemas import Page
 from outbound.services.auth import SEEN_WRITE_SECONDS, Principal
+from outbound.services.conversation_log import publish
 from outbound.services.pagination import fetch_page
 from outbound.services.users import change_presence, load_user, presence_out
 from outbound.user_schemas import PresenceOut
@@ -42,11 +44,20 @@ def seen_interval(timeout: float) -> float:
 class PresenceService:
     """Reads and sets users' presence."""
 
-    def __init__(self, db: Database, clock: Clock, *, timeout: float) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        *,
+        timeout: float,
+        on_available: Callable[[str], object] | None = None,
+    ) -> None:
         self._db = db
         self._clock = clock
         self.timeout = timeout
         self.seen_every = seen_interval(timeout)
+        # Called with the user's id after they become available (an assignment pass).
+        self._on_available = on_available
 
     def get(self, org_id: str, user_id: str) -> PresenceOut:
         with self._db.read() as session:
@@ -64,6 +75,7 @@ class PresenceService:
                 raise ConflictError(
                     "the user is deactivated; reactivate them first", code="user_inactive"
                 )
+            previous = user.presence
             change_presence(
                 session,
                 user,
@@ -72,6 +84,16 @@ class PresenceService:
                 changed_by=by.user_id,
                 now=now,
             )
+            if previous != user.presence:
+                publish(
+                    session,
+                    org_id,
+                    "presence",
+                    {"user_id": user.id, "status": user.presence, "previous": previous},
+                    now,
+                )
+        if status == PresenceStatus.AVAILABLE and self._on_available is not None:
+            self._on_available(user_id)
         return presence_out(user, now, self.timeout)
 
     def list(

@@ -24,13 +24,18 @@ from outbound.adapters.db.engine import Database
 from outbound.adapters.db.models import (
     ApiKey,
     Conversation,
+    ConversationEvent,
+    ConversationNote,
+    Message,
     Organization,
     PresenceChange,
+    QueueMember,
     User,
     new_id,
 )
 from outbound.adapters.passwords import Passwords
 from outbound.clock import Clock
+from outbound.domain.presence import is_online as presence_online
 from outbound.domain.users import PresenceStatus, UserRole, clean_email, key_roles_for
 from outbound.errors import ConflictError, InvalidRequestError, NotFoundError
 from outbound.schemas import Page
@@ -48,17 +53,24 @@ __all__ = [
 ]
 
 # Columns elsewhere that name a user: a user named in any of them is deactivated, not deleted.
-_REFERENCES: tuple[Any, ...] = (ApiKey.user_id, PresenceChange.user_id, Conversation.assigned_to)
+_REFERENCES: tuple[Any, ...] = (
+    ApiKey.user_id,
+    PresenceChange.user_id,
+    Conversation.assigned_to,
+    Conversation.offered_to,
+    QueueMember.user_id,
+    ConversationEvent.actor_user_id,
+    ConversationEvent.to_user_id,
+    ConversationNote.user_id,
+    Message.sent_by_user_id,
+)
 
 
 def is_online(user: User, now: datetime, timeout: float) -> bool:
     """Whether work can be given to ``user`` now: active, ``available``, and seen (a request
     with one of their keys, or a heartbeat) within ``timeout`` seconds."""
-    return (
-        user.active
-        and user.presence == PresenceStatus.AVAILABLE
-        and user.last_seen_at is not None
-        and now - user.last_seen_at <= timedelta(seconds=timeout)
+    return user.active and presence_online(
+        user.presence, user.last_seen_at, now, timedelta(seconds=timeout)
     )
 
 
