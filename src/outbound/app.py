@@ -22,6 +22,7 @@ from outbound.adapters.providers.registry import build_providers
 from outbound.adapters.secrets import SecretBox, key_file_path, load_or_create_key
 from outbound.clock import Clock, SystemClock
 from outbound.config import Settings
+from outbound.services.agent_replies import AgentReplyService
 from outbound.services.assignment import AssignmentService
 from outbound.services.channels import ChannelService
 from outbound.services.configurations import ConfigurationService
@@ -32,6 +33,7 @@ from outbound.services.flow_engine import FlowEngine
 from outbound.services.flows import FlowService
 from outbound.services.inbound import InboundService
 from outbound.services.intake import ConversationIntake
+from outbound.services.lifecycle import LifecycleService
 from outbound.services.presence import PresenceService
 from outbound.services.queues import QueueService
 from outbound.services.records import RecordService
@@ -45,6 +47,7 @@ from outbound.services.webhooks import WebhookService, webhook_url
 from outbound.web.errors import install_error_handlers
 from outbound.web.middleware import install_metrics, install_webhook_fast_path
 from outbound.web.routes import (
+    agents,
     catalog,
     conversations,
     docs,
@@ -91,6 +94,8 @@ class Container:
     queues: QueueService
     routing: RoutingService
     assignment: AssignmentService
+    lifecycle: LifecycleService
+    agent_replies: AgentReplyService
     intake: ConversationIntake
     conversation_sweep: ConversationSweep
     _closed: bool = field(default=False, repr=False)
@@ -204,6 +209,14 @@ def build_container(
         queues=QueueService(db, clock, on_members_changed=assignment.assign_queue),
         routing=routing,
         assignment=assignment,
+        lifecycle=LifecycleService(db, clock, assignment, presence_timeout=presence_timeout),
+        agent_replies=AgentReplyService(
+            db,
+            clock,
+            max_attempts=settings.max_attempts,
+            metrics=metrics,
+            on_released=assignment.assign_for_agent,
+        ),
         intake=intake,
         conversation_sweep=ConversationSweep(
             db,
@@ -266,6 +279,7 @@ def create_app(container: Container, *, run_worker: bool | None = None) -> FastA
     app.include_router(users.router)
     app.include_router(messages.router)
     app.include_router(conversations.router)
+    app.include_router(agents.router)
     app.include_router(queues.router)
     app.include_router(records.router)
     app.include_router(webhooks.router)

@@ -1,0 +1,128 @@
+"""The API contract of what agents do: conversation actions, answers, notes, canned responses."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from outbound.schemas import _In
+
+__all__ = [
+    "CannedResponseCreate",
+    "CannedResponseOut",
+    "CannedResponseUpdate",
+    "CloseIn",
+    "DeclineIn",
+    "NoteIn",
+    "NoteOut",
+    "RenderedCanned",
+    "ReplyIn",
+    "ReplyOut",
+    "SimulateIn",
+    "SnoozeIn",
+    "TransferIn",
+]
+
+
+class DeclineIn(_In):
+    reason: str | None = Field(None, max_length=500)
+
+
+class TransferIn(_In):
+    """Give either ``user_id`` (assigned to that agent at once) or ``queue_id`` (waits there)."""
+
+    user_id: str | None = None
+    queue_id: str | None = None
+    reason: str | None = Field(None, max_length=500)
+
+
+class SnoozeIn(_In):
+    until: AwareDatetime = Field(description="When the conversation comes back (≤ 30 days).")
+
+
+class CloseIn(_In):
+    wrap_up: bool = Field(
+        True,
+        description="Go through wrap-up when the queue holds capacity for one (false: close now).",
+    )
+
+
+class ReplyIn(_In):
+    """An answer to the customer: free text, or a template filled from the conversation."""
+
+    body: str | None = Field(None, max_length=1600)
+    template_id: str | None = None
+    parameters: dict[str, str | int | float | bool | None] | None = Field(
+        None, description="Values for the template's placeholders, beyond the conversation's."
+    )
+
+
+class ReplyOut(BaseModel):
+    message_id: str
+    conversation_id: str
+    status: str
+    body: str | None
+    encoding: str | None
+    segments: int | None
+    locale: str | None
+    created_at: datetime
+
+
+class NoteIn(_In):
+    body: str = Field(min_length=1, max_length=10_000)
+
+
+class NoteOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    conversation_id: str
+    user_id: str | None
+    body: str
+    created_at: datetime
+
+
+class CannedResponseCreate(_In):
+    shortcode: str = Field(min_length=1, max_length=65, examples=["delay"])
+    body: str = Field(
+        min_length=1,
+        max_length=1600,
+        examples=["Hello {CustomerName}, {AgentName} here: your parcel is on its way."],
+    )
+    title: str | None = Field(None, max_length=200)
+
+
+class CannedResponseUpdate(_In):
+    shortcode: str | None = Field(None, min_length=1, max_length=65)
+    body: str | None = Field(None, min_length=1, max_length=1600)
+    title: str | None = Field(None, max_length=200)
+
+
+class CannedResponseOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    shortcode: str
+    title: str | None
+    body: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class RenderedCanned(BaseModel):
+    shortcode: str
+    text: str
+
+
+class SimulateIn(_In):
+    """A made-up customer message; nothing is stored."""
+
+    channel_id: str
+    text: str = Field("", max_length=1600)
+    from_: str | None = Field(None, alias="from", max_length=32, examples=["+33612345678"])
+    message_id: str | None = Field(
+        None, description="The outbound message the made-up reply answers."
+    )
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, populate_by_name=True)
