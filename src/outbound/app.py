@@ -40,6 +40,7 @@ from outbound.services.records import RecordService
 from outbound.services.routing import RoutingService
 from outbound.services.sending import SendService
 from outbound.services.statuses import StatusService
+from outbound.services.stream import StreamHub
 from outbound.services.templates import TemplateService
 from outbound.services.tracking import TrackingService
 from outbound.services.users import UserService
@@ -98,6 +99,7 @@ class Container:
     agent_replies: AgentReplyService
     intake: ConversationIntake
     conversation_sweep: ConversationSweep
+    stream: StreamHub
     _closed: bool = field(default=False, repr=False)
 
     def dispatcher(self, worker_id: str | None = None) -> Dispatcher:
@@ -124,6 +126,7 @@ class Container:
         self._closed = True
         for provider in self.providers.values():
             await provider.aclose()
+        await self.stream.aclose()
         await self.http.aclose()
         self.db.dispose()
 
@@ -229,6 +232,7 @@ def build_container(
                 stream_retention=timedelta(seconds=settings.stream_retention_seconds),
             ),
         ),
+        stream=StreamHub(db),
     )
 
 

@@ -22,6 +22,7 @@ from outbound.adapters.providers.base import StatusReport
 from outbound.adapters.queue.history import message_event, write_events
 from outbound.clock import Clock
 from outbound.domain.statuses import MessageStatus, can_transition
+from outbound.services.conversation_log import publish
 
 __all__ = ["MAX_REPORT_BATCH", "ORPHAN_SWEEP_BATCH", "StatusService"]
 
@@ -67,6 +68,7 @@ class StatusService:
             updates, events = self._moves(reports, found, now)
             if updates:
                 self._write(session, updates, events, now)
+                self._tell_conversations(session, updates, found, now)
             if channel_id is not None:
                 # Too early: keep them for when the send is recorded (replay_orphans).
                 early = [r for r, hit in zip(reports, matched, strict=True) if not hit]
@@ -94,7 +96,11 @@ class StatusService:
         for provider, ids in by_provider.items():
             for row in session.execute(
                 sa.select(
-                    Message.id, Message.org_id, Message.status, Message.provider_message_id
+                    Message.id,
+                    Message.org_id,
+                    Message.status,
+                    Message.provider_message_id,
+                    Message.conversation_id,
                 ).where(
                     Message.provider == provider,
                     Message.provider_message_id.in_(ids),
@@ -140,6 +146,32 @@ class StatusService:
                 )
             )
         return list(updates.values()), events
+
+    @staticmethod
+    def _tell_conversations(
+        session: Session,
+        updates: list[dict[str, Any]],
+        found: dict[tuple[str, str], Any],
+        now: datetime,
+    ) -> None:
+        """A live update for each message of a conversation whose status changed (agents see
+        their answers delivered or failing)."""
+        rows = {row.id: row for row in found.values() if row.conversation_id is not None}
+        for values in updates:
+            row = rows.get(values["b_id"])
+            if row is not None:
+                publish(
+                    session,
+                    row.org_id,
+                    "message.status",
+                    {
+                        "conversation_id": row.conversation_id,
+                        "message_id": row.id,
+                        "status": values["b_status"],
+                        "error_code": values["b_code"],
+                    },
+                    now,
+                )
 
     @staticmethod
     def _write(

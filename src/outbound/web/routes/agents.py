@@ -1,11 +1,12 @@
 """What agents and supervisors do: act on conversations, answer, take notes, use canned
-responses, and ask routing why."""
+responses, ask routing why, and follow everything live (``GET /v1/stream``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import StreamingResponse
 
 from outbound.agent_schemas import (
     CannedResponseCreate,
@@ -22,9 +23,11 @@ from outbound.agent_schemas import (
     SnoozeIn,
     TransferIn,
 )
+from outbound.errors import InvalidRequestError
 from outbound.schemas import Role
 from outbound.services.auth import Principal
 from outbound.services.lifecycle import Actor
+from outbound.services.stream import Subscriber
 from outbound.web.deps import container, principal_of
 
 __all__ = ["actor_of", "router"]
@@ -205,3 +208,40 @@ def render_canned(
 ) -> RenderedCanned:
     text = container(request).agent_replies.render_canned(actor_of(who), conversation_id, shortcode)
     return RenderedCanned(shortcode=shortcode.lstrip("/").lower(), text=text)
+
+
+# --- the live stream ----------------------------------------------------------------------
+
+
+@router.get(
+    "/stream",
+    tags=["stream"],
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def stream(
+    request: Request,
+    last_event_id: str | None = Header(None, alias="Last-Event-ID"),
+    after: int | None = Query(None, ge=0, description="Same as the Last-Event-ID header."),
+    who: Principal = principal_of(*STAFF),
+) -> StreamingResponse:
+    """Server-Sent Events for the caller: conversations, messages, presence, queues."""
+    since: int | None = after
+    if last_event_id is not None and last_event_id.strip():
+        try:
+            since = int(last_event_id)
+        except ValueError as exc:
+            raise InvalidRequestError("must be an event id", field="Last-Event-ID") from exc
+        if since < 0:
+            raise InvalidRequestError("must be an event id", field="Last-Event-ID")
+    subscriber = Subscriber(
+        org_id=who.org_id,
+        user_id=who.user_id,
+        sees_all=who.role in (Role.ADMIN, Role.SUPERVISOR),
+    )
+    hub = container(request).stream
+    return StreamingResponse(
+        hub.events(subscriber, since),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
