@@ -7,6 +7,7 @@ import socket
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,12 @@ class _FakeTwilioThread:
         self._thread.start()
         return asyncio.run_coroutine_threadsafe(self.fake.start(), self._loop).result(10)
 
+    def send_inbound(self, url: str, from_: str, to: str, body: str) -> int | None:
+        """A customer's message, as Twilio posts it (signed) to the channel's webhook."""
+        return asyncio.run_coroutine_threadsafe(
+            self.fake.send_inbound(url, from_, to, body), self._loop
+        ).result(10)
+
     def stop(self) -> None:
         asyncio.run_coroutine_threadsafe(self.fake.stop(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -143,7 +150,7 @@ def run_demo(console: Console, data_dir: Path | None = None, provider: str = "sa
         thread = threading.Thread(target=server.run, name="outbound-demo-server", daemon=True)
         thread.start()
         try:
-            return _drive(console, f"http://127.0.0.1:{port}", api_key, server, channel)
+            return _drive(console, f"http://127.0.0.1:{port}", api_key, server, channel, fake)
         finally:
             server.should_exit = True
             thread.join(timeout=15)
@@ -163,6 +170,7 @@ def _drive(
     api_key: str,
     server: uvicorn.Server,
     channel_body: dict[str, Any],
+    fake: _FakeTwilioThread | None = None,
 ) -> int:
     deadline = time.monotonic() + 15
     while not server.started:
@@ -259,6 +267,19 @@ def _drive(
             return 1
         if not _flows(console, call, channel["id"]):
             return 1
+
+        def customer_says(text: str) -> int | None:
+            if fake is not None:
+                return fake.send_inbound(
+                    channel["webhook_url"], DEMO_REPLY_FROM, channel["sender"], text
+                )
+            answer = client.post(
+                channel["webhook_url"], json={"from": DEMO_REPLY_FROM, "body": text}
+            )
+            return answer.status_code
+
+        if not _agents(console, call, channel, customer_says):
+            return 1
         console.print("[green]demo complete[/green]")
         return 0
 
@@ -336,6 +357,83 @@ def _flows(console: Console, call: Any, channel_id: str) -> bool:
         console.print(
             f"[red]unexpected flow outcomes[/red]: run {run['status']}, "
             f"{delivered} delivered (expected {len(cases) + 2})"
+        )
+        return False
+    return True
+
+
+DEMO_AGENT = {"email": "camille@example.com", "name": "Camille", "role": "agent"}
+DEMO_REPLY_FROM = "+33612345678"
+
+
+def _agents(
+    console: Console,
+    call: Any,
+    channel: dict[str, Any],
+    customer_says: Callable[[str], int | None],
+) -> bool:
+    """A customer answers; the reply is routed to the demo agent, who answers back."""
+    agent = call(
+        "POST",
+        "/v1/users",
+        json={**DEMO_AGENT, "languages": ["fr", "en"], "password": "demo-password-1"},
+    )
+    key = call("POST", "/v1/api-keys", json={"role": "agent", "user_id": agent["id"]})["key"]
+    as_agent = {"Authorization": f"Bearer {key}"}
+    queue = call("POST", "/v1/queues", json={"name": "Support", "members": [agent["id"]]})
+    call("PUT", "/v1/users/me/presence", json={"status": "available"}, headers=as_agent)
+    console.print(
+        f"agent [cyan]{agent['name']}[/cyan] is available in queue [cyan]{queue['name']}[/cyan]"
+        " (the organisation's fallback queue)"
+    )
+    status = customer_says("Merci ! Quand arrive le colis ?")
+    if status != 200:
+        console.print(f"[red]the customer's reply was refused[/red] ({status})")
+        return False
+    console.print(f"the customer {DEMO_REPLY_FROM} answers: “Merci ! Quand arrive le colis ?”")
+    conversation: dict[str, Any] = {}
+    with console.status("routing the reply…"):
+        deadline = time.monotonic() + DEMO_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            mine = call(
+                "GET",
+                "/v1/conversations",
+                params={"assigned_to": "me", "status": "active"},
+                headers=as_agent,
+            )["data"]
+            if mine:
+                conversation = mine[0]
+                break
+            time.sleep(0.2)
+    if not conversation:
+        console.print("[red]the conversation was not assigned[/red]")
+        return False
+    console.print(
+        f"conversation [cyan]{conversation['id']}[/cyan] assigned to {agent['name']}; answering…"
+    )
+    answer = call(
+        "POST",
+        f"/v1/conversations/{conversation['id']}/messages",
+        json={"body": "Bonjour, Camille ici : votre colis arrive demain avant midi."},
+        headers=as_agent,
+    )
+    status = answer["status"]
+    with console.status("waiting for the answer's delivery report…"):
+        deadline = time.monotonic() + DEMO_TIMEOUT_SECONDS
+        while status != "delivered" and time.monotonic() < deadline:
+            time.sleep(0.2)
+            status = call("GET", f"/v1/messages/{answer['message_id']}")["status"]
+    thread = call("GET", f"/v1/conversations/{conversation['id']}", headers=as_agent)
+    table = Table(title=f"Conversation with {DEMO_REPLY_FROM} ({thread['status']})")
+    for column in ("direction", "text", "status"):
+        table.add_column(column)
+    for entry in thread["messages"]:
+        table.add_row(entry["direction"], entry["body"] or "", entry.get("status") or "")
+    console.print(table)
+    if status != "delivered" or thread["status"] != "waiting":
+        console.print(
+            f"[red]unexpected conversation outcome[/red]: answer {status}, "
+            f"conversation {thread['status']} (expected delivered, waiting)"
         )
         return False
     return True
