@@ -8,8 +8,11 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
+
 from outbound.app import Container
-from outbound.services.stream import Subscriber
+from outbound.services.conversation_log import publish
+from outbound.services.stream import StreamHub, Subscriber
 from outbound.testing import FakeClock
 from tests.acceptance.test_agents import conversation_of, customer_writes, make_agent, make_queue
 from tests.conftest import Setup, Tenant
@@ -120,3 +123,21 @@ async def test_an_answers_delivery_is_told_on_the_stream(
     assert (status["message_id"], status["conversation_id"]) == (answer["message_id"], cid)
     assert status["status"] in {"delivered", "sent"}
     await watcher.aclose()
+
+
+@pytest.mark.parametrize(
+    "backend", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+async def test_on_postgresql_notify_wakes_the_reader_before_its_next_poll(
+    tenant: Tenant, container: Container
+) -> None:
+    hub = StreamHub(container.db, poll_interval=30)
+    stream = hub.events(Subscriber(org_id=tenant.org_id, user_id=None, sees_all=True), None)
+    assert await anext(stream) == ": connected\n\n"
+    await asyncio.sleep(0.5)  # the listener's connection is up
+    with container.db.transaction() as session:
+        publish(session, tenant.org_id, "presence", {"user_id": "u"}, container.clock.now())
+    text = await asyncio.wait_for(anext(stream), timeout=5)
+    assert text.startswith("id: ") and "event: presence" in text
+    await stream.aclose()
+    await hub.aclose()

@@ -10,11 +10,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from outbound.adapters.db.models import Conversation, ConversationEvent, StreamEvent
 
-__all__ = ["conversation_summary", "publish", "record_change"]
+# The channel stream readers LISTEN on (outbound.services.stream).
+NOTIFY_CHANNEL = "outbound_stream"
+
+__all__ = ["NOTIFY_CHANNEL", "conversation_summary", "publish", "record_change"]
 
 
 def conversation_summary(conversation: Conversation) -> dict[str, Any]:
@@ -43,6 +47,9 @@ def publish(
     session.add(
         StreamEvent(org_id=org_id, user_id=user_id, kind=kind, payload=payload, created_at=now)
     )
+    if session.get_bind().dialect.name == "postgresql":
+        # Delivered at commit, once per transaction (PostgreSQL folds identical ones).
+        session.execute(sa.text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
 
 
 def record_change(

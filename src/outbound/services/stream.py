@@ -4,7 +4,8 @@ Every change that a console shows (conversations offered, assigned, transferred,
 messages in and out and their statuses; presence) is written to ``stream_events`` in the
 transaction of the change (:func:`outbound.services.conversation_log.publish`). Whatever process
 made the change, each process's :class:`StreamHub` reads new rows with one indexed query every
-``poll_interval`` seconds and hands them to the clients connected to it. The table is the truth:
+``poll_interval`` seconds (on PostgreSQL, at once when ``NOTIFY`` says there are new ones) and
+hands them to the clients connected to it. The table is the truth:
 a client that reconnects with ``Last-Event-ID`` gets every event after that id that is still
 kept (the retention window, one hour by default); one that has been away longer is told to
 reload (``event: reset``).
@@ -28,8 +29,9 @@ import sqlalchemy as sa
 
 from outbound.adapters.db.engine import Database
 from outbound.adapters.db.models import StreamEvent
+from outbound.services.conversation_log import NOTIFY_CHANNEL
 
-__all__ = ["StreamHub", "StreamItem", "Subscriber", "format_sse"]
+__all__ = ["NOTIFY_CHANNEL", "StreamHub", "StreamItem", "Subscriber", "format_sse"]
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +89,8 @@ class StreamHub:
     def __init__(self, db: Database, *, poll_interval: float = 0.25) -> None:
         self._db = db
         self._poll_interval = poll_interval
+        self._wake = asyncio.Event()
+        self._listener: asyncio.Task[None] | None = None
         self._subscribers: set[Subscriber] = set()
         self._last_id: int | None = None
         self._seen: set[int] = set()
@@ -132,6 +136,8 @@ class StreamHub:
             self._subscribers.add(subscriber)
             if self._task is None or self._task.done():
                 self._task = asyncio.create_task(self._poll())
+            if not self._db.is_sqlite and (self._listener is None or self._listener.done()):
+                self._listener = asyncio.create_task(self._listen())
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.discard(subscriber)
@@ -141,10 +147,11 @@ class StreamHub:
             with contextlib.suppress(asyncio.QueueFull):
                 subscriber.queue.put_nowait(None)
         self._subscribers.clear()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._listener):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     async def events(
         self, subscriber: Subscriber, last_event_id: int | None, *, heartbeat: float = 15.0
@@ -200,7 +207,28 @@ class StreamHub:
                                 subscriber.queue.get_nowait()
                             subscriber.queue.put_nowait(None)
             if not items:
-                await asyncio.sleep(self._poll_interval)
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self._poll_interval)
+
+    async def _listen(self) -> None:
+        """PostgreSQL: wake the reader as soon as another transaction publishes (``NOTIFY``),
+        rather than at its next poll. Polling stays what makes the stream correct."""
+        import psycopg
+
+        url = self._db.engine.url.set(drivername="postgresql")
+        dsn = url.render_as_string(hide_password=False)
+        while self._subscribers:
+            try:
+                async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+                    await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    async for _ in conn.notifies():
+                        self._wake.set()
+                        if not self._subscribers:
+                            return
+            except (OSError, psycopg.Error):
+                log.warning("listening for live updates failed; polling until it works again")
+                await asyncio.sleep(5)
 
     def _read_new(self) -> list[StreamItem]:
         last = self._last_id or 0
