@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from outbound.domain.flow_runs import FlowRunStatus
 
 __all__ = [
     "CONDITION_OPS",
@@ -33,14 +34,6 @@ CONDITION_OPS = (
     "since",
     "before",
 )
-
-
-class FlowRunStatus(StrEnum):
-    PENDING = "pending"
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELED = "canceled"
 
 
 class FlowOut(BaseModel):

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Annotated, Any, TypeAlias
 
 from pydantic import BaseModel, Field, StrictBool, StringConstraints
 
+from outbound.domain.cases import CaseStatus
 from outbound.schemas import ContextValue, LocaleValue, _In, _Out
 
 __all__ = [
@@ -34,12 +34,6 @@ EVENT_TYPE_PATTERN = r"^[A-Za-z][A-Za-z0-9_\-]*(\.[A-Za-z0-9_\-]+)*$"
 
 CustomKey: TypeAlias = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 CustomFields: TypeAlias = dict[CustomKey, ContextValue]
-
-
-class CaseStatus(StrEnum):
-    ACTIVE = "active"
-    RESOLVED = "resolved"
-    CANCELED = "canceled"
 
 
 # --- Contacts ---------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Annotated, Any, Generic, Literal, TypeAlias, TypeVar
 
 from pydantic import (
@@ -22,6 +21,9 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from outbound.domain.channels import ChannelType, ProviderName
+from outbound.domain.conversations import ConversationMode
+from outbound.domain.roles import Role
 from outbound.domain.windows import (
     MAX_CAP_COUNT,
     MAX_CAP_PERIOD_SECONDS,
@@ -54,7 +56,7 @@ __all__ = [
     "Page",
     "PreviewIn",
     "PreviewOut",
-    "Provider",
+    "ProviderName",
     "Role",
     "SendIn",
     "SendOut",
@@ -65,32 +67,6 @@ __all__ = [
 
 DEFAULT_TEXT_LIMIT = 2000
 LOCALIZED_TEXT_LIMIT = 1000
-
-
-class ChannelType(StrEnum):
-    SMS = "sms"
-    WHATSAPP = "whatsapp"
-
-
-class Provider(StrEnum):
-    SANDBOX = "sandbox"
-    TWILIO = "twilio"
-    TELESIGN = "telesign"
-    ACS = "acs"
-
-
-class Role(StrEnum):
-    """What an API key may do (a key of a user acts as that user too)."""
-
-    ADMIN = "admin"
-    SENDER = "sender"
-    SUPERVISOR = "supervisor"
-    AGENT = "agent"
-
-
-class ConversationMode(StrEnum):
-    ON_RESPONSE = "on_response"
-    ON_SEND = "on_send"
 
 
 def _has_nul(value: object) -> bool:
@@ -179,7 +155,7 @@ class ApiKeyOut(_Out):
 class ChannelCreate(_In):
     name: str = Field(min_length=1, max_length=200)
     type: ChannelType
-    provider: Provider
+    provider: ProviderName
     sender: str = Field(min_length=1, max_length=64, description="Sender number or ID.")
     base_url: str | None = Field(None, max_length=500, pattern=r"^https?://")
     credentials: dict[str, str] = Field(default_factory=dict, description="Write-only.")
@@ -206,7 +182,7 @@ class ChannelOut(_Out):
     id: str
     name: str
     type: ChannelType
-    provider: Provider
+    provider: ProviderName
     sender: str
     base_url: str | None
     has_credentials: bool
@@ -515,7 +491,7 @@ class MessageOut(_Out):
     channel_id: str
     template_id: str | None
     channel_type: ChannelType
-    provider: Provider
+    provider: ProviderName
     to: str | None
     to_raw: str
     from_: str | None = Field(serialization_alias="from")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -16,6 +18,26 @@ def test_migrations_produce_the_models_schema(container: Container) -> None:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         diff = compare_metadata(context, Base.metadata)
     assert diff == []
+
+
+def _quoted(text: str) -> list[str]:
+    return re.findall(r"'([^']*)'", text)
+
+
+def test_migrated_check_constraints_allow_the_models_values(container: Container) -> None:
+    """Alembic does not compare CHECK constraints; the vocabularies of ``domain/`` must match."""
+    inspector = sa.inspect(container.db.engine)
+    for table in Base.metadata.sorted_tables:
+        expected = {
+            str(c.name): _quoted(str(c.sqltext))
+            for c in table.constraints
+            if isinstance(c, sa.CheckConstraint)
+        }
+        found = {
+            str(c["name"]): _quoted(c["sqltext"])
+            for c in inspector.get_check_constraints(table.name)
+        }
+        assert found == expected, table.name
 
 
 def test_database_is_at_head_and_upgrade_is_idempotent(container: Container) -> None:

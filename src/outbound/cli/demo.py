@@ -159,7 +159,7 @@ def run_demo(console: Console, data_dir: Path | None = None, provider: str = "sa
 
 
 def _admin_role() -> Any:
-    from outbound.schemas import Role
+    from outbound.domain.roles import Role
 
     return Role.ADMIN
 

@@ -18,8 +18,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from outbound.domain.roles import Role
 from outbound.domain.users import UserRole
-from outbound.schemas import Role
 
 if TYPE_CHECKING:
     from outbound.app import Container

@@ -12,15 +12,24 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Final
 
 from outbound.domain.conditions import Condition
 from outbound.domain.timezones import as_utc
 
-__all__ = ["DEFAULT_TIMEZONE", "FlowDefinition", "Trigger"]
+__all__ = ["DEFAULT_TIMEZONE", "FlowDefinition", "Trigger", "TriggerType"]
 
 DEFAULT_TIMEZONE: Final = "UTC"
 """The zone a scheduled trigger's times are read in when it names none."""
+
+
+class TriggerType(StrEnum):
+    """What starts a flow's runs: an event, someone asking, or its schedule."""
+
+    AUTOMATIC = "automatic"
+    INSTANT = "instant"
+    SCHEDULED = "scheduled"
 
 
 @dataclass(frozen=True)

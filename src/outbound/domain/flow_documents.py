@@ -36,14 +36,14 @@ from outbound.domain.conditions import (
     parse_datetime,
 )
 from outbound.domain.durations import DURATION_HINT, parse_duration
-from outbound.domain.flow_definitions import DEFAULT_TIMEZONE, FlowDefinition, Trigger
+from outbound.domain.flow_definitions import DEFAULT_TIMEZONE, FlowDefinition, Trigger, TriggerType
 from outbound.domain.recipients import check_expression
 from outbound.domain.timezones import local_to_utc
 from outbound.errors import FieldError, FlowDefinitionError
 
 __all__ = ["FieldError", "FlowDefinitionError", "parse_flow_document"]
 
-_TRIGGER_TYPES: Final = ("automatic", "instant", "scheduled")
+_TRIGGER_TYPES: Final = tuple(kind.value for kind in TriggerType)
 _ON_MISSED: Final = ("run_once", "run_all", "skip")
 _SOURCE_RECORDS: Final = ("contacts", "cases", "csv")
 _MAX_NAME_LENGTH: Final = 200

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from outbound.adapters.db.engine import Database
 from outbound.adapters.db.models import ApiKey, Organization, User
 from outbound.clock import Clock
+from outbound.domain.roles import Role
 from outbound.domain.users import key_roles_for
 from outbound.errors import (
     AuthenticationError,
@@ -35,7 +36,7 @@ from outbound.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
-from outbound.schemas import ApiKeyOut, Page, Role
+from outbound.schemas import ApiKeyOut, Page
 from outbound.services.pagination import fetch_page
 
 __all__ = [

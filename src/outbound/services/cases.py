@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from outbound.adapters.db.models import Case, Contact, new_id
+from outbound.domain.cases import CaseStatus
 from outbound.domain.contacts import (
     Problem,
     case_record,
@@ -29,7 +30,7 @@ from outbound.domain.contacts import (
     merge_custom,
 )
 from outbound.errors import ConflictError, InvalidRequestError, NotFoundError
-from outbound.records_schemas import CaseCreate, CaseOut, CaseStatus, CaseUpdate
+from outbound.records_schemas import CaseCreate, CaseOut, CaseUpdate
 from outbound.schemas import Page
 from outbound.services.events import RecordWriter, raise_first
 from outbound.services.pagination import fetch_page

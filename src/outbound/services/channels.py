@@ -15,8 +15,9 @@ from outbound.adapters.providers.base import WebhookAuth
 from outbound.adapters.providers.registry import adapter_for
 from outbound.adapters.secrets import SecretBox
 from outbound.clock import Clock
+from outbound.domain.channels import ChannelType
 from outbound.errors import ConflictError, InvalidRequestError, NotFoundError, SecretKeyError
-from outbound.schemas import ChannelCreate, ChannelOut, ChannelType, ChannelUpdate, Page
+from outbound.schemas import ChannelCreate, ChannelOut, ChannelUpdate, Page
 from outbound.services.pagination import fetch_page
 from outbound.services.webhooks import webhook_url
 

@@ -29,6 +29,7 @@ from outbound.adapters.db.models import (
 )
 from outbound.adapters.queue.flow_runs import ACTIVE_RUN_STATUSES
 from outbound.clock import Clock
+from outbound.domain.flow_runs import FlowRunStatus
 from outbound.domain.flows import (
     FieldError,
     FlowDefinition,
@@ -37,7 +38,7 @@ from outbound.domain.flows import (
     parse_flow_document,
 )
 from outbound.errors import ConflictError, InvalidRequestError, NotFoundError
-from outbound.flow_schemas import FlowOut, FlowRunError, FlowRunIn, FlowRunOut, FlowRunStatus
+from outbound.flow_schemas import FlowOut, FlowRunError, FlowRunIn, FlowRunOut
 from outbound.schemas import Page
 from outbound.services.pagination import fetch_page
 

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 from fastapi import Depends, Header, Request
 
+from outbound.domain.roles import Role
 from outbound.errors import InvalidRequestError
-from outbound.schemas import Role
 from outbound.services.auth import Principal, authenticate, require_role
 from outbound.web.throttle import FailureThrottle, client_address
 

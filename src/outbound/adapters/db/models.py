@@ -1,12 +1,14 @@
 """Tables of the service (SQLAlchemy 2 declarative models).
 
 Every row that belongs to a tenant carries ``org_id``; every query in the services filters on it.
-Statuses are stored as strings with a CHECK constraint listing the values of their ``StrEnum``.
+Statuses and other fixed vocabularies are stored as strings with a CHECK constraint listing the
+values of their ``StrEnum`` in ``domain/``.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -14,6 +16,14 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from outbound.domain.assignment import AssignmentMethod
+from outbound.domain.cases import CaseStatus
+from outbound.domain.channels import PROVIDER_NAMES, ChannelType
+from outbound.domain.conversation_states import ConversationState
+from outbound.domain.conversations import ConversationMode
+from outbound.domain.flow_definitions import TriggerType
+from outbound.domain.flow_runs import FlowRunStatus
+from outbound.domain.roles import Role
 from outbound.domain.statuses import MessageStatus
 from outbound.domain.users import DEFAULT_CAPACITY, MAX_CAPACITY, PresenceStatus, UserRole
 
@@ -78,21 +88,21 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _check_in(column: str, values: list[str]) -> str:
+# The states a conversation row's status holds: "offered" and "snoozed" are open and waiting
+# rows with an offer or a snooze time (services.lifecycle.state_of).
+_STORED_CONVERSATION_STATES = (
+    ConversationState.OPEN,
+    ConversationState.ACTIVE,
+    ConversationState.WAITING,
+    ConversationState.WRAP_UP,
+    ConversationState.CLOSED,
+)
+
+
+def _check_in(column: str, values: Iterable[str]) -> str:
+    """``column IN ('a', 'b')``: the CHECK keeping a column to a vocabulary of ``domain/``."""
     quoted = ", ".join(f"'{v}'" for v in values)
     return f"{column} IN ({quoted})"
-
-
-CHANNEL_TYPES = ["sms", "whatsapp"]
-PROVIDERS = ["sandbox", "twilio", "telesign", "acs"]
-ROLES = ["admin", "sender", "supervisor", "agent"]
-USER_ROLES = [r.value for r in UserRole]
-PRESENCE_STATUSES = [s.value for s in PresenceStatus]
-PRESENCE_SOURCES = ["user", "supervisor", "system"]
-CONVERSATION_MODES = ["on_response", "on_send"]
-MESSAGE_STATUSES = [s.value for s in MessageStatus]
-CONVERSATION_STATUSES = ["open", "active", "waiting", "wrap_up", "closed"]
-ASSIGNMENT_METHODS = ["highest_capacity", "round_robin", "least_active", "manual"]
 
 
 class Base(DeclarativeBase):
@@ -129,7 +139,7 @@ class Organization(Base):
 
 class ApiKey(Base):
     __tablename__ = "api_keys"
-    __table_args__ = (sa.CheckConstraint(_check_in("role", ROLES), name="role"),)
+    __table_args__ = (sa.CheckConstraint(_check_in("role", Role), name="role"),)
 
     id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
     org_id: Mapped[str] = mapped_column(sa.ForeignKey("organizations.id"), index=True)
@@ -155,8 +165,8 @@ class User(Base):
 
     __tablename__ = "users"
     __table_args__ = (
-        sa.CheckConstraint(_check_in("role", USER_ROLES), name="role"),
-        sa.CheckConstraint(_check_in("presence", PRESENCE_STATUSES), name="presence"),
+        sa.CheckConstraint(_check_in("role", UserRole), name="role"),
+        sa.CheckConstraint(_check_in("presence", PresenceStatus), name="presence"),
         sa.CheckConstraint(f"capacity >= 0 AND capacity <= {MAX_CAPACITY}", name="capacity"),
         sa.UniqueConstraint("org_id", "email"),
         sa.Index("ix_users_org_created", "org_id", "created_at", "id"),
@@ -190,8 +200,8 @@ class PresenceChange(Base):
 
     __tablename__ = "presence_changes"
     __table_args__ = (
-        sa.CheckConstraint(_check_in("status", PRESENCE_STATUSES), name="status"),
-        sa.CheckConstraint(_check_in("source", PRESENCE_SOURCES), name="source"),
+        sa.CheckConstraint(_check_in("status", PresenceStatus), name="status"),
+        sa.CheckConstraint(_check_in("source", ["user", "supervisor", "system"]), name="source"),
         sa.Index("ix_presence_changes_user", "user_id", "changed_at"),
         sa.Index("ix_presence_changes_org", "org_id", "changed_at"),
     )
@@ -213,8 +223,8 @@ class PresenceChange(Base):
 class Channel(Base):
     __tablename__ = "channels"
     __table_args__ = (
-        sa.CheckConstraint(_check_in("type", CHANNEL_TYPES), name="type"),
-        sa.CheckConstraint(_check_in("provider", PROVIDERS), name="provider"),
+        sa.CheckConstraint(_check_in("type", ChannelType), name="type"),
+        sa.CheckConstraint(_check_in("provider", PROVIDER_NAMES), name="provider"),
     )
 
     id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
@@ -241,7 +251,7 @@ class Channel(Base):
 class Template(Base):
     __tablename__ = "templates"
     __table_args__ = (
-        sa.CheckConstraint(_check_in("channel_type", CHANNEL_TYPES), name="channel_type"),
+        sa.CheckConstraint(_check_in("channel_type", ChannelType), name="channel_type"),
         sa.UniqueConstraint("org_id", "name"),
     )
 
@@ -260,9 +270,9 @@ class Template(Base):
 class OutboundConfiguration(Base):
     __tablename__ = "outbound_configurations"
     __table_args__ = (
-        sa.CheckConstraint(_check_in("channel_type", CHANNEL_TYPES), name="channel_type"),
+        sa.CheckConstraint(_check_in("channel_type", ChannelType), name="channel_type"),
         sa.CheckConstraint(
-            _check_in("conversation_mode", CONVERSATION_MODES), name="conversation_mode"
+            _check_in("conversation_mode", ConversationMode), name="conversation_mode"
         ),
     )
 
@@ -315,7 +325,7 @@ class Message(Base):
 
     __tablename__ = "messages"
     __table_args__ = (
-        sa.CheckConstraint(_check_in("status", MESSAGE_STATUSES), name="status"),
+        sa.CheckConstraint(_check_in("status", MessageStatus), name="status"),
         sa.Index("ix_messages_due", "status", "scheduled_at"),
         sa.Index("ix_messages_org_created", "org_id", "created_at", "id"),
         sa.Index("ix_messages_provider_id", "provider", "provider_message_id"),
@@ -370,7 +380,7 @@ class MessageEvent(Base):
     """One status change of a message, with its time (the status history)."""
 
     __tablename__ = "message_events"
-    __table_args__ = (sa.CheckConstraint(_check_in("status", MESSAGE_STATUSES), name="status"),)
+    __table_args__ = (sa.CheckConstraint(_check_in("status", MessageStatus), name="status"),)
 
     id: Mapped[int] = mapped_column(
         sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True
@@ -439,7 +449,7 @@ class Conversation(Base):
 
     __tablename__ = "conversations"
     __table_args__ = (
-        sa.CheckConstraint(_check_in("status", CONVERSATION_STATUSES), name="status"),
+        sa.CheckConstraint(_check_in("status", _STORED_CONVERSATION_STATES), name="status"),
         sa.Index("ix_conversations_lookup", "channel_id", "customer_number", "status"),
         sa.Index("ix_conversations_org_created", "org_id", "created_at", "id"),
         sa.Index("ix_conversations_queue_waiting", "queue_id", "status", "waiting_since"),
@@ -527,9 +537,6 @@ class OrphanReport(Base):
     received_at: Mapped[datetime]
 
 
-CASE_STATUSES = ["active", "resolved", "canceled"]
-FLOW_TRIGGERS = ["automatic", "instant", "scheduled"]
-FLOW_RUN_STATUSES = ["pending", "running", "completed", "failed", "canceled"]
 _BIGINT = sa.BigInteger().with_variant(sa.Integer, "sqlite")
 
 
@@ -563,7 +570,7 @@ class Case(Base):
 
     __tablename__ = "cases"
     __table_args__ = (
-        sa.CheckConstraint(_check_in("status", CASE_STATUSES), name="status"),
+        sa.CheckConstraint(_check_in("status", CaseStatus), name="status"),
         sa.UniqueConstraint("org_id", "number"),
         sa.Index("ix_cases_org_id_id", "org_id", "id"),
         sa.Index("ix_cases_org_status_resolved", "org_id", "status", "resolved_at"),
@@ -610,7 +617,7 @@ class Flow(Base):
 
     __tablename__ = "flows"
     __table_args__ = (
-        sa.CheckConstraint(_check_in("trigger_type", FLOW_TRIGGERS), name="trigger_type"),
+        sa.CheckConstraint(_check_in("trigger_type", TriggerType), name="trigger_type"),
         sa.UniqueConstraint("org_id", "name"),
         sa.Index("ix_flows_event", "org_id", "event_type", "enabled"),
         sa.Index("ix_flows_due", "enabled", "next_fire_at"),
@@ -643,7 +650,7 @@ class FlowRun(Base):
 
     __tablename__ = "flow_runs"
     __table_args__ = (
-        sa.CheckConstraint(_check_in("status", FLOW_RUN_STATUSES), name="status"),
+        sa.CheckConstraint(_check_in("status", FlowRunStatus), name="status"),
         sa.UniqueConstraint("flow_id", "fire_key"),
         sa.Index("ix_flow_runs_due", "status", "due_at"),
         sa.Index("ix_flow_runs_org_created", "org_id", "created_at", "id"),
@@ -715,7 +722,7 @@ class Queue(Base):
 
     __tablename__ = "queues"
     __table_args__ = (
-        sa.CheckConstraint(_check_in("assignment_method", ASSIGNMENT_METHODS), name="method"),
+        sa.CheckConstraint(_check_in("assignment_method", AssignmentMethod), name="method"),
         sa.UniqueConstraint("org_id", "name"),
     )
 

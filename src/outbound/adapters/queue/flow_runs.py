@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from outbound.adapters.db.engine import Database
 from outbound.adapters.db.models import Flow, FlowRun, FlowRunBatch, FlowRunRow, new_id
-from outbound.flow_schemas import FlowRunStatus
+from outbound.domain.flow_runs import FlowRunStatus
 
 __all__ = [
     "ACTIVE_RUN_STATUSES",

@@ -23,8 +23,8 @@ from outbound.agent_schemas import (
     SnoozeIn,
     TransferIn,
 )
+from outbound.domain.roles import Role
 from outbound.errors import InvalidRequestError
-from outbound.schemas import Role
 from outbound.services.auth import Principal
 from outbound.services.lifecycle import Actor
 from outbound.services.stream import Subscriber

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request
 
+from outbound.domain.roles import Role
 from outbound.errors import InvalidRequestError
-from outbound.schemas import Page, Role
+from outbound.schemas import Page
 from outbound.services.auth import Principal
 from outbound.services.conversations import ConversationOut
 from outbound.web.deps import container, principal_of

@@ -11,9 +11,10 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
+from outbound.domain.roles import Role
 from outbound.errors import InvalidRequestError, UnsupportedMediaTypeError
 from outbound.flow_schemas import FlowOut, FlowRunIn, FlowRunOut
-from outbound.schemas import Page, Role
+from outbound.schemas import Page
 from outbound.services.auth import Principal
 from outbound.services.contact_import import text_lines
 from outbound.web.deps import READERS, container, principal_of

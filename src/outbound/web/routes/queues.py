@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
+from outbound.domain.roles import Role
 from outbound.queue_schemas import (
     OrganizationRoutingUpdate,
     QueueCreate,
@@ -15,7 +16,6 @@ from outbound.queue_schemas import (
     RoutingRuleOut,
     RoutingRuleUpdate,
 )
-from outbound.schemas import Role
 from outbound.services.auth import Principal
 from outbound.web.deps import container, principal_of
 
