@@ -7,33 +7,16 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from outbound.domain.conditions import CONDITION_OPS
 from outbound.domain.flow_runs import FlowRunStatus
 
 __all__ = [
-    "CONDITION_OPS",
     "FlowOut",
     "FlowRunIn",
     "FlowRunOut",
     "FlowRunStatus",
     "RunCondition",
 ]
-
-CONDITION_OPS = (
-    "eq",
-    "ne",
-    "in",
-    "not_in",
-    "exists",
-    "missing",
-    "gt",
-    "gte",
-    "lt",
-    "lte",
-    "contains",
-    "starts_with",
-    "since",
-    "before",
-)
 
 
 class FlowOut(BaseModel):

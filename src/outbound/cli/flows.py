@@ -38,7 +38,7 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 def parse_where(expressions: list[str]) -> list[dict[str, object]]:
     """``field=value`` (equals) or ``field OP value`` (e.g. ``case.resolved_at since 7d``)."""
-    from outbound.flow_schemas import CONDITION_OPS
+    from outbound.domain.conditions import CONDITION_OPS
 
     conditions: list[dict[str, object]] = []
     for text in expressions:
