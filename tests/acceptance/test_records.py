@@ -13,8 +13,7 @@ from outbound.adapters.db.models import Case, Contact, Event
 from outbound.app import Container
 from outbound.domain.contacts import case_record, contact_record
 from outbound.errors import ConflictError
-from outbound.records_schemas import CaseCreate, ContactCreate, ContactUpdate
-from outbound.schemas import Role
+from outbound.schemas import CaseCreate, ContactCreate, ContactUpdate, Role
 from outbound.services import events as events_module
 from tests.conftest import Tenant
 

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from outbound.adapters.db.models import Contact, FlowRun, FlowRunBatch, Message, new_id
 from outbound.app import Container
-from outbound.flow_schemas import FlowRunIn
+from outbound.schemas import FlowRunIn
 from outbound.services import flow_runs
 from outbound.services.events import record_event
 from outbound.services.sending import SendService

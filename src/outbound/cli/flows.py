@@ -14,7 +14,7 @@ from rich.table import Table
 
 if TYPE_CHECKING:
     from outbound.app import Container
-    from outbound.flow_schemas import FlowRunOut
+    from outbound.schemas import FlowRunOut
 
 __all__ = ["flows_app", "parse_where", "run_with_progress"]
 
@@ -183,7 +183,7 @@ def run(
 ) -> None:
     """Run an instant (or scheduled) flow now, showing its progress."""
     from outbound.errors import RequestError
-    from outbound.flow_schemas import FlowRunIn
+    from outbound.schemas import FlowRunIn
 
     try:
         data = FlowRunIn.model_validate({"conditions": parse_where(where)})

@@ -81,7 +81,7 @@ def create_user(
     """Create a user with a password (asked twice, without echo) and print the user's id."""
     from pydantic import ValidationError
 
-    from outbound.user_schemas import UserCreate
+    from outbound.schemas import UserCreate
 
     password = _read_password(password_stdin)
     try:

@@ -30,8 +30,7 @@ from outbound.domain.contacts import (
     merge_custom,
 )
 from outbound.errors import ConflictError, InvalidRequestError, NotFoundError
-from outbound.records_schemas import CaseCreate, CaseOut, CaseUpdate
-from outbound.schemas import Page
+from outbound.schemas import CaseCreate, CaseOut, CaseUpdate, Page
 from outbound.services.events import RecordWriter, raise_first
 from outbound.services.pagination import fetch_page
 

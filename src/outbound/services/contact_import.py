@@ -32,7 +32,7 @@ from outbound.domain.contacts import (
     parse_flag,
 )
 from outbound.errors import ImportInputError
-from outbound.records_schemas import MAX_IMPORT_ERRORS, ImportResult, ImportRowError
+from outbound.schemas import MAX_IMPORT_ERRORS, ImportResult, ImportRowError
 from outbound.services.events import record_events
 
 __all__ = [

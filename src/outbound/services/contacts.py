@@ -26,13 +26,13 @@ from outbound.domain.contacts import (
     merge_custom,
 )
 from outbound.errors import ConflictError, NotFoundError
-from outbound.records_schemas import (
+from outbound.schemas import (
     ContactCreate,
     ContactOut,
     ContactUpdate,
     ImportResult,
+    Page,
 )
-from outbound.schemas import Page
 from outbound.services.contact_import import ContactImport
 from outbound.services.events import RecordWriter, raise_first
 from outbound.services.pagination import fetch_page

@@ -26,8 +26,7 @@ from outbound.adapters.db.models import Event
 from outbound.clock import Clock
 from outbound.domain.contacts import Problem
 from outbound.errors import ConflictError, InvalidRequestError
-from outbound.records_schemas import EventIn, EventOut
-from outbound.schemas import Page
+from outbound.schemas import EventIn, EventOut, Page
 from outbound.services.pagination import MAX_PAGE_SIZE
 
 __all__ = ["EventService", "RecordWriter", "raise_first", "record_event", "record_events"]

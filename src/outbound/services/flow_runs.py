@@ -41,8 +41,7 @@ from outbound.clock import Clock
 from outbound.domain.flow_runs import FlowRunStatus
 from outbound.domain.flows import FlowDefinition, evaluate_conditions, render_recipient
 from outbound.errors import ConflictError, MappingError, RateLimitedError, RequestError
-from outbound.flow_schemas import FlowRunOut
-from outbound.schemas import ContactItem, SendIn, SendOut
+from outbound.schemas import ContactItem, FlowRunOut, SendIn, SendOut
 from outbound.services.flow_sources import (
     count_records,
     record_pages,

@@ -38,8 +38,7 @@ from outbound.domain.flows import (
     parse_flow_document,
 )
 from outbound.errors import ConflictError, InvalidRequestError, NotFoundError
-from outbound.flow_schemas import FlowOut, FlowRunError, FlowRunIn, FlowRunOut
-from outbound.schemas import Page
+from outbound.schemas import FlowOut, FlowRunError, FlowRunIn, FlowRunOut, Page
 from outbound.services.pagination import fetch_page
 
 __all__ = [

@@ -25,12 +25,11 @@ from outbound.adapters.db.models import User
 from outbound.clock import Clock
 from outbound.domain.users import PresenceStatus
 from outbound.errors import ConflictError, InvalidRequestError
-from outbound.schemas import Page
+from outbound.schemas import Page, PresenceOut
 from outbound.services.auth import SEEN_WRITE_SECONDS, Principal
 from outbound.services.conversation_log import publish
 from outbound.services.pagination import fetch_page
 from outbound.services.users import change_presence, load_user, presence_out
-from outbound.user_schemas import PresenceOut
 
 __all__ = ["PresenceService", "seen_interval"]
 

@@ -33,7 +33,7 @@ from outbound.errors import (
     InvalidRoutingRuleError,
     NotFoundError,
 )
-from outbound.queue_schemas import (
+from outbound.schemas import (
     AssignmentMethod,
     OrganizationRoutingUpdate,
     QueueCreate,

@@ -38,10 +38,9 @@ from outbound.clock import Clock
 from outbound.domain.presence import is_online as presence_online
 from outbound.domain.users import PresenceStatus, UserRole, clean_email, key_roles_for
 from outbound.errors import ConflictError, InvalidRequestError, NotFoundError
-from outbound.schemas import Page
+from outbound.schemas import Page, PresenceOut, UserCreate, UserOut, UserUpdate
 from outbound.services.auth import Principal
 from outbound.services.pagination import fetch_page
-from outbound.user_schemas import PresenceOut, UserCreate, UserOut, UserUpdate
 
 __all__ = [
     "UserService",

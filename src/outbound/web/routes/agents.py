@@ -8,7 +8,9 @@ from typing import Any
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from outbound.agent_schemas import (
+from outbound.domain.roles import Role
+from outbound.errors import InvalidRequestError
+from outbound.schemas import (
     CannedResponseCreate,
     CannedResponseOut,
     CannedResponseUpdate,
@@ -23,8 +25,6 @@ from outbound.agent_schemas import (
     SnoozeIn,
     TransferIn,
 )
-from outbound.domain.roles import Role
-from outbound.errors import InvalidRequestError
 from outbound.services.auth import Principal
 from outbound.services.lifecycle import Actor
 from outbound.services.stream import Subscriber

@@ -6,9 +6,8 @@ from fastapi import APIRouter, Query, Request
 
 from outbound.domain.roles import Role
 from outbound.errors import InvalidRequestError
-from outbound.schemas import Page
+from outbound.schemas import ConversationOut, Page
 from outbound.services.auth import Principal
-from outbound.services.conversations import ConversationOut
 from outbound.web.deps import container, principal_of
 
 __all__ = ["router"]

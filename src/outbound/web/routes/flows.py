@@ -13,8 +13,7 @@ from pydantic import ValidationError
 
 from outbound.domain.roles import Role
 from outbound.errors import InvalidRequestError, UnsupportedMediaTypeError
-from outbound.flow_schemas import FlowOut, FlowRunIn, FlowRunOut
-from outbound.schemas import Page
+from outbound.schemas import FlowOut, FlowRunIn, FlowRunOut, Page
 from outbound.services.auth import Principal
 from outbound.services.contact_import import text_lines
 from outbound.web.deps import READERS, container, principal_of

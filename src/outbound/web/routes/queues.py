@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from outbound.domain.roles import Role
-from outbound.queue_schemas import (
+from outbound.schemas import (
     OrganizationRoutingUpdate,
     QueueCreate,
     QueueOut,

@@ -10,7 +10,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Query, Request, Response
 
 from outbound.errors import UnsupportedMediaTypeError
-from outbound.records_schemas import (
+from outbound.schemas import (
     CaseCreate,
     CaseOut,
     CaseStatus,
@@ -21,8 +21,8 @@ from outbound.records_schemas import (
     EventIn,
     EventOut,
     ImportResult,
+    Page,
 )
-from outbound.schemas import Page
 from outbound.services.auth import Principal
 from outbound.services.contact_import import text_lines
 from outbound.web.deps import ALL_ROLES, SENDERS, container, principal_of

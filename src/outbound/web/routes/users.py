@@ -9,10 +9,19 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Request, Response
 
 from outbound.domain.roles import Role
-from outbound.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut, Page
+from outbound.schemas import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyOut,
+    Page,
+    PresenceIn,
+    PresenceOut,
+    UserCreate,
+    UserOut,
+    UserUpdate,
+)
 from outbound.services.auth import Principal, create_api_key, list_api_keys, revoke_api_key
 from outbound.services.users import require_user
-from outbound.user_schemas import PresenceIn, PresenceOut, UserCreate, UserOut, UserUpdate
 from outbound.web.deps import ALL_ROLES, container, principal_of
 
 __all__ = ["router"]

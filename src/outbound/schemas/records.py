@@ -5,16 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, TypeAlias
 
-from pydantic import BaseModel, Field, StrictBool, StringConstraints
+from pydantic import Field, StrictBool, StringConstraints
 
 from outbound.domain.cases import CaseStatus
-from outbound.schemas import ContextValue, LocaleValue, _In, _Out
+from outbound.schemas.base import ContextValue, InputModel, LocaleValue, OutputModel
 
 __all__ = [
     "MAX_IMPORT_ERRORS",
     "CaseCreate",
     "CaseOut",
-    "CaseStatus",
     "CaseUpdate",
     "Consent",
     "ConsentIn",
@@ -39,24 +38,24 @@ CustomFields: TypeAlias = dict[CustomKey, ContextValue]
 # --- Contacts ---------------------------------------------------------------------------
 
 
-class Consent(BaseModel):
+class Consent(OutputModel):
     """Whether the contact agreed to receive messages on each channel."""
 
     sms: bool = False
     whatsapp: bool = False
 
 
-class ConsentIn(_In):
+class ConsentIn(InputModel):
     sms: StrictBool = False
     whatsapp: StrictBool = False
 
 
-class ConsentUpdate(_In):
+class ConsentUpdate(InputModel):
     sms: StrictBool | None = None
     whatsapp: StrictBool | None = None
 
 
-class ContactCreate(_In):
+class ContactCreate(InputModel):
     external_id: str | None = Field(
         None,
         min_length=1,
@@ -78,7 +77,7 @@ class ContactCreate(_In):
     custom: CustomFields = Field(default_factory=dict, max_length=MAX_CUSTOM_FIELDS)
 
 
-class ContactUpdate(_In):
+class ContactUpdate(InputModel):
     """Fields to change; ``null`` clears a field. ``custom`` is merged (``null`` removes a key)."""
 
     external_id: str | None = Field(None, min_length=1, max_length=200)
@@ -91,7 +90,7 @@ class ContactUpdate(_In):
     custom: CustomFields | None = Field(None, max_length=MAX_CUSTOM_FIELDS)
 
 
-class ContactOut(_Out):
+class ContactOut(OutputModel):
     id: str
     external_id: str | None
     name: str | None
@@ -108,7 +107,7 @@ class ContactOut(_Out):
 # --- Cases ------------------------------------------------------------------------------
 
 
-class CaseCreate(_In):
+class CaseCreate(InputModel):
     number: str | None = Field(
         None,
         min_length=1,
@@ -123,7 +122,7 @@ class CaseCreate(_In):
     custom: CustomFields = Field(default_factory=dict, max_length=MAX_CUSTOM_FIELDS)
 
 
-class CaseUpdate(_In):
+class CaseUpdate(InputModel):
     """Fields to change. A status change raises ``case.resolved``, ``case.canceled`` or
     ``case.reactivated`` instead of ``case.updated``."""
 
@@ -134,7 +133,7 @@ class CaseUpdate(_In):
     custom: CustomFields | None = Field(None, max_length=MAX_CUSTOM_FIELDS)
 
 
-class CaseOut(_Out):
+class CaseOut(OutputModel):
     id: str
     number: str
     title: str
@@ -149,7 +148,7 @@ class CaseOut(_Out):
 # --- Events -----------------------------------------------------------------------------
 
 
-class EventIn(_In):
+class EventIn(InputModel):
     """An event of another system (``order.delayed``) that flows can react to."""
 
     type: str = Field(
@@ -162,7 +161,7 @@ class EventIn(_In):
     record_id: str | None = Field(None, min_length=1, max_length=200)
 
 
-class EventOut(_Out):
+class EventOut(OutputModel):
     id: int
     type: str
     record_type: str = Field(description="contact, case, or external.")
@@ -176,7 +175,7 @@ class EventOut(_Out):
 # --- CSV import -------------------------------------------------------------------------
 
 
-class ImportRowError(BaseModel):
+class ImportRowError(OutputModel):
     row: int = Field(
         description="The row's position in the file, the header being row 1: the first data "
         "row is row 2, as a spreadsheet numbers them."
@@ -185,7 +184,7 @@ class ImportRowError(BaseModel):
     message: str
 
 
-class ImportResult(BaseModel):
+class ImportResult(OutputModel):
     dry_run: bool
     rows: int = Field(description="Data rows read (blank lines are not counted).")
     created: int

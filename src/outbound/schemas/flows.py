@@ -9,17 +9,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from outbound.domain.conditions import CONDITION_OPS
 from outbound.domain.flow_runs import FlowRunStatus
+from outbound.schemas.base import OutputModel
 
-__all__ = [
-    "FlowOut",
-    "FlowRunIn",
-    "FlowRunOut",
-    "FlowRunStatus",
-    "RunCondition",
-]
+__all__ = ["FlowOut", "FlowRunError", "FlowRunIn", "FlowRunOut", "RunCondition"]
 
 
-class FlowOut(BaseModel):
+class FlowOut(OutputModel):
     id: str
     name: str
     description: str | None
@@ -55,13 +50,13 @@ class FlowRunIn(BaseModel):
     )
 
 
-class FlowRunError(BaseModel):
+class FlowRunError(OutputModel):
     at: str | None = None
     field: str | None = None
     message: str
 
 
-class FlowRunOut(BaseModel):
+class FlowRunOut(OutputModel):
     id: str
     flow_id: str
     trigger: str

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
+from pydantic import Field, StrictInt, field_validator, model_validator
 
+from outbound.domain.assignment import AssignmentMethod
 from outbound.domain.queues import parse_weekly_hours
 from outbound.domain.windows import validate_zone
-from outbound.schemas import _In
+from outbound.schemas.base import InputModel, OutputModel
 
 __all__ = [
-    "AssignmentMethod",
     "OrganizationRoutingUpdate",
     "OverflowSpec",
     "QueueCreate",
@@ -29,16 +28,7 @@ MAX_QUEUE_MEMBERS = 1000
 MAX_RULE_CONDITIONS = 50
 
 
-class AssignmentMethod(StrEnum):
-    """How a queue picks an agent for its next conversation."""
-
-    HIGHEST_CAPACITY = "highest_capacity"
-    ROUND_ROBIN = "round_robin"
-    LEAST_ACTIVE = "least_active"
-    MANUAL = "manual"
-
-
-class OverflowSpec(_In):
+class OverflowSpec(InputModel):
     """What happens when a queue has too many conversations waiting, or one waits too long,
     or a conversation arrives outside the queue's hours."""
 
@@ -66,7 +56,7 @@ class OverflowSpec(_In):
         return self
 
 
-class _QueueFields(_In):
+class _QueueFields(InputModel):
     @field_validator("hours")
     @classmethod
     def _hours(cls, value: dict[str, list[str]] | None) -> dict[str, list[str]] | None:
@@ -117,7 +107,7 @@ class QueueUpdate(_QueueFields):
     name: str | None = Field(None, min_length=1, max_length=200)
 
 
-class QueueOut(BaseModel):
+class QueueOut(OutputModel):
     id: str
     name: str
     assignment_method: AssignmentMethod
@@ -135,7 +125,7 @@ class QueueOut(BaseModel):
     updated_at: datetime
 
 
-class RoutingConditionIn(_In):
+class RoutingConditionIn(InputModel):
     field: str = Field(
         min_length=1,
         max_length=200,
@@ -147,7 +137,7 @@ class RoutingConditionIn(_In):
     value: Any = None
 
 
-class _RuleFields(_In):
+class _RuleFields(InputModel):
     conditions: list[RoutingConditionIn] | None = Field(None, max_length=MAX_RULE_CONDITIONS)
     queue_id: str | None = None
     required_skills: list[str] | None = Field(None, max_length=50)
@@ -168,9 +158,7 @@ class RoutingRuleUpdate(_RuleFields):
     name: str | None = Field(None, min_length=1, max_length=200)
 
 
-class RoutingRuleOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
+class RoutingRuleOut(OutputModel):
     id: str
     name: str
     position: int
@@ -184,7 +172,7 @@ class RoutingRuleOut(BaseModel):
     updated_at: datetime
 
 
-class OrganizationRoutingUpdate(_In):
+class OrganizationRoutingUpdate(InputModel):
     fallback_queue_id: str | None = Field(
         None, description="The queue conversations go to when no routing rule matches."
     )

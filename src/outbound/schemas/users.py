@@ -12,7 +12,6 @@ from typing import Annotated, Any, TypeAlias
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     Field,
     PlainValidator,
     SecretStr,
@@ -41,7 +40,7 @@ from outbound.domain.users import (
     unique_skills,
 )
 from outbound.domain.windows import validate_zone
-from outbound.schemas import _In, _Out
+from outbound.schemas.base import InputModel, OutputModel
 
 __all__ = [
     "PresenceIn",
@@ -102,7 +101,7 @@ Password: TypeAlias = Annotated[
 ]
 
 
-class UserCreate(_In):
+class UserCreate(InputModel):
     """A new user. Without a password the user can only use API keys made for them."""
 
     email: Email = Field(description="Unique in the organisation; stored in lower case.")
@@ -123,7 +122,7 @@ class UserCreate(_In):
     )
 
 
-class UserUpdate(_In):
+class UserUpdate(InputModel):
     """Fields to change. ``null`` clears ``time_zone``, ``ui_language`` and ``password``;
     the other fields cannot be null."""
 
@@ -148,11 +147,11 @@ class UserUpdate(_In):
         return value
 
 
-class PresenceIn(_In):
+class PresenceIn(InputModel):
     status: PresenceStatus
 
 
-class PresenceOut(BaseModel):
+class PresenceOut(OutputModel):
     """A user's presence; ``online`` is whether work can be given to them now."""
 
     user_id: str
@@ -165,7 +164,7 @@ class PresenceOut(BaseModel):
     last_seen_at: datetime | None
 
 
-class UserOut(_Out):
+class UserOut(OutputModel):
     id: str
     email: str
     name: str

@@ -1,25 +1,19 @@
-"""The API contract: request and response models shared by the web layer and the services."""
+"""API models of the catalog: API keys, channels, templates and outbound configurations."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Generic, Literal, TypeAlias, TypeVar
+from typing import Annotated, Any, TypeAlias
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     StrictBool,
     StrictInt,
-    ValidationError,
     ValidationInfo,
-    ValidatorFunctionWrapHandler,
     WithJsonSchema,
-    WrapValidator,
     field_validator,
 )
-from pydantic_core import PydanticCustomError
 
 from outbound.domain.channels import ChannelType, ProviderName
 from outbound.domain.conversations import ConversationMode
@@ -32,34 +26,24 @@ from outbound.domain.windows import (
     parse_period,
     validate_zone,
 )
+from outbound.schemas.base import ContextValue, InputModel, LocaleValue, OutputModel
 
 __all__ = [
+    "DEFAULT_TEXT_LIMIT",
+    "LOCALIZED_TEXT_LIMIT",
     "ApiKeyCreate",
     "ApiKeyCreated",
     "ApiKeyOut",
     "ChannelCreate",
     "ChannelOut",
-    "ChannelType",
     "ChannelUpdate",
     "ConfigurationCreate",
     "ConfigurationOut",
     "ConfigurationUpdate",
-    "ContactItem",
-    "ContactOutcome",
     "ContactWindowSpec",
-    "ContextValue",
-    "ConversationMode",
     "FrequencyCapSpec",
-    "LocaleValue",
-    "MessageEventOut",
-    "MessageOut",
-    "Page",
     "PreviewIn",
     "PreviewOut",
-    "ProviderName",
-    "Role",
-    "SendIn",
-    "SendOut",
     "TemplateCreate",
     "TemplateOut",
     "TemplateUpdate",
@@ -69,49 +53,10 @@ DEFAULT_TEXT_LIMIT = 2000
 LOCALIZED_TEXT_LIMIT = 1000
 
 
-def _has_nul(value: object) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return any(_has_nul(v) for v in value)
-    return False
-
-
-class _Checked(BaseModel):
-    """Refuses the NUL character in any text of a request: PostgreSQL cannot store it."""
-
-    @field_validator("*")
-    @classmethod
-    def _no_nul(cls, value: Any) -> Any:
-        if _has_nul(value):
-            raise ValueError("must not contain the NUL character (U+0000)")
-        return value
-
-
-class _In(_Checked):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
-class _Out(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-
-T = TypeVar("T")
-
-
-class Page(BaseModel, Generic[T]):
-    """One page of a list; pass ``next_cursor`` as ``cursor`` to get the next one."""
-
-    data: list[T]
-    next_cursor: str | None = None
-
-
 # --- API keys ---------------------------------------------------------------------------
 
 
-class ApiKeyCreate(_In):
+class ApiKeyCreate(InputModel):
     role: Role
     name: str = Field("api key", min_length=1, max_length=200)
     user_id: str | None = Field(
@@ -122,7 +67,7 @@ class ApiKeyCreate(_In):
     )
 
 
-class ApiKeyCreated(_Out):
+class ApiKeyCreated(OutputModel):
     id: str
     org_id: str
     name: str
@@ -133,7 +78,7 @@ class ApiKeyCreated(_Out):
     created_at: datetime
 
 
-class ApiKeyOut(_Out):
+class ApiKeyOut(OutputModel):
     """A key as listed: never its secret, only its first characters."""
 
     id: str
@@ -152,7 +97,7 @@ class ApiKeyOut(_Out):
 # --- Channels ---------------------------------------------------------------------------
 
 
-class ChannelCreate(_In):
+class ChannelCreate(InputModel):
     name: str = Field(min_length=1, max_length=200)
     type: ChannelType
     provider: ProviderName
@@ -169,7 +114,7 @@ class ChannelCreate(_In):
     )
 
 
-class ChannelUpdate(_In):
+class ChannelUpdate(InputModel):
     name: str | None = Field(None, min_length=1, max_length=200)
     sender: str | None = Field(None, min_length=1, max_length=64)
     base_url: str | None = Field(None, max_length=500, pattern=r"^https?://")
@@ -178,7 +123,7 @@ class ChannelUpdate(_In):
     rate_per_second: float | None = Field(None, gt=0, le=10_000)
 
 
-class ChannelOut(_Out):
+class ChannelOut(OutputModel):
     id: str
     name: str
     type: ChannelType
@@ -201,7 +146,7 @@ class ChannelOut(_Out):
 # --- Templates --------------------------------------------------------------------------
 
 
-class TemplateCreate(_In):
+class TemplateCreate(InputModel):
     name: str = Field(min_length=1, max_length=200)
     channel_type: ChannelType
     default_locale: str = Field(min_length=1, max_length=35)
@@ -212,7 +157,7 @@ class TemplateCreate(_In):
     )
 
 
-class TemplateUpdate(_In):
+class TemplateUpdate(InputModel):
     name: str | None = Field(None, min_length=1, max_length=200)
     default_locale: str | None = Field(None, min_length=1, max_length=35)
     default_text: str | None = Field(None, min_length=1, max_length=DEFAULT_TEXT_LIMIT)
@@ -220,7 +165,7 @@ class TemplateUpdate(_In):
     content_sid: str | None = Field(None, max_length=64)
 
 
-class TemplateOut(_Out):
+class TemplateOut(OutputModel):
     id: str
     name: str
     channel_type: ChannelType
@@ -233,39 +178,12 @@ class TemplateOut(_Out):
     updated_at: datetime
 
 
-def _one_error(message: str) -> WrapValidator:
-    """Report a failed union as one error at the field itself.
-
-    Pydantic reports one error per member of a union, each located under the member's name
-    (``values.Name.constrained-str``, ``values.Name.int``, ...), which names no field a caller
-    can recognise.
-    """
-
-    def validate(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-        try:
-            return handler(value)
-        except ValidationError as exc:
-            raise PydanticCustomError("invalid_type", message) from exc
-
-    return WrapValidator(validate)
-
-
-ContextValue: TypeAlias = Annotated[
-    str | int | float | bool | None,
-    _one_error("Input should be a string, a number, a boolean or null"),
-]
-LocaleValue: TypeAlias = Annotated[
-    str | StrictInt | None,
-    _one_error("Input should be a BCP-47 language tag (fr-FR) or a Windows LCID (1036)"),
-]
-
-
-class PreviewIn(_In):
+class PreviewIn(InputModel):
     locale: LocaleValue = None
     values: dict[str, ContextValue] = Field(default_factory=dict)
 
 
-class PreviewOut(BaseModel):
+class PreviewOut(OutputModel):
     locale: str
     match: str
     text: str
@@ -278,7 +196,7 @@ class PreviewOut(BaseModel):
 # --- Outbound configurations ------------------------------------------------------------
 
 
-class ContactWindowSpec(_In):
+class ContactWindowSpec(InputModel):
     """When a configuration's messages may reach a contact: a daily span of local time.
 
     A message accepted outside the window is queued for the moment the window next opens.
@@ -342,7 +260,7 @@ CapPeriod: TypeAlias = Annotated[
 ]
 
 
-class FrequencyCapSpec(_In):
+class FrequencyCapSpec(InputModel):
     """At most ``count`` messages of a configuration to one contact per rolling period.
 
     Messages over the cap are recorded as skipped (reason ``frequency_cap``).
@@ -355,7 +273,7 @@ class FrequencyCapSpec(_In):
     )
 
 
-class ConfigurationCreate(_In):
+class ConfigurationCreate(InputModel):
     name: str = Field(min_length=1, max_length=200)
     show_in_timeline: StrictBool = False
     channel_type: ChannelType
@@ -378,7 +296,7 @@ class ConfigurationCreate(_In):
     )
 
 
-class ConfigurationUpdate(_In):
+class ConfigurationUpdate(InputModel):
     name: str | None = Field(None, min_length=1, max_length=200)
     show_in_timeline: StrictBool | None = None
     channel_id: str | None = Field(None, min_length=1, max_length=36)
@@ -395,7 +313,7 @@ class ConfigurationUpdate(_In):
     )
 
 
-class ConfigurationOut(_Out):
+class ConfigurationOut(OutputModel):
     id: str
     name: str
     show_in_timeline: bool
@@ -410,109 +328,3 @@ class ConfigurationOut(_Out):
     frequency_cap: FrequencyCapSpec | None = None
     created_at: datetime
     updated_at: datetime
-
-
-# --- Send -------------------------------------------------------------------------------
-
-
-class ContactItem(_Checked):
-    """One contact of a send request, as Dynamics 365 flows send it."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    tocontactid: str = Field(min_length=1, max_length=100)
-    optin: StrictBool
-    locale: LocaleValue = None
-    channelid: str | None = Field(None, max_length=100)
-    contextitems: dict[str, ContextValue] = Field(default_factory=dict)
-    sendastemplate: StrictBool = False
-    templateparameters: dict[str, str] | None = None
-    # Left out of dumps when absent, so that digests of requests without it do not change.
-    timezone: str | None = Field(
-        None,
-        max_length=64,
-        exclude_if=lambda value: value is None,
-        description="The contact's IANA time zone (Europe/Paris), for the configuration's "
-        "contact window; when absent, the number's zone, else the window's time_zone.",
-    )
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str | None) -> str | None:
-        text = value.strip() if value is not None else ""
-        return validate_zone(text) if text else None
-
-
-class SendIn(_Checked):
-    model_config = ConfigDict(extra="forbid")
-
-    configuration_id: str = Field(min_length=1, max_length=36)
-    contacts: list[ContactItem] = Field(min_length=1)
-
-
-class ContactOutcome(BaseModel):
-    index: int
-    status: Literal["queued", "skipped", "rejected"]
-    message_id: str
-    to: str | None = Field(None, description="The E.164 number, when it could be normalised.")
-    locale: str | None = None
-    reason: str | None = None
-    scheduled_at: datetime | None = Field(
-        None,
-        description="When a queued message will go out, if later than now: the contact "
-        "window opens then (reason outside_contact_window).",
-    )
-
-
-class SendOut(BaseModel):
-    request_id: str
-    configuration_id: str
-    queued: int
-    skipped: int
-    rejected: int
-    results: list[ContactOutcome]
-
-
-# --- Messages ---------------------------------------------------------------------------
-
-
-class MessageEventOut(_Out):
-    status: str
-    occurred_at: datetime
-    source: str
-    error_code: str | None
-    error_message: str | None
-
-
-class MessageOut(_Out):
-    id: str
-    request_id: str | None = Field(description="None for replies the service sends itself.")
-    configuration_id: str | None
-    channel_id: str
-    template_id: str | None
-    channel_type: ChannelType
-    provider: ProviderName
-    to: str | None
-    to_raw: str
-    from_: str | None = Field(serialization_alias="from")
-    locale: str | None
-    body: str | None
-    encoding: str | None
-    segments: int | None
-    status: str
-    reason: str | None
-    provider_message_id: str | None
-    template_parameters: dict[str, str] | None = Field(
-        None, description="WhatsApp: the approved template's positional variables."
-    )
-    sent_via_channel_id: str | None = Field(
-        None, description="The fallback channel the message went through, if it failed over."
-    )
-    error_code: str | None
-    error_message: str | None
-    attempts: int
-    regarding_object_id: str | None
-    entity_relationship_name: str | None
-    created_at: datetime
-    updated_at: datetime
-    history: list[MessageEventOut] | None = None

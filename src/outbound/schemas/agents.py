@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, ConfigDict, Field
 
-from outbound.schemas import _In
+from outbound.schemas.base import InputModel, OutputModel
 
 __all__ = [
     "CannedResponseCreate",
@@ -25,11 +25,11 @@ __all__ = [
 ]
 
 
-class DeclineIn(_In):
+class DeclineIn(InputModel):
     reason: str | None = Field(None, max_length=500)
 
 
-class TransferIn(_In):
+class TransferIn(InputModel):
     """Give either ``user_id`` (assigned to that agent at once) or ``queue_id`` (waits there)."""
 
     user_id: str | None = None
@@ -37,18 +37,18 @@ class TransferIn(_In):
     reason: str | None = Field(None, max_length=500)
 
 
-class SnoozeIn(_In):
+class SnoozeIn(InputModel):
     until: AwareDatetime = Field(description="When the conversation comes back (≤ 30 days).")
 
 
-class CloseIn(_In):
+class CloseIn(InputModel):
     wrap_up: bool = Field(
         True,
         description="Go through wrap-up when the queue holds capacity for one (false: close now).",
     )
 
 
-class ReplyIn(_In):
+class ReplyIn(InputModel):
     """An answer to the customer: free text, or a template filled from the conversation."""
 
     body: str | None = Field(None, max_length=1600)
@@ -58,7 +58,7 @@ class ReplyIn(_In):
     )
 
 
-class ReplyOut(BaseModel):
+class ReplyOut(OutputModel):
     message_id: str
     conversation_id: str
     status: str
@@ -69,13 +69,11 @@ class ReplyOut(BaseModel):
     created_at: datetime
 
 
-class NoteIn(_In):
+class NoteIn(InputModel):
     body: str = Field(min_length=1, max_length=10_000)
 
 
-class NoteOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
+class NoteOut(OutputModel):
     id: str
     conversation_id: str
     user_id: str | None
@@ -83,7 +81,7 @@ class NoteOut(BaseModel):
     created_at: datetime
 
 
-class CannedResponseCreate(_In):
+class CannedResponseCreate(InputModel):
     shortcode: str = Field(min_length=1, max_length=65, examples=["delay"])
     body: str = Field(
         min_length=1,
@@ -93,15 +91,13 @@ class CannedResponseCreate(_In):
     title: str | None = Field(None, max_length=200)
 
 
-class CannedResponseUpdate(_In):
+class CannedResponseUpdate(InputModel):
     shortcode: str | None = Field(None, min_length=1, max_length=65)
     body: str | None = Field(None, min_length=1, max_length=1600)
     title: str | None = Field(None, max_length=200)
 
 
-class CannedResponseOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
+class CannedResponseOut(OutputModel):
     id: str
     shortcode: str
     title: str | None
@@ -110,12 +106,12 @@ class CannedResponseOut(BaseModel):
     updated_at: datetime
 
 
-class RenderedCanned(BaseModel):
+class RenderedCanned(OutputModel):
     shortcode: str
     text: str
 
 
-class SimulateIn(_In):
+class SimulateIn(InputModel):
     """A made-up customer message; nothing is stored."""
 
     channel_id: str
@@ -125,4 +121,4 @@ class SimulateIn(_In):
         None, description="The outbound message the made-up reply answers."
     )
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True)

@@ -1,0 +1,193 @@
+"""The API contract: request and response models shared by the web layer and the services.
+
+One module per concept, each built on :mod:`~outbound.schemas.base` (every request body is an
+:class:`InputModel`, every response an :class:`OutputModel`):
+
+- :mod:`~outbound.schemas.catalog`: API keys, channels, templates, outbound configurations;
+- :mod:`~outbound.schemas.users`: users and their presence;
+- :mod:`~outbound.schemas.queues`: queues, routing rules and the organisation's routing;
+- :mod:`~outbound.schemas.agents`: what agents do with conversations (answers, notes, ...);
+- :mod:`~outbound.schemas.sending`: the send request and its answer;
+- :mod:`~outbound.schemas.messages`: messages and their status history;
+- :mod:`~outbound.schemas.conversations`: conversations and their messages;
+- :mod:`~outbound.schemas.records`: contacts, cases, events and the CSV import;
+- :mod:`~outbound.schemas.flows`: flows and flow runs.
+
+Every public name is importable from here too, as are the vocabularies of ``domain/`` that the
+models use (:class:`Role`, :class:`ChannelType`, ...).
+"""
+
+from __future__ import annotations
+
+from outbound.domain.assignment import AssignmentMethod
+from outbound.domain.cases import CaseStatus
+from outbound.domain.channels import ChannelType, ProviderName
+from outbound.domain.conversations import ConversationMode
+from outbound.domain.flow_runs import FlowRunStatus
+from outbound.domain.roles import Role
+from outbound.schemas.agents import (
+    CannedResponseCreate,
+    CannedResponseOut,
+    CannedResponseUpdate,
+    CloseIn,
+    DeclineIn,
+    NoteIn,
+    NoteOut,
+    RenderedCanned,
+    ReplyIn,
+    ReplyOut,
+    SimulateIn,
+    SnoozeIn,
+    TransferIn,
+)
+from outbound.schemas.base import ContextValue, InputModel, LocaleValue, OutputModel, Page
+from outbound.schemas.catalog import (
+    DEFAULT_TEXT_LIMIT,
+    LOCALIZED_TEXT_LIMIT,
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyOut,
+    ChannelCreate,
+    ChannelOut,
+    ChannelUpdate,
+    ConfigurationCreate,
+    ConfigurationOut,
+    ConfigurationUpdate,
+    ContactWindowSpec,
+    FrequencyCapSpec,
+    PreviewIn,
+    PreviewOut,
+    TemplateCreate,
+    TemplateOut,
+    TemplateUpdate,
+)
+from outbound.schemas.conversations import (
+    AnsweredMessage,
+    ContactSummary,
+    ConversationEntry,
+    ConversationOut,
+    HistoryEntry,
+    NoteEntry,
+)
+from outbound.schemas.flows import FlowOut, FlowRunError, FlowRunIn, FlowRunOut, RunCondition
+from outbound.schemas.messages import MessageEventOut, MessageOut
+from outbound.schemas.queues import (
+    OrganizationRoutingUpdate,
+    OverflowSpec,
+    QueueCreate,
+    QueueOut,
+    QueueUpdate,
+    RoutingConditionIn,
+    RoutingRuleCreate,
+    RoutingRuleOut,
+    RoutingRuleUpdate,
+)
+from outbound.schemas.records import (
+    MAX_IMPORT_ERRORS,
+    CaseCreate,
+    CaseOut,
+    CaseUpdate,
+    Consent,
+    ConsentIn,
+    ConsentUpdate,
+    ContactCreate,
+    ContactOut,
+    ContactUpdate,
+    EventIn,
+    EventOut,
+    ImportResult,
+    ImportRowError,
+)
+from outbound.schemas.sending import ContactItem, ContactOutcome, SendIn, SendOut
+from outbound.schemas.users import PresenceIn, PresenceOut, UserCreate, UserOut, UserUpdate
+
+__all__ = [
+    "DEFAULT_TEXT_LIMIT",
+    "LOCALIZED_TEXT_LIMIT",
+    "MAX_IMPORT_ERRORS",
+    "AnsweredMessage",
+    "ApiKeyCreate",
+    "ApiKeyCreated",
+    "ApiKeyOut",
+    "AssignmentMethod",
+    "CannedResponseCreate",
+    "CannedResponseOut",
+    "CannedResponseUpdate",
+    "CaseCreate",
+    "CaseOut",
+    "CaseStatus",
+    "CaseUpdate",
+    "ChannelCreate",
+    "ChannelOut",
+    "ChannelType",
+    "ChannelUpdate",
+    "CloseIn",
+    "ConfigurationCreate",
+    "ConfigurationOut",
+    "ConfigurationUpdate",
+    "Consent",
+    "ConsentIn",
+    "ConsentUpdate",
+    "ContactCreate",
+    "ContactItem",
+    "ContactOut",
+    "ContactOutcome",
+    "ContactSummary",
+    "ContactUpdate",
+    "ContactWindowSpec",
+    "ContextValue",
+    "ConversationEntry",
+    "ConversationMode",
+    "ConversationOut",
+    "DeclineIn",
+    "EventIn",
+    "EventOut",
+    "FlowOut",
+    "FlowRunError",
+    "FlowRunIn",
+    "FlowRunOut",
+    "FlowRunStatus",
+    "FrequencyCapSpec",
+    "HistoryEntry",
+    "ImportResult",
+    "ImportRowError",
+    "InputModel",
+    "LocaleValue",
+    "MessageEventOut",
+    "MessageOut",
+    "NoteEntry",
+    "NoteIn",
+    "NoteOut",
+    "OrganizationRoutingUpdate",
+    "OutputModel",
+    "OverflowSpec",
+    "Page",
+    "PresenceIn",
+    "PresenceOut",
+    "PreviewIn",
+    "PreviewOut",
+    "ProviderName",
+    "QueueCreate",
+    "QueueOut",
+    "QueueUpdate",
+    "RenderedCanned",
+    "ReplyIn",
+    "ReplyOut",
+    "Role",
+    "RoutingConditionIn",
+    "RoutingRuleCreate",
+    "RoutingRuleOut",
+    "RoutingRuleUpdate",
+    "RunCondition",
+    "SendIn",
+    "SendOut",
+    "SimulateIn",
+    "SnoozeIn",
+    "TemplateCreate",
+    "TemplateOut",
+    "TemplateUpdate",
+    "TransferIn",
+    "UserCreate",
+    "UserOut",
+    "UserUpdate",
+]
