@@ -1,5 +1,8 @@
 """Shared fixtures: settings, a database per backend, the app, and organisations with keys.
 
+The helpers these fixtures build on (``Tenant``, ``Setup``, ``contact``...) are in
+``tests/helpers``.
+
 Tests that use ``container`` run on SQLite and, when ``OUTBOUND_TEST_POSTGRES_URL`` names a
 PostgreSQL server, on PostgreSQL too (a database of their own, created for the session).
 ``OUTBOUND_REQUIRE_POSTGRES=1`` (set by CI) turns a missing server into a failure.
@@ -10,26 +13,21 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from cryptography.fernet import Fernet
 from fastapi.testclient import TestClient
 
 from outbound.adapters.db.migrate import upgrade
 from outbound.adapters.db.models import Base
 from outbound.app import Container, build_container, create_app
 from outbound.config import Settings
-from outbound.schemas import Role
-from outbound.services.auth import create_api_key, create_organization
 from outbound.testing import FakeClock, ScriptedProvider
+from tests.helpers import SECRET, Setup, Tenant, make_setup, make_tenant
 
 POSTGRES_URL = os.environ.get("OUTBOUND_TEST_POSTGRES_URL")
 REQUIRE_POSTGRES = os.environ.get("OUTBOUND_REQUIRE_POSTGRES") == "1"
-SECRET = Fernet.generate_key().decode()
 
 
 @pytest.fixture(autouse=True)
@@ -141,46 +139,6 @@ def scripted_container(
     c.db.dispose()
 
 
-@dataclass
-class Tenant:
-    """An organisation with one key per role, and an HTTP client to act as each."""
-
-    client: TestClient
-    org_id: str
-    keys: dict[Role, str] = field(default_factory=dict)
-
-    def headers(self, role: Role = Role.ADMIN, **extra: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.keys[role]}", **extra}
-
-    def request(self, method: str, path: str, role: Role = Role.ADMIN, **kwargs: Any) -> Any:
-        headers = {**self.headers(role), **kwargs.pop("headers", {})}
-        return self.client.request(method, path, headers=headers, **kwargs)
-
-    def post(self, path: str, json: Any = None, role: Role = Role.ADMIN, **kw: Any) -> Any:
-        return self.request("POST", path, role, json=json, **kw)
-
-    def get(self, path: str, role: Role = Role.ADMIN, **kw: Any) -> Any:
-        return self.request("GET", path, role, **kw)
-
-    def patch(self, path: str, json: Any = None, role: Role = Role.ADMIN, **kw: Any) -> Any:
-        return self.request("PATCH", path, role, json=json, **kw)
-
-    def put(self, path: str, json: Any = None, role: Role = Role.ADMIN, **kw: Any) -> Any:
-        return self.request("PUT", path, role, json=json, **kw)
-
-    def delete(self, path: str, role: Role = Role.ADMIN, **kw: Any) -> Any:
-        return self.request("DELETE", path, role, **kw)
-
-
-def make_tenant(container: Container, client: TestClient, name: str = "Acme") -> Tenant:
-    org = create_organization(container.db, container.clock, name)
-    tenant = Tenant(client=client, org_id=org.id)
-    for role in Role:
-        _key, secret = create_api_key(container.db, container.clock, org.id, role)
-        tenant.keys[role] = secret
-    return tenant
-
-
 @pytest.fixture
 def client(container: Container) -> Iterator[TestClient]:
     with TestClient(create_app(container, run_worker=False)) as test_client:
@@ -197,66 +155,6 @@ def other_tenant(container: Container, client: TestClient) -> Tenant:
     return make_tenant(container, client, "Other")
 
 
-@dataclass
-class Setup:
-    """A ready sms channel, an en-US/fr-FR template and an active configuration."""
-
-    channel: dict[str, Any]
-    template: dict[str, Any]
-    configuration: dict[str, Any]
-
-    @property
-    def config_id(self) -> str:
-        return str(self.configuration["id"])
-
-
-def make_setup(tenant: Tenant, *, show_in_timeline: bool = True) -> Setup:
-    channel = tenant.post(
-        "/v1/channels",
-        {"name": "SMS", "type": "sms", "provider": "sandbox", "sender": "+15005550006"},
-    )
-    assert channel.status_code == 201, channel.text
-    template = tenant.post(
-        "/v1/templates",
-        {
-            "name": "Case update",
-            "channel_type": "sms",
-            "default_locale": "en-US",
-            "default_text": "Hi {CustomerName}, case {CaseName} was updated.",
-            "localizations": {"fr-FR": "Bonjour {CustomerName}, dossier {CaseName} mis à jour."},
-        },
-    )
-    assert template.status_code == 201, template.text
-    config = tenant.post(
-        "/v1/outbound-configurations",
-        {
-            "name": "Case updates",
-            "channel_type": "sms",
-            "channel_id": channel.json()["id"],
-            "template_id": template.json()["id"],
-            "default_locale": "en-US",
-            "show_in_timeline": show_in_timeline,
-        },
-    )
-    assert config.status_code == 201, config.text
-    return Setup(channel.json(), template.json(), config.json())
-
-
 @pytest.fixture
 def setup(tenant: Tenant) -> Setup:
     return make_setup(tenant)
-
-
-def contact(number: str = "+33612345678", **overrides: Any) -> dict[str, Any]:
-    item: dict[str, Any] = {
-        "tocontactid": number,
-        "optin": True,
-        "contextitems": {"CustomerName": "Ana", "CaseName": "CAS-1"},
-    }
-    item.update(overrides)
-    return item
-
-
-def scrape_metrics(client: TestClient) -> Any:
-    """GET /metrics as a scraper on this machine does (the test client's address is no IP)."""
-    return TestClient(client.app, client=("127.0.0.1", 50000)).get("/metrics")

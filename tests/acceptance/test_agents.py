@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from outbound.adapters.db.models import Conversation, Message
 from outbound.app import Container
 from outbound.testing import FakeClock
-from tests.conftest import Setup, Tenant, contact, make_setup
+from tests.helpers import Setup, Tenant, contact, make_setup
 
 CUSTOMER = "+33612345678"
 

@@ -17,7 +17,7 @@ from outbound.schemas import Role
 from outbound.testing import FakeClock
 from tests.acceptance.test_auth_and_tenancy import assert_error
 from tests.acceptance.test_users import MISSING_ID, as_key, make_user, user_key
-from tests.conftest import Setup, Tenant, contact
+from tests.helpers import Setup, Tenant, contact
 
 KEY_FIELDS = {"id", "prefix", "name", "role", "user_id", "created_at", "last_used_at", "revoked_at"}
 

@@ -11,7 +11,7 @@ from outbound.app import Container
 from outbound.schemas import Role
 from outbound.services.auth import hash_key
 from outbound.web.throttle import FailureThrottle
-from tests.conftest import Setup, Tenant, contact, make_setup
+from tests.helpers import Setup, Tenant, contact, make_setup
 
 MISSING_ID = "00000000-0000-0000-0000-000000000000"
 

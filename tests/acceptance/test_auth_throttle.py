@@ -6,7 +6,7 @@ from fastapi.testclient import TestClient
 
 from outbound.app import Container
 from outbound.web.throttle import AUTH_FAILURE_LIMIT, FailureThrottle
-from tests.conftest import Tenant
+from tests.helpers import Tenant
 
 BAD = {"Authorization": "Bearer ob_not-a-key"}
 

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from outbound.app import Container
 from outbound.services.channels import ChannelService
-from tests.conftest import Setup, Tenant
+from tests.helpers import Setup, Tenant
 
 SECRET = "TOPSECRET-9f8e7d6c"
 OTHER_SECRET = "ROTATED-1a2b3c4d"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.conftest import Setup, Tenant, contact
+from tests.helpers import Setup, Tenant, contact
 
 MISSING_ID = "00000000-0000-0000-0000-000000000000"
 

@@ -11,7 +11,7 @@ from outbound.adapters.db.models import Message, OutboundConfiguration
 from outbound.app import Container
 from outbound.schemas import SendIn
 from outbound.testing import FakeClock
-from tests.conftest import Setup, Tenant, contact
+from tests.helpers import Setup, Tenant, contact
 
 SEND = "/v1/outbound/send"
 CONFIGS = "/v1/outbound-configurations"

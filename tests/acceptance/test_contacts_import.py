@@ -18,7 +18,7 @@ from outbound.config import Settings
 from outbound.schemas import Role
 from outbound.services.auth import create_organization
 from outbound.services.contact_import import IMPORT_CHUNK_ROWS, text_lines
-from tests.conftest import SECRET, Tenant
+from tests.helpers import SECRET, Tenant
 
 HEADER = (
     "external_id,name,mobile_phone,whatsapp_number,preferred_language,"

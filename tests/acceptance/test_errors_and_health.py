@@ -7,7 +7,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from outbound.adapters.db.migrate import head_revision
-from tests.conftest import Setup, Tenant
+from tests.helpers import Setup, Tenant
 
 
 def assert_error(response: Any, status: int, code: str, field: str | None = None) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import pytest
 from outbound.app import Container
 from outbound.cli.samples import SAMPLE_NAMES, apply_sample, load_sample
 from outbound.schemas import Role
-from tests.conftest import Setup, Tenant
+from tests.helpers import Setup, Tenant
 
 YAML = {"Content-Type": "application/yaml"}
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from outbound.cli.flows import parse_where
 from outbound.cli.main import app
 from outbound.config import Settings
-from tests.conftest import SECRET, Setup, Tenant
+from tests.helpers import SECRET, Setup, Tenant
 
 FLOW = """\
 name: lyon

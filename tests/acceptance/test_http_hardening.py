@@ -16,7 +16,7 @@ from starlette.routing import Route
 from outbound.app import Container, create_app
 from outbound.schemas import Role
 from outbound.web.security import DEFAULT_CSP, SecurityHeaders
-from tests.conftest import Setup, Tenant
+from tests.helpers import Setup, Tenant
 
 
 def test_every_answer_forbids_sniffing(tenant: Tenant) -> None:

@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from outbound.app import Container
-from tests.conftest import Setup, Tenant, contact, scrape_metrics
+from tests.helpers import Setup, Tenant, contact, scrape_metrics
 
 
 def _samples(tenant: Tenant) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

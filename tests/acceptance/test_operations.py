@@ -19,7 +19,7 @@ from outbound.config import Settings
 from outbound.errors import SecretKeyError
 from outbound.schemas import ChannelCreate
 from outbound.services.auth import create_organization
-from tests.conftest import SECRET
+from tests.helpers import SECRET
 
 CREDENTIALS = {"account_sid": "AC" + "1" * 32, "auth_token": "t" * 32}
 

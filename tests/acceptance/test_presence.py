@@ -17,7 +17,7 @@ from outbound.schemas import Role
 from outbound.testing import FakeClock
 from tests.acceptance.test_auth_and_tenancy import assert_error
 from tests.acceptance.test_users import as_key, make_user, user_key
-from tests.conftest import Tenant
+from tests.helpers import Tenant
 
 
 def iso(clock: FakeClock) -> str:

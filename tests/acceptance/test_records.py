@@ -15,7 +15,7 @@ from outbound.domain.contacts import case_record, contact_record
 from outbound.errors import ConflictError
 from outbound.schemas import CaseCreate, ContactCreate, ContactUpdate, Role
 from outbound.services import events as events_module
-from tests.conftest import Tenant
+from tests.helpers import Tenant
 
 MISSING_ID = "00000000-0000-0000-0000-000000000000"
 

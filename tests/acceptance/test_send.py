@@ -13,7 +13,7 @@ from outbound.schemas import SendIn
 from outbound.services.auth import set_limits
 from outbound.services.idempotency import IdempotencyKeys, body_hash
 from outbound.testing import FakeClock
-from tests.conftest import Setup, Tenant, contact, make_setup
+from tests.helpers import Setup, Tenant, contact, make_setup
 
 SEND = "/v1/outbound/send"
 

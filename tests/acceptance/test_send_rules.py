@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from outbound.schemas import Role
-from tests.conftest import Setup, Tenant, contact
+from tests.helpers import Setup, Tenant, contact
 
 
 def _send(tenant: Tenant, config_id: str, *contacts: dict[str, Any]) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SECRET
+from tests.helpers import SECRET
 
 TOKEN = "s3cret-webhook-token"
 NUMBER = "33612345678"

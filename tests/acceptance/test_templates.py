@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from outbound.schemas import Role
-from tests.conftest import Setup, Tenant
+from tests.helpers import Setup, Tenant
 
 
 def assert_error(response: Any, status: int, code: str, field: str | None = None) -> dict[str, Any]:

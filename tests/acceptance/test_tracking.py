@@ -6,7 +6,7 @@ import base64
 from typing import Any
 
 from outbound.testing import FakeClock
-from tests.conftest import Setup, Tenant, contact
+from tests.helpers import Setup, Tenant, contact
 
 SEND = "/v1/outbound/send"
 RELATION = "incident_msdyn_ocoutboundmessages"

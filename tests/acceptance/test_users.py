@@ -17,7 +17,7 @@ from outbound.schemas import Role
 from outbound.services.users import UserService
 from outbound.testing import FakeClock
 from tests.acceptance.test_auth_and_tenancy import assert_error
-from tests.conftest import Tenant
+from tests.helpers import Tenant
 
 MISSING_ID = "00000000-0000-0000-0000-000000000000"
 PASSWORD = "correct horse battery"

@@ -13,7 +13,7 @@ from outbound.config import Settings
 from outbound.schemas import Role
 from tests.acceptance.test_auth_and_tenancy import assert_error
 from tests.acceptance.test_users import as_key, make_user
-from tests.conftest import SECRET, Tenant
+from tests.helpers import SECRET, Tenant
 
 PASSWORD = " a long pass phrase "
 

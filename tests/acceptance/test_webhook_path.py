@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client.parser import text_string_to_metric_families
 
 from outbound.app import Container
-from tests.conftest import Setup, Tenant, scrape_metrics
+from tests.helpers import Setup, Tenant, scrape_metrics
 
 
 def _token(container: Container, channel_id: str) -> str:

@@ -11,7 +11,7 @@ from outbound.adapters.db.models import User
 from outbound.app import Container
 from outbound.testing import FakeClock
 from tests.acceptance.test_agents import conversation_of, customer_writes, make_agent, make_queue
-from tests.conftest import Setup, Tenant
+from tests.helpers import Setup, Tenant
 
 
 def test_a_pass_that_loses_an_agent_assigns_to_another_with_room(

@@ -18,7 +18,7 @@ from outbound.adapters.db.models import Conversation, ConversationEvent
 from outbound.app import Container
 from outbound.testing import FakeClock
 from tests.acceptance.test_agents import Agent, make_agent, make_queue
-from tests.conftest import Tenant, make_setup, make_tenant
+from tests.helpers import Tenant, make_setup, make_tenant
 
 AGENTS = 3
 CUSTOMERS = 6

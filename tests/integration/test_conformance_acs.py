@@ -38,7 +38,7 @@ from outbound.errors import (
     TransientProviderError,
 )
 from outbound.testing import FakeClock
-from tests.conftest import Tenant, contact
+from tests.helpers import Tenant, contact
 from tests.integration.capture import Canned, Captured, CaptureServer
 
 ACCESS_KEY = base64.b64encode(bytes(range(11, 75))).decode()

@@ -40,7 +40,7 @@ from outbound.errors import (
     TransientProviderError,
 )
 from outbound.testing import FakeClock
-from tests.conftest import Tenant, contact, make_tenant
+from tests.helpers import Tenant, contact, make_tenant
 from tests.integration.capture import Canned, Captured, CaptureServer
 
 CUSTOMER_ID = "FFFFFFFF-EEEE-DDDD-1234-AB1234567890"

@@ -37,7 +37,7 @@ from outbound.errors import (
 )
 from outbound.schemas import Role
 from outbound.testing import FakeClock
-from tests.conftest import Tenant, contact, make_tenant
+from tests.helpers import Tenant, contact, make_tenant
 from tests.integration.capture import Canned, Captured, CaptureServer
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2

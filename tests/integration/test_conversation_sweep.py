@@ -18,7 +18,7 @@ from tests.acceptance.test_agents import (
     make_agent,
     make_queue,
 )
-from tests.conftest import Setup, Tenant
+from tests.helpers import Setup, Tenant
 
 
 def _kinds(conversation: dict[str, Any]) -> list[str]:

@@ -16,7 +16,7 @@ from outbound.app import Container, create_app
 from outbound.errors import PermanentProviderError, TransientProviderError
 from outbound.services.dispatch import Dispatcher
 from outbound.testing import FakeClock, ScriptedProvider
-from tests.conftest import Tenant, contact, make_setup, make_tenant
+from tests.helpers import Tenant, contact, make_setup, make_tenant
 
 
 @pytest.fixture

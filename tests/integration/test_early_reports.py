@@ -15,7 +15,7 @@ from outbound.app import Container, create_app
 from outbound.domain.statuses import MessageStatus
 from outbound.services import housekeeping
 from outbound.testing import FakeClock, ScriptedProvider
-from tests.conftest import Tenant, contact, make_setup, make_tenant
+from tests.helpers import Tenant, contact, make_setup, make_tenant
 
 
 @pytest.fixture

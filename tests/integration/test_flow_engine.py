@@ -18,7 +18,7 @@ from outbound.services import flow_runs
 from outbound.services.events import record_event
 from outbound.services.sending import SendService
 from outbound.testing import FakeClock
-from tests.conftest import Setup, Tenant
+from tests.helpers import Setup, Tenant
 
 INSTANT = """\
 name: everyone

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from outbound.adapters.db.models import FlowRun, Message
 from outbound.app import Container
 from outbound.config import Settings
-from tests.conftest import SECRET, Setup, Tenant
+from tests.helpers import SECRET, Setup, Tenant
 from tests.integration.test_flow_engine import add_contacts
 
 SCHEDULED = """\

@@ -31,7 +31,7 @@ from outbound.testing.fakes import (
     FakeTeleSign,
     FakeTwilio,
 )
-from tests.conftest import Tenant, contact, make_tenant
+from tests.helpers import Tenant, contact, make_tenant
 
 CUSTOMER = "+33612345678"
 

@@ -14,7 +14,7 @@ from outbound.app import Container, create_app
 from outbound.errors import CredentialsError, RecipientOptedOutError
 from outbound.schemas import Role
 from outbound.testing import FakeClock, ScriptedProvider
-from tests.conftest import Setup, Tenant, contact, make_setup, make_tenant
+from tests.helpers import Setup, Tenant, contact, make_setup, make_tenant
 
 CUSTOMER = "+33612345678"
 

@@ -22,7 +22,7 @@ from outbound.app import Container
 from outbound.config import Settings
 from outbound.schemas import ChannelCreate, ConfigurationCreate, SendIn, TemplateCreate
 from outbound.services.auth import create_organization
-from tests.conftest import SECRET, contact
+from tests.helpers import SECRET, contact
 
 WORKERS = 3
 MESSAGES = 600

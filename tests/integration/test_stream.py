@@ -15,7 +15,7 @@ from outbound.services.conversation_log import publish
 from outbound.services.stream import StreamHub, Subscriber
 from outbound.testing import FakeClock
 from tests.acceptance.test_agents import conversation_of, customer_writes, make_agent, make_queue
-from tests.conftest import Setup, Tenant
+from tests.helpers import Setup, Tenant
 
 
 async def _events(

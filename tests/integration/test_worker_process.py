@@ -23,7 +23,7 @@ from outbound.schemas import (
     TemplateCreate,
 )
 from outbound.services.auth import create_organization
-from tests.conftest import SECRET, contact
+from tests.helpers import SECRET, contact
 
 COUNT = 20
 
