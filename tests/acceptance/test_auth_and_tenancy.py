@@ -11,20 +11,9 @@ from outbound.app import Container
 from outbound.schemas import Role
 from outbound.services.auth import hash_key
 from outbound.web.throttle import FailureThrottle
-from tests.helpers import Setup, Tenant, contact, make_setup
+from tests.helpers import Setup, Tenant, assert_error, contact, make_setup
 
 MISSING_ID = "00000000-0000-0000-0000-000000000000"
-
-
-def assert_error(response: Any, status: int, code: str, field: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert list(body) == ["error"], body
-    error: dict[str, Any] = body["error"]
-    assert {"code", "message", "field"} <= set(error), error
-    assert (error["code"], error["field"]) == (code, field), error
-    assert isinstance(error["message"], str) and error["message"], error
-    return error
 
 
 def _send(tenant: Tenant, setup: Setup, role: Role = Role.ADMIN) -> Any:

@@ -8,21 +8,10 @@ import sqlalchemy as sa
 
 from outbound.app import Container
 from outbound.services.channels import ChannelService
-from tests.helpers import Setup, Tenant
+from tests.helpers import Setup, Tenant, assert_error
 
 SECRET = "TOPSECRET-9f8e7d6c"
 OTHER_SECRET = "ROTATED-1a2b3c4d"
-
-
-def assert_error(response: Any, status: int, code: str, field: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert list(body) == ["error"], body
-    error: dict[str, Any] = body["error"]
-    assert {"code", "message", "field"} <= set(error), error
-    assert (error["code"], error["field"]) == (code, field), error
-    assert isinstance(error["message"], str) and error["message"], error
-    return error
 
 
 def channel_body(**overrides: Any) -> dict[str, Any]:

@@ -4,20 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.helpers import Setup, Tenant, contact
+from tests.helpers import Setup, Tenant, assert_error, contact
 
 MISSING_ID = "00000000-0000-0000-0000-000000000000"
-
-
-def assert_error(response: Any, status: int, code: str, field: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert list(body) == ["error"], body
-    error: dict[str, Any] = body["error"]
-    assert {"code", "message", "field"} <= set(error), error
-    assert (error["code"], error["field"]) == (code, field), error
-    assert isinstance(error["message"], str) and error["message"], error
-    return error
 
 
 def _whatsapp(tenant: Tenant) -> tuple[str, str]:

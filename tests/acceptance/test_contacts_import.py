@@ -18,19 +18,12 @@ from outbound.config import Settings
 from outbound.schemas import Role
 from outbound.services.auth import create_organization
 from outbound.services.contact_import import IMPORT_CHUNK_ROWS, text_lines
-from tests.helpers import SECRET, Tenant
+from tests.helpers import SECRET, Tenant, assert_error
 
 HEADER = (
     "external_id,name,mobile_phone,whatsapp_number,preferred_language,"
     "consent_sms,consent_whatsapp,time_zone,tier"
 )
-
-
-def assert_error(response: Any, status: int, code: str, field: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    error: dict[str, Any] = response.json()["error"]
-    assert (error["code"], error["field"]) == (code, field), error
-    return error
 
 
 def upload(

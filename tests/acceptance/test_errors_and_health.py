@@ -2,26 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi.testclient import TestClient
 
 from outbound.adapters.db.migrate import head_revision
-from tests.helpers import Setup, Tenant
-
-
-def assert_error(response: Any, status: int, code: str, field: str | None = None) -> dict[str, Any]:
-    """The response is ``status`` with exactly the documented error shape."""
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert list(body) == ["error"], body
-    error: dict[str, Any] = body["error"]
-    assert {"code", "message", "field"} <= set(error), error
-    assert error["code"] == code, error
-    assert error["field"] == field, error
-    assert isinstance(error["message"], str) and error["message"], error
-    return error
-
+from tests.helpers import Setup, Tenant, assert_error
 
 # --- health ---------------------------------------------------------------------------------
 

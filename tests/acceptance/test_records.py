@@ -15,19 +15,9 @@ from outbound.domain.contacts import case_record, contact_record
 from outbound.errors import ConflictError
 from outbound.schemas import CaseCreate, ContactCreate, ContactUpdate, Role
 from outbound.services import events as events_module
-from tests.helpers import Tenant
+from tests.helpers import Tenant, assert_error
 
 MISSING_ID = "00000000-0000-0000-0000-000000000000"
-
-
-def assert_error(response: Any, status: int, code: str, field: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert list(body) == ["error"], body
-    error: dict[str, Any] = body["error"]
-    assert (error["code"], error["field"]) == (code, field), error
-    assert isinstance(error["message"], str) and error["message"], error
-    return error
 
 
 def events(tenant: Tenant, **params: Any) -> list[dict[str, Any]]:

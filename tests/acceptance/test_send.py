@@ -13,20 +13,9 @@ from outbound.schemas import SendIn
 from outbound.services.auth import set_limits
 from outbound.services.idempotency import IdempotencyKeys, body_hash
 from outbound.testing import FakeClock
-from tests.helpers import Setup, Tenant, contact, make_setup
+from tests.helpers import Setup, Tenant, assert_error, contact, make_setup
 
 SEND = "/v1/outbound/send"
-
-
-def assert_error(response: Any, status: int, code: str, field: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert list(body) == ["error"], body
-    error: dict[str, Any] = body["error"]
-    assert {"code", "message", "field"} <= set(error), error
-    assert (error["code"], error["field"]) == (code, field), error
-    assert isinstance(error["message"], str) and error["message"], error
-    return error
 
 
 def send(tenant: Tenant, config_id: str, contacts: list[dict[str, Any]], **kw: Any) -> Any:

@@ -5,18 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from outbound.schemas import Role
-from tests.helpers import Setup, Tenant
-
-
-def assert_error(response: Any, status: int, code: str, field: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert list(body) == ["error"], body
-    error: dict[str, Any] = body["error"]
-    assert {"code", "message", "field"} <= set(error), error
-    assert (error["code"], error["field"]) == (code, field), error
-    assert isinstance(error["message"], str) and error["message"], error
-    return error
+from tests.helpers import Setup, Tenant, assert_error
 
 
 def template_body(**overrides: Any) -> dict[str, Any]:

@@ -6,21 +6,10 @@ import base64
 from typing import Any
 
 from outbound.testing import FakeClock
-from tests.helpers import Setup, Tenant, contact
+from tests.helpers import Setup, Tenant, assert_error, contact
 
 SEND = "/v1/outbound/send"
 RELATION = "incident_msdyn_ocoutboundmessages"
-
-
-def assert_error(response: Any, status: int, code: str, field: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert list(body) == ["error"], body
-    error: dict[str, Any] = body["error"]
-    assert {"code", "message", "field"} <= set(error), error
-    assert (error["code"], error["field"]) == (code, field), error
-    assert isinstance(error["message"], str) and error["message"], error
-    return error
 
 
 def send(tenant: Tenant, config_id: str, contacts: list[dict[str, Any]]) -> dict[str, Any]:
