@@ -9,7 +9,7 @@ import pytest
 from outbound.app import Container
 from outbound.cli.samples import SAMPLE_NAMES, apply_sample, load_sample
 from outbound.schemas import Role
-from tests.helpers import Setup, Tenant
+from tests.helpers import Setup, Tenant, assert_error
 
 YAML = {"Content-Type": "application/yaml"}
 
@@ -159,6 +159,20 @@ def test_run_conditions_are_validated(tenant: Tenant, setup: Setup) -> None:
     )
     assert response.status_code == 422
     assert response.json()["error"]["field"] == "conditions[0].op"
+
+
+def test_nul_in_a_run_is_refused_naming_the_field(tenant: Tenant, setup: Setup) -> None:
+    """Like every other input: PostgreSQL can neither store nor compare text with NUL."""
+    apply(tenant, INSTANT)
+    for body, field in (
+        ({"conditions": [{"field": "contact.name", "value": "A\u0000"}]}, "conditions[0].value"),
+        ({"conditions": [{"field": "contact.\u0000"}]}, "conditions[0].field"),
+        ({"params": {"order": ["A-1", "A\u0000"]}}, "params"),
+    ):
+        response = tenant.post("/v1/flows/weather-delay/runs", body)
+        error = assert_error(response, 422, "invalid_request", field)
+        assert "NUL" in error["message"], error
+    assert tenant.get("/v1/flows/weather-delay/runs").json()["data"] == []
 
 
 def test_csv_list_run(tenant: Tenant, setup: Setup, container: Container) -> None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from outbound.domain.conditions import CONDITION_OPS
 from outbound.domain.flow_runs import FlowRunStatus
-from outbound.schemas.base import OutputModel
+from outbound.schemas.base import InputModel, OutputModel
 
 __all__ = ["FlowOut", "FlowRunError", "FlowRunIn", "FlowRunOut", "RunCondition"]
 
@@ -31,18 +31,19 @@ class FlowOut(OutputModel):
     updated_at: datetime
 
 
-class RunCondition(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class RunCondition(InputModel):
+    # Kept as written, as the conditions of a flow document are.
+    model_config = ConfigDict(str_strip_whitespace=False)
 
     field: str = Field(min_length=1, max_length=200)
     op: str = Field("eq", pattern="^(" + "|".join(CONDITION_OPS) + ")$")
     value: Any = None
 
 
-class FlowRunIn(BaseModel):
+class FlowRunIn(InputModel):
     """Run an instant (or scheduled) flow now; extra conditions narrow its audience."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(str_strip_whitespace=False)
 
     conditions: list[RunCondition] = Field(default_factory=list, max_length=50)
     params: dict[str, Any] = Field(
