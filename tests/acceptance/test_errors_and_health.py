@@ -121,3 +121,23 @@ def test_nul_characters_are_refused_naming_the_field(tenant: Tenant, setup: Setu
         assert_error(tenant.get(path), 422, "invalid_request", field)
     assert tenant.get("/v1/messages").json()["data"] == []
     assert [c["name"] for c in tenant.get("/v1/channels").json()["data"]] == ["SMS"]
+
+
+def test_lone_surrogates_are_refused_naming_the_field(tenant: Tenant, setup: Setup) -> None:
+    """JSON may escape half of a surrogate pair, which no database or JSON encoder takes: in
+    free-form values (channel options, event records) it must be a 422 too, never a 500."""
+    headers = tenant.headers(**{"Content-Type": "application/json"})
+    for path, raw, field in (
+        (
+            "/v1/channels",
+            b'{"name": "n", "type": "sms", "provider": "sandbox", "sender": "+15005550006",'
+            b' "options": {"note": "a\\ud800"}}',
+            "options",
+        ),
+        ("/v1/events", b'{"type": "order.late", "record": {"id": ["\\udc00"]}}', "record"),
+        ("/v1/channels", b'{"name": "a\\ud800", "type": "sms"}', "name"),
+    ):
+        response = tenant.client.post(path, content=raw, headers=headers)
+        assert_error(response, 422, "invalid_request", field)
+    assert [c["name"] for c in tenant.get("/v1/channels").json()["data"]] == ["SMS"]
+    assert tenant.get("/v1/events").json()["data"] == []

@@ -3,13 +3,16 @@
 Every request body is an :class:`InputModel`: unknown fields are refused, texts lose their
 surrounding whitespace (unless a model keeps them as written), and no text anywhere in it,
 nested keys and values included, may hold the NUL character, which PostgreSQL can neither
-store nor compare. Every response is an :class:`OutputModel`, which also reads a row's
-attributes.
+store nor compare, nor half of a surrogate pair (JSON can escape one alone, ``"\\ud800"``),
+which no database or JSON encoder takes. Text fields refuse the latter by themselves; the
+check covers free-form values too (channel options, event records, flow run parameters).
+Every response is an :class:`OutputModel`, which also reads a row's attributes.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Generic, TypeAlias, TypeVar
+import re
+from typing import Annotated, Any, Final, Generic, TypeAlias, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -25,14 +28,29 @@ from pydantic_core import PydanticCustomError
 __all__ = ["ContextValue", "InputModel", "LocaleValue", "OutputModel", "Page"]
 
 
-def _has_nul(value: object) -> bool:
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+
+
+def _problem(value: object) -> str | None:
+    """Why a value cannot be stored, looking into the keys and items of mappings and lists."""
     if isinstance(value, str):
-        return "\x00" in value
+        if "\x00" in value:
+            return "must not contain the NUL character (U+0000)"
+        # isascii() reads a flag: most texts skip the search.
+        if value.isascii() or _SURROGATE.search(value) is None:
+            return None
+        return "must not contain half of a surrogate pair (U+D800 to U+DFFF)"
     if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return any(_has_nul(v) for v in value)
-    return False
+        for key, item in value.items():
+            problem = _problem(key) or _problem(item)
+            if problem is not None:
+                return problem
+    elif isinstance(value, list | tuple):
+        for item in value:
+            problem = _problem(item)
+            if problem is not None:
+                return problem
+    return None
 
 
 class InputModel(BaseModel):
@@ -42,9 +60,10 @@ class InputModel(BaseModel):
 
     @field_validator("*")
     @classmethod
-    def _no_nul(cls, value: Any) -> Any:
-        if _has_nul(value):
-            raise ValueError("must not contain the NUL character (U+0000)")
+    def _storable_text(cls, value: Any) -> Any:
+        problem = _problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
 
