@@ -7,11 +7,12 @@ Nothing here is read at import time; :func:`load_settings` is called by the comp
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal, TypeAlias
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import BeforeValidator, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from outbound.domain.flags import parse_flag
 from outbound.errors import SettingsError
 
 __all__ = [
@@ -30,6 +31,14 @@ DEFAULT_HOURLY_REQUEST_QUOTA = 30_000
 DEFAULT_LEASE_SECONDS = 60.0
 DEFAULT_MAX_ATTEMPTS = 8
 DEFAULT_PRESENCE_TIMEOUT_SECONDS = 60.0
+
+
+def _flag(value: object) -> object:
+    return parse_flag(value) if isinstance(value, str) else value
+
+
+Flag: TypeAlias = Annotated[bool, BeforeValidator(_flag)]
+"""A yes/no setting, written with the words CSV files and flows use too (``on``, ``no``...)."""
 
 
 class Settings(BaseSettings):
@@ -53,18 +62,18 @@ class Settings(BaseSettings):
         None,
         description="The URL providers reach this service at (webhooks, signature checks).",
     )
-    trust_forwarded_headers: bool = Field(
+    trust_forwarded_headers: Flag = Field(
         False, description="Rebuild the public URL from X-Forwarded-Proto/Host (behind a proxy)."
     )
     http_timeout: float = Field(15.0, gt=0, description="Total timeout of a provider call (s).")
     http_connect_timeout: float = Field(5.0, gt=0)
-    migrate_on_start: bool = True
+    migrate_on_start: Flag = True
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     metrics_token: str | None = Field(
         None,
         description="Bearer token /metrics requires; unset, /metrics answers this machine only.",
     )
-    opentelemetry: bool = Field(
+    opentelemetry: Flag = Field(
         False,
         description="Report each API request to the OpenTelemetry providers the process has "
         "set up (traces, metrics, logs); off, requests skip those checks.",
@@ -73,7 +82,7 @@ class Settings(BaseSettings):
     max_contacts_per_request: int = Field(DEFAULT_MAX_CONTACTS_PER_REQUEST, ge=1, le=10_000)
     hourly_request_quota: int = Field(DEFAULT_HOURLY_REQUEST_QUOTA, ge=1)
 
-    worker_enabled: bool = Field(True, description="Run the dispatcher inside `serve`.")
+    worker_enabled: Flag = Field(True, description="Run the dispatcher inside `serve`.")
     worker_metrics_port: int | None = Field(
         None, ge=1, le=65535, description="`outbound worker` serves /metrics on this port."
     )

@@ -134,8 +134,18 @@ def test_bad_rows_are_reported_and_the_others_imported(tenant: Tenant) -> None:
     assert "phone number" in messages[(3, "mobile_phone")]
     assert "12" not in messages[(3, "mobile_phone")]
     assert "header has 9" in messages[(7, None)]
+    assert messages[(4, "consent_sms")] == "must be true or false (yes/no, on/off, 1/0)"
     assert sorted(contacts(tenant)) == ["ok-1", "ok-2", "ok-3"]
     assert event_types(tenant) == ["contact.created"] * 3
+
+
+def test_consent_cells_take_the_same_words_as_settings_and_flows(tenant: Tenant) -> None:
+    body = HEADER + "\non-1,Ana,+33612345678,,,on,OFF,,\ny-1,Bo,+33612345679,,,Y,n,,\n"
+    result = imported(tenant, body)
+    assert (result["created"], result["failed"]) == (2, 0), result
+    found = contacts(tenant)
+    assert found["on-1"]["consent"] == {"sms": True, "whatsapp": False}
+    assert found["y-1"]["consent"] == {"sms": True, "whatsapp": False}
 
 
 def test_reimport_updates_by_external_id_then_by_mobile_phone(tenant: Tenant) -> None:

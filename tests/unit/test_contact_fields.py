@@ -26,7 +26,6 @@ from outbound.domain.contacts import (
     clean_time_zone,
     contact_record,
     merge_custom,
-    parse_flag,
 )
 
 # --- text -----------------------------------------------------------------------------------
@@ -149,22 +148,6 @@ def test_unknown_time_zones_are_refused(value: str) -> None:
 )
 def test_json_flags_are_taken_by_their_truth(value: object, expected: bool) -> None:
     assert clean_flag(value) is expected
-
-
-@pytest.mark.parametrize("text", ["true", "TRUE", "yes", "Y", "y", "1", " Yes "])
-def test_text_flags_that_say_yes(text: str) -> None:
-    assert parse_flag(text) is True
-
-
-@pytest.mark.parametrize("text", ["false", "False", "no", "N", "n", "0", " NO "])
-def test_text_flags_that_say_no(text: str) -> None:
-    assert parse_flag(text) is False
-
-
-@pytest.mark.parametrize("text", ["", "maybe", "2", "oui", "t", "f", "yes please"])
-def test_other_text_flags_are_refused(text: str) -> None:
-    with pytest.raises(ValueError, match=r"must be true or false \(yes/no, 1/0\)"):
-        parse_flag(text)
 
 
 # --- a contact ------------------------------------------------------------------------------

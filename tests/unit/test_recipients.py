@@ -143,6 +143,7 @@ def test_render_non_scalar_context_item_is_an_error() -> None:
         ("n", False),
         ("off", False),
         ("", False),
+        ("  ", False),
         (None, False),
         (0, False),
     ],

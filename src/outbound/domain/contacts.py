@@ -43,7 +43,6 @@ __all__ = [
     "clean_time_zone",
     "contact_record",
     "merge_custom",
-    "parse_flag",
 ]
 
 MAX_EXTERNAL_ID_CHARS = 200
@@ -52,9 +51,6 @@ MAX_CUSTOM_VALUE_CHARS = 2000
 
 Problem: TypeAlias = tuple[str | None, str]
 """A refused value: the field it was given for (``None`` for a whole row) and why."""
-
-_TRUE = frozenset({"true", "yes", "y", "1"})
-_FALSE = frozenset({"false", "no", "n", "0"})
 
 _NUMBER_PROBLEMS = {
     REASON_EMPTY: "must not be empty",
@@ -116,17 +112,6 @@ def clean_time_zone(value: Any) -> str:
 def clean_flag(value: Any) -> bool:
     """A consent flag given as JSON: any value, by its truth."""
     return bool(value)
-
-
-def parse_flag(text: str) -> bool:
-    """A consent flag written as text: ``true``/``false``, ``yes``/``no``, ``y``/``n`` or
-    ``1``/``0`` in any case; :class:`ValueError` for anything else."""
-    word = text.strip().lower()
-    if word in _TRUE:
-        return True
-    if word in _FALSE:
-        return False
-    raise ValueError("must be true or false (yes/no, 1/0)")
 
 
 _CLEANERS: dict[str, Callable[[Any, str], Any]] = {

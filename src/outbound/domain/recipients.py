@@ -16,14 +16,13 @@ from datetime import date
 from typing import Any, Final, NamedTuple
 
 from outbound.domain.conditions import is_blank, is_field_path, resolve_path
+from outbound.domain.flags import parse_flag
 from outbound.errors import MappingError
 
 __all__ = ["MappingError", "check_expression", "render_recipient"]
 
 _CASE_RELATIONSHIP: Final = "incident_msdyn_ocoutboundmessages"
 _PHONE_FIELDS: Final = {"sms": "mobile_phone", "whatsapp": "whatsapp_number"}
-_TRUE_WORDS: Final = frozenset({"true", "yes", "1", "y", "on"})
-_FALSE_WORDS: Final = frozenset({"false", "no", "0", "n", "off", ""})
 
 
 class _Ref(NamedTuple):
@@ -94,14 +93,12 @@ def _evaluate(expression: Any, context: Mapping[str, Any], key: str) -> Any:
 def _optin(value: Any, expression: Any) -> bool:
     if isinstance(value, bool):
         return value
-    if is_blank(value):
+    if is_blank(value) or not str(value).strip():
         return False
-    word = str(value).strip().lower()
-    if word in _TRUE_WORDS:
-        return True
-    if word in _FALSE_WORDS:
-        return False
-    raise MappingError("optin", f"{value!r} from {expression} is not yes or no")
+    try:
+        return parse_flag(str(value))
+    except ValueError as exc:
+        raise MappingError("optin", f"{value!r} from {expression} is not yes or no") from exc
 
 
 def _default_recipient(channel_type: str, context: Mapping[str, Any]) -> dict[str, Any]:

@@ -29,8 +29,8 @@ from outbound.domain.contacts import (
     check_custom,
     clean_contact,
     contact_record,
-    parse_flag,
 )
+from outbound.domain.flags import parse_flag
 from outbound.errors import ImportInputError
 from outbound.schemas import MAX_IMPORT_ERRORS, ImportResult, ImportRowError
 from outbound.services.events import record_events

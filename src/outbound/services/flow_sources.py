@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from outbound.adapters.db.models import Case, Contact, Event, Flow, FlowRun, FlowRunRow
 from outbound.domain.contacts import case_record, contact_record
+from outbound.domain.flags import TRUE_WORDS
 from outbound.domain.flows import Condition, FlowDefinition
 
 __all__ = [
@@ -32,15 +33,13 @@ __all__ = [
 
 PAGE_SIZE = 500
 
-_TRUE = {"true", "yes", "y", "1", "on"}
-
 
 def _truthy(value: Any) -> bool | None:
     if value is None or value == "":
         return None
     if isinstance(value, bool):
         return value
-    return str(value).strip().lower() in _TRUE
+    return str(value).strip().lower() in TRUE_WORDS
 
 
 def contact_from_row(row: dict[str, Any]) -> dict[str, Any]:
