@@ -12,6 +12,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from outbound.cli.common import console, err, fail, open_service
+
 if TYPE_CHECKING:
     from outbound.app import Container
     from outbound.schemas import FlowRunOut
@@ -19,21 +21,7 @@ if TYPE_CHECKING:
 __all__ = ["flows_app", "parse_where", "run_with_progress"]
 
 flows_app = typer.Typer(help="Flows: messages on events, on demand and on a schedule.")
-console = Console()
-err = Console(stderr=True)
 OrgOption = typer.Option(..., "--org", help="Organisation id.", envvar="OUTBOUND_ORG")
-
-
-def _container() -> Container:
-    from outbound.cli.main import _container as build
-    from outbound.cli.main import _settings
-
-    return build(_settings())
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}")
-    return typer.Exit(code)
 
 
 def parse_where(expressions: list[str]) -> list[dict[str, object]]:
@@ -65,7 +53,7 @@ def apply(
     from outbound.domain.flows import FlowDefinitionError
     from outbound.errors import RequestError
 
-    c = _container()
+    c = open_service()
     try:
         text = file.read_text(encoding="utf-8-sig")
         fmt = "json" if file.suffix.lower() == ".json" else "yaml"
@@ -76,7 +64,7 @@ def apply(
             err.print(f"[red]{where}[/red] {error.field}: {error.message}")
         raise typer.Exit(2) from exc
     except (RequestError, UnicodeDecodeError) as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     finally:
         c.db.dispose()
     verb = "created" if created else f"updated (version {flow.version})"
@@ -86,7 +74,7 @@ def apply(
 @flows_app.command("list")
 def list_flows(org: str = OrgOption) -> None:
     """List the organisation's flows."""
-    c = _container()
+    c = open_service()
     table = Table("name", "trigger", "event / next run", "enabled", "id")
     cursor: str | None = None
     try:
@@ -108,11 +96,11 @@ def list_flows(org: str = OrgOption) -> None:
 def _set_enabled(name: str, org: str, enabled: bool) -> None:
     from outbound.errors import RequestError
 
-    c = _container()
+    c = open_service()
     try:
         flow = c.flows.set_enabled(org, name, enabled)
     except RequestError as exc:
-        raise _fail(exc.message) from exc
+        raise fail(exc.message) from exc
     finally:
         c.db.dispose()
     console.print(f"{flow.name}: {'enabled' if flow.enabled else 'disabled'}")
@@ -188,8 +176,8 @@ def run(
     try:
         data = FlowRunIn.model_validate({"conditions": parse_where(where)})
     except ValueError as exc:
-        raise _fail(str(exc)) from exc
-    c = _container()
+        raise fail(str(exc)) from exc
+    c = open_service()
     try:
         if csv_file is not None:
             with csv_file.open(encoding="utf-8-sig", newline="") as lines:
@@ -201,7 +189,7 @@ def run(
             return
         final = run_with_progress(c, org, started, console)
     except RequestError as exc:
-        raise _fail(exc.message) from exc
+        raise fail(exc.message) from exc
     finally:
         c.db.dispose()
     typer.echo(
@@ -228,11 +216,11 @@ def status(run_id: str = typer.Argument(..., help="Run id."), org: str = OrgOpti
     """Show one run: status, counts and first errors."""
     from outbound.errors import RequestError
 
-    c = _container()
+    c = open_service()
     try:
         state = c.flows.get_run(org, run_id)
     except RequestError as exc:
-        raise _fail(exc.message) from exc
+        raise fail(exc.message) from exc
     finally:
         c.db.dispose()
     console.print_json(state.model_dump_json())

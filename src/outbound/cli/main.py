@@ -7,18 +7,15 @@ import logging
 import signal
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import typer
-from rich.console import Console
 
+from outbound.cli.common import console, fail, open_service, read_settings, start_service
 from outbound.cli.flows import flows_app
 from outbound.cli.records import contacts_app
 from outbound.cli.users import create_key, create_user, list_keys, revoke_key
-from outbound.config import Settings, SettingsError, load_settings
-
-if TYPE_CHECKING:
-    from outbound.app import Container
+from outbound.config import Settings
 
 __all__ = ["app"]
 
@@ -29,36 +26,6 @@ admin = typer.Typer(
 app.add_typer(admin, name="admin")
 app.add_typer(flows_app, name="flows")
 app.add_typer(contacts_app, name="contacts")
-console = Console()
-err = Console(stderr=True)
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
-
-
-def _startup(settings: Settings) -> Container:
-    """Build the service and bring its schema up to date, with clear errors for bad setups."""
-    import sqlalchemy as sa
-
-    from outbound.app import build_container
-    from outbound.errors import OutboundError
-
-    try:
-        container = build_container(settings)
-        if settings.migrate_on_start:
-            container.migrate()
-    except OutboundError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
-    except sa.exc.OperationalError as exc:
-        err.print(f"[red]error:[/red] database unreachable: {exc.orig}")
-        raise typer.Exit(2) from exc
-    return container
 
 
 def _run_loop(coroutine: Coroutine[Any, Any, None]) -> None:
@@ -93,9 +60,9 @@ def serve(
     from outbound.app import create_app
     from outbound.web.server import server_config
 
-    settings = _settings()
+    settings = read_settings()
     _logging(settings)
-    container = _startup(settings)
+    container = start_service(settings)
     application = create_app(container, run_worker=worker)
     server = uvicorn.Server(
         server_config(
@@ -114,9 +81,9 @@ def serve(
 def worker() -> None:
     """Run a dispatcher, the flow engine and the routing sweep, without the API (several may
     share one PostgreSQL database)."""
-    settings = _settings()
+    settings = read_settings()
     _logging(settings)
-    container = _startup(settings)
+    container = start_service(settings)
 
     if settings.worker_metrics_port:
         from prometheus_client import start_http_server
@@ -147,7 +114,7 @@ def migrate() -> None:
     """Bring the database schema up to date."""
     from outbound.adapters.db.migrate import current_revision
 
-    container = _container(_settings())
+    container = open_service()
     console.print(f"schema at revision [bold]{current_revision(container.db.engine)}[/bold]")
     container.db.dispose()
 
@@ -165,13 +132,8 @@ def demo(
     from outbound.cli.demo import run_demo
 
     if provider not in {"sandbox", "twilio"}:
-        err.print("[red]error:[/red] --provider must be sandbox or twilio")
-        raise typer.Exit(2)
+        raise fail("--provider must be sandbox or twilio")
     raise typer.Exit(run_demo(console, data_dir, provider))
-
-
-def _container(settings: Settings) -> Container:
-    return _startup(settings.model_copy(update={"migrate_on_start": True}))
 
 
 @admin.command("create-org")
@@ -179,12 +141,11 @@ def create_org(name: str = typer.Argument(..., help="The organisation's name."))
     """Create an organisation and print its id."""
     from outbound.services.auth import create_organization
 
-    container = _container(_settings())
+    container = open_service()
     try:
         org = create_organization(container.db, container.clock, name)
     except ValueError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+        raise fail(str(exc)) from exc
     console.print(org.id)
     container.db.dispose()
 
@@ -206,7 +167,7 @@ def set_limits_cmd(
     from outbound.errors import NotFoundError
     from outbound.services.auth import set_limits
 
-    container = _container(_settings())
+    container = open_service()
     try:
         org_row = set_limits(
             container.db,
@@ -215,8 +176,7 @@ def set_limits_cmd(
             hourly_request_quota=hourly_quota,
         )
     except NotFoundError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+        raise fail(str(exc)) from exc
     finally:
         container.db.dispose()
     console.print(
@@ -245,25 +205,22 @@ def rotate_secret_key() -> None:
     from outbound.adapters.secrets import parse_keys, prepend_key_to_file
     from outbound.errors import SecretKeyError
 
-    settings = _settings()
+    settings = read_settings()
     if settings.secret_key:
         if len(parse_keys(settings.secret_key)) < 2:
-            err.print(
-                "[red]error:[/red] OUTBOUND_SECRET_KEY holds one key: set it to the new key, "
-                "a comma, then the current one (NEW,OLD), restart every process with it, then "
-                "run this again"
+            raise fail(
+                "OUTBOUND_SECRET_KEY holds one key: set it to the new key, a comma, then the "
+                "current one (NEW,OLD), restart every process with it, then run this again"
             )
-            raise typer.Exit(2)
         target = "the first key of OUTBOUND_SECRET_KEY"
     else:
         path = prepend_key_to_file(settings.data_dir, Fernet.generate_key())
         target = f"a new key, now first in {path}"
-    container = _container(settings)
+    container = open_service(settings)
     try:
         rotated, current = container.channels.reencrypt_credentials()
     except SecretKeyError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+        raise fail(str(exc)) from exc
     finally:
         container.db.dispose()
     console.print(
@@ -278,18 +235,16 @@ def backup(
     """Copy the SQLite database while the service runs (PostgreSQL: use pg_dump)."""
     from outbound.adapters.db.backup import BackupError, backup_sqlite
 
-    settings = _settings()
+    settings = read_settings()
     if not settings.is_sqlite:
-        err.print(
-            "[red]error:[/red] outbound backup copies a SQLite database; back up PostgreSQL "
-            "with pg_dump (see docs/deploy.md)"
+        raise fail(
+            "outbound backup copies a SQLite database; back up PostgreSQL with pg_dump "
+            "(see docs/deploy.md)"
         )
-        raise typer.Exit(2)
     try:
         size = backup_sqlite(settings.resolved_database_url, file)
     except BackupError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+        raise fail(str(exc)) from exc
     console.print(
         f"copied the database to {file} ({size:,} bytes); its channel credentials open only "
         "with the secret key: keep the key with it"

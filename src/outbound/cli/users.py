@@ -15,9 +15,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from outbound.cli.common import console, fail, open_service
 from outbound.domain.roles import Role
 from outbound.domain.users import UserRole
 
@@ -26,23 +26,9 @@ if TYPE_CHECKING:
 
 __all__ = ["create_key", "create_user", "list_keys", "revoke_key"]
 
-console = Console()
-err = Console(stderr=True)
 OrgOption = typer.Option(..., "--org", help="Organisation id.")
 # Options of create-user by the field of the API they fill, to name them in errors.
 _OPTIONS = {"email": "--email", "name": "--name", "role": "--role", "password": "password"}
-
-
-def _container() -> Container:
-    from outbound.cli.main import _container as build
-    from outbound.cli.main import _settings
-
-    return build(_settings())
-
-
-def _fail(message: str) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}")
-    return typer.Exit(2)
 
 
 @contextmanager
@@ -50,11 +36,11 @@ def _service() -> Iterator[Container]:
     """The service for one command; a refused request ends the command with exit code 2."""
     from outbound.errors import RequestError
 
-    c = _container()
+    c = open_service()
     try:
         yield c
     except RequestError as exc:
-        raise _fail(exc.message) from exc
+        raise fail(exc.message) from exc
     finally:
         c.db.dispose()
 
@@ -95,7 +81,7 @@ def create_user(
         first = exc.errors()[0]
         field = str(first["loc"][0]) if first["loc"] else "input"
         message = str(first["msg"]).removeprefix("Value error, ")
-        raise _fail(f"{_OPTIONS.get(field, field)}: {message}") from None
+        raise fail(f"{_OPTIONS.get(field, field)}: {message}") from None
     with _service() as c:
         user = c.users.create(org, data)
     console.print(user.id)
@@ -126,7 +112,7 @@ def _key_role(c: Container, org: str, role: Role | None, user: str | None) -> Ro
     if role is not None:
         return role
     if user is None:
-        raise _fail("--role is needed (or --user, to give the key the user's role)")
+        raise fail("--role is needed (or --user, to give the key the user's role)")
     return Role(c.users.get(org, user).role.value)
 
 
