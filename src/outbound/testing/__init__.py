@@ -14,7 +14,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from outbound.adapters.providers.base import OutgoingMessage, SendResult
-from outbound.errors import PermanentProviderError, TransientProviderError
 
 __all__ = ["FakeClock", "ScriptedProvider"]
 
@@ -62,8 +61,6 @@ class ScriptedProvider:
         answers = self.script.get(message.to)
         answer = answers.pop(0) if answers else "ok"
         self.sent.append(message)
-        if isinstance(answer, TransientProviderError | PermanentProviderError):
-            raise answer
         if isinstance(answer, Exception):
             raise answer
         return SendResult(provider_message_id=f"SCR{next(self._ids):08d}")
