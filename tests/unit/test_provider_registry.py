@@ -18,6 +18,7 @@ from outbound.adapters.providers.base import (
 from outbound.adapters.providers.http import HttpClient
 from outbound.adapters.providers.registry import ADAPTERS, adapter_for, build_providers
 from outbound.config import Settings
+from outbound.domain.channels import PROVIDER_NAMES
 from outbound.domain.statuses import MessageStatus
 from outbound.errors import WebhookSignatureError
 from outbound.testing import FakeClock
@@ -144,3 +145,8 @@ def test_the_sandbox_reads_a_status_report_and_an_inbound_message() -> None:
     assert [(i.provider_message_id, i.body) for i in events.inbound] == [("IN1", "Hi")]
     with pytest.raises(WebhookSignatureError):
         sandbox.SandboxProvider.parse_webhook(URL, {}, b"not json", {})
+
+
+def test_every_provider_name_the_api_and_the_database_take_has_an_adapter() -> None:
+    """A new adapter needs its name in domain.channels too (and a migration for the CHECK)."""
+    assert sorted(ADAPTERS) == sorted(PROVIDER_NAMES)
