@@ -26,6 +26,7 @@ from outbound.adapters.db.models import (
     Message,
     Recipient,
 )
+from outbound.domain.conversations import CONVERSATION_STATUSES, LIVE_STATUSES
 from outbound.errors import InvalidRequestError, NotFoundError
 from outbound.schemas import (
     AnsweredMessage,
@@ -46,9 +47,6 @@ __all__ = [
     "ConversationService",
     "open_conversations",
 ]
-
-CONVERSATION_STATUSES = ("open", "active", "waiting", "wrap_up", "closed")
-LIVE_STATUSES = ("open", "active", "waiting", "wrap_up")
 
 
 class ConversationService:

@@ -19,8 +19,7 @@ from sqlalchemy.types import TypeDecorator
 from outbound.domain.assignment import AssignmentMethod
 from outbound.domain.cases import CaseStatus
 from outbound.domain.channels import PROVIDER_NAMES, ChannelType
-from outbound.domain.conversation_states import ConversationState
-from outbound.domain.conversations import ConversationMode
+from outbound.domain.conversations import CONVERSATION_STATUSES, ConversationMode
 from outbound.domain.flow_definitions import TriggerType
 from outbound.domain.flow_runs import FlowRunStatus
 from outbound.domain.roles import Role
@@ -86,17 +85,6 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-# The states a conversation row's status holds: "offered" and "snoozed" are open and waiting
-# rows with an offer or a snooze time (services.lifecycle.state_of).
-_STORED_CONVERSATION_STATES = (
-    ConversationState.OPEN,
-    ConversationState.ACTIVE,
-    ConversationState.WAITING,
-    ConversationState.WRAP_UP,
-    ConversationState.CLOSED,
-)
 
 
 def _check_in(column: str, values: Iterable[str]) -> str:
@@ -449,7 +437,7 @@ class Conversation(Base):
 
     __tablename__ = "conversations"
     __table_args__ = (
-        sa.CheckConstraint(_check_in("status", _STORED_CONVERSATION_STATES), name="status"),
+        sa.CheckConstraint(_check_in("status", CONVERSATION_STATUSES), name="status"),
         sa.Index("ix_conversations_lookup", "channel_id", "customer_number", "status"),
         sa.Index("ix_conversations_org_created", "org_id", "created_at", "id"),
         sa.Index("ix_conversations_queue_waiting", "queue_id", "status", "waiting_since"),
