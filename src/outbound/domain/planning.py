@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Protocol
 
 from outbound.domain.encoding import sms_info
+from outbound.domain.identifiers import canonical_guid
 from outbound.domain.locales import choose_text, normalize_locale
 from outbound.domain.numbers import normalize_number
 from outbound.domain.statuses import MessageStatus
@@ -151,7 +152,9 @@ def plan_contact(
             plan.regarding_object_id = plan.entity_relationship_name = None
             return plan
     named_config = _text(context.get("msdyn_ocoutboundconfigurationid"))
-    if named_config is not None and named_config.lower() != configuration_id.lower():
+    if named_config is not None and canonical_guid(named_config) != canonical_guid(
+        configuration_id
+    ):
         plan.status = MessageStatus.REJECTED
         plan.reason = "configuration_mismatch: msdyn_ocoutboundconfigurationid names another"
         return plan

@@ -45,7 +45,12 @@ class ContactItem(InputModel):
 class SendIn(InputModel):
     model_config = ConfigDict(str_strip_whitespace=False)
 
-    configuration_id: str = Field(min_length=1, max_length=36)
+    configuration_id: str = Field(
+        min_length=1,
+        max_length=40,
+        description="The outbound configuration's id; any case, with or without braces "
+        "({6A75E67C-…}), as Dynamics 365 writes GUIDs.",
+    )
     contacts: list[ContactItem] = Field(min_length=1)
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from outbound.adapters.db.engine import Database
 from outbound.adapters.db.models import Channel, Flow, OutboundConfiguration, Template
 from outbound.clock import Clock
+from outbound.domain.identifiers import canonical_guid
 from outbound.domain.windows import ContactWindow, FrequencyCap
 from outbound.errors import ConflictError, InvalidRequestError, NotFoundError
 from outbound.schemas import (
@@ -137,9 +138,12 @@ class ConfigurationService:
 
     @staticmethod
     def load(session: Session, org_id: str, config_id: str) -> OutboundConfiguration:
+        """The configuration, by its id in any case, with or without braces (as Dynamics 365
+        writes GUIDs)."""
         config = session.execute(
             sa.select(OutboundConfiguration).where(
-                OutboundConfiguration.id == config_id, OutboundConfiguration.org_id == org_id
+                OutboundConfiguration.id == canonical_guid(config_id),
+                OutboundConfiguration.org_id == org_id,
             )
         ).scalar_one_or_none()
         if config is None:
