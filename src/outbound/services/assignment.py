@@ -10,8 +10,10 @@ assigns each conversation in a short transaction of its own that
 
 So with any number of API and worker processes a conversation is never assigned twice (the
 compare-and-set), never to an agent offline or out of the queue, and never over capacity (the
-agent lock serialises every assignment to one agent). A lost race only skips the conversation
-until the next pass. Passes run when a conversation opens, when an agent becomes available or
+agent lock serialises every assignment to one agent). An agent found unable to take more
+under the lock (filled by another process, gone offline, out of the queue) is left out for the
+rest of the pass, which tries the next one; a conversation changed meanwhile is left to the
+next pass. Passes run when a conversation opens, when an agent becomes available or
 frees capacity, when a member joins a queue, and on the routing sweep.
 """
 
