@@ -34,8 +34,8 @@ from tests.integration.test_scale_out import _free_port, _wait_metrics
 AGENTS = 10
 CAPACITY = 3
 REPLIES = 200
-SWEEP_SECONDS = 0.5
-RUN_SECONDS = 100.0
+SWEEP_SECONDS = 1.0
+RUN_SECONDS = 110.0
 HOLDING = ("active", "wrap_up")
 
 
@@ -90,13 +90,30 @@ def _holders(container: Container, org_id: str) -> list[tuple[str, str]]:
     return [(cid, str(user)) for cid, user in rows]
 
 
-def _settle(container: Container, org_id: str, online_capacity: int, deadline: float) -> None:
+class Steps:
+    """The run's time limit, and how long each step took (told when a step runs out of time)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.deadline = time.monotonic() + seconds
+        self.last = time.monotonic()
+        self.took: dict[str, float] = {}
+
+    def done(self, name: str) -> None:
+        now = time.monotonic()
+        self.took[name] = round(now - self.last, 1)
+        self.last = now
+
+    def check(self, detail: object) -> None:
+        assert time.monotonic() < self.deadline, f"out of time at {detail}; steps: {self.took}"
+
+
+def _settle(container: Container, org_id: str, online_capacity: int, steps: Steps) -> None:
     """Waits until nothing waits while an online agent has a free unit."""
     while True:
         counts = _statuses(container, org_id)
         if counts["open"] == 0 or counts["active"] == online_capacity:
             return
-        assert time.monotonic() < deadline, counts
+        steps.check(counts)
         time.sleep(0.1)
 
 
@@ -107,7 +124,7 @@ def _settle(container: Container, org_id: str, online_capacity: int, deadline: f
 def test_replies_are_assigned_once_within_capacity_across_processes(
     container: Container, settings: Settings, tmp_path: Path
 ) -> None:
-    deadline = time.monotonic() + RUN_SECONDS
+    steps = Steps(RUN_SECONDS)
     org = create_organization(container.db, container.clock, "Acme")
     _key, admin_key = create_api_key(container.db, container.clock, org.id, Role.ADMIN)
     env = {k: v for k, v in os.environ.items() if not k.startswith("OUTBOUND_")}
@@ -132,6 +149,7 @@ def test_replies_are_assigned_once_within_capacity_across_processes(
             stack.enter_context(_started(args, worker_env, tmp_path / f"worker-{index}.log"))
         for port in api_ports + worker_ports:
             _wait_metrics(port)
+        steps.done("start")
         apis = [
             stack.enter_context(httpx2.Client(base_url=f"http://127.0.0.1:{port}", timeout=30))
             for port in api_ports
@@ -185,6 +203,7 @@ def test_replies_are_assigned_once_within_capacity_across_processes(
         for i, agent in enumerate(agents):
             status = {"status": "available"}
             _ok(apis[i % 2].put("/v1/users/me/presence", json=status, headers=agent.headers))
+        steps.done("set up")
 
         def heartbeats() -> None:
             # Presence needs a sign of life within 60 s; any request of theirs also counts.
@@ -204,10 +223,12 @@ def test_replies_are_assigned_once_within_capacity_across_processes(
 
         with ThreadPoolExecutor(max_workers=16) as pool:
             list(pool.map(reply, range(REPLIES)))
+        steps.done("replies")
 
         # Round 1: every unit taken, the rest waits.
         full = AGENTS * CAPACITY
-        _settle(container, org.id, full, deadline)
+        _settle(container, org.id, full, steps)
+        steps.done("round 1")
         time.sleep(3 * SWEEP_SECONDS)  # sweeps find nothing more to assign
         assert _statuses(container, org.id) == {"active": full, "open": REPLIES - full}
         first = Counter(user for _, user in _holders(container, org.id))
@@ -226,15 +247,17 @@ def test_replies_are_assigned_once_within_capacity_across_processes(
 
         rounds = 1
         while _statuses(container, org.id)["closed"] < REPLIES:
-            assert time.monotonic() < deadline, _statuses(container, org.id)
+            steps.check(_statuses(container, org.id))
             rounds += 1
             with ThreadPoolExecutor(max_workers=8) as pool:
                 list(pool.map(close, enumerate(_holders(container, org.id))))
+            steps.done(f"round {rounds} closes")
             if rounds == 3:
                 available = {"status": "available"}
                 _ok(apis[0].put("/v1/users/me/presence", json=available, headers=away.headers))
             online = full if rounds >= 3 else full - CAPACITY
-            _settle(container, org.id, online, deadline)
+            _settle(container, org.id, online, steps)
+            steps.done(f"round {rounds}")
         assert rounds >= 8  # 30, then 27 and 30 a round: the rounds did take turns
 
     with container.db.read() as session:
