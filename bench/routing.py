@@ -5,10 +5,10 @@ agent, and how long until a console sees each assignment? For each scenario the 
 in processes of its own on a fresh database (*SQLite*: ``outbound serve`` with its worker in
 one process; *PostgreSQL*, with ``--postgres``: 2 API processes and 2 workers), with M agents,
 all available, in one queue (the organisation's fallback) and room for every reply (capacity
-``ceil(N / M)`` each), so that what is measured is routing and assignment, not agents being
-full. A client subscribed to ``GET /v1/stream`` with an admin key reads the live updates while
-``--concurrency`` clients post N replies from N numbers to the sandbox channel's webhook,
-spread over the API processes.
+``ceil(N / M)`` each, or ``--capacity``), so that what is measured is routing and assignment,
+not agents being full. A client subscribed to ``GET /v1/stream`` with an admin key reads the
+live updates while ``--concurrency`` clients post N replies from N numbers to the sandbox
+channel's webhook, spread over the API processes.
 
 Printed per scenario: replies the webhooks accepted per second and their latency; replies
 routed and assigned per second, from the first post until the last ``conversation.routed`` /
@@ -241,6 +241,7 @@ def _scenario(
     replies: int,
     agents: int,
     concurrency: int,
+    capacity: int,
 ) -> Result:
     with (
         tempfile.TemporaryDirectory(prefix="outbound-bench-routing-") as tmp,
@@ -274,7 +275,7 @@ def _scenario(
                 )
             for port in ports:
                 _wait_port(port)
-            webhook = _setup(apis[0], key, agents, math.ceil(replies / agents))
+            webhook = _setup(apis[0], key, agents, capacity)
             cpu_before = [_cpu_seconds(p.pid) for p in processes]
             database_before = _postgres_cpu_seconds() if database_url else 0.0
             timeline = asyncio.run(_drive(apis, key, webhook, replies, concurrency))
@@ -328,6 +329,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--replies", type=int, default=500, help="customer replies per run")
     parser.add_argument("--agents", type=int, default=10, help="available agents in the queue")
     parser.add_argument("--concurrency", type=int, default=8, help="replies posted at once")
+    parser.add_argument(
+        "--capacity",
+        type=int,
+        default=None,
+        help=f"units per agent (default: room for every reply, at most {MAX_CAPACITY})",
+    )
     parser.add_argument("--postgres", default=None, help="also run on this PostgreSQL URL")
     parser.add_argument(
         "--only", choices=["sqlite", "postgres"], default=None, help="run one scenario"
@@ -335,8 +342,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.replies < 1 or args.agents < 1 or args.concurrency < 1:
         parser.error("--replies, --agents and --concurrency must be at least 1")
-    if math.ceil(args.replies / args.agents) > MAX_CAPACITY:
-        parser.error(f"at most {MAX_CAPACITY} replies per agent (capacity); add --agents")
+    capacity = args.capacity or math.ceil(args.replies / args.agents)
+    if capacity * args.agents < args.replies or capacity > MAX_CAPACITY:
+        parser.error(
+            f"the agents need room for every reply, at most {MAX_CAPACITY} units each: "
+            "change --capacity or --agents"
+        )
     if args.only == "postgres" and not args.postgres:
         parser.error("--only postgres needs --postgres URL")
 
@@ -347,7 +358,7 @@ def main(argv: list[str] | None = None) -> None:
         scenarios.append(("outbound PostgreSQL, 2 API + 2 workers", args.postgres, 2, 2))
     table = Table(
         title=f"{args.replies} replies to {args.agents} available agents, "
-        f"{args.concurrency} posted at once"
+        f"capacity {capacity} each, {args.concurrency} posted at once"
     )
     for column in COLUMNS:
         table.add_column(column, justify="left" if column == "scenario" else "right")
@@ -359,13 +370,15 @@ def main(argv: list[str] | None = None) -> None:
             replies=args.replies,
             agents=args.agents,
             concurrency=args.concurrency,
+            capacity=capacity,
         )
         table.add_row(*_row(label, args.replies, args.agents, result))
     console.print(table)
     console.print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}, {platform.system()} {platform.release()}; "
-        f"replies={args.replies}, agents={args.agents}, concurrency={args.concurrency}"
+        f"replies={args.replies}, agents={args.agents}, capacity={capacity}, "
+        f"concurrency={args.concurrency}"
     )
 
 
