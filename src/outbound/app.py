@@ -103,13 +103,22 @@ class Container:
     _closed: bool = field(default=False, repr=False)
 
     def dispatcher(self, worker_id: str | None = None) -> Dispatcher:
+        settings = self.settings
         return Dispatcher(
             self.db,
             self.providers,
             self.secrets,
             self.clock,
-            self.settings,
             worker_id=worker_id,
+            batch_size=settings.worker_batch_size,
+            concurrency=settings.worker_concurrency,
+            poll_interval=settings.worker_poll_interval,
+            lease_seconds=settings.lease_seconds,
+            retry_base_seconds=settings.retry_base_seconds,
+            retry_max_seconds=settings.retry_max_seconds,
+            circuit_threshold=settings.circuit_threshold,
+            circuit_cooldown_seconds=settings.circuit_cooldown_seconds,
+            shutdown_grace_seconds=settings.shutdown_grace_seconds,
             metrics=self.metrics,
             statuses=self.statuses,
         )

@@ -12,14 +12,22 @@ from typing import Annotated, Literal, TypeAlias
 from pydantic import BeforeValidator, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from outbound.domain.circuit import DEFAULT_COOLDOWN_SECONDS, DEFAULT_THRESHOLD
 from outbound.domain.flags import parse_flag
 from outbound.errors import SettingsError
 
 __all__ = [
     "DEFAULT_DATA_DIR",
     "DEFAULT_HOURLY_REQUEST_QUOTA",
+    "DEFAULT_LEASE_SECONDS",
     "DEFAULT_MAX_CONTACTS_PER_REQUEST",
     "DEFAULT_PRESENCE_TIMEOUT_SECONDS",
+    "DEFAULT_RETRY_BASE_SECONDS",
+    "DEFAULT_RETRY_MAX_SECONDS",
+    "DEFAULT_SHUTDOWN_GRACE_SECONDS",
+    "DEFAULT_WORKER_BATCH_SIZE",
+    "DEFAULT_WORKER_CONCURRENCY",
+    "DEFAULT_WORKER_POLL_INTERVAL",
     "Settings",
     "SettingsError",
     "load_settings",
@@ -30,6 +38,12 @@ DEFAULT_MAX_CONTACTS_PER_REQUEST = 100
 DEFAULT_HOURLY_REQUEST_QUOTA = 30_000
 DEFAULT_LEASE_SECONDS = 60.0
 DEFAULT_MAX_ATTEMPTS = 8
+DEFAULT_WORKER_BATCH_SIZE = 100
+DEFAULT_WORKER_CONCURRENCY = 200
+DEFAULT_WORKER_POLL_INTERVAL = 0.2
+DEFAULT_RETRY_BASE_SECONDS = 2.0
+DEFAULT_RETRY_MAX_SECONDS = 900.0
+DEFAULT_SHUTDOWN_GRACE_SECONDS = 10.0
 DEFAULT_PRESENCE_TIMEOUT_SECONDS = 60.0
 
 
@@ -86,18 +100,22 @@ class Settings(BaseSettings):
     worker_metrics_port: int | None = Field(
         None, ge=1, le=65535, description="`outbound worker` serves /metrics on this port."
     )
-    worker_batch_size: int = Field(100, ge=1, le=5_000)
-    worker_concurrency: int = Field(200, ge=1, le=10_000)
-    worker_poll_interval: float = Field(0.2, gt=0, le=60)
+    worker_batch_size: int = Field(DEFAULT_WORKER_BATCH_SIZE, ge=1, le=5_000)
+    worker_concurrency: int = Field(DEFAULT_WORKER_CONCURRENCY, ge=1, le=10_000)
+    worker_poll_interval: float = Field(DEFAULT_WORKER_POLL_INTERVAL, gt=0, le=60)
     lease_seconds: float = Field(DEFAULT_LEASE_SECONDS, gt=0)
     max_attempts: int = Field(DEFAULT_MAX_ATTEMPTS, ge=1, le=100)
-    retry_base_seconds: float = Field(2.0, gt=0)
-    retry_max_seconds: float = Field(900.0, gt=0)
+    retry_base_seconds: float = Field(DEFAULT_RETRY_BASE_SECONDS, gt=0)
+    retry_max_seconds: float = Field(DEFAULT_RETRY_MAX_SECONDS, gt=0)
     circuit_threshold: int = Field(
-        5, ge=1, description="Provider-side failures in a row that open a channel's circuit."
+        DEFAULT_THRESHOLD,
+        ge=1,
+        description="Provider-side failures in a row that open a channel's circuit.",
     )
-    circuit_cooldown_seconds: float = Field(30.0, gt=0, description="Open circuit pause (s).")
-    shutdown_grace_seconds: float = Field(10.0, ge=0)
+    circuit_cooldown_seconds: float = Field(
+        DEFAULT_COOLDOWN_SECONDS, gt=0, description="Open circuit pause (s)."
+    )
+    shutdown_grace_seconds: float = Field(DEFAULT_SHUTDOWN_GRACE_SECONDS, ge=0)
     idempotency_stale_seconds: float = Field(120.0, gt=0)
     event_retention_days: float = Field(
         30.0, gt=0, description="Events every flow has seen are deleted after this many days."

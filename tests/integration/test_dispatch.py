@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from outbound.adapters.db.models import Message, MessageEvent
 from outbound.adapters.queue.outbox import Outbox
 from outbound.app import Container, create_app
+from outbound.config import DEFAULT_WORKER_POLL_INTERVAL
 from outbound.errors import PermanentProviderError, TransientProviderError
 from outbound.services.dispatch import Dispatcher
 from outbound.testing import FakeClock, ScriptedProvider
@@ -325,12 +326,18 @@ async def test_a_batch_claimed_ahead_is_given_back_on_stop(
     assert await scripted_container.dispatcher("w2").run_once() == 1  # due at once
 
 
-def _one_lane(c: Container, **extra: object) -> Dispatcher:
-    settings = c.settings.model_copy(
-        update={"worker_batch_size": 2, "worker_concurrency": 1, **extra}
-    )
+def _one_lane(c: Container, poll_interval: float = DEFAULT_WORKER_POLL_INTERVAL) -> Dispatcher:
     return Dispatcher(
-        c.db, c.providers, c.secrets, c.clock, settings, worker_id="w", statuses=c.statuses
+        c.db,
+        c.providers,
+        c.secrets,
+        c.clock,
+        worker_id="w",
+        batch_size=2,
+        concurrency=1,
+        poll_interval=poll_interval,
+        lease_seconds=c.settings.lease_seconds,
+        statuses=c.statuses,
     )
 
 
@@ -368,7 +375,7 @@ async def test_a_claim_ahead_that_fails_does_not_stop_the_lane(
     stenant: Tenant, scripted_container: Container, provider: ScriptedProvider
 ) -> None:
     c = scripted_container
-    dispatcher = _one_lane(c, worker_poll_interval=0.01)
+    dispatcher = _one_lane(c, poll_interval=0.01)
     ids = _send(stenant, NUMBERS)
     provider.latency = 0.1
     calls = 0

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-__all__ = ["CircuitBreaker", "CircuitState"]
+__all__ = ["DEFAULT_COOLDOWN_SECONDS", "DEFAULT_THRESHOLD", "CircuitBreaker", "CircuitState"]
 
 DEFAULT_THRESHOLD = 5
 DEFAULT_COOLDOWN_SECONDS = 30.0

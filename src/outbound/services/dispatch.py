@@ -30,8 +30,16 @@ from outbound.adapters.queue.outbox import ClaimedMessage, Outbox, Outcome
 from outbound.adapters.queue.send_context import SendContext, load_send_context
 from outbound.adapters.secrets import SecretBox
 from outbound.clock import Clock
-from outbound.config import Settings
-from outbound.domain.circuit import CircuitBreaker
+from outbound.config import (
+    DEFAULT_LEASE_SECONDS,
+    DEFAULT_RETRY_BASE_SECONDS,
+    DEFAULT_RETRY_MAX_SECONDS,
+    DEFAULT_SHUTDOWN_GRACE_SECONDS,
+    DEFAULT_WORKER_BATCH_SIZE,
+    DEFAULT_WORKER_CONCURRENCY,
+    DEFAULT_WORKER_POLL_INTERVAL,
+)
+from outbound.domain.circuit import DEFAULT_COOLDOWN_SECONDS, DEFAULT_THRESHOLD, CircuitBreaker
 from outbound.domain.numbers import mask_number
 from outbound.domain.retry import retry_delay
 from outbound.domain.statuses import MessageStatus
@@ -69,7 +77,16 @@ class _Batch:
 
 
 class Dispatcher:
-    """Drains the outbox through the provider adapters."""
+    """Drains the outbox through the provider adapters.
+
+    ``batch_size`` messages are claimed at a time, each under a lease of ``lease_seconds``;
+    at most ``concurrency`` provider calls are in flight, and the lanes (twice the
+    concurrency over the batch size, up to 16) poll every ``poll_interval`` seconds when
+    nothing is due. A transient failure is retried after a backoff between
+    ``retry_base_seconds`` and ``retry_max_seconds``; ``circuit_threshold`` of them in a row
+    pause a channel for ``circuit_cooldown_seconds``. On stopping, in-flight batches get
+    ``shutdown_grace_seconds`` to finish.
+    """
 
     def __init__(
         self,
@@ -77,9 +94,17 @@ class Dispatcher:
         providers: Mapping[str, Provider],
         secrets: SecretBox,
         clock: Clock,
-        settings: Settings,
         *,
         worker_id: str | None = None,
+        batch_size: int = DEFAULT_WORKER_BATCH_SIZE,
+        concurrency: int = DEFAULT_WORKER_CONCURRENCY,
+        poll_interval: float = DEFAULT_WORKER_POLL_INTERVAL,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        retry_base_seconds: float = DEFAULT_RETRY_BASE_SECONDS,
+        retry_max_seconds: float = DEFAULT_RETRY_MAX_SECONDS,
+        circuit_threshold: int = DEFAULT_THRESHOLD,
+        circuit_cooldown_seconds: float = DEFAULT_COOLDOWN_SECONDS,
+        shutdown_grace_seconds: float = DEFAULT_SHUTDOWN_GRACE_SECONDS,
         rng: random.Random | None = None,
         metrics: Metrics | None = None,
         statuses: StatusService | None = None,
@@ -93,10 +118,19 @@ class Dispatcher:
         self._providers = providers
         self._secrets = secrets
         self._clock = clock
-        self._settings = settings
+        self._batch_size = batch_size
+        self._concurrency = concurrency
+        self._poll_interval = poll_interval
+        self._lease_seconds = lease_seconds
+        self._lease = timedelta(seconds=lease_seconds)
+        self._retry_base_seconds = retry_base_seconds
+        self._retry_max_seconds = retry_max_seconds
+        self._circuit_threshold = circuit_threshold
+        self._circuit_cooldown = timedelta(seconds=circuit_cooldown_seconds)
+        self._shutdown_grace_seconds = shutdown_grace_seconds
         self.worker_id = worker_id or default_worker_id()
         self._rng = rng or random.Random()
-        self._semaphore = asyncio.Semaphore(settings.worker_concurrency)
+        self._semaphore = asyncio.Semaphore(concurrency)
         self._breakers: dict[str, CircuitBreaker] = {}
 
     async def run_once(self, limit: int | None = None) -> int:
@@ -114,9 +148,9 @@ class Dispatcher:
         claimed = await asyncio.to_thread(
             self._outbox.claim,
             self.worker_id,
-            limit or self._settings.worker_batch_size,
+            limit or self._batch_size,
             now,
-            timedelta(seconds=self._settings.lease_seconds),
+            self._lease,
         )
         if not claimed:
             return None
@@ -137,7 +171,7 @@ class Dispatcher:
         wanted = self._rate_limited(in_window, batch.context)
         if wanted:
             # A message must be sent well within its lease, or another worker would take it.
-            horizon = timedelta(seconds=self._settings.lease_seconds / 2)
+            horizon = self._lease / 2
             slots, deferred = await asyncio.to_thread(
                 self._channel_state.reserve_slots,
                 wanted,
@@ -198,7 +232,7 @@ class Dispatcher:
             except sa.exc.OperationalError:
                 if attempt == RECORD_ATTEMPTS - 1:
                     raise
-                pause = min(DB_ERROR_MAX_PAUSE, self._settings.worker_poll_interval * 2**attempt)
+                pause = min(DB_ERROR_MAX_PAUSE, self._poll_interval * 2**attempt)
                 log.warning("recording a batch failed; retrying in %.1f s", pause, exc_info=True)
                 await asyncio.sleep(pause)
 
@@ -235,8 +269,7 @@ class Dispatcher:
         breaker = self._breakers.get(channel_id)
         if breaker is None:
             breaker = self._breakers[channel_id] = CircuitBreaker(
-                threshold=self._settings.circuit_threshold,
-                cooldown=timedelta(seconds=self._settings.circuit_cooldown_seconds),
+                threshold=self._circuit_threshold, cooldown=self._circuit_cooldown
             )
         return breaker
 
@@ -367,8 +400,8 @@ class Dispatcher:
                 return self._failed(message, exc.code or "transient_error", exc.message)
             delay = retry_delay(
                 message.attempts,
-                base=self._settings.retry_base_seconds,
-                cap=self._settings.retry_max_seconds,
+                base=self._retry_base_seconds,
+                cap=self._retry_max_seconds,
                 retry_after=exc.retry_after,
                 rng=self._rng,
             )
@@ -446,7 +479,7 @@ class Dispatcher:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set, then finish in-flight batches within the grace period."""
-        lanes = max(1, 2 * self._settings.worker_concurrency // self._settings.worker_batch_size)
+        lanes = max(1, 2 * self._concurrency // self._batch_size)
         lanes = min(lanes, 16)
         log.info("dispatcher %s started with %d lanes", self.worker_id, lanes)
         tasks = [asyncio.create_task(self._lane(stop)) for _ in range(lanes)]
@@ -456,7 +489,7 @@ class Dispatcher:
                 asyncio.create_task(self._housekeeping.sweep_orphans(stop, self._statuses))
             )
         await stop.wait()
-        done, pending = await asyncio.wait(tasks, timeout=self._settings.shutdown_grace_seconds)
+        done, pending = await asyncio.wait(tasks, timeout=self._shutdown_grace_seconds)
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
@@ -478,7 +511,7 @@ class Dispatcher:
         previous: asyncio.Task[None] | None = None
         try:
             while not stop.is_set():
-                pause = self._settings.worker_poll_interval
+                pause = self._poll_interval
                 claimed = 0
                 try:
                     claim = ahead if ahead is not None else asyncio.create_task(self._claim())
@@ -510,17 +543,13 @@ class Dispatcher:
                 except sa.exc.OperationalError as exc:
                     # The database went away for a moment; leases protect the claimed rows.
                     failures += 1
-                    pause = min(
-                        DB_ERROR_MAX_PAUSE, self._settings.worker_poll_interval * 2**failures
-                    )
+                    pause = min(DB_ERROR_MAX_PAUSE, self._poll_interval * 2**failures)
                     log.warning("database error in dispatcher (%s); retrying in %.1f s", exc, pause)
                 except Exception:
                     # A bug or a misconfiguration (a secret key that opens no credentials): a
                     # lane that died silently would leave the worker running and sending nothing.
                     failures += 1
-                    pause = min(
-                        DB_ERROR_MAX_PAUSE, self._settings.worker_poll_interval * 2**failures
-                    )
+                    pause = min(DB_ERROR_MAX_PAUSE, self._poll_interval * 2**failures)
                     log.exception("dispatcher batch failed; retrying in %.1f s", pause)
                 if claimed == 0:
                     try:
@@ -534,7 +563,7 @@ class Dispatcher:
     def _stale(self, batch: _Batch) -> bool:
         """Whether a batch claimed ahead waited so long that its lease could run out mid-send."""
         waited = (self._clock.now() - batch.claimed_at).total_seconds()
-        return waited > self._settings.lease_seconds * STALE_SHARE
+        return waited > self._lease_seconds * STALE_SHARE
 
     async def _drain_lane(
         self, ahead: asyncio.Task[_Batch | None] | None, recording: set[asyncio.Task[None]]

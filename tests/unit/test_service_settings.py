@@ -1,0 +1,35 @@
+"""Services take the settings they use as keyword arguments whose defaults are the settings'."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+from outbound.config import Settings
+from outbound.services.dispatch import Dispatcher
+
+# service -> {keyword argument: the setting it comes from}
+WIRING: dict[type, dict[str, str]] = {
+    Dispatcher: {
+        "batch_size": "worker_batch_size",
+        "concurrency": "worker_concurrency",
+        "poll_interval": "worker_poll_interval",
+        "lease_seconds": "lease_seconds",
+        "retry_base_seconds": "retry_base_seconds",
+        "retry_max_seconds": "retry_max_seconds",
+        "circuit_threshold": "circuit_threshold",
+        "circuit_cooldown_seconds": "circuit_cooldown_seconds",
+        "shutdown_grace_seconds": "shutdown_grace_seconds",
+    },
+}
+
+
+@pytest.mark.parametrize("service", list(WIRING), ids=lambda s: s.__name__)
+def test_a_service_built_directly_has_the_default_settings(service: type) -> None:
+    parameters = inspect.signature(service).parameters
+    wiring = WIRING[service]
+    assert {name: parameters[name].default for name in wiring} == {
+        name: Settings.model_fields[setting].default for name, setting in wiring.items()
+    }
+    assert "settings" not in parameters
