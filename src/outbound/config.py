@@ -19,9 +19,12 @@ from outbound.errors import SettingsError
 __all__ = [
     "DEFAULT_DATA_DIR",
     "DEFAULT_HOURLY_REQUEST_QUOTA",
+    "DEFAULT_IDEMPOTENCY_STALE_SECONDS",
     "DEFAULT_LEASE_SECONDS",
+    "DEFAULT_MAX_ATTEMPTS",
     "DEFAULT_MAX_CONTACTS_PER_REQUEST",
     "DEFAULT_PRESENCE_TIMEOUT_SECONDS",
+    "DEFAULT_REGION",
     "DEFAULT_RETRY_BASE_SECONDS",
     "DEFAULT_RETRY_MAX_SECONDS",
     "DEFAULT_SHUTDOWN_GRACE_SECONDS",
@@ -34,6 +37,7 @@ __all__ = [
 ]
 
 DEFAULT_DATA_DIR = Path(".outbound")
+DEFAULT_REGION = "US"
 DEFAULT_MAX_CONTACTS_PER_REQUEST = 100
 DEFAULT_HOURLY_REQUEST_QUOTA = 30_000
 DEFAULT_LEASE_SECONDS = 60.0
@@ -44,6 +48,7 @@ DEFAULT_WORKER_POLL_INTERVAL = 0.2
 DEFAULT_RETRY_BASE_SECONDS = 2.0
 DEFAULT_RETRY_MAX_SECONDS = 900.0
 DEFAULT_SHUTDOWN_GRACE_SECONDS = 10.0
+DEFAULT_IDEMPOTENCY_STALE_SECONDS = 120.0
 DEFAULT_PRESENCE_TIMEOUT_SECONDS = 60.0
 
 
@@ -69,7 +74,9 @@ class Settings(BaseSettings):
         description="Fernet key (urlsafe base64, 32 bytes) encrypting credentials at rest; "
         "default is a key file generated in data_dir.",
     )
-    default_region: str = Field("US", description="Region for numbers without a country code.")
+    default_region: str = Field(
+        DEFAULT_REGION, description="Region for numbers without a country code."
+    )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     public_base_url: str | None = Field(
@@ -116,7 +123,7 @@ class Settings(BaseSettings):
         DEFAULT_COOLDOWN_SECONDS, gt=0, description="Open circuit pause (s)."
     )
     shutdown_grace_seconds: float = Field(DEFAULT_SHUTDOWN_GRACE_SECONDS, ge=0)
-    idempotency_stale_seconds: float = Field(120.0, gt=0)
+    idempotency_stale_seconds: float = Field(DEFAULT_IDEMPOTENCY_STALE_SECONDS, gt=0)
     event_retention_days: float = Field(
         30.0, gt=0, description="Events every flow has seen are deleted after this many days."
     )

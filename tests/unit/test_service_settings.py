@@ -8,6 +8,7 @@ import pytest
 
 from outbound.config import Settings
 from outbound.services.dispatch import Dispatcher
+from outbound.services.sending import SendService
 
 # service -> {keyword argument: the setting it comes from}
 WIRING: dict[type, dict[str, str]] = {
@@ -21,6 +22,13 @@ WIRING: dict[type, dict[str, str]] = {
         "circuit_threshold": "circuit_threshold",
         "circuit_cooldown_seconds": "circuit_cooldown_seconds",
         "shutdown_grace_seconds": "shutdown_grace_seconds",
+    },
+    SendService: {
+        "default_region": "default_region",
+        "max_contacts_per_request": "max_contacts_per_request",
+        "hourly_request_quota": "hourly_request_quota",
+        "max_attempts": "max_attempts",
+        "idempotency_stale_seconds": "idempotency_stale_seconds",
     },
 }
 

@@ -35,7 +35,13 @@ from outbound.adapters.metrics import Metrics
 from outbound.adapters.providers.registry import adapter_for
 from outbound.adapters.queue.outbox import Outbox
 from outbound.clock import Clock
-from outbound.config import Settings
+from outbound.config import (
+    DEFAULT_HOURLY_REQUEST_QUOTA,
+    DEFAULT_IDEMPOTENCY_STALE_SECONDS,
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_MAX_CONTACTS_PER_REQUEST,
+    DEFAULT_REGION,
+)
 from outbound.domain.planning import ContactPlan, TemplateTexts, plan_contact
 from outbound.domain.statuses import MessageStatus
 from outbound.domain.windows import ContactWindow, FrequencyCap, next_window_open, resolve_zone
@@ -63,17 +69,35 @@ _NEVER_SENT = (
 
 
 class SendService:
-    """Accepts send requests into the outbox."""
+    """Accepts send requests into the outbox.
+
+    ``max_contacts_per_request`` and ``hourly_request_quota`` apply to organisations that set
+    no limits of their own; numbers without a country code are read in ``default_region``;
+    each message may be tried ``max_attempts`` times; an idempotency key whose request died
+    is taken over after ``idempotency_stale_seconds``.
+    """
 
     def __init__(
-        self, db: Database, clock: Clock, settings: Settings, *, metrics: Metrics | None = None
+        self,
+        db: Database,
+        clock: Clock,
+        *,
+        default_region: str = DEFAULT_REGION,
+        max_contacts_per_request: int = DEFAULT_MAX_CONTACTS_PER_REQUEST,
+        hourly_request_quota: int = DEFAULT_HOURLY_REQUEST_QUOTA,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        idempotency_stale_seconds: float = DEFAULT_IDEMPOTENCY_STALE_SECONDS,
+        metrics: Metrics | None = None,
     ) -> None:
         self._db = db
         self._clock = clock
-        self._settings = settings
+        self._default_region = default_region
+        self._max_contacts_per_request = max_contacts_per_request
+        self._hourly_request_quota = hourly_request_quota
+        self._max_attempts = max_attempts
         self._metrics = metrics
         self._outbox = Outbox(db)
-        self._keys = IdempotencyKeys(db, clock, stale_seconds=settings.idempotency_stale_seconds)
+        self._keys = IdempotencyKeys(db, clock, stale_seconds=idempotency_stale_seconds)
 
     def _limits(self, org_id: str) -> tuple[int, int]:
         with self._db.read() as session:
@@ -81,8 +105,8 @@ class SendService:
         if org is None:
             raise NotFoundError("organisation not found")
         return (
-            org.max_contacts_per_request or self._settings.max_contacts_per_request,
-            org.hourly_request_quota or self._settings.hourly_request_quota,
+            org.max_contacts_per_request or self._max_contacts_per_request,
+            org.hourly_request_quota or self._hourly_request_quota,
         )
 
     def send(
@@ -170,7 +194,7 @@ class SendService:
                 channel_id=channel.id,
                 configuration_default_locale=config.default_locale,
                 texts=texts,
-                default_region=self._settings.default_region,
+                default_region=self._default_region,
                 max_body=adapter_for(channel.provider).max_body,
             )
             for contact in request.contacts
@@ -406,7 +430,7 @@ class SendService:
             "error_code": None,
             "error_message": None,
             "attempts": 0,
-            "max_attempts": self._settings.max_attempts,
+            "max_attempts": self._max_attempts,
             "scheduled_at": plan.scheduled_at or now,
             "time_zone": plan.time_zone,
             "lease_until": None,
