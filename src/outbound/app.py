@@ -124,7 +124,18 @@ class Container:
         )
 
     def flow_engine(self, worker_id: str | None = None) -> FlowEngine:
-        return FlowEngine(self.db, self.clock, self.settings, self.sending, worker_id=worker_id)
+        settings = self.settings
+        return FlowEngine(
+            self.db,
+            self.clock,
+            self.sending,
+            worker_id=worker_id,
+            poll_interval=settings.worker_poll_interval,
+            lease_seconds=settings.lease_seconds,
+            event_retention_days=settings.event_retention_days,
+            max_contacts_per_request=settings.max_contacts_per_request,
+            idempotency_stale_seconds=settings.idempotency_stale_seconds,
+        )
 
     def migrate(self) -> None:
         migrate.upgrade(self.db.engine)

@@ -18,6 +18,7 @@ from outbound.errors import SettingsError
 
 __all__ = [
     "DEFAULT_DATA_DIR",
+    "DEFAULT_EVENT_RETENTION_DAYS",
     "DEFAULT_HOURLY_REQUEST_QUOTA",
     "DEFAULT_IDEMPOTENCY_STALE_SECONDS",
     "DEFAULT_LEASE_SECONDS",
@@ -49,6 +50,7 @@ DEFAULT_RETRY_BASE_SECONDS = 2.0
 DEFAULT_RETRY_MAX_SECONDS = 900.0
 DEFAULT_SHUTDOWN_GRACE_SECONDS = 10.0
 DEFAULT_IDEMPOTENCY_STALE_SECONDS = 120.0
+DEFAULT_EVENT_RETENTION_DAYS = 30.0
 DEFAULT_PRESENCE_TIMEOUT_SECONDS = 60.0
 
 
@@ -125,7 +127,9 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(DEFAULT_SHUTDOWN_GRACE_SECONDS, ge=0)
     idempotency_stale_seconds: float = Field(DEFAULT_IDEMPOTENCY_STALE_SECONDS, gt=0)
     event_retention_days: float = Field(
-        30.0, gt=0, description="Events every flow has seen are deleted after this many days."
+        DEFAULT_EVENT_RETENTION_DAYS,
+        gt=0,
+        description="Events every flow has seen are deleted after this many days.",
     )
     presence_timeout_seconds: float = Field(
         DEFAULT_PRESENCE_TIMEOUT_SECONDS,

@@ -8,6 +8,9 @@ import pytest
 
 from outbound.config import Settings
 from outbound.services.dispatch import Dispatcher
+from outbound.services.flow_engine import FlowEngine
+from outbound.services.flow_runs import FlowRunner
+from outbound.services.flow_triggers import FlowTriggers
 from outbound.services.sending import SendService
 
 # service -> {keyword argument: the setting it comes from}
@@ -30,6 +33,18 @@ WIRING: dict[type, dict[str, str]] = {
         "max_attempts": "max_attempts",
         "idempotency_stale_seconds": "idempotency_stale_seconds",
     },
+    FlowEngine: {
+        "poll_interval": "worker_poll_interval",
+        "lease_seconds": "lease_seconds",
+        "event_retention_days": "event_retention_days",
+        "max_contacts_per_request": "max_contacts_per_request",
+        "idempotency_stale_seconds": "idempotency_stale_seconds",
+    },
+    FlowRunner: {
+        "max_contacts_per_request": "max_contacts_per_request",
+        "idempotency_stale_seconds": "idempotency_stale_seconds",
+    },
+    FlowTriggers: {"event_retention_days": "event_retention_days"},
 }
 
 

@@ -20,7 +20,13 @@ from outbound.adapters.db.engine import Database
 from outbound.adapters.queue.events import EventQueue
 from outbound.adapters.queue.flow_runs import FlowRunQueue
 from outbound.clock import Clock
-from outbound.config import Settings
+from outbound.config import (
+    DEFAULT_EVENT_RETENTION_DAYS,
+    DEFAULT_IDEMPOTENCY_STALE_SECONDS,
+    DEFAULT_LEASE_SECONDS,
+    DEFAULT_MAX_CONTACTS_PER_REQUEST,
+    DEFAULT_WORKER_POLL_INTERVAL,
+)
 from outbound.services.flow_runs import FlowRunner, ProgressCallback
 from outbound.services.flow_triggers import EVENTS_PER_TICK, SCHEDULES_PER_TICK, FlowTriggers
 from outbound.services.sending import SendService
@@ -41,33 +47,43 @@ def _worker_id() -> str:
 
 
 class FlowEngine:
-    """Turns events and schedules into runs, and runs into send requests."""
+    """Turns events and schedules into runs, and runs into send requests.
+
+    Idle, it looks again every ``poll_interval`` seconds (at least ``MIN_IDLE_SECONDS``); a
+    run is leased for ``lease_seconds`` (at least ``MIN_LEASE_SECONDS``). The other keyword
+    arguments go to its parts: :class:`~outbound.services.flow_triggers.FlowTriggers` and
+    :class:`~outbound.services.flow_runs.FlowRunner`.
+    """
 
     def __init__(
         self,
         db: Database,
         clock: Clock,
-        settings: Settings,
         sending: SendService,
         *,
         worker_id: str | None = None,
         batches_per_turn: int = BATCHES_PER_TURN,
+        poll_interval: float = DEFAULT_WORKER_POLL_INTERVAL,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        event_retention_days: float = DEFAULT_EVENT_RETENTION_DAYS,
+        max_contacts_per_request: int = DEFAULT_MAX_CONTACTS_PER_REQUEST,
+        idempotency_stale_seconds: float = DEFAULT_IDEMPOTENCY_STALE_SECONDS,
     ) -> None:
         self.worker_id = worker_id or _worker_id()
-        self._idle = max(settings.worker_poll_interval, MIN_IDLE_SECONDS)
+        self._idle = max(poll_interval, MIN_IDLE_SECONDS)
         self._batches_per_turn = batches_per_turn
-        lease = timedelta(seconds=max(settings.lease_seconds, MIN_LEASE_SECONDS))
+        lease = timedelta(seconds=max(lease_seconds, MIN_LEASE_SECONDS))
         runs = FlowRunQueue(db, self.worker_id, lease)
         self.triggers = FlowTriggers(
-            db, clock, EventQueue(db), runs, event_retention_days=settings.event_retention_days
+            db, clock, EventQueue(db), runs, event_retention_days=event_retention_days
         )
         self.runner = FlowRunner(
             db,
             clock,
             sending,
             runs,
-            max_contacts_per_request=settings.max_contacts_per_request,
-            idempotency_stale_seconds=settings.idempotency_stale_seconds,
+            max_contacts_per_request=max_contacts_per_request,
+            idempotency_stale_seconds=idempotency_stale_seconds,
         )
 
     async def run(self, stop: asyncio.Event) -> None:

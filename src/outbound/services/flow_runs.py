@@ -38,6 +38,7 @@ from outbound.adapters.db.models import (
 )
 from outbound.adapters.queue.flow_runs import FlowRunQueue, add_errors
 from outbound.clock import Clock
+from outbound.config import DEFAULT_IDEMPOTENCY_STALE_SECONDS, DEFAULT_MAX_CONTACTS_PER_REQUEST
 from outbound.domain.flow_runs import FlowRunStatus
 from outbound.domain.flows import FlowDefinition, evaluate_conditions, render_recipient
 from outbound.errors import ConflictError, MappingError, RateLimitedError, RequestError
@@ -73,8 +74,8 @@ class FlowRunner:
         sending: SendService,
         queue: FlowRunQueue,
         *,
-        max_contacts_per_request: int,
-        idempotency_stale_seconds: float,
+        max_contacts_per_request: int = DEFAULT_MAX_CONTACTS_PER_REQUEST,
+        idempotency_stale_seconds: float = DEFAULT_IDEMPOTENCY_STALE_SECONDS,
     ) -> None:
         self._db = db
         self._clock = clock

@@ -24,6 +24,7 @@ from outbound.adapters.db.models import Flow
 from outbound.adapters.queue.events import EventQueue
 from outbound.adapters.queue.flow_runs import FlowRunQueue, new_run
 from outbound.clock import Clock
+from outbound.config import DEFAULT_EVENT_RETENTION_DAYS
 from outbound.domain.flows import (
     FlowDefinition,
     due_fire_times,
@@ -52,7 +53,7 @@ class FlowTriggers:
         events: EventQueue,
         runs: FlowRunQueue,
         *,
-        event_retention_days: float,
+        event_retention_days: float = DEFAULT_EVENT_RETENTION_DAYS,
     ) -> None:
         self._db = db
         self._clock = clock
