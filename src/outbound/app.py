@@ -198,7 +198,14 @@ def build_container(
     assignment = AssignmentService(
         db, clock, presence_timeout=presence_timeout, max_declines=settings.max_declines
     )
-    inbound = InboundService(db, clock, settings, intake=intake, assignment=assignment)
+    inbound = InboundService(
+        db,
+        clock,
+        intake=intake,
+        assignment=assignment,
+        default_region=settings.default_region,
+        max_attempts=settings.max_attempts,
+    )
     return Container(
         settings=settings,
         clock=clock,

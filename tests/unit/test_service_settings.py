@@ -11,6 +11,7 @@ from outbound.services.dispatch import Dispatcher
 from outbound.services.flow_engine import FlowEngine
 from outbound.services.flow_runs import FlowRunner
 from outbound.services.flow_triggers import FlowTriggers
+from outbound.services.inbound import InboundService
 from outbound.services.sending import SendService
 
 # service -> {keyword argument: the setting it comes from}
@@ -45,6 +46,7 @@ WIRING: dict[type, dict[str, str]] = {
         "idempotency_stale_seconds": "idempotency_stale_seconds",
     },
     FlowTriggers: {"event_retention_days": "event_retention_days"},
+    InboundService: {"default_region": "default_region", "max_attempts": "max_attempts"},
 }
 
 

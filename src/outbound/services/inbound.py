@@ -23,7 +23,7 @@ from outbound.adapters.db.models import (
 )
 from outbound.adapters.providers.base import InboundReport
 from outbound.clock import Clock
-from outbound.config import Settings
+from outbound.config import DEFAULT_MAX_ATTEMPTS, DEFAULT_REGION
 from outbound.domain.consent import Keyword, classify_keyword
 from outbound.domain.numbers import mask_number, normalize_number
 from outbound.errors import InvalidNumberError
@@ -51,27 +51,33 @@ class InboundResult:
 
 
 class InboundService:
-    """Receives customers' messages for one channel at a time."""
+    """Receives customers' messages for one channel at a time.
+
+    Senders' numbers without a country code are read in ``default_region``; a HELP answer
+    may be tried ``max_attempts`` times.
+    """
 
     def __init__(
         self,
         db: Database,
         clock: Clock,
-        settings: Settings,
         *,
         intake: ConversationIntake,
         assignment: AssignmentService,
+        default_region: str = DEFAULT_REGION,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ) -> None:
         self._db = db
         self._clock = clock
-        self._settings = settings
+        self._default_region = default_region
+        self._max_attempts = max_attempts
         self._intake = intake
         self._assignment = assignment
 
     def receive(self, channel: Channel, incoming: InboundReport) -> InboundResult:
         now = self._clock.now()
         try:
-            number = normalize_number(incoming.from_number, self._settings.default_region)
+            number = normalize_number(incoming.from_number, self._default_region)
         except InvalidNumberError:
             # Keep it anyway: a reply from a short code or an odd sender is still a reply.
             number = incoming.from_number.removeprefix("whatsapp:").strip()
@@ -171,5 +177,5 @@ class InboundService:
             text,
             reason="help_reply",
             now=now,
-            max_attempts=self._settings.max_attempts,
+            max_attempts=self._max_attempts,
         )
