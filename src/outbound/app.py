@@ -232,7 +232,7 @@ def build_container(
         inbound=inbound,
         webhooks=WebhookService(db, secrets, statuses, inbound),
         conversations=ConversationService(db),
-        records=RecordService(db, clock, settings),
+        records=RecordService(db, clock, default_region=settings.default_region),
         metrics=metrics,
         http=http,
         flows=FlowService(db, clock),

@@ -7,11 +7,13 @@ import inspect
 import pytest
 
 from outbound.config import Settings
+from outbound.services.contacts import ContactService
 from outbound.services.dispatch import Dispatcher
 from outbound.services.flow_engine import FlowEngine
 from outbound.services.flow_runs import FlowRunner
 from outbound.services.flow_triggers import FlowTriggers
 from outbound.services.inbound import InboundService
+from outbound.services.records import RecordService
 from outbound.services.sending import SendService
 
 # service -> {keyword argument: the setting it comes from}
@@ -47,6 +49,8 @@ WIRING: dict[type, dict[str, str]] = {
     },
     FlowTriggers: {"event_retention_days": "event_retention_days"},
     InboundService: {"default_region": "default_region", "max_attempts": "max_attempts"},
+    RecordService: {"default_region": "default_region"},
+    ContactService: {"default_region": "default_region"},
 }
 
 

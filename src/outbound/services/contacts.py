@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from outbound.adapters.db.engine import Database
 from outbound.adapters.db.models import Case, Contact, new_id
 from outbound.clock import Clock
+from outbound.config import DEFAULT_REGION
 from outbound.domain.contacts import (
     Problem,
     changed_fields,
@@ -47,12 +48,15 @@ def _contact_out(c: Contact) -> ContactOut:
 
 
 class ContactService(RecordWriter):
-    """Contacts of an organisation: CRUD and CSV import; every change raises its event."""
+    """Contacts of an organisation: CRUD and CSV import; every change raises its event.
 
-    def __init__(self, db: Database, clock: Clock, region: str) -> None:
+    Numbers without a country code are read in ``default_region``.
+    """
+
+    def __init__(self, db: Database, clock: Clock, *, default_region: str = DEFAULT_REGION) -> None:
         super().__init__(db, clock)
-        self._region = region
-        self._import = ContactImport(db, clock, region)
+        self._region = default_region
+        self._import = ContactImport(db, clock, default_region)
 
     def _contact_event(
         self, session: Session, type: str, contact: Contact, source: str, **extra: Any

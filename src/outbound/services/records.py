@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from outbound.adapters.db.engine import Database
 from outbound.clock import Clock
-from outbound.config import Settings
+from outbound.config import DEFAULT_REGION
 from outbound.services.cases import CaseService
 from outbound.services.contacts import ContactService
 from outbound.services.events import EventService
@@ -21,5 +21,5 @@ __all__ = ["RecordService"]
 class RecordService(ContactService, CaseService, EventService):
     """Contacts, cases and events: CRUD, CSV import of contacts, and external events."""
 
-    def __init__(self, db: Database, clock: Clock, settings: Settings) -> None:
-        super().__init__(db, clock, settings.default_region)
+    def __init__(self, db: Database, clock: Clock, *, default_region: str = DEFAULT_REGION) -> None:
+        super().__init__(db, clock, default_region=default_region)
