@@ -3,6 +3,11 @@
 Every row that belongs to a tenant carries ``org_id``; every query in the services filters on it.
 Statuses and other fixed vocabularies are stored as strings with a CHECK constraint listing the
 values of their ``StrEnum`` in ``domain/``.
+
+Every table is in this one module because the schema is one concept: its tables, keys,
+constraints and indexes read together, and together they are what the migrations must produce
+(``tests/integration/test_migrations.py`` compares the two). It grows by one class per table
+and holds no logic to split off, so its size is the number of tables.
 """
 
 from __future__ import annotations
