@@ -1,5 +1,9 @@
 """A fake Twilio Programmable Messaging API (SMS and WhatsApp).
 
+One module for one API: its size is this description and Twilio's validation rules, an error
+code for each field of the Messages resource (``_build_message``); what it shares with the
+other fakes (lifecycle, request capture, faults, callbacks) is in :mod:`.base`.
+
 Serves what Twilio's REST API does for messages (wire facts: shared docs ``providers.md`` §A-B):
 
 - ``POST /2010-04-01/Accounts/{AccountSid}/Messages.json``: HTTP Basic auth (Account SID + Auth
