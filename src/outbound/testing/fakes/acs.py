@@ -1,5 +1,9 @@
 """A fake Azure Communication Services SMS API, with the Event Grid side of it.
 
+One module for one API: its size is this description and ACS's own rules (HMAC
+authentication, per-recipient validation and repeatability, Event Grid events); what it shares
+with the other fakes (lifecycle, request capture, faults, callbacks) is in :mod:`.base`.
+
 Serves what ACS does for SMS (wire facts: shared docs ``providers.md`` §D):
 
 - ``POST /sms?api-version=2021-03-07``: JSON ``{"from", "smsRecipients": [{"to",

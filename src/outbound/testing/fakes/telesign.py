@@ -1,5 +1,9 @@
 """A fake TeleSign Messaging API (SMS).
 
+One module for one API: its size is this description and TeleSign's own rules (signatures and
+nonces, a code for each parameter's fault, signed callbacks retried); what it shares with the
+other fakes (lifecycle, request capture, faults, callbacks) is in :mod:`.base`.
+
 Serves what TeleSign's REST API does for SMS (wire facts: shared docs ``providers.md`` §C):
 
 - ``POST /v1/messaging``: form body (``phone_number``, ``message``, ``message_type`` required;
