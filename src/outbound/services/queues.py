@@ -368,10 +368,6 @@ class QueueService:
             session.delete(rule)
             self._renumber(rules)
 
-    def rules_for_routing(self, session: Session, org_id: str) -> list[RoutingRule]:
-        """The enabled rules of an organisation in their order (inside a caller's session)."""
-        return [r for r in self._rules(session, org_id) if r.enabled]
-
     # --- the organisation -----------------------------------------------------------------
 
     def update_organization(self, org_id: str, data: OrganizationRoutingUpdate) -> Organization:
