@@ -141,3 +141,26 @@ def test_lone_surrogates_are_refused_naming_the_field(tenant: Tenant, setup: Set
         assert_error(response, 422, "invalid_request", field)
     assert [c["name"] for c in tenant.get("/v1/channels").json()["data"]] == ["SMS"]
     assert tenant.get("/v1/events").json()["data"] == []
+
+
+def test_numbers_that_are_not_finite_are_refused_naming_the_field(
+    tenant: Tenant, setup: Setup
+) -> None:
+    """Python's JSON parser reads NaN, Infinity and 1e309 (which JSON does not have): a
+    placeholder would render them as "nan" or "inf", and PostgreSQL's JSON refuses them."""
+    headers = tenant.headers(**{"Content-Type": "application/json"})
+    for value in (b"NaN", b"Infinity", b"-Infinity", b"1e309"):
+        raw = (
+            b'{"configuration_id": "' + setup.config_id.encode() + b'", "contacts": '
+            b'[{"tocontactid": "+33612345678", "optin": true, '
+            b'"contextitems": {"CustomerName": ' + value + b', "CaseName": "C"}}]}'
+        )
+        response = tenant.client.post("/v1/outbound/send", content=raw, headers=headers)
+        error = assert_error(
+            response, 422, "invalid_request", "contacts[0].contextitems.CustomerName"
+        )
+        assert "finite" in error["message"]
+        event = b'{"type": "order.late", "record": {"total": ' + value + b"}}"
+        response = tenant.client.post("/v1/events", content=event, headers=headers)
+        assert_error(response, 422, "invalid_request", "record")
+    assert tenant.get("/v1/messages").json()["data"] == []

@@ -11,10 +11,12 @@ Every response is an :class:`OutputModel`, which also reads a row's attributes.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any, Final, Generic, TypeAlias, TypeVar
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     StrictInt,
@@ -32,7 +34,8 @@ _SURROGATE: Final = re.compile("[\ud800-\udfff]")
 
 
 def _problem(value: object) -> str | None:
-    """Why a value cannot be stored, looking into the keys and items of mappings and lists."""
+    """Why a value cannot be stored or rendered, looking into the keys and items of mappings
+    and lists."""
     if isinstance(value, str):
         if "\x00" in value:
             return "must not contain the NUL character (U+0000)"
@@ -40,6 +43,9 @@ def _problem(value: object) -> str | None:
         if value.isascii() or _SURROGATE.search(value) is None:
             return None
         return "must not contain half of a surrogate pair (U+D800 to U+DFFF)"
+    if isinstance(value, float) and not math.isfinite(value):
+        # JSON has no NaN or infinity; Python's parser reads them (and 1e309) anyway.
+        return "must be a finite number (not NaN or infinity)"
     if isinstance(value, dict):
         for key, item in value.items():
             problem = _problem(key) or _problem(item)
@@ -100,9 +106,16 @@ def _one_error(message: str) -> WrapValidator:
     return WrapValidator(validate)
 
 
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("must be a finite number (not NaN or infinity)")
+    return value
+
+
 ContextValue: TypeAlias = Annotated[
     str | int | float | bool | None,
     _one_error("Input should be a string, a number, a boolean or null"),
+    AfterValidator(_finite),
 ]
 """A value a template placeholder or a custom field may take."""
 
