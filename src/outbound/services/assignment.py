@@ -29,7 +29,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from outbound.adapters.db.engine import Database, affected
+from outbound.adapters.db.engine import Database
 from outbound.adapters.db.models import (
     Conversation,
     ConversationEvent,
@@ -40,7 +40,7 @@ from outbound.adapters.db.models import (
 from outbound.clock import Clock
 from outbound.domain import assignment as rules
 from outbound.domain.presence import is_online
-from outbound.services.conversation_log import record_change
+from outbound.services.conversation_log import compare_and_set, record_change
 
 __all__ = ["AssignmentService", "PassResult", "used_capacity"]
 
@@ -251,7 +251,7 @@ class AssignmentService:
             if used_capacity(session, [agent_id], now).get(agent_id, 0) + 1 > agent.capacity:
                 return LOST_AGENT
             offer = queue.offer_timeout_seconds
-            values: dict[str, Any] = {"version": Conversation.version + 1, "updated_at": now}
+            values: dict[str, Any] = {}
             if offer:
                 values |= {
                     "offered_to": agent_id,
@@ -259,20 +259,15 @@ class AssignmentService:
                 }
             else:
                 values |= {"status": "active", "assigned_to": agent_id, "assigned_at": now}
-            done = affected(
-                session.execute(
-                    sa.update(Conversation)
-                    .where(
-                        Conversation.id == conversation.id,
-                        Conversation.version == conversation.version,
-                        Conversation.status == "open",
-                        Conversation.offered_to.is_(None),
-                    )
-                    .values(**values)
-                    .execution_options(synchronize_session=False)
-                )
+            done = compare_and_set(
+                session,
+                conversation,
+                values,
+                now,
+                Conversation.status == "open",
+                Conversation.offered_to.is_(None),
             )
-            if done != 1:
+            if not done:
                 return LOST_CONVERSATION
             agent.last_assigned_at = now
             session.execute(

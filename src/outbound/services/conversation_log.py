@@ -13,12 +13,19 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from outbound.adapters.db.engine import affected
 from outbound.adapters.db.models import Conversation, ConversationEvent, StreamEvent
 
 # The channel stream readers LISTEN on (outbound.services.stream).
 NOTIFY_CHANNEL = "outbound_stream"
 
-__all__ = ["NOTIFY_CHANNEL", "conversation_summary", "publish", "record_change"]
+__all__ = [
+    "NOTIFY_CHANNEL",
+    "compare_and_set",
+    "conversation_summary",
+    "publish",
+    "record_change",
+]
 
 
 def conversation_summary(conversation: Conversation) -> dict[str, Any]:
@@ -32,6 +39,28 @@ def conversation_summary(conversation: Conversation) -> dict[str, Any]:
         "channel_id": conversation.channel_id,
         "priority": conversation.priority,
     }
+
+
+def compare_and_set(
+    session: Session,
+    conversation: Conversation,
+    values: dict[str, Any],
+    now: datetime,
+    *conditions: Any,
+) -> bool:
+    """Change a conversation only if nobody changed it since it was read (its ``version``),
+    and only while ``conditions`` hold; the version grows by one. False when it moved on."""
+    result = session.execute(
+        sa.update(Conversation)
+        .where(
+            Conversation.id == conversation.id,
+            Conversation.version == conversation.version,
+            *conditions,
+        )
+        .values(**values, version=conversation.version + 1, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return affected(result) == 1
 
 
 def publish(

@@ -29,7 +29,7 @@ from outbound.adapters.db.engine import Database, affected
 from outbound.adapters.db.models import Conversation, Queue, StreamEvent, User
 from outbound.clock import Clock
 from outbound.services.assignment import AssignmentService
-from outbound.services.conversation_log import publish, record_change
+from outbound.services.conversation_log import compare_and_set, publish, record_change
 from outbound.services.intake import ConversationIntake
 
 __all__ = ["ConversationSweep", "SweepPolicy", "SweepResult"]
@@ -127,18 +127,8 @@ class ConversationSweep:
     ) -> bool:
         """Compare-and-set one conversation and record the change; False if it moved on."""
         with self._db.transaction() as session:
-            done = affected(
-                session.execute(
-                    sa.update(Conversation)
-                    .where(
-                        Conversation.id == conversation.id,
-                        Conversation.version == conversation.version,
-                    )
-                    .values(**values, version=conversation.version + 1, updated_at=now)
-                    .execution_options(synchronize_session=False)
-                )
-            )
-            if done != 1:
+            done = compare_and_set(session, conversation, values, now)
+            if not done:
                 return False
             record_change(session, conversation, now=now, **change)
             self._released(session, change, now)

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from outbound.adapters.db.engine import Database, affected
+from outbound.adapters.db.engine import Database
 from outbound.adapters.db.models import Conversation, Queue, QueueMember, User
 from outbound.clock import Clock
 from outbound.domain.conversation_states import ConversationAction as Action
@@ -32,7 +32,7 @@ from outbound.errors import (
     PermissionDeniedError,
 )
 from outbound.services.assignment import AssignmentService, used_capacity
-from outbound.services.conversation_log import record_change
+from outbound.services.conversation_log import compare_and_set, record_change
 
 __all__ = ["MAX_SNOOZE", "Actor", "LifecycleService", "state_of"]
 
@@ -388,18 +388,8 @@ class LifecycleService:
     def _set(self, session: Session, conversation: Conversation, **values: Any) -> None:
         """Change the row if nobody changed it since it was read (else 409)."""
         now = self._clock.now()
-        done = affected(
-            session.execute(
-                sa.update(Conversation)
-                .where(
-                    Conversation.id == conversation.id,
-                    Conversation.version == conversation.version,
-                )
-                .values(**values, version=conversation.version + 1, updated_at=now)
-                .execution_options(synchronize_session=False)
-            )
-        )
-        if done != 1:
+        done = compare_and_set(session, conversation, values, now)
+        if not done:
             raise ConflictError(
                 "the conversation changed meanwhile; read it again", code="conversation_changed"
             )
