@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit serve bench bench-flows clean
+.PHONY: demo test lint typecheck unit serve bench bench-flows messages clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,14 @@ bench: $(STAMP)
 
 bench-flows: $(STAMP)
 	$(BIN)/python -m bench.flows
+
+# The console's strings: extract them, then add the new ones to each catalog (translate them
+# in src/outbound/console/locale/*/LC_MESSAGES/messages.po; a test fails while one is missing).
+LOCALE := src/outbound/console/locale
+messages: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -k N_ --no-location --sort-output \
+		--project outbound -o $(LOCALE)/messages.pot .
+	$(BIN)/pybabel update -N -i $(LOCALE)/messages.pot -d $(LOCALE) --no-wrap
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

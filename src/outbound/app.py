@@ -22,6 +22,7 @@ from outbound.adapters.providers.registry import build_providers
 from outbound.adapters.secrets import SecretBox, key_file_path, load_or_create_key
 from outbound.clock import Clock, SystemClock
 from outbound.config import Settings
+from outbound.console import install_console
 from outbound.services.agent_replies import AgentReplyService
 from outbound.services.assignment import AssignmentService
 from outbound.services.channels import ChannelService
@@ -324,6 +325,7 @@ def create_app(container: Container, *, run_worker: bool | None = None) -> FastA
     app.include_router(records.router)
     app.include_router(webhooks.router)
     app.include_router(flows.router)
+    install_console(app, container)
     # Added in this order: the webhook fast path answers outside the security headers (it adds
     # its own), and request timing wraps both.
     install_security_headers(app)

@@ -72,9 +72,22 @@ def _inline_script_hashes(html: str) -> set[str]:
     }
 
 
-@pytest.mark.parametrize("path", ["/docs", "/redoc"])
-def test_documentation_pages_carry_a_content_policy(client: TestClient, path: str) -> None:
-    response = client.get(path)
+def test_redoc_sends_browsers_to_swagger_ui(client: TestClient) -> None:
+    response = client.get("/redoc", follow_redirects=False)
+    assert response.status_code == 308
+    assert response.headers["location"] == "/docs"
+
+
+def test_openapi_declares_the_bearer_scheme(client: TestClient) -> None:
+    description = client.get("/openapi.json").json()
+    scheme = description["components"]["securitySchemes"]["apiKey"]
+    assert scheme["type"] == "http" and scheme["scheme"] == "bearer"
+    assert description["paths"]["/v1/outbound/send"]["post"]["security"] == [{"apiKey": []}]
+    assert "security" not in description["paths"]["/healthz"]["get"]
+
+
+def test_the_documentation_page_carries_a_content_policy(client: TestClient) -> None:
+    response = client.get("/docs")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     policy = {
@@ -88,7 +101,8 @@ def test_documentation_pages_carry_a_content_policy(client: TestClient, path: st
     assert policy["frame-ancestors"] == "'none'"
     assert "'unsafe-inline'" not in policy["script-src"]
     assert "'unsafe-eval'" not in policy["script-src"]
-    assert "https://cdn.jsdelivr.net" in policy["script-src"]
+    assert "https:" not in response.headers["content-security-policy"]  # nothing from elsewhere
+    assert "/static/vendor/" in response.text
     for script_hash in _inline_script_hashes(response.text):
         assert script_hash in policy["script-src"].split()
     assert "/openapi.json" in response.text

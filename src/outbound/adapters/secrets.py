@@ -9,6 +9,8 @@ under the new one (see docs/deploy.md).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -70,6 +72,12 @@ class SecretBox:
     @property
     def key_count(self) -> int:
         return len(self._keys)
+
+    def derived_keys(self, purpose: str) -> list[bytes]:
+        """A key of its own for ``purpose`` (signing console sessions) from each of the
+        service's keys, first key first: the keys themselves never leave this object, and a
+        rotation changes the derived keys too."""
+        return [hmac.new(key, purpose.encode(), hashlib.sha256).digest() for key in self._keys]
 
     def encrypt(self, value: dict[str, str]) -> str:
         return self._fernet.encrypt(json.dumps(value, sort_keys=True).encode()).decode()

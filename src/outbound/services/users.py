@@ -319,6 +319,36 @@ class UserService:
                 sa.select(User).where(User.org_id == org_id, User.email == address)
             ).scalar_one_or_none()
 
+    def sign_in(self, email: str, password: str) -> tuple[str, UserOut] | None:
+        """The organisation and active user with this e-mail address and password, in any
+        organisation (the console's sign-in knows no organisation yet), else None.
+
+        An address used in several organisations is checked against each, oldest first; an
+        unknown address costs one hash like a wrong password.
+        """
+        try:
+            address = clean_email(email)
+        except ValueError:
+            address = None
+        users: list[User] = []
+        if address is not None:
+            with self._db.read() as session:
+                users = list(
+                    session.execute(
+                        sa.select(User)
+                        .where(User.email == address, User.active.is_(True))
+                        .order_by(User.created_at, User.id)
+                    ).scalars()
+                )
+        if not users:
+            self._passwords.verify(None, password)
+            return None
+        for user in users:
+            result = self.verify_password(user.org_id, user.email, password)
+            if result is not None:
+                return user.org_id, result
+        return None
+
     def verify_password(self, org_id: str, email: str, password: str) -> UserOut | None:
         """The active user of ``org_id`` with this e-mail address and password, else None.
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from outbound.domain.roles import Role
 from outbound.errors import InvalidRequestError
@@ -40,13 +41,24 @@ def _reject_nul(request: Request) -> None:
             raise InvalidRequestError("must not contain the NUL character (U+0000)", field=name)
 
 
+# Declares the scheme in the OpenAPI description (so that Swagger UI's "Authorize" sends the
+# key); the header itself is read as it came, so that a malformed one gets our 401.
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    scheme_name="apiKey",
+    bearerFormat="ob_…",
+    description="An API key: `Authorization: Bearer ob_…` (`outbound admin create-key`).",
+)
+
+
 def requires(*roles: Role) -> Callable[..., Principal]:
     """A dependency that authenticates the caller and checks their role."""
 
     def dependency(
         request: Request,
-        authorization: str | None = Header(None, description="Bearer <api key>"),
+        _credentials: HTTPAuthorizationCredentials | None = Security(bearer_scheme),
     ) -> Principal:
+        authorization = request.headers.get("authorization")
         c = container(request)
         address = client_address(request, trust_forwarded=c.settings.trust_forwarded_headers)
         principal = auth_throttle(request).attempt(

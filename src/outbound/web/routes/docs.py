@@ -1,10 +1,16 @@
-"""The API documentation pages (``/docs``, ``/redoc``), each with a content policy of its own.
+"""The API documentation page (``/docs``, Swagger UI), with a content policy of its own.
 
-They are FastAPI's pages, served here rather than by FastAPI so that each carries a
-``Content-Security-Policy`` that lets it work and nothing more: its scripts from the CDN that
-FastAPI loads them from, its one inline script by hash (computed from the page this module
-generates, never from anything a request brings), styles inline as the renderers insert them,
-and requests to this service only.
+``/redoc`` sends browsers there: the ReDoc bundles (2.x and 3.x) fail to render this service's
+OpenAPI 3.1 description (its ``$defs`` references), so they are not shipped.
+
+It is FastAPI's page, served here rather than by FastAPI so that it loads its scripts
+and styles from the files vendored with the console (``/static/vendor``, see its
+``VENDOR.md``: nothing comes from the internet, so it works on an isolated network) and
+carries a ``Content-Security-Policy`` that lets it work and nothing more: scripts from this
+service only, its one inline script by hash (computed from the page this module generates,
+never from anything a request brings), styles inline as the renderers insert them, and
+requests to this service only. Swagger UI's "Authorize" button takes an API key: the
+OpenAPI description declares the bearer scheme (``web/deps.py``).
 """
 
 from __future__ import annotations
@@ -14,15 +20,17 @@ import hashlib
 import re
 
 from fastapi import APIRouter, Request
-from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import HTMLResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, RedirectResponse
 
-__all__ = ["REDOC_URL", "SWAGGER_URL", "content_policy", "router"]
+__all__ = ["REDOC_URL", "SWAGGER_URL", "VENDOR", "content_policy", "router"]
 
 SWAGGER_URL = "/docs"
 REDOC_URL = "/redoc"
-CDN = "https://cdn.jsdelivr.net"
-FAVICON_HOST = "https://fastapi.tiangolo.com"
+VENDOR = "/static/vendor"
+SWAGGER_JS = f"{VENDOR}/swagger-ui/swagger-ui-bundle.js"
+SWAGGER_CSS = f"{VENDOR}/swagger-ui/swagger-ui.css"
+FAVICON = "/static/favicon.svg"
 
 router = APIRouter(include_in_schema=False)
 
@@ -64,25 +72,18 @@ def swagger_ui(request: Request) -> HTMLResponse:
     page = get_swagger_ui_html(
         openapi_url=_openapi_url(request),
         title=f"{request.app.title} - Swagger UI",
-        swagger_ui_parameters=request.app.swagger_ui_parameters,
+        swagger_js_url=SWAGGER_JS,
+        swagger_css_url=SWAGGER_CSS,
+        swagger_favicon_url=FAVICON,
+        swagger_ui_parameters={
+            "persistAuthorization": False,
+            **(request.app.swagger_ui_parameters or {}),
+        },
     )
-    return _page(
-        bytes(page.body).decode(),
-        script_src=CDN,
-        style_src=f"{CDN} 'unsafe-inline'",
-        img_src=f"data: {FAVICON_HOST}",
-    )
+    return _page(bytes(page.body).decode(), style_src="'unsafe-inline'", img_src="data:")
 
 
 @router.get(REDOC_URL)
-def redoc(request: Request) -> HTMLResponse:
-    """ReDoc: the API reference."""
-    page = get_redoc_html(openapi_url=_openapi_url(request), title=f"{request.app.title} - ReDoc")
-    return _page(
-        bytes(page.body).decode(),
-        script_src=CDN,
-        style_src="'unsafe-inline' https://fonts.googleapis.com",
-        font_src="https://fonts.gstatic.com",
-        img_src=f"data: {FAVICON_HOST} https://cdn.redoc.ly",
-        worker_src="blob:",
-    )
+def redoc() -> RedirectResponse:
+    """The API reference is Swagger UI's page."""
+    return RedirectResponse(SWAGGER_URL, status_code=308)

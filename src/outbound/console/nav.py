@@ -1,0 +1,36 @@
+"""The console's menu: one entry per screen, with the roles that may open it.
+
+A new screen adds its entry here; the menu shows a user only the entries of their role (the
+route checks the role again: hiding a link is never the only guard).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from outbound.console.i18n import N_
+from outbound.domain.users import UserRole
+
+__all__ = ["ADMINS", "MANAGERS", "MENU", "MenuEntry", "menu_for"]
+
+ADMINS = (UserRole.ADMIN,)
+MANAGERS = (UserRole.ADMIN, UserRole.SUPERVISOR)
+EVERYONE = (UserRole.ADMIN, UserRole.SUPERVISOR, UserRole.AGENT)
+
+
+@dataclass(frozen=True)
+class MenuEntry:
+    path: str
+    label: str
+    """An English msgid, translated when shown."""
+    roles: tuple[UserRole, ...]
+
+
+MENU: list[MenuEntry] = [
+    MenuEntry("/dashboard", N_("Dashboard"), MANAGERS),
+    MenuEntry("/messages", N_("Messages"), EVERYONE),
+]
+
+
+def menu_for(role: UserRole) -> list[MenuEntry]:
+    return [entry for entry in MENU if role in entry.roles]

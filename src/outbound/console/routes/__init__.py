@@ -1,0 +1,15 @@
+"""The console's screens: one module per screen, each with a ``router`` (see ``docs/console.md``).
+
+:data:`ROUTERS` lists them in the order they are mounted; a new screen adds its module here
+and its menu entry in :mod:`outbound.console.nav`.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from outbound.console.routes import auth, dashboard, messages
+
+__all__ = ["ROUTERS"]
+
+ROUTERS: list[APIRouter] = [auth.router, dashboard.router, messages.router]

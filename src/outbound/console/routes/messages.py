@@ -1,0 +1,86 @@
+"""Messages: the list with its filters, and one message with its status history."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+from urllib.parse import urlencode
+
+from fastapi import Query, Request, Response
+
+from outbound.console.access import Viewer, console_router, state_of, viewer_of
+from outbound.console.rendering import render
+from outbound.domain.statuses import MessageStatus
+from outbound.errors import InvalidRequestError
+from outbound.services.tracking import MessageFilter
+
+__all__ = ["PAGE_SIZE", "router"]
+
+PAGE_SIZE = 50
+
+router = console_router()
+
+
+def _day(value: str | None, t_zone: object, *, end: bool = False) -> datetime | None:
+    """A ``YYYY-MM-DD`` of the filter form as the start (or the end) of that day in the
+    user's zone."""
+    if not value:
+        return None
+    try:
+        day = datetime.strptime(value, "%Y-%m-%d").date()
+    except ValueError:
+        return None
+    moment = datetime.combine(day, time.min, tzinfo=t_zone)  # type: ignore[arg-type]
+    return moment + timedelta(days=1) if end else moment
+
+
+@router.get("/messages")
+def messages(
+    request: Request,
+    status: str | None = Query(None, max_length=20),
+    configuration_id: str | None = Query(None, max_length=36),
+    to: str | None = Query(None, max_length=40),
+    since: str | None = Query(None, max_length=10),
+    until: str | None = Query(None, max_length=10),
+    cursor: str | None = Query(None, max_length=500),
+    who: Viewer = viewer_of(),
+) -> Response:
+    state = state_of(request)
+    c = request.app.state.container
+    filters_in = {
+        "status": status or "",
+        "configuration_id": configuration_id or "",
+        "to": to or "",
+        "since": since or "",
+        "until": until or "",
+    }
+    errors: dict[str, str] = {}
+    page = None
+    try:
+        filters = MessageFilter(
+            configuration_id=configuration_id or None,
+            status=status or None,
+            to=to or None,
+            created_after=_day(since, state.t.zone),
+            created_before=_day(until, state.t.zone, end=True),
+            default_region=c.settings.default_region,
+        )
+        page = c.tracking.list(who.org_id, filters, cursor or None, PAGE_SIZE)
+    except InvalidRequestError as exc:
+        errors[exc.field or ""] = exc.message
+    configurations = c.configurations.list(who.org_id, None, 500).data
+    next_url = None
+    if page is not None and page.next_cursor:
+        kept = {name: value for name, value in filters_in.items() if value}
+        next_url = "/messages?" + urlencode({**kept, "cursor": page.next_cursor})
+    return render(
+        request,
+        "messages.html",
+        {
+            "page": page,
+            "filters": filters_in,
+            "errors": errors,
+            "statuses": [s.value for s in MessageStatus],
+            "configurations": configurations,
+            "next_url": next_url,
+        },
+    )

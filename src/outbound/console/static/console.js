@@ -1,0 +1,113 @@
+// The console's own script: the CSRF header of htmx requests, copy buttons, tabs, confirmations
+// and charts. No inline script anywhere (the pages' content policy allows none).
+(function () {
+  "use strict";
+
+  function csrfToken() {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.getAttribute("content") : "";
+  }
+
+  // Every htmx request carries the session's CSRF token.
+  document.addEventListener("htmx:configRequest", function (event) {
+    event.detail.headers["X-CSRF-Token"] = csrfToken();
+  });
+
+  // Copy buttons: data-copy="#id" copies that element's text.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("button[data-copy]");
+    if (!button) return;
+    var source = document.querySelector(button.getAttribute("data-copy"));
+    if (!source) return;
+    var text = (source.value !== undefined ? source.value : source.textContent).trim();
+    var done = function () {
+      var label = button.textContent;
+      button.textContent = button.getAttribute("data-copied") || "Copied";
+      setTimeout(function () { button.textContent = label; }, 1500);
+    };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(done);
+    } else {
+      var range = document.createRange();
+      range.selectNodeContents(source);
+      var selection = window.getSelection();
+      selection.removeAllRanges();
+      selection.addRange(range);
+      try { document.execCommand("copy"); done(); } catch (e) { /* the text stays selected */ }
+    }
+  });
+
+  // Forms that ask once: data-confirm="What will happen".
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    var question = form.getAttribute && form.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) event.preventDefault();
+  }, true);
+
+  // Tabs: buttons role=tab with aria-controls; arrows move between them.
+  function selectTab(tab) {
+    var list = tab.closest("[role=tablist]");
+    list.querySelectorAll("[role=tab]").forEach(function (other) {
+      var selected = other === tab;
+      other.setAttribute("aria-selected", selected ? "true" : "false");
+      other.tabIndex = selected ? 0 : -1;
+      var panel = document.getElementById(other.getAttribute("aria-controls"));
+      if (panel) panel.hidden = !selected;
+    });
+  }
+  document.addEventListener("click", function (event) {
+    var tab = event.target.closest("[role=tab]");
+    if (tab) selectTab(tab);
+  });
+  document.addEventListener("keydown", function (event) {
+    var tab = event.target.closest && event.target.closest("[role=tab]");
+    if (!tab || (event.key !== "ArrowRight" && event.key !== "ArrowLeft")) return;
+    var tabs = Array.prototype.slice.call(tab.closest("[role=tablist]").querySelectorAll("[role=tab]"));
+    var next = tabs[(tabs.indexOf(tab) + (event.key === "ArrowRight" ? 1 : tabs.length - 1)) % tabs.length];
+    selectTab(next);
+    next.focus();
+    event.preventDefault();
+  });
+  function initTabs(root) {
+    root.querySelectorAll("[role=tablist]").forEach(function (list) {
+      var selected = list.querySelector('[role=tab][aria-selected="true"]') || list.querySelector("[role=tab]");
+      if (selected) selectTab(selected);
+    });
+  }
+
+  // Charts: <div data-chart="id-of-json"> with a <script type="application/json"> holding
+  // {"x": [unix seconds], "series": [{"label", "color", "values"}]}.
+  function initCharts(root) {
+    if (!window.uPlot) return;
+    root.querySelectorAll("[data-chart]").forEach(function (el) {
+      if (el.dataset.drawn) return;
+      var source = document.getElementById(el.getAttribute("data-chart"));
+      if (!source) return;
+      var data = JSON.parse(source.textContent);
+      var series = [{}].concat(data.series.map(function (s) {
+        return { label: s.label, stroke: s.color, fill: s.color + "33", width: 2 };
+      }));
+      var opts = {
+        width: Math.max(el.clientWidth, 280),
+        height: 240,
+        series: series,
+        axes: [{}, { size: 50 }],
+        legend: { show: true },
+        scales: { x: { time: true } },
+      };
+      var values = [data.x].concat(data.series.map(function (s) { return s.values; }));
+      el.dataset.drawn = "1";
+      var plot = new uPlot(opts, values, el);
+      window.addEventListener("resize", function () {
+        plot.setSize({ width: Math.max(el.clientWidth, 280), height: 240 });
+      });
+    });
+  }
+
+  function init(root) {
+    initTabs(root);
+    initCharts(root);
+  }
+  document.addEventListener("DOMContentLoaded", function () { init(document); });
+  document.addEventListener("htmx:afterSettle", function (event) { init(event.target); });
+})();

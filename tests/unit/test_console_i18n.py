@@ -1,0 +1,68 @@
+"""The console's languages: choosing one, and a French catalog that misses no string."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from babel.messages.extract import extract_from_dir
+from babel.messages.pofile import read_po
+
+from outbound.console.i18n import Translator, choose_language, parse_accept_language
+
+ROOT = Path(__file__).resolve().parents[2]
+CONSOLE = ROOT / "src" / "outbound" / "console"
+
+
+def test_accept_language_is_read_by_quality() -> None:
+    assert parse_accept_language("fr-CA,fr;q=0.9,en;q=0.5") == ["fr-CA", "fr", "en"]
+    assert parse_accept_language("en;q=0.2, de, fr;q=0.8") == ["de", "fr", "en"]
+    assert parse_accept_language("fr;q=0, en") == ["en"]
+    assert parse_accept_language("*, en;q=abc") == []
+    assert parse_accept_language(None) == []
+
+
+def test_the_users_setting_comes_before_the_browser() -> None:
+    assert choose_language("fr-FR", "en-US,en") == "fr"
+    assert choose_language(None, "de-DE,fr;q=0.8,en;q=0.5") == "fr"
+    assert choose_language("es", "es-ES") == "en"
+    assert choose_language(None, None) == "en"
+
+
+def test_dates_are_shown_in_the_users_zone_and_language() -> None:
+    moment = datetime(2026, 12, 5, 17, 4, 5, tzinfo=UTC)
+    assert Translator("fr", "Europe/Paris").datetime(moment) == "5 déc. 2026, 18:04:05"
+    assert Translator("en", "America/New_York").datetime(moment) == "Dec 5, 2026, 12:04:05\u202fPM"
+    assert Translator("en", "Not/AZone").datetime(moment) == "Dec 5, 2026, 5:04:05\u202fPM"
+    assert Translator("fr").percent(0.1234) == "12,3\u00a0%"
+
+
+def _extracted() -> set[str]:
+    method_map = [
+        ("**.py", "python"),
+        ("templates/**.html", "jinja2"),
+    ]
+    options = {"templates/**.html": {"extensions": "jinja2.ext.i18n", "trimmed": "true"}}
+    ids: set[str] = set()
+    for _file, _line, message, _comments, _context in extract_from_dir(
+        str(CONSOLE),
+        method_map,
+        options,
+        keywords={"_": None, "gettext": None, "ngettext": (1, 2), "N_": None},
+    ):
+        ids.add(message if isinstance(message, str) else message[0])
+    return ids
+
+
+def test_every_console_string_has_a_french_translation() -> None:
+    with (CONSOLE / "locale" / "fr" / "LC_MESSAGES" / "messages.po").open("rb") as handle:
+        catalog = read_po(handle, locale="fr")
+    translated = {
+        (m.id if isinstance(m.id, str) else m.id[0])
+        for m in catalog
+        if m.id
+        and "fuzzy" not in m.flags
+        and (m.string if isinstance(m.string, str) else all(m.string))
+    }
+    missing = sorted(_extracted() - translated)
+    assert missing == [], f"run `make messages` and translate in messages.po: {missing}"
