@@ -31,3 +31,6 @@ def test_demo_runs_end_to_end(provider: str) -> None:
     assert f"(provider {provider})" in result.stdout
     # Provider ids: the sandbox's start with SBX, Twilio's message SIDs with SM.
     assert ("SBX" if provider == "sandbox" else "SM") in result.stdout
+    # The console's address and a login to it.
+    assert "console: http://127.0.0.1:" in result.stdout
+    assert "admin@example.com" in result.stdout and "demo-password-1" in result.stdout

@@ -22,9 +22,11 @@ from outbound.domain.statuses import TERMINAL_STATUSES
 from outbound.services.auth import create_api_key, create_organization
 from outbound.web.server import server_config
 
-__all__ = ["DEMO_CONTACTS", "run_demo"]
+__all__ = ["DEMO_ADMIN", "DEMO_CONTACTS", "run_demo"]
 
 DEMO_TIMEOUT_SECONDS = 60.0
+DEMO_ADMIN = {"email": "admin@example.com", "name": "Demo admin", "password": "demo-password-1"}
+"""Who signs in to the demo's console."""
 
 DEMO_CONTACTS: list[dict[str, Any]] = [
     {
@@ -99,8 +101,15 @@ class _FakeTwilioThread:
         self._thread.join(10)
 
 
-def run_demo(console: Console, data_dir: Path | None = None, provider: str = "sandbox") -> int:
-    """Run the demo; returns the process exit code."""
+def run_demo(
+    console: Console,
+    data_dir: Path | None = None,
+    provider: str = "sandbox",
+    *,
+    keep_serving: bool = False,
+) -> int:
+    """Run the demo; returns the process exit code. With ``keep_serving`` the service stays
+    up afterwards (its console open) until the process is interrupted."""
     with tempfile.TemporaryDirectory(prefix="outbound-demo-") as tmp:
         directory = data_dir or Path(tmp)
         port = _free_port()
@@ -139,6 +148,7 @@ def run_demo(console: Console, data_dir: Path | None = None, provider: str = "sa
         container.migrate()
         org = create_organization(container.db, container.clock, "Demo organisation")
         _key, api_key = create_api_key(container.db, container.clock, org.id, _admin_role())
+        _create_console_admin(container, org.id)
         server = uvicorn.Server(
             server_config(
                 create_app(container, run_worker=True),
@@ -149,13 +159,51 @@ def run_demo(console: Console, data_dir: Path | None = None, provider: str = "sa
         )
         thread = threading.Thread(target=server.run, name="outbound-demo-server", daemon=True)
         thread.start()
+        base = f"http://127.0.0.1:{port}"
         try:
-            return _drive(console, f"http://127.0.0.1:{port}", api_key, server, channel, fake)
+            code = _drive(console, base, api_key, server, channel, fake)
+            _print_console(console, base, keep_serving=keep_serving)
+            if code == 0 and keep_serving:
+                _serve_until_interrupted(thread)
+            return code
         finally:
             server.should_exit = True
             thread.join(timeout=15)
             if fake is not None:
                 fake.stop()
+
+
+def _create_console_admin(container: Any, org_id: str) -> None:
+    from outbound.schemas import UserCreate
+
+    container.users.create(
+        org_id,
+        UserCreate(
+            email=DEMO_ADMIN["email"],
+            name=DEMO_ADMIN["name"],
+            role="admin",
+            password=DEMO_ADMIN["password"],
+        ),
+    )
+
+
+def _print_console(console: Console, base: str, *, keep_serving: bool) -> None:
+    console.print(
+        f"console: [cyan]{base}/[/cyan]  sign in as [cyan]{DEMO_ADMIN['email']}[/cyan] "
+        f"with the password [cyan]{DEMO_ADMIN['password']}[/cyan]"
+    )
+    if keep_serving:
+        console.print("the service keeps running; press Ctrl-C to stop it")
+    else:
+        console.print("(it stops with the demo; `outbound demo --keep-serving` keeps it open)")
+
+
+def _serve_until_interrupted(thread: threading.Thread) -> None:
+    try:
+        while thread.is_alive():
+            thread.join(timeout=0.5)
+    except KeyboardInterrupt:
+        pass
 
 
 def _admin_role() -> Any:

@@ -127,13 +127,16 @@ def demo(
     provider: str = typer.Option(
         "sandbox", help="sandbox, or twilio: the real Twilio adapter against a local fake."
     ),
+    keep_serving: bool = typer.Option(
+        False, help="Keep the service (and its console) running after the demo, until Ctrl-C."
+    ),
 ) -> None:
     """Run the service on SQLite with a sandbox channel and send a few messages end to end."""
     from outbound.cli.demo import run_demo
 
     if provider not in {"sandbox", "twilio"}:
         raise fail("--provider must be sandbox or twilio")
-    raise typer.Exit(run_demo(console, data_dir, provider))
+    raise typer.Exit(run_demo(console, data_dir, provider, keep_serving=keep_serving))
 
 
 @admin.command("create-org")
