@@ -29,6 +29,7 @@ from outbound.services.channels import ChannelService
 from outbound.services.configurations import ConfigurationService
 from outbound.services.conversation_sweep import ConversationSweep, SweepPolicy
 from outbound.services.conversations import ConversationService
+from outbound.services.dashboard import DashboardService
 from outbound.services.dispatch import Dispatcher
 from outbound.services.flow_engine import FlowEngine
 from outbound.services.flows import FlowService
@@ -84,6 +85,7 @@ class Container:
     configurations: ConfigurationService
     sending: SendService
     tracking: TrackingService
+    dashboard: DashboardService
     inbound: InboundService
     webhooks: WebhookService
     conversations: ConversationService
@@ -230,6 +232,7 @@ def build_container(
             metrics=metrics,
         ),
         tracking=TrackingService(db),
+        dashboard=DashboardService(db, clock),
         inbound=inbound,
         webhooks=WebhookService(db, secrets, statuses, inbound),
         conversations=ConversationService(db),

@@ -2,17 +2,60 @@
 
 from __future__ import annotations
 
-from fastapi import Request, Response
+from datetime import datetime
 
-from outbound.console.access import Viewer, console_router, viewer_of
+from fastapi import Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from outbound.console.access import Viewer, console_router, state_of, viewer_of
 from outbound.console.nav import MANAGERS
 from outbound.console.rendering import render
+from outbound.services.dashboard import FAILURE_WARNING_RATE, SUMMARY_DAYS
 
-__all__ = ["router"]
+__all__ = ["STATUS_COLOURS", "router"]
+
+STATUS_COLOURS = {
+    "queued": "#627d98",
+    "sending": "#2563eb",
+    "sent": "#0d9488",
+    "delivered": "#15803d",
+    "undelivered": "#dc2626",
+    "failed": "#991b1b",
+    "skipped": "#d97706",
+    "rejected": "#7c2d12",
+    "canceled": "#a16207",
+}
+"""The status colours of console.css, for the chart."""
 
 router = console_router()
 
 
 @router.get("/dashboard")
-def dashboard(request: Request, who: Viewer = viewer_of(*MANAGERS)) -> Response:
-    return render(request, "dashboard.html", {})
+async def dashboard(request: Request, who: Viewer = viewer_of(*MANAGERS)) -> Response:
+    c = request.app.state.container
+    t = state_of(request).t
+    summary = await run_in_threadpool(c.dashboard.summary, who.org_id)
+    now: datetime = c.clock.now()
+    chart = {
+        "x": [int(hour.timestamp()) for hour in summary.hourly.hours],
+        "series": [
+            {
+                "label": t.gettext(status),
+                "color": STATUS_COLOURS.get(status, "#52606d"),
+                "values": values,
+            }
+            for status, values in summary.hourly.counts.items()
+        ],
+    }
+    return render(
+        request,
+        "dashboard.html",
+        {
+            "summary": summary,
+            "totals": summary.totals,
+            "chart": chart,
+            "days": SUMMARY_DAYS,
+            "warning_rate": FAILURE_WARNING_RATE,
+            "oldest_wait": (now - summary.oldest_due) if summary.oldest_due else None,
+        },
+    )
