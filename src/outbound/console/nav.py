@@ -29,6 +29,7 @@ class MenuEntry:
 MENU: list[MenuEntry] = [
     MenuEntry("/dashboard", N_("Dashboard"), MANAGERS),
     MenuEntry("/messages", N_("Messages"), EVERYONE),
+    MenuEntry("/templates", N_("Templates"), ADMINS),
 ]
 
 

@@ -8,8 +8,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from outbound.console.routes import auth, dashboard, messages
+from outbound.console.routes import auth, dashboard, messages, templates
 
 __all__ = ["ROUTERS"]
 
-ROUTERS: list[APIRouter] = [auth.router, dashboard.router, messages.router]
+ROUTERS: list[APIRouter] = [
+    auth.router,
+    dashboard.router,
+    messages.router,
+    templates.router,
+]
