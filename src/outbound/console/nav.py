@@ -30,6 +30,8 @@ MENU: list[MenuEntry] = [
     MenuEntry("/dashboard", N_("Dashboard"), MANAGERS),
     MenuEntry("/messages", N_("Messages"), EVERYONE),
     MenuEntry("/templates", N_("Templates"), ADMINS),
+    MenuEntry("/channels", N_("Channels"), ADMINS),
+    MenuEntry("/configurations", N_("Configurations"), ADMINS),
 ]
 
 

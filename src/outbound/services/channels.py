@@ -16,8 +16,16 @@ from outbound.adapters.providers.registry import adapter_for
 from outbound.adapters.secrets import SecretBox
 from outbound.clock import Clock
 from outbound.domain.channels import ChannelType
-from outbound.errors import ConflictError, InvalidRequestError, NotFoundError, SecretKeyError
+from outbound.domain.numbers import normalize_number
+from outbound.errors import (
+    ConflictError,
+    InvalidNumberError,
+    InvalidRequestError,
+    NotFoundError,
+    SecretKeyError,
+)
 from outbound.schemas import ChannelCreate, ChannelOut, ChannelUpdate, Page
+from outbound.services.outbound_text import queue_text_message
 from outbound.services.pagination import fetch_page
 from outbound.services.webhooks import webhook_url
 
@@ -219,6 +227,41 @@ class ChannelService:
                     ) from exc
                 rotated += 1
         return rotated, current
+
+    def send_test(
+        self,
+        org_id: str,
+        channel_id: str,
+        to: str,
+        text: str,
+        *,
+        default_region: str | None,
+        max_attempts: int,
+        user_id: str | None = None,
+    ) -> str:
+        """Queue ``text`` to ``to`` through the channel, as a test; returns the message id.
+
+        The message goes through the outbox like any other (tracked, retried), with the
+        reason ``channel_test``.
+        """
+        try:
+            number = normalize_number(to, default_region)
+        except InvalidNumberError as exc:
+            raise InvalidRequestError(exc.reason, field="to") from exc
+        if not text.strip():
+            raise InvalidRequestError("text must not be empty", field="text")
+        with self._db.transaction(urgent=True) as session:
+            channel = self._load(session, org_id, channel_id)
+            return queue_text_message(
+                session,
+                channel,
+                number,
+                text,
+                reason="channel_test",
+                now=self._clock.now(),
+                max_attempts=max_attempts,
+                sent_by_user_id=user_id,
+            )
 
     def delete(self, org_id: str, channel_id: str) -> None:
         with self._db.transaction() as session:

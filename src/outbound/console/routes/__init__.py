@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from outbound.console.routes import auth, dashboard, messages, templates
+from outbound.console.routes import (
+    auth,
+    channels,
+    configurations,
+    dashboard,
+    messages,
+    templates,
+)
 
 __all__ = ["ROUTERS"]
 
@@ -17,4 +24,6 @@ ROUTERS: list[APIRouter] = [
     dashboard.router,
     messages.router,
     templates.router,
+    channels.router,
+    configurations.router,
 ]

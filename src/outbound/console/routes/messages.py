@@ -9,8 +9,8 @@ from fastapi import Query, Request, Response
 
 from outbound.console.access import Viewer, console_router, state_of, viewer_of
 from outbound.console.rendering import render
-from outbound.domain.statuses import MessageStatus
-from outbound.errors import InvalidRequestError
+from outbound.domain.statuses import TERMINAL_STATUSES, MessageStatus
+from outbound.errors import InvalidRequestError, NotFoundError
 from outbound.services.tracking import MessageFilter
 
 __all__ = ["PAGE_SIZE", "router"]
@@ -82,5 +82,30 @@ def messages(
             "statuses": [s.value for s in MessageStatus],
             "configurations": configurations,
             "next_url": next_url,
+        },
+    )
+
+
+@router.get("/messages/{message_id}")
+def message_page(request: Request, message_id: str, who: Viewer = viewer_of()) -> Response:
+    """One message with its status history; the page refreshes its details while the
+    message is on its way."""
+    c = request.app.state.container
+    message = c.tracking.get(who.org_id, message_id)
+    channel = configuration = None
+    try:
+        channel = c.channels.get(who.org_id, message.channel_id)
+        if message.configuration_id:
+            configuration = c.configurations.get(who.org_id, message.configuration_id)
+    except NotFoundError:
+        pass
+    return render(
+        request,
+        "message.html",
+        {
+            "m": message,
+            "channel": channel,
+            "configuration": configuration,
+            "final": message.status in {s.value for s in TERMINAL_STATUSES},
         },
     )
