@@ -8,7 +8,12 @@ from pathlib import Path
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
-from outbound.console.i18n import Translator, choose_language, parse_accept_language
+from outbound.console.i18n import (
+    Translator,
+    choose_language,
+    choose_locale,
+    parse_accept_language,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 CONSOLE = ROOT / "src" / "outbound" / "console"
@@ -27,6 +32,16 @@ def test_the_users_setting_comes_before_the_browser() -> None:
     assert choose_language(None, "de-DE,fr;q=0.8,en;q=0.5") == "fr"
     assert choose_language("es", "es-ES") == "en"
     assert choose_language(None, None) == "en"
+
+
+def test_dates_follow_the_region_of_the_tag_that_chose_the_language() -> None:
+    assert choose_locale(None, "en-GB,en;q=0.8") == ("en", "en_GB")
+    assert choose_locale("fr-CA", "en-GB") == ("fr", "fr_CA")
+    assert choose_locale(None, "de-DE") == ("en", "en")
+    moment = datetime(2026, 12, 5, 17, 4, 5, tzinfo=UTC)
+    assert (
+        Translator("en", "Europe/London", "en_GB").datetime(moment, "short") == "05/12/2026, 17:04"
+    )
 
 
 def test_dates_are_shown_in_the_users_zone_and_language() -> None:

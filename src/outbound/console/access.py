@@ -26,7 +26,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
-from outbound.console.i18n import Translator, choose_language
+from outbound.console.i18n import Translator, choose_locale
 from outbound.console.session import (
     COOKIE_NAME,
     CSRF_FIELD,
@@ -146,10 +146,8 @@ def load_viewer(request: Request, state: ConsoleState) -> Viewer:
         raise LoginRequiredError
     viewer = Viewer(user=user, org_id=session.org_id)
     state.viewer = viewer
-    state.t = Translator(
-        choose_language(user.ui_language, request.headers.get("accept-language")),
-        user.time_zone,
-    )
+    language, formats = choose_locale(user.ui_language, request.headers.get("accept-language"))
+    state.t = Translator(language, user.time_zone, formats)
     return viewer
 
 
@@ -180,13 +178,18 @@ def _secure(request: Request) -> bool:
     return bool(settings.public_base_url and settings.public_base_url.startswith("https://"))
 
 
+def _language(request: Request) -> tuple[str, None, str]:
+    language, formats = choose_locale(None, request.headers.get("accept-language"))
+    return language, None, formats
+
+
 def _begin(request: Request) -> ConsoleState:
     codec = _codec(request)
     session = codec.loads(request.cookies.get(COOKIE_NAME))
     state = ConsoleState(
         session=session or SessionData.anonymous(),
         codec=codec,
-        t=Translator(choose_language(None, request.headers.get("accept-language"))),
+        t=Translator(*_language(request)),
     )
     if session is None:
         state.new_session = state.session

@@ -35,6 +35,7 @@ __all__ = [
     "N_",
     "Translator",
     "choose_language",
+    "choose_locale",
     "parse_accept_language",
     "translations",
 ]
@@ -95,10 +96,24 @@ def _base(tag: str) -> str:
 
 def choose_language(user_language: str | None, accept_language: str | None) -> str:
     """The user's language when the console speaks it, else the browser's first it speaks."""
+    return choose_locale(user_language, accept_language)[0]
+
+
+def choose_locale(user_language: str | None, accept_language: str | None) -> tuple[str, str]:
+    """The language of the strings, and the locale of dates and numbers: the tag that chose
+    the language, with its region (``en-GB`` writes dates day first, ``fr-CA`` year first)."""
     for tag in [user_language or "", *parse_accept_language(accept_language)]:
-        if _base(tag) in LANGUAGES:
-            return _base(tag)
-    return DEFAULT_LANGUAGE
+        base = _base(tag)
+        if base in LANGUAGES:
+            return base, _format_locale(tag, base)
+    return DEFAULT_LANGUAGE, DEFAULT_LANGUAGE
+
+
+def _format_locale(tag: str, base: str) -> str:
+    try:
+        return str(Locale.parse(tag.replace("-", "_")))
+    except (ValueError, TypeError, UnknownLocaleError):
+        return base
 
 
 @cache
@@ -126,6 +141,12 @@ class Translator:
 
     language: str
     time_zone: str | None = None
+    locale: str | None = None
+    """Dates' and numbers' locale (``en_GB``); the language's own when None."""
+
+    @property
+    def _formats(self) -> str:
+        return self.locale or self.language
 
     @property
     def _catalog(self) -> NullTranslations:
@@ -156,14 +177,14 @@ class Translator:
             return ""
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
-        return babel_format_datetime(value, format, tzinfo=self.zone, locale=self.language)
+        return babel_format_datetime(value, format, tzinfo=self.zone, locale=self._formats)
 
     def number(self, value: float | int) -> str:
-        return format_decimal(value, locale=self.language)
+        return format_decimal(value, locale=self._formats)
 
     def percent(self, value: float) -> str:
         """A share as a percentage with one decimal, spaced as the language spaces it."""
-        return format_percent(value, _one_decimal_percent(self.language), locale=self.language)
+        return format_percent(value, _one_decimal_percent(self._formats), locale=self._formats)
 
     def language_name(self, tag: str) -> str:
         """A language tag as a name in the console's language ("fr-FR" → "French (France)")."""
