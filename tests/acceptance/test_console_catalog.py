@@ -117,6 +117,12 @@ def test_channels_are_created_with_their_providers_fields_and_tested(
         "queued",
         "channel_test",
     )
+    # The messages list filters by channel and error code, and keeps the filters in the URL.
+    listed = client.get(f"/messages?channel_id={channel_id}&status=queued").text
+    assert f'href="/messages/{message_id}"' in listed
+    assert f'<option value="{channel_id}" selected>' in listed
+    assert "No messages here." in client.get("/messages?error_code=30003").text
+    assert "No messages here." in client.get("/messages?channel_id=other").text
 
 
 def test_templates_preview_and_configurations_keep_window_and_cap(

@@ -43,6 +43,8 @@ class MessageFilter:
         created_before: datetime | None = None,
         request_id: str | None = None,
         default_region: str | None = None,
+        channel_id: str | None = None,
+        error_code: str | None = None,
     ) -> None:
         if status is not None and status not in {s.value for s in MessageStatus}:
             raise InvalidRequestError(
@@ -65,6 +67,8 @@ class MessageFilter:
         self.created_after = created_after
         self.created_before = created_before
         self.request_id = request_id
+        self.channel_id = channel_id
+        self.error_code = error_code
 
     def apply(self, query: sa.Select[Any]) -> sa.Select[Any]:
         if self.configuration_id is not None:
@@ -79,6 +83,10 @@ class MessageFilter:
             query = query.where(Message.created_at < self.created_before)
         if self.request_id is not None:
             query = query.where(Message.request_id == self.request_id)
+        if self.channel_id is not None:
+            query = query.where(Message.channel_id == self.channel_id)
+        if self.error_code is not None:
+            query = query.where(Message.error_code == self.error_code)
         return query
 
 

@@ -38,6 +38,8 @@ def messages(
     request: Request,
     status: str | None = Query(None, max_length=20),
     configuration_id: str | None = Query(None, max_length=36),
+    channel_id: str | None = Query(None, max_length=36),
+    error_code: str | None = Query(None, max_length=64),
     to: str | None = Query(None, max_length=40),
     since: str | None = Query(None, max_length=10),
     until: str | None = Query(None, max_length=10),
@@ -49,6 +51,8 @@ def messages(
     filters_in = {
         "status": status or "",
         "configuration_id": configuration_id or "",
+        "channel_id": channel_id or "",
+        "error_code": (error_code or "").strip(),
         "to": to or "",
         "since": since or "",
         "until": until or "",
@@ -58,6 +62,8 @@ def messages(
     try:
         filters = MessageFilter(
             configuration_id=configuration_id or None,
+            channel_id=channel_id or None,
+            error_code=filters_in["error_code"] or None,
             status=status or None,
             to=to or None,
             created_after=_day(since, state.t.zone),
@@ -68,6 +74,7 @@ def messages(
     except InvalidRequestError as exc:
         errors[exc.field or ""] = exc.message
     configurations = c.configurations.list(who.org_id, None, 500).data
+    channels = c.channels.list(who.org_id, None, 500).data
     next_url = None
     if page is not None and page.next_cursor:
         kept = {name: value for name, value in filters_in.items() if value}
@@ -81,6 +88,7 @@ def messages(
             "errors": errors,
             "statuses": [s.value for s in MessageStatus],
             "configurations": configurations,
+            "channels": channels,
             "next_url": next_url,
         },
     )
