@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 import uvicorn
+from playwright.sync_api import expect
 
 from outbound.app import Container, build_container, create_app
 from outbound.config import Settings
@@ -47,6 +48,9 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 PASSWORD = "console-password-1"
+# What a person waits for shows up within this; a busy machine (CI beside other suites) can
+# need more than Playwright's default 5 s. Never a measure of speed.
+expect.set_options(timeout=20_000)
 VIEWPORT = {"width": 1280, "height": 800}
 
 

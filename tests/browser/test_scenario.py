@@ -86,7 +86,7 @@ def test_an_admin_sets_up_sending_and_a_test_is_delivered(
     page.get_by_label("{CaseName}").fill("CAS-01002")
     page.get_by_role("button", name="Send the test").click()
     expect(page.get_by_role("heading", name="Message to +33612345678")).to_be_visible()
-    expect(page.get_by_test_id("status")).to_have_text("delivered", timeout=20_000)
+    expect(page.get_by_test_id("status")).to_have_text("delivered", timeout=30_000)
     expect(
         page.get_by_text("Bonjour Élodie, votre dossier CAS-01002 a été mis à jour.")
     ).to_be_visible()
