@@ -10,6 +10,7 @@ from outbound.domain.locales import (
     LocalizedText,
     choose_text,
     language_of,
+    maximize,
     normalize_locale,
 )
 from outbound.errors import InvalidLocaleError
@@ -240,8 +241,8 @@ FRENCH = {"fr-FR": "fr-FR text", "fr-CA": "fr-CA text", "de-DE": "de-DE text"}
             None,
             LocalizedText("fr-FR", "default", "language"),
         ),
-        # ... then the alphabetically first other tag of the language
-        ("fr-BE", FRENCH, "en-US", None, LocalizedText("fr-CA", "fr-CA text", "language")),
+        # ... the language's most likely region (CLDR) before the alphabetically first
+        ("fr-BE", FRENCH, "en-US", None, LocalizedText("fr-FR", "fr-FR text", "language")),
         (
             "fr-BE",
             {"fr-LU": "lu", "fr-CH": "ch", "fr-CA": "ca"},
@@ -249,13 +250,13 @@ FRENCH = {"fr-FR": "fr-FR text", "fr-CA": "fr-CA text", "de-DE": "de-DE text"}
             None,
             LocalizedText("fr-CA", "ca", "language"),
         ),
-        # a bare requested language matches a regional text
-        ("fr", FRENCH, "en-US", None, LocalizedText("fr-CA", "fr-CA text", "language")),
+        # a bare requested language matches its most likely region
+        ("fr", FRENCH, "en-US", None, LocalizedText("fr-FR", "fr-FR text", "language")),
         ("de", FRENCH, "en-US", None, LocalizedText("de-DE", "de-DE text", "language")),
         # a requested region of the default's language picks the default
         ("en-GB", FRENCH, "en-US", None, LocalizedText("en-US", "default", "language")),
         # language beats the configuration default
-        ("fr-BE", FRENCH, "en-US", "de-DE", LocalizedText("fr-CA", "fr-CA text", "language")),
+        ("fr-BE", FRENCH, "en-US", "de-DE", LocalizedText("fr-FR", "fr-FR text", "language")),
         # (3) configuration default: exact
         (
             "it-IT",
@@ -279,12 +280,20 @@ FRENCH = {"fr-FR": "fr-FR text", "fr-CA": "fr-CA text", "de-DE": "de-DE text"}
             "de-CH",
             LocalizedText("de", "de", "configuration_default"),
         ),
-        # ... then the template default if it is that language
+        # ... a locale of the same CLDR parent (es-419) before the template default
         (
             "it-IT",
             {"es-MX": "mx"},
             "es-ES",
             "es-AR",
+            LocalizedText("es-MX", "mx", "configuration_default"),
+        ),
+        # ... then the template default if it is that language
+        (
+            "it-IT",
+            {"es-MX": "mx"},
+            "es-ES",
+            "es-GQ",
             LocalizedText("es-ES", "default", "configuration_default"),
         ),
         # ... then the alphabetically first
@@ -308,7 +317,7 @@ FRENCH = {"fr-FR": "fr-FR text", "fr-CA": "fr-CA text", "de-DE": "de-DE text"}
             FRENCH,
             "en-US",
             "fr-BE",
-            LocalizedText("fr-CA", "fr-CA text", "configuration_default"),
+            LocalizedText("fr-FR", "fr-FR text", "configuration_default"),
         ),
         (
             "",
@@ -361,3 +370,144 @@ def test_choose_text_returns_locale_as_spelled_in_inputs() -> None:
 def test_choose_text_keyword_only() -> None:
     with pytest.raises(TypeError):
         choose_text(None, {}, "en", "x", None)  # type: ignore[call-arg]
+
+
+# --- CLDR fallbacks -----------------------------------------------------------------------
+
+EVERYWHERE = {
+    "fr-CA": "fr-CA",
+    "fr-FR": "fr-FR",
+    "fr-CH": "fr-CH",
+    "pt-PT": "pt-PT",
+    "pt-BR": "pt-BR",
+    "en-GB": "en-GB",
+    "es-ES": "es-ES",
+    "es-419": "es-419",
+    "zh-CN": "zh-CN",
+    "zh-TW": "zh-TW",
+    "sr-Cyrl-RS": "sr-Cyrl",
+    "sr-Latn-RS": "sr-Latn",
+}
+
+
+@pytest.mark.parametrize(
+    ("requested", "expected"),
+    [
+        # a bare or unknown-region language goes to its most likely region (CLDR)
+        ("fr", "fr-FR"),
+        ("fr-BE", "fr-FR"),
+        ("fr-LU", "fr-FR"),
+        ("fr-CH", "fr-CH"),
+        ("pt", "pt-BR"),
+        ("en", "en-US"),
+        ("en-US", "en-US"),
+        # a CLDR parent, then a sibling under the same parent, before the likely region
+        ("pt-AO", "pt-PT"),
+        ("pt-MZ", "pt-PT"),
+        ("es-MX", "es-419"),
+        ("es-AR", "es-419"),
+        ("es", "es-ES"),
+        ("en-AU", "en-GB"),
+        ("en-IN", "en-GB"),
+        # the script comes first
+        ("zh", "zh-CN"),
+        ("zh-HK", "zh-TW"),
+        ("zh-Hant", "zh-TW"),
+        ("zh-MO", "zh-TW"),
+        ("zh-SG", "zh-CN"),
+        ("sr", "sr-Cyrl-RS"),
+        ("sr-Latn", "sr-Latn-RS"),
+        ("sr-Latn-BA", "sr-Latn-RS"),
+        ("sr-ME", "sr-Latn-RS"),
+    ],
+)
+def test_choose_text_follows_cldr(requested: str, expected: str) -> None:
+    result = _choose(requested, EVERYWHERE)
+    assert result.locale == expected
+    assert result.match == ("exact" if requested == expected else "language")
+
+
+def test_bare_language_text_comes_before_the_likely_region() -> None:
+    result = _choose("fr-BE", {"fr": "fr", "fr-FR": "fr-FR"})
+    assert result == LocalizedText("fr", "fr", "language")
+
+
+def test_a_longer_form_of_the_tag_is_not_a_shorter_form() -> None:
+    result = _choose("zh", {"zh-Hans": "hans", "zh-Hant": "hant"})
+    assert result == LocalizedText("zh-Hans", "hans", "language")
+
+
+def test_likely_region_before_the_template_default_of_the_language() -> None:
+    result = _choose("fr-BE", {"fr-FR": "fr-FR"}, default_locale="fr-CA")
+    assert result == LocalizedText("fr-FR", "fr-FR", "language")
+
+
+def test_others_alphabetically_when_nothing_is_closer() -> None:
+    result = _choose("fr-BE", {"fr-LU": "lu", "fr-CH": "ch", "fr-CA": "ca"})
+    assert result == LocalizedText("fr-CA", "ca", "language")
+
+
+def _with_fallbacks(requested: str | None, fallbacks: dict[str, str]) -> LocalizedText:
+    return choose_text(
+        requested=requested,
+        localizations=EVERYWHERE,
+        template_default_locale="en-US",
+        template_default_text="default",
+        configuration_default_locale="fr-BE",
+        fallbacks=fallbacks,
+    )
+
+
+@pytest.mark.parametrize(
+    ("requested", "fallbacks", "expected"),
+    [
+        # the template's own fallback for the tag wins over CLDR
+        ("fr-BE", {"fr-BE": "fr-CA"}, LocalizedText("fr-CA", "fr-CA", "fallback")),
+        ("fr_be", {"FR-be": "fr-ca"}, LocalizedText("fr-CA", "fr-CA", "fallback")),
+        # a fallback for the language applies to each of its regions
+        ("fr-LU", {"fr": "fr-CH"}, LocalizedText("fr-CH", "fr-CH", "fallback")),
+        ("fr", {"fr": "fr-CH"}, LocalizedText("fr-CH", "fr-CH", "fallback")),
+        # ... the tag's own one first
+        ("fr-LU", {"fr": "fr-CH", "fr-LU": "fr-CA"}, LocalizedText("fr-CA", "fr-CA", "fallback")),
+        # a chain through locales without a text
+        (
+            "fr-BE",
+            {"fr-BE": "fr-LU", "fr-LU": "fr-CA"},
+            LocalizedText("fr-CA", "fr-CA", "fallback"),
+        ),
+        # across languages
+        ("ca-ES", {"ca": "es-ES"}, LocalizedText("es-ES", "es-ES", "fallback")),
+        # a fallback to a locale without a text is ignored; so is a loop
+        ("fr-BE", {"fr-BE": "fr-LU"}, LocalizedText("fr-FR", "fr-FR", "language")),
+        (
+            "fr-BE",
+            {"fr-BE": "fr-LU", "fr-LU": "fr-BE"},
+            LocalizedText("fr-FR", "fr-FR", "language"),
+        ),
+        # an exact text beats a fallback
+        ("fr-FR", {"fr-FR": "fr-CA"}, LocalizedText("fr-FR", "fr-FR", "exact")),
+        # the configuration's default goes through the fallbacks too
+        (None, {"fr-BE": "fr-CH"}, LocalizedText("fr-CH", "fr-CH", "configuration_default")),
+    ],
+)
+def test_choose_text_template_fallbacks(
+    requested: str | None, fallbacks: dict[str, str], expected: LocalizedText
+) -> None:
+    assert _with_fallbacks(requested, fallbacks) == expected
+
+
+@pytest.mark.parametrize(
+    ("tag", "expected"),
+    [
+        ("fr", ("fr", "Latn", "FR")),
+        ("pt", ("pt", "Latn", "BR")),
+        ("en", ("en", "Latn", "US")),
+        ("fr-CH", ("fr", "Latn", "CH")),
+        ("zh-TW", ("zh", "Hant", "TW")),
+        ("zh-hk", ("zh", "Hant", "HK")),
+        ("sr-Latn", ("sr", "Latn", "RS")),
+        ("es-419", ("es", "Latn", "419")),
+    ],
+)
+def test_maximize(tag: str, expected: tuple[str, str | None, str | None]) -> None:
+    assert maximize(tag) == expected

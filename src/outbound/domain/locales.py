@@ -22,6 +22,7 @@ from functools import cache
 from typing import Literal
 
 from babel import Locale
+from babel.core import get_global, parse_locale
 from babel.localedata import locale_identifiers
 
 from outbound.errors import InvalidLocaleError
@@ -31,10 +32,11 @@ __all__ = [
     "LocalizedText",
     "choose_text",
     "language_of",
+    "maximize",
     "normalize_locale",
 ]
 
-LocaleMatch = Literal["exact", "language", "configuration_default", "template_default"]
+LocaleMatch = Literal["exact", "fallback", "language", "configuration_default", "template_default"]
 
 # LCIDs for which ``locale.windows_locale`` is wrong, lossy or not a valid BCP-47 tag,
 # with the tag Windows itself documents (MS-LCID), or its closest CLDR equivalent when
@@ -186,6 +188,10 @@ class LocalizedText:
     match: LocaleMatch
 
 
+# How many named fallbacks are followed from one locale (they may point at each other).
+_MAX_FALLBACK_STEPS = 8
+
+
 def _key(tag: str) -> str:
     return tag.strip().replace("_", "-").casefold()
 
@@ -194,27 +200,156 @@ def _key_language(key: str) -> str:
     return key.split("-", 1)[0]
 
 
-def _find(
-    requested: str, available: Mapping[str, tuple[str, str]], default_key: str
-) -> tuple[tuple[str, str] | None, bool]:
-    """Find ``requested`` in ``available`` (keyed by :func:`_key`).
+@dataclass(frozen=True)
+class _Subtags:
+    language: str
+    script: str | None
+    region: str | None
 
-    Returns the entry and whether it was an exact match. Failing an exact match, prefer
-    the bare language, then the template's default locale, then the first other tag of the
-    language alphabetically.
+    @classmethod
+    def of(cls, key: str) -> _Subtags:
+        """Split a tag (any case) into language, script and region; variants are ignored."""
+        parts = key.replace("_", "-").split("-")
+        language, rest = parts[0].lower(), parts[1:]
+        script = region = None
+        if rest and _SCRIPT_RE.fullmatch(rest[0].lower()):
+            script = rest.pop(0).title()
+        if rest and _REGION_RE.fullmatch(rest[0].lower()):
+            region = rest.pop(0).upper()
+        return cls(language, script, region)
+
+    def babel(self) -> str:
+        return "_".join(p for p in (self.language, self.script, self.region) if p)
+
+
+@cache
+def _likely_table() -> Mapping[str, str]:
+    table: Mapping[str, str] = get_global("likely_subtags")
+    return table
+
+
+@cache
+def _parent_table() -> Mapping[str, str]:
+    table: Mapping[str, str] = get_global("parent_exceptions")
+    return table
+
+
+@cache
+def maximize(tag: str) -> tuple[str, str | None, str | None]:
+    """Add the likely script and region to ``tag`` (CLDR likely subtags, through Babel).
+
+    ``fr`` → ``("fr", "Latn", "FR")``, ``pt`` → ``("pt", "Latn", "BR")``, ``zh-TW`` →
+    ``("zh", "Hant", "TW")``, ``sr-Latn`` → ``("sr", "Latn", "RS")``. Subtags the tag has are
+    kept; a language CLDR has no data for keeps ``None`` for what it lacks.
+    """
+    tags = _Subtags.of(tag)
+    lang, script, region = tags.language, tags.script, tags.region
+    keys = []
+    if script and region:
+        keys.append(f"{lang}_{script}_{region}")
+    if region:
+        keys.append(f"{lang}_{region}")
+    if script:
+        keys.append(f"{lang}_{script}")
+    keys.append(lang)
+    table = _likely_table()
+    for candidate in keys:
+        likely = table.get(candidate)
+        if likely is not None:
+            parsed = parse_locale(likely)
+            likely_region, likely_script = parsed[1], parsed[2]
+            return lang, script or likely_script, region or likely_region
+    return lang, script, region
+
+
+@cache
+def _parents(tag: str) -> tuple[str, ...]:
+    """CLDR's parent locales of ``tag`` that are not its bare language (``en-AU`` →
+    ``("en-001",)``, ``pt-AO`` → ``("pt-PT",)``, ``es-MX`` → ``("es-419",)``), as keys."""
+    tags = _Subtags.of(tag)
+    table = _parent_table()
+    result: list[str] = []
+    current = [tags.babel(), f"{tags.language}_{tags.region}" if tags.region else None]
+    seen: set[str] = set()
+    while True:
+        parent = next((table[c] for c in current if c and c in table), None)
+        if parent is None or parent == "root" or parent in seen:
+            return tuple(result)
+        seen.add(parent)
+        result.append(_key(parent))
+        current = [parent]
+
+
+def _same_language_rank(requested: str, candidate: str, default_key: str) -> tuple[int, int, str]:
+    """How good a text in ``candidate`` is for ``requested``, lower first; both are keys of
+    the same language.
+
+    The script comes first (``zh-HK`` prefers ``zh-TW``'s traditional characters to
+    ``zh-CN``'s simplified ones). Then, in this order: a shorter form of the requested tag
+    (``fr`` for ``fr-BE``, ``zh-Hant`` for ``zh-Hant-TW``); a CLDR parent locale of it
+    (``en-001`` for ``en-AU``, ``pt-PT`` for ``pt-AO``); a locale with the same CLDR parent
+    (``en-GB`` for ``en-AU``, both ``en-001``); the language's most likely region (``fr-FR``
+    for ``fr-CH``, ``pt-BR`` for ``pt``, ``en-US`` for ``en``); the template's default
+    locale; the others in alphabetical order.
+    """
+    wanted_language, wanted_script, _ = maximize(requested)
+    _, candidate_script, candidate_region = maximize(candidate)
+    script_differs = int(
+        wanted_script is not None
+        and candidate_script is not None
+        and wanted_script != candidate_script
+    )
+    requested_parts = requested.split("-")
+    truncations = ["-".join(requested_parts[:n]) for n in range(len(requested_parts) - 1, 0, -1)]
+    parents = _parents(requested)
+    if candidate in truncations:
+        tier = truncations.index(candidate)
+        return script_differs, tier, candidate
+    tier = len(truncations)
+    if candidate in parents:
+        return script_differs, tier + parents.index(candidate), candidate
+    tier += len(parents)
+    if parents and set(parents) & set(_parents(candidate)):
+        return script_differs, tier, candidate
+    likely = f"{wanted_language}-{wanted_script}" if wanted_script else wanted_language
+    if _Subtags.of(candidate).region is not None and candidate_region == maximize(likely)[2]:
+        return script_differs, tier + 1, candidate
+    if candidate == default_key:
+        return script_differs, tier + 2, candidate
+    return script_differs, tier + 3, candidate
+
+
+def _find(
+    requested: str,
+    available: Mapping[str, tuple[str, str]],
+    default_key: str,
+    fallbacks: Mapping[str, str],
+) -> tuple[tuple[str, str] | None, LocaleMatch]:
+    """Find the best text for ``requested`` in ``available`` (keyed by :func:`_key`).
+
+    Returns the entry and how it was found: ``exact``; ``fallback`` when the template's own
+    fallbacks name it (for the tag, else for its language; followed from one to the next
+    while they name locales without a text); else ``language`` for the best text in the same
+    language (see :func:`_same_language_rank`).
     """
     key = _key(requested)
     if key in available:
-        return available[key], True
+        return available[key], "exact"
+    step, seen = key, {key}
+    for _ in range(_MAX_FALLBACK_STEPS):
+        target = fallbacks.get(step) or fallbacks.get(_key_language(step))
+        if target is None or target in seen:
+            break
+        if target in available:
+            return available[target], "fallback"
+        seen.add(target)
+        step = target
     language = _key_language(key)
-    if language in available:
-        return available[language], False
-    if _key_language(default_key) == language:
-        return available[default_key], False
-    same_language = sorted(k for k in available if _key_language(k) == language)
-    if same_language:
-        return available[same_language[0]], False
-    return None, False
+    same_language = [k for k in available if _key_language(k) == language]
+    if not same_language:
+        return None, "language"
+    best = min(same_language, key=lambda k: _same_language_rank(key, k, default_key))
+    return available[best], "language"
 
 
 def choose_text(
@@ -224,6 +359,7 @@ def choose_text(
     template_default_locale: str,
     template_default_text: str,
     configuration_default_locale: str | None,
+    fallbacks: Mapping[str, str] | None = None,
 ) -> LocalizedText:
     """Pick the text to send for ``requested`` among a template's texts.
 
@@ -232,13 +368,17 @@ def choose_text(
     it is the template's own text). Tags are compared case-insensitively, ``_`` equal to ``-``.
 
     1. ``exact``: a text for the requested locale.
-    2. ``language``: a text in the requested language for another region: the bare language
-       (``fr``), else the template's default locale if it is that language, else the first
-       such tag alphabetically.
-    3. ``configuration_default``: the same two steps for ``configuration_default_locale``.
-    4. ``template_default``: the template's default text.
+    2. ``fallback``: the text of the locale the template's ``fallbacks`` name for the
+       requested locale (``{"fr-BE": "fr-FR"}``) or for its language (``{"fr": "fr-CA"}``).
+    3. ``language``: the best text in the requested language for another region: a shorter
+       form of the tag, a CLDR parent locale, a locale with the same CLDR parent, the
+       language's most likely region (CLDR likely subtags: ``fr`` → ``fr-FR``, ``pt`` →
+       ``pt-BR``, ``en`` → ``en-US``), the template's default locale, then the others
+       alphabetically, all in the requested script first.
+    4. ``configuration_default``: the same steps for ``configuration_default_locale``.
+    5. ``template_default``: the template's default text.
 
-    ``requested=None`` (or blank) starts at step 3. The returned ``locale`` is spelled as in
+    ``requested=None`` (or blank) starts at step 4. The returned ``locale`` is spelled as in
     the inputs.
     """
     default_key = _key(template_default_locale)
@@ -246,13 +386,14 @@ def choose_text(
         _key(tag): (tag, text) for tag, text in localizations.items()
     }
     available[default_key] = (template_default_locale, template_default_text)
+    named = {_key(k): _key(v) for k, v in (fallbacks or {}).items()}
 
     if requested is not None and requested.strip():
-        found, exact = _find(requested, available, default_key)
+        found, match = _find(requested, available, default_key, named)
         if found is not None:
-            return LocalizedText(found[0], found[1], "exact" if exact else "language")
+            return LocalizedText(found[0], found[1], match)
     if configuration_default_locale is not None and configuration_default_locale.strip():
-        found, _ = _find(configuration_default_locale, available, default_key)
+        found, _ = _find(configuration_default_locale, available, default_key, named)
         if found is not None:
             return LocalizedText(found[0], found[1], "configuration_default")
     return LocalizedText(template_default_locale, template_default_text, "template_default")
