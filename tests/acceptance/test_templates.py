@@ -266,6 +266,9 @@ def test_patch_template(tenant: Tenant, clock: Any) -> None:
     assert patched["name"] == "Welcome"
     assert patched["created_at"] == created["created_at"]
     assert patched["updated_at"] > created["updated_at"]
+    assert patched.pop("dry_run") is False
+    assert patched.pop("warnings") == []
+    assert patched["version"] == created["version"] + 1
     assert tenant.get(f"/v1/templates/{created['id']}").json() == patched
     assert_error(
         tenant.patch(f"/v1/templates/{created['id']}", {"channel_type": "whatsapp"}),

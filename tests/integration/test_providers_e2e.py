@@ -374,3 +374,111 @@ async def test_failover_to_the_fallback_channel_when_the_primary_is_down(
             assert reply.in_reply_to == message_id
         history = tenant.get(f"/v1/messages/{message_id}").json()["history"]
         assert ("sent", "failover") in [(h["status"], h["source"]) for h in history]
+
+
+async def test_twilio_whatsapp_sends_each_language_its_own_approved_template(
+    live: tuple[Container, Tenant], twilio: FakeTwilio
+) -> None:
+    """Twilio's content templates have one language each: a localization's own Content SID,
+    else the default's, and the record says which language (and text) was sent."""
+    container, tenant = live
+    channel = _twilio_channel(tenant, twilio, "whatsapp")
+    english, french = "HX" + "a" * 32, "HX" + "b" * 32
+    template = tenant.post(
+        "/v1/templates",
+        {
+            "name": "per language",
+            "channel_type": "whatsapp",
+            "default_locale": "en-US",
+            "default_text": "Hi {CustomerName}, case {CaseName}",
+            "localizations": {
+                "fr-FR": "Bonjour {CustomerName}, dossier {CaseName}",
+                "de-DE": "Hallo {CustomerName}, Fall {CaseName}",
+            },
+            "content_sid": english,
+            "content_sids": {"fr-FR": french},
+        },
+    )
+    assert template.status_code == 201, template.text
+    config = tenant.post(
+        "/v1/outbound-configurations",
+        {
+            "name": "per language",
+            "channel_type": "whatsapp",
+            "channel_id": channel["id"],
+            "template_id": template.json()["id"],
+        },
+    ).json()
+    numbers = {"fr-FR": "+33612345671", "en-US": "+33612345672", "de-DE": "+33612345673"}
+    numbers |= {"fr-BE": "+33612345674"}
+    response = tenant.post(
+        "/v1/outbound/send",
+        {
+            "configuration_id": config["id"],
+            "contacts": [
+                contact(number, locale=locale, sendastemplate=True)
+                for locale, number in numbers.items()
+            ],
+        },
+    )
+    assert response.status_code == 202, response.text
+    results = response.json()["results"]
+    assert [r["locale"] for r in results] == ["fr-FR", "en-US", "en-US", "fr-FR"]
+    assert await container.dispatcher().run_once() == 4
+    sent = {
+        form["To"][0].removeprefix("whatsapp:"): form["ContentSid"][0]
+        for form in (request.form() for request in twilio.requests)
+        if "ContentSid" in form
+    }
+    assert sent == {
+        numbers["fr-FR"]: french,
+        numbers["en-US"]: english,
+        numbers["de-DE"]: english,  # no approved German template: the default's, in English
+        numbers["fr-BE"]: french,
+    }
+    records = [tenant.get(f"/v1/messages/{r['message_id']}").json() for r in results]
+    assert [(m["locale"], m["content_sid"], m["body"]) for m in records] == [
+        ("fr-FR", french, "Bonjour Ana, dossier CAS-1"),
+        ("en-US", english, "Hi Ana, case CAS-1"),
+        ("en-US", english, "Hi Ana, case CAS-1"),
+        ("fr-FR", french, "Bonjour Ana, dossier CAS-1"),
+    ]
+
+
+async def test_twilio_whatsapp_template_parameters_without_context_slugs(
+    live: tuple[Container, Tenant], twilio: FakeTwilio
+) -> None:
+    """Dynamics' guidance for approved templates leaves the slugs out of contextitems: the
+    parameters are sent, and the stored body puts them at their placeholders' positions."""
+    container, tenant = live
+    channel = _twilio_channel(tenant, twilio, "whatsapp")
+    config_id = _configuration(tenant, channel)
+    response = tenant.post(
+        "/v1/outbound/send",
+        {
+            "configuration_id": config_id,
+            "contacts": [
+                contact(
+                    CUSTOMER,
+                    contextitems={"regardingobjectid": "CAS-1"},
+                    sendastemplate=True,
+                    templateparameters={"1": "Ana", "2": "CAS-9"},
+                ),
+                # A parameter left out keeps its placeholder as written in the stored body.
+                contact(
+                    "+33612345679",
+                    contextitems={},
+                    sendastemplate=True,
+                    templateparameters={"2": "CAS-8"},
+                ),
+            ],
+        },
+    )
+    assert response.status_code == 202, response.text
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == ["queued", "queued"]
+    assert await container.dispatcher().run_once() == 2
+    variables = sorted(r.form()["ContentVariables"][0] for r in twilio.requests)
+    assert variables == ['{"1": "Ana", "2": "CAS-9"}', '{"2": "CAS-8"}']
+    bodies = [tenant.get(f"/v1/messages/{r['message_id']}").json()["body"] for r in results]
+    assert bodies == ["Hi Ana, case CAS-9", "Hi {CustomerName}, case CAS-8"]

@@ -219,6 +219,92 @@ def test_an_approved_template_takes_the_parameters_given() -> None:
     assert result.template_parameters == {"1": "Bob"}
 
 
+def test_parameters_without_context_slugs_render_the_body_by_position() -> None:
+    contact = Contact(
+        sendastemplate=True,
+        locale="fr-FR",
+        contextitems={"regardingobjectid": "CAS-01"},
+        templateparameters={"1": "Bob", "2": "CAS-02"},
+    )
+    result = plan(contact, channel_type="whatsapp")
+    assert result.status is MessageStatus.QUEUED
+    assert result.body == "Bonjour Bob, dossier CAS-02."
+    assert result.template_parameters == {"1": "Bob", "2": "CAS-02"}
+
+
+def test_parameters_win_over_context_and_missing_ones_stay_written() -> None:
+    contact = Contact(sendastemplate=True, templateparameters={"2": "CAS-02"})
+    assert plan(contact, channel_type="whatsapp").body == "Hi Ana, your case CAS-02 was updated."
+    contact = Contact(sendastemplate=True, contextitems={}, templateparameters={"2": "CAS-02"})
+    result = plan(contact, channel_type="whatsapp")
+    assert (result.status, result.body) == (
+        MessageStatus.QUEUED,
+        "Hi {CustomerName}, your case CAS-02 was updated.",
+    )
+
+
+def test_parameters_do_not_excuse_a_missing_placeholder_of_free_form_text() -> None:
+    contact = Contact(contextitems={}, templateparameters={"1": "Bob", "2": "CAS-02"})
+    assert rejected(plan(contact, channel_type="whatsapp")) == "missing_placeholder: CustomerName"
+
+
+SIDS = TemplateTexts.of(
+    "en-US",
+    "Hi {CustomerName}.",
+    {"fr-FR": "Bonjour {CustomerName}.", "de-DE": "Hallo {CustomerName}."},
+    content_sid="HXen",
+    content_sids={"fr-FR": "HXfr"},
+    version=7,
+)
+
+
+@pytest.mark.parametrize(
+    ("locale", "expected"),
+    [
+        ("fr-FR", ("fr-FR", "HXfr", "Bonjour Ana.")),
+        ("fr-BE", ("fr-FR", "HXfr", "Bonjour Ana.")),
+        ("en-GB", ("en-US", "HXen", "Hi Ana.")),
+        # no approved German template: the default's, and so the default's text
+        ("de-DE", ("en-US", "HXen", "Hi Ana.")),
+        (None, ("en-US", "HXen", "Hi Ana.")),
+    ],
+)
+def test_an_approved_template_is_the_one_of_the_language_sent(
+    locale: str | None, expected: tuple[str, str, str]
+) -> None:
+    result = plan(Contact(sendastemplate=True, locale=locale), channel_type="whatsapp", texts=SIDS)
+    assert (result.locale, result.content_sid, result.body) == expected
+    assert result.template_version == 7
+
+
+def test_free_form_text_keeps_its_language_and_has_no_content_sid() -> None:
+    result = plan(Contact(locale="de-DE"), channel_type="whatsapp", texts=SIDS)
+    assert (result.locale, result.content_sid, result.body) == ("de-DE", None, "Hallo Ana.")
+
+
+def test_a_localization_without_a_default_content_sid_has_none() -> None:
+    texts = TemplateTexts.of(
+        "en-US", "Hi.", {"fr-FR": "Salut.", "de": "Hallo."}, content_sids={"fr-FR": "HXfr"}
+    )
+    result = plan(Contact(sendastemplate=True, locale="de"), channel_type="whatsapp", texts=texts)
+    assert (result.locale, result.content_sid) == ("en-US", None)
+    result = plan(Contact(sendastemplate=True, locale="fr"), channel_type="whatsapp", texts=texts)
+    assert (result.locale, result.content_sid) == ("fr-FR", "HXfr")
+
+
+def test_a_template_without_content_sids_keeps_the_chosen_language() -> None:
+    result = plan(Contact(sendastemplate=True, locale="de"), channel_type="whatsapp")
+    assert (result.locale, result.content_sid) == ("de", None)
+
+
+def test_the_template_fallbacks_choose_the_text() -> None:
+    texts = TemplateTexts.of(
+        "en-US", "Hi.", {"fr-FR": "Salut.", "fr-CA": "Allo."}, fallbacks={"fr-BE": "fr-CA"}
+    )
+    assert plan(Contact(locale="fr-BE"), texts=texts).locale == "fr-CA"
+    assert plan(Contact(locale="fr-CH"), texts=texts).locale == "fr-FR"
+
+
 def test_an_approved_template_may_have_an_empty_body() -> None:
     texts = TemplateTexts.of("en-US", "{Text}", {})
     contact = Contact(sendastemplate=True, contextitems={"Text": ""})

@@ -244,3 +244,10 @@ def test_render_does_not_mutate_values() -> None:
 )
 def test_json_values_render_as_json_users_wrote_them(value: object, text: str) -> None:
     assert render("{V}", {"V": value}) == text
+
+
+def test_render_can_keep_missing_placeholders_as_written() -> None:
+    assert render("Hi {Name}, {Case} {{x}}", {"case": "C-1"}, keep_missing=True) == (
+        "Hi {Name}, C-1 {x}"
+    )
+    assert render("{A}{A}", {}, keep_missing=True) == "{A}{A}"

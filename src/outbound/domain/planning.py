@@ -17,13 +17,13 @@ is skipped.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
 from outbound.domain.encoding import sms_info
 from outbound.domain.identifiers import canonical_guid
-from outbound.domain.locales import choose_text, normalize_locale
+from outbound.domain.locales import LocalizedText, choose_text, normalize_locale
 from outbound.domain.numbers import normalize_number
 from outbound.domain.statuses import MessageStatus
 from outbound.domain.templates import ParsedTemplate, parse_template, render
@@ -70,16 +70,29 @@ class ContactRequest(Protocol):
 
 @dataclass(frozen=True)
 class TemplateTexts:
-    """A template's texts, parsed once per request."""
+    """A template's texts (one version of them), parsed once per request."""
 
     default_locale: str
     default_text: str
     localizations: Mapping[str, str]
     parsed: Mapping[str, ParsedTemplate]
+    fallbacks: Mapping[str, str] = field(default_factory=dict)
+    # WhatsApp: the approved template of the default locale, and of each localization.
+    content_sid: str | None = None
+    content_sids: Mapping[str, str] = field(default_factory=dict)
+    version: int | None = None
 
     @classmethod
     def of(
-        cls, default_locale: str, default_text: str, localizations: Mapping[str, str]
+        cls,
+        default_locale: str,
+        default_text: str,
+        localizations: Mapping[str, str],
+        *,
+        fallbacks: Mapping[str, str] | None = None,
+        content_sid: str | None = None,
+        content_sids: Mapping[str, str] | None = None,
+        version: int | None = None,
     ) -> TemplateTexts:
         texts = {default_text, *localizations.values()}
         return cls(
@@ -87,6 +100,29 @@ class TemplateTexts:
             default_text=default_text,
             localizations=dict(localizations),
             parsed={t: parse_template(t) for t in texts},
+            fallbacks=dict(fallbacks or {}),
+            content_sid=content_sid,
+            content_sids=dict(content_sids or {}),
+            version=version,
+        )
+
+    def approved(self, chosen: LocalizedText) -> tuple[LocalizedText, str | None]:
+        """The text and approved template (Content SID) to send as a WhatsApp template.
+
+        Twilio's content templates have one language each: the chosen language's own
+        approved template when it has one, else the default locale's, and then the default
+        text, which is what the customer reads. A template without any keeps its choice.
+        """
+        if not self.content_sid and not self.content_sids:
+            return chosen, None
+        if chosen.locale == self.default_locale:
+            return chosen, self.content_sid
+        sid = self.content_sids.get(chosen.locale)
+        if sid:
+            return chosen, sid
+        return (
+            LocalizedText(self.default_locale, self.default_text, "template_default"),
+            self.content_sid,
         )
 
 
@@ -102,6 +138,9 @@ class ContactPlan:
     encoding: str | None = None
     segments: int | None = None
     template_parameters: dict[str, str] | None = None
+    # WhatsApp sent as an approved template: the one of the language sent (Content SID).
+    content_sid: str | None = None
+    template_version: int | None = None
     regarding_object_id: str | None = None
     entity_relationship_name: str | None = None
     # Later than now when the contact window is closed: the message waits for it to open.
@@ -178,12 +217,31 @@ def plan_contact(
         template_default_locale=texts.default_locale,
         template_default_text=texts.default_text,
         configuration_default_locale=configuration_default_locale,
+        fallbacks=texts.fallbacks,
     )
+    approved_template = contact.sendastemplate and channel_type == "whatsapp"
+    if approved_template:
+        chosen, plan.content_sid = texts.approved(chosen)
     plan.locale = chosen.locale
+    plan.template_version = texts.version
     template = texts.parsed.get(chosen.text) or parse_template(chosen.text)
     values = {k: v for k, v in context.items() if k.lower() not in CONTEXT_KEYS}
+    parameters = contact.templateparameters if approved_template else None
     try:
-        plan.body = render(template, values)
+        if parameters is not None:
+            # The approved template's variables are what the customer reads: the stored body
+            # puts each one where its position's placeholder is (the chosen text's
+            # placeholders in order of first appearance, as when they are derived from the
+            # context). A placeholder without a parameter takes its context value, or stays
+            # written as it is; the contact is never rejected for it.
+            by_position = {
+                key: parameters[str(i)]
+                for i, key in enumerate(template.placeholders, 1)
+                if parameters.get(str(i)) is not None
+            }
+            plan.body = render(template, {**values, **by_position}, keep_missing=True)
+        else:
+            plan.body = render(template, values)
     except MissingPlaceholderError as exc:
         plan.status, plan.reason = MessageStatus.REJECTED, f"missing_placeholder: {exc.key}"
         return plan

@@ -19,7 +19,7 @@ from outbound.domain.conditions import is_blank, is_field_path, resolve_path
 from outbound.domain.flags import parse_flag
 from outbound.errors import MappingError
 
-__all__ = ["MappingError", "check_expression", "render_recipient"]
+__all__ = ["MappingError", "check_expression", "provided_context_keys", "render_recipient"]
 
 _CASE_RELATIONSHIP: Final = "incident_msdyn_ocoutboundmessages"
 _PHONE_FIELDS: Final = {"sms": "mobile_phone", "whatsapp": "whatsapp_number"}
@@ -176,3 +176,14 @@ def _named(expression: Any, key: str) -> str:
             return parts[0].path
         return expression or key
     return key
+
+
+def provided_context_keys(recipient: Mapping[str, Any], *, case_records: bool) -> frozenset[str]:
+    """The context item names (lower case) a flow's mapping fills for every record: its own
+    ``contextitems`` and the defaults (``CustomerName``; ``CaseName`` and ``CaseNumber`` when
+    the records are cases), less those it sets to null."""
+    items: dict[str, Any] = {"CustomerName": "{contact.name}"}
+    if case_records:
+        items |= {"CaseName": "{case.title}", "CaseNumber": "{case.number}"}
+    items |= dict(recipient.get("contextitems") or {})
+    return frozenset(name.lower() for name, value in items.items() if value is not None)

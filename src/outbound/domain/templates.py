@@ -165,7 +165,9 @@ def _resolve(values: Mapping[str, object]) -> tuple[dict[str, str], dict[str, st
     return exact, folded
 
 
-def render(template: ParsedTemplate | str, values: Mapping[str, object]) -> str:
+def render(
+    template: ParsedTemplate | str, values: Mapping[str, object], *, keep_missing: bool = False
+) -> str:
     """Render ``template`` with ``values``; return the complete text.
 
     * Values are inserted literally, never re-parsed; non-``str`` values go through ``str()``.
@@ -176,6 +178,8 @@ def render(template: ParsedTemplate | str, values: Mapping[str, object]) -> str:
       none matches exactly, the first one in the mapping's iteration order wins.
     * If any placeholder has no value, :class:`~outbound.errors.MissingPlaceholderError` is
       raised for the first such key in order of appearance; a partial text is never returned.
+      With ``keep_missing`` such a placeholder is written as it is in the template instead
+      (``{Key}``).
 
     A ``str`` template is parsed first and may raise
     :class:`~outbound.errors.TemplateSyntaxError`.
@@ -188,7 +192,9 @@ def render(template: ParsedTemplate | str, values: Mapping[str, object]) -> str:
         if value is None:
             value = folded.get(key.lower())
         if value is None:
-            raise MissingPlaceholderError(key)
+            if not keep_missing:
+                raise MissingPlaceholderError(key)
+            value = "{" + key + "}"
         resolved[key] = value
     return "".join(
         resolved[part.key] if isinstance(part, Placeholder) else part for part in parsed.parts

@@ -42,11 +42,16 @@ __all__ = [
     "ConfigurationUpdate",
     "ContactWindowSpec",
     "FrequencyCapSpec",
+    "LocaleChoice",
+    "NamedRef",
     "PreviewIn",
     "PreviewOut",
+    "TemplateChangeOut",
     "TemplateCreate",
     "TemplateOut",
     "TemplateUpdate",
+    "TemplateVersionOut",
+    "TemplateWarning",
 ]
 
 DEFAULT_TEXT_LIMIT = 2000
@@ -155,6 +160,14 @@ class TemplateCreate(InputModel):
     content_sid: str | None = Field(
         None, max_length=64, description="WhatsApp: the provider's approved template reference."
     )
+    content_sids: dict[str, str] = Field(
+        default_factory=dict,
+        description="WhatsApp: the approved template of each localization, by its locale.",
+    )
+    fallbacks: dict[str, str] = Field(
+        default_factory=dict,
+        description="The template's own language fallbacks: locale -> locale with a text.",
+    )
 
 
 class TemplateUpdate(InputModel):
@@ -163,6 +176,8 @@ class TemplateUpdate(InputModel):
     default_text: str | None = Field(None, min_length=1, max_length=DEFAULT_TEXT_LIMIT)
     localizations: dict[str, str] | None = None
     content_sid: str | None = Field(None, max_length=64)
+    content_sids: dict[str, str] | None = None
+    fallbacks: dict[str, str] | None = None
 
 
 class TemplateOut(OutputModel):
@@ -174,13 +189,66 @@ class TemplateOut(OutputModel):
     localizations: dict[str, str]
     placeholders: list[str]
     content_sid: str | None
+    content_sids: dict[str, str]
+    fallbacks: dict[str, str]
+    version: int
     created_at: datetime
     updated_at: datetime
+
+
+class NamedRef(OutputModel):
+    id: str
+    name: str
+
+
+class TemplateWarning(OutputModel):
+    """Something a change does to those who send with the template."""
+
+    code: str
+    message: str
+    placeholders: list[str]
+    configurations: list[NamedRef]
+    flows: list[NamedRef]
+
+
+class TemplateChangeOut(TemplateOut):
+    """The template after a change (or as it would be, on a dry run), and its warnings."""
+
+    dry_run: bool = False
+    warnings: list[TemplateWarning] = Field(default_factory=list)
+
+
+class TemplateVersionOut(OutputModel):
+    version: int
+    name: str
+    default_locale: str
+    default_text: str
+    localizations: dict[str, str]
+    placeholders: list[str]
+    content_sid: str | None
+    content_sids: dict[str, str]
+    fallbacks: dict[str, str]
+    created_by_key_id: str | None
+    created_by_user_id: str | None
+    created_at: datetime
 
 
 class PreviewIn(InputModel):
     locale: LocaleValue = None
     values: dict[str, ContextValue] = Field(default_factory=dict)
+    locales: list[str | int] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Locales to show the chosen text of (default: the template's own).",
+    )
+
+
+class LocaleChoice(OutputModel):
+    """The text a contact of ``requested`` would get, and how it was chosen."""
+
+    requested: str
+    locale: str
+    match: str
 
 
 class PreviewOut(OutputModel):
@@ -191,6 +259,7 @@ class PreviewOut(OutputModel):
     segments: int
     characters: int
     units: int
+    choices: list[LocaleChoice]
 
 
 # --- Outbound configurations ------------------------------------------------------------

@@ -26,6 +26,9 @@ class MessageOut(OutputModel):
     configuration_id: str | None
     channel_id: str
     template_id: str | None
+    template_version: int | None = Field(
+        None, description="The version of the template the body was rendered from."
+    )
     channel_type: ChannelType
     provider: ProviderName
     to: str | None
@@ -40,6 +43,9 @@ class MessageOut(OutputModel):
     provider_message_id: str | None
     template_parameters: dict[str, str] | None = Field(
         None, description="WhatsApp: the approved template's positional variables."
+    )
+    content_sid: str | None = Field(
+        None, description="WhatsApp: the approved template sent (the language's Content SID)."
     )
     sent_via_channel_id: str | None = Field(
         None, description="The fallback channel the message went through, if it failed over."

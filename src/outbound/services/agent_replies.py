@@ -34,6 +34,7 @@ from outbound.adapters.metrics import Metrics
 from outbound.clock import Clock
 from outbound.domain.encoding import sms_info
 from outbound.domain.locales import choose_text
+from outbound.domain.planning import TemplateTexts
 from outbound.domain.statuses import MessageStatus
 from outbound.domain.templates import parse_template, render
 from outbound.errors import (
@@ -130,6 +131,8 @@ class AgentReplyService:
             send_as_template = False
             template_parameters: dict[str, Any] | None = None
             locale: str | None = None
+            content_sid: str | None = None
+            template_version: int | None = None
             if template_id is not None:
                 template = session.execute(
                     sa.select(Template).where(
@@ -150,7 +153,18 @@ class AgentReplyService:
                     template_default_locale=template.default_locale,
                     template_default_text=template.default_text,
                     configuration_default_locale=None,
+                    fallbacks=template.fallbacks,
                 )
+                if channel.type == "whatsapp":
+                    # The approved template of the language sent, and that language's text.
+                    chosen, content_sid = TemplateTexts.of(
+                        template.default_locale,
+                        template.default_text,
+                        template.localizations,
+                        content_sid=template.content_sid,
+                        content_sids=template.content_sids,
+                    ).approved(chosen)
+                template_version = template.version
                 locale = chosen.locale
                 values = {**context, **(parameters or {})}
                 try:
@@ -160,7 +174,7 @@ class AgentReplyService:
                         f"the template needs a value for {{{exc.key}}}",
                         field=f"parameters.{exc.key}",
                     ) from exc
-                if channel.type == "whatsapp" and template.content_sid:
+                if channel.type == "whatsapp" and content_sid:
                     send_as_template = True
                     template_parameters = {
                         str(i): render("{" + key + "}", values)
@@ -214,10 +228,12 @@ class AgentReplyService:
                 conversation_id=conversation.id,
                 locale=locale,
                 template_id=template_id,
+                template_version=template_version,
                 configuration_id=conversation.configuration_id,
                 sent_by_user_id=actor.user_id,
                 send_as_template=send_as_template,
                 template_parameters=template_parameters,
+                content_sid=content_sid,
                 regarding=answered,
             )
             info = sms_info(text) if channel.type == "sms" else None

@@ -285,9 +285,10 @@ class Dispatcher:
             attempt=message.attempts,
             send_as_template=message.send_as_template,
             template_parameters=message.template_parameters,
-            content_sid=context.content_sids.get(message.template_id)
-            if message.template_id
-            else None,
+            # Recorded when the message was accepted (the language sent); messages accepted
+            # before that was recorded take the template's current one.
+            content_sid=message.content_sid
+            or (context.content_sids.get(message.template_id) if message.template_id else None),
             first_attempt_at=message.first_attempt_at,
         )
 

@@ -280,6 +280,7 @@ class ConversationIntake:
             template_default_locale=template.default_locale,
             template_default_text=template.default_text,
             configuration_default_locale=None,
+            fallbacks=template.fallbacks,
         )
         try:
             text = render(chosen.text, (answered.context if answered else None) or {})
@@ -296,4 +297,5 @@ class ConversationIntake:
             conversation_id=conversation.id,
             locale=chosen.locale,
             template_id=template.id,
+            template_version=template.version,
         )

@@ -32,10 +32,12 @@ def queue_text_message(
     conversation_id: str | None = None,
     locale: str | None = None,
     template_id: str | None = None,
+    template_version: int | None = None,
     configuration_id: str | None = None,
     sent_by_user_id: str | None = None,
     send_as_template: bool = False,
     template_parameters: dict[str, Any] | None = None,
+    content_sid: str | None = None,
     regarding: Message | None = None,
 ) -> str:
     """Write one queued message (and its first status) and return its id."""
@@ -53,6 +55,7 @@ def queue_text_message(
             configuration_id=configuration_id,
             channel_id=channel.id,
             template_id=template_id,
+            template_version=template_version,
             channel_type=channel.type,
             provider=channel.provider,
             to_raw=number,
@@ -64,6 +67,7 @@ def queue_text_message(
             segments=segments,
             send_as_template=send_as_template,
             template_parameters=template_parameters,
+            content_sid=content_sid,
             regarding_object_id=regarding.regarding_object_id if regarding else None,
             entity_relationship_name=regarding.entity_relationship_name if regarding else None,
             show_in_timeline=regarding.show_in_timeline if regarding else False,

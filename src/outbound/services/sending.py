@@ -184,7 +184,13 @@ class SendService:
     ) -> SendOut:
         config, template, channel = self._catalog(org_id, request.configuration_id)
         texts = TemplateTexts.of(
-            template.default_locale, template.default_text, template.localizations
+            template.default_locale,
+            template.default_text,
+            template.localizations,
+            fallbacks=template.fallbacks,
+            content_sid=template.content_sid,
+            content_sids=template.content_sids,
+            version=template.version,
         )
         plans = [
             plan_contact(
@@ -312,7 +318,7 @@ class SendService:
             if plan.to_number in withdrawn:
                 plan.status, plan.reason = MessageStatus.SKIPPED, "opted_out"
             elif whatsapp and contact.sendastemplate:
-                if channel.provider == "twilio" and not template.content_sid:
+                if channel.provider == "twilio" and not plan.content_sid:
                     plan.status = MessageStatus.REJECTED
                     plan.reason = "missing_content_sid: the template has no approved content_sid"
             elif whatsapp and plan.to_number not in in_window:
@@ -418,7 +424,9 @@ class SendService:
             "body": plan.body,
             "encoding": plan.encoding,
             "segments": plan.segments,
+            "template_version": plan.template_version,
             "send_as_template": contact.sendastemplate,
+            "content_sid": plan.content_sid,
             "template_parameters": plan.template_parameters,
             "context": dict(contact.contextitems) or None,
             "regarding_object_id": plan.regarding_object_id,

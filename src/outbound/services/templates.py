@@ -1,17 +1,27 @@
-"""Message templates: validated on save, previewed with values, protected while in use."""
+"""Message templates: validated on save, versioned, previewed with values, protected while in use.
+
+Every change that alters a template stores a new :class:`TemplateVersion` (its texts, Content
+SIDs, fallbacks, who and when); messages record the version they were rendered from. A change
+that adds a placeholder answers with a warning naming the configurations and flows whose
+requests lack it and will be rejected; ``dry_run`` answers the same without saving.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from outbound.adapters.db.engine import Database
-from outbound.adapters.db.models import OutboundConfiguration, Template
+from outbound.adapters.db.models import Flow, OutboundConfiguration, Template, TemplateVersion
 from outbound.clock import Clock
 from outbound.domain.encoding import sms_info
-from outbound.domain.locales import choose_text, normalize_locale
+from outbound.domain.flow_definitions import FlowDefinition
+from outbound.domain.locales import choose_text, language_of, normalize_locale
+from outbound.domain.recipients import provided_context_keys
 from outbound.domain.templates import parse_template, render
 from outbound.errors import (
     ConflictError,
@@ -23,16 +33,21 @@ from outbound.errors import (
 )
 from outbound.schemas import (
     LOCALIZED_TEXT_LIMIT,
+    LocaleChoice,
+    NamedRef,
     Page,
     PreviewIn,
     PreviewOut,
+    TemplateChangeOut,
     TemplateCreate,
     TemplateOut,
     TemplateUpdate,
+    TemplateVersionOut,
+    TemplateWarning,
 )
 from outbound.services.pagination import fetch_page
 
-__all__ = ["TemplateService", "normalise_locale_field", "template_out"]
+__all__ = ["TemplateService", "normalise_locale_field", "placeholders_of", "template_out"]
 
 
 def normalise_locale_field(value: str | int, field: str) -> str:
@@ -59,61 +74,190 @@ def _check_text(text: str, field: str) -> list[str]:
 def _normalise_localizations(values: dict[str, str]) -> dict[str, str]:
     result: dict[str, str] = {}
     for raw_tag, text in values.items():
-        field = f"localizations.{raw_tag}"
-        tag = normalise_locale_field(raw_tag, field)
+        field_name = f"localizations.{raw_tag}"
+        tag = normalise_locale_field(raw_tag, field_name)
         if tag in result:
-            raise InvalidRequestError(f"locale {tag} is given twice", field=field)
+            raise InvalidRequestError(f"locale {tag} is given twice", field=field_name)
         if not text.strip():
-            raise InvalidRequestError("text must not be empty", field=field)
+            raise InvalidRequestError("text must not be empty", field=field_name)
         if len(text) > LOCALIZED_TEXT_LIMIT:
             raise InvalidRequestError(
-                f"text is {len(text)} characters; the limit is {LOCALIZED_TEXT_LIMIT}", field=field
+                f"text is {len(text)} characters; the limit is {LOCALIZED_TEXT_LIMIT}",
+                field=field_name,
             )
-        _check_text(text, field)
+        _check_text(text, field_name)
         result[tag] = text
     return result
 
 
-def template_out(template: Template) -> TemplateOut:
+def _normalise_locale_keys(values: Mapping[str, str], name: str) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for raw_tag, value in values.items():
+        field_name = f"{name}.{raw_tag}"
+        tag = normalise_locale_field(raw_tag, field_name)
+        if tag in result:
+            raise InvalidRequestError(f"locale {tag} is given twice", field=field_name)
+        result[tag] = value
+    return result
+
+
+@dataclass(frozen=True)
+class _State:
+    """What a version holds."""
+
+    name: str
+    default_locale: str
+    default_text: str
+    localizations: dict[str, str]
+    content_sid: str | None
+    content_sids: dict[str, str] = field(default_factory=dict)
+    fallbacks: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, row: Template | TemplateVersion) -> _State:
+        return cls(
+            name=row.name,
+            default_locale=row.default_locale,
+            default_text=row.default_text,
+            localizations=dict(row.localizations),
+            content_sid=row.content_sid,
+            content_sids=dict(row.content_sids or {}),
+            fallbacks=dict(row.fallbacks or {}),
+        )
+
+    def check(self) -> None:
+        """Content SIDs name localizations; fallbacks lead from a locale without a text to
+        one with a text."""
+        texts = {self.default_locale, *self.localizations}
+        for tag, sid in self.content_sids.items():
+            field_name = f"content_sids.{tag}"
+            if tag == self.default_locale:
+                raise InvalidRequestError(
+                    "the default locale's approved template is content_sid", field=field_name
+                )
+            if tag not in self.localizations:
+                raise InvalidRequestError(f"the template has no {tag} text", field=field_name)
+            if not sid.strip() or len(sid) > 64:
+                raise InvalidRequestError("must be 1 to 64 characters", field=field_name)
+        for tag, target in self.fallbacks.items():
+            field_name = f"fallbacks.{tag}"
+            if tag in texts:
+                raise InvalidRequestError(
+                    f"{tag} has a text of its own: a fallback would never be used",
+                    field=field_name,
+                )
+            if target not in texts:
+                raise InvalidRequestError(f"the template has no {target} text", field=field_name)
+
+    def as_row(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "default_locale": self.default_locale,
+            "default_text": self.default_text,
+            "localizations": dict(self.localizations),
+            "content_sid": self.content_sid,
+            "content_sids": dict(self.content_sids),
+            "fallbacks": dict(self.fallbacks),
+        }
+
+
+def placeholders_of(default_text: str, localizations: Mapping[str, str]) -> list[str]:
+    """The placeholder keys of all texts, in order of first appearance."""
     placeholders: list[str] = []
-    for text in [template.default_text, *template.localizations.values()]:
+    for text in [default_text, *localizations.values()]:
         for key in parse_template(text).placeholders:
             if key not in placeholders:
                 placeholders.append(key)
+    return placeholders
+
+
+def template_out(template: Template) -> TemplateOut:
     data: dict[str, Any] = {
         c: getattr(template, c) for c in TemplateOut.model_fields if hasattr(template, c)
     }
-    data["placeholders"] = placeholders
+    data["placeholders"] = placeholders_of(template.default_text, template.localizations)
+    data["content_sids"] = dict(template.content_sids or {})
+    data["fallbacks"] = dict(template.fallbacks or {})
     return TemplateOut.model_validate(data)
 
 
+def version_out(row: TemplateVersion) -> TemplateVersionOut:
+    data: dict[str, Any] = {
+        c: getattr(row, c) for c in TemplateVersionOut.model_fields if hasattr(row, c)
+    }
+    data["placeholders"] = placeholders_of(row.default_text, row.localizations)
+    return TemplateVersionOut.model_validate(data)
+
+
 class TemplateService:
-    """Create, read, update, delete and preview an organisation's templates."""
+    """Create, read, update, delete, version and preview an organisation's templates."""
 
     def __init__(self, db: Database, clock: Clock) -> None:
         self._db = db
         self._clock = clock
 
-    def create(self, org_id: str, data: TemplateCreate) -> TemplateOut:
-        default_locale = normalise_locale_field(data.default_locale, "default_locale")
+    def create(
+        self,
+        org_id: str,
+        data: TemplateCreate,
+        *,
+        key_id: str | None = None,
+        user_id: str | None = None,
+    ) -> TemplateOut:
         _check_text(data.default_text, "default_text")
-        localizations = _normalise_localizations(data.localizations)
+        state = _State(
+            name=data.name,
+            default_locale=normalise_locale_field(data.default_locale, "default_locale"),
+            default_text=data.default_text,
+            localizations=_normalise_localizations(data.localizations),
+            content_sid=data.content_sid,
+            content_sids=_normalise_locale_keys(data.content_sids, "content_sids"),
+            fallbacks=self._fallbacks(data.fallbacks),
+        )
+        state.check()
         now = self._clock.now()
         template = Template(
             org_id=org_id,
-            name=data.name,
             channel_type=data.channel_type.value,
-            default_locale=default_locale,
-            default_text=data.default_text,
-            localizations=localizations,
-            content_sid=data.content_sid,
+            version=1,
             created_at=now,
             updated_at=now,
+            **state.as_row(),
         )
         with self._db.transaction() as session:
             self._check_unique_name(session, org_id, data.name, None)
             session.add(template)
+            session.flush()
+            self._add_version(session, template, state, key_id, user_id, now)
         return template_out(template)
+
+    @staticmethod
+    def _fallbacks(values: Mapping[str, str]) -> dict[str, str]:
+        keyed = _normalise_locale_keys(values, "fallbacks")
+        return {
+            tag: normalise_locale_field(target, f"fallbacks.{tag}") for tag, target in keyed.items()
+        }
+
+    @staticmethod
+    def _add_version(
+        session: Session,
+        template: Template,
+        state: _State,
+        key_id: str | None,
+        user_id: str | None,
+        now: Any,
+    ) -> None:
+        session.add(
+            TemplateVersion(
+                template_id=template.id,
+                version=template.version,
+                org_id=template.org_id,
+                created_by_key_id=key_id,
+                created_by_user_id=user_id,
+                created_at=now,
+                **state.as_row(),
+            )
+        )
 
     @staticmethod
     def _check_unique_name(
@@ -151,32 +295,137 @@ class TemplateService:
             template_out,
         )
 
-    def update(self, org_id: str, template_id: str, data: TemplateUpdate) -> TemplateOut:
-        default_locale = (
-            normalise_locale_field(data.default_locale, "default_locale")
-            if data.default_locale is not None
-            else None
-        )
+    def versions(self, org_id: str, template_id: str) -> Sequence[TemplateVersionOut]:
+        """Every version of a template, the latest first."""
+        with self._db.read() as session:
+            template = self.load(session, org_id, template_id)
+            rows = session.execute(
+                sa.select(TemplateVersion)
+                .where(TemplateVersion.template_id == template.id)
+                .order_by(TemplateVersion.version.desc())
+            ).scalars()
+            return [version_out(row) for row in rows]
+
+    def update(
+        self,
+        org_id: str,
+        template_id: str,
+        data: TemplateUpdate,
+        *,
+        dry_run: bool = False,
+        key_id: str | None = None,
+        user_id: str | None = None,
+    ) -> TemplateChangeOut:
+        changes: dict[str, Any] = {}
+        if data.name is not None:
+            changes["name"] = data.name
+        if data.default_locale is not None:
+            changes["default_locale"] = normalise_locale_field(
+                data.default_locale, "default_locale"
+            )
         if data.default_text is not None:
             _check_text(data.default_text, "default_text")
-        localizations = (
-            _normalise_localizations(data.localizations) if data.localizations is not None else None
-        )
+            changes["default_text"] = data.default_text
+        if data.localizations is not None:
+            changes["localizations"] = _normalise_localizations(data.localizations)
+        if "content_sid" in data.model_fields_set:
+            changes["content_sid"] = data.content_sid
+        if data.content_sids is not None:
+            changes["content_sids"] = _normalise_locale_keys(data.content_sids, "content_sids")
+        if data.fallbacks is not None:
+            changes["fallbacks"] = self._fallbacks(data.fallbacks)
         with self._db.transaction() as session:
             template = self.load(session, org_id, template_id)
-            if data.name is not None:
-                self._check_unique_name(session, org_id, data.name, template.id)
-                template.name = data.name
-            if default_locale is not None:
-                template.default_locale = default_locale
-            if data.default_text is not None:
-                template.default_text = data.default_text
-            if localizations is not None:
-                template.localizations = localizations
-            if "content_sid" in data.model_fields_set:
-                template.content_sid = data.content_sid
-            template.updated_at = self._clock.now()
-        return template_out(template)
+            before = _State.of(template)
+            after = replace(before, **changes)
+            after.check()
+            if after.name != before.name:
+                self._check_unique_name(session, org_id, after.name, template.id)
+            added = self._added_placeholders(before, after)
+            warning = self._new_placeholder_warning(session, template, added) if added else None
+            warnings = [warning] if warning is not None else []
+            out = template_out(template).model_dump()
+            if dry_run or after == before:
+                out |= after.as_row()
+                out["placeholders"] = placeholders_of(after.default_text, after.localizations)
+                if dry_run and after != before:
+                    out["version"] = template.version + 1
+                # Nothing is written: the transaction ends without a change.
+                session.expunge(template)
+                return TemplateChangeOut(**out, dry_run=dry_run, warnings=warnings)
+            now = self._clock.now()
+            for name, value in after.as_row().items():
+                setattr(template, name, value)
+            template.version += 1
+            template.updated_at = now
+            self._add_version(session, template, after, key_id, user_id, now)
+            session.flush()
+            result = template_out(template)
+        return TemplateChangeOut(**result.model_dump(), warnings=warnings)
+
+    @staticmethod
+    def _added_placeholders(before: _State, after: _State) -> Sequence[str]:
+        """Placeholders of the new texts that no old text had (compared as values are
+        matched: exactly, else in any ASCII case)."""
+        old = {k.lower() for k in placeholders_of(before.default_text, before.localizations)}
+        return [
+            key
+            for key in placeholders_of(after.default_text, after.localizations)
+            if key.lower() not in old
+        ]
+
+    @staticmethod
+    def _new_placeholder_warning(
+        session: Session, template: Template, added: Sequence[str]
+    ) -> TemplateWarning | None:
+        """Who sends with this template and will now be refused for the new placeholders:
+        every configuration (integrations' requests are not known in advance), and the flows
+        of those configurations whose mapping does not fill them. None when nothing uses it."""
+        configurations = session.execute(
+            sa.select(OutboundConfiguration.id, OutboundConfiguration.name)
+            .where(
+                OutboundConfiguration.org_id == template.org_id,
+                OutboundConfiguration.template_id == template.id,
+            )
+            .order_by(OutboundConfiguration.name)
+        ).all()
+        if not configurations:
+            return None
+        flows: list[NamedRef] = []
+        if configurations:
+            rows = session.execute(
+                sa.select(Flow)
+                .where(
+                    Flow.org_id == template.org_id,
+                    Flow.configuration_id.in_([c.id for c in configurations]),
+                )
+                .order_by(Flow.name)
+            ).scalars()
+            wanted = {key.lower() for key in added}
+            for flow in rows:
+                definition = FlowDefinition.from_dict(flow.definition)
+                recipient = definition.recipient
+                if recipient.get("sendastemplate") is True and recipient.get("templateparameters"):
+                    continue  # an approved template's parameters stand for the text
+                provided = provided_context_keys(
+                    recipient,
+                    case_records=definition.source_records == "cases"
+                    or (flow.event_type or "").startswith("case."),
+                )
+                if wanted - provided:
+                    flows.append(NamedRef(id=flow.id, name=flow.name))
+        names = ", ".join(f"{{{key}}}" for key in added)
+        return TemplateWarning(
+            code="new_placeholder",
+            message=(
+                f"{names} is new: contacts without a value for it will be rejected "
+                f"(missing_placeholder) by {len(configurations)} configuration(s) "
+                f"and {len(flows)} flow(s)"
+            ),
+            placeholders=added,
+            configurations=[NamedRef(id=c.id, name=c.name) for c in configurations],
+            flows=flows,
+        )
 
     def delete(self, org_id: str, template_id: str) -> None:
         with self._db.transaction() as session:
@@ -193,19 +442,27 @@ class TemplateService:
                     code="template_in_use",
                     details={"configurations": [{"id": u.id, "name": u.name} for u in users]},
                 )
+            session.execute(
+                sa.delete(TemplateVersion).where(TemplateVersion.template_id == template.id)
+            )
             session.delete(template)
 
     def preview(self, org_id: str, template_id: str, data: PreviewIn) -> PreviewOut:
         with self._db.read() as session:
             template = self.load(session, org_id, template_id)
         requested = normalise_locale_field(data.locale, "locale") if data.locale else None
-        chosen = choose_text(
-            requested=requested,
-            localizations=template.localizations,
-            template_default_locale=template.default_locale,
-            template_default_text=template.default_text,
-            configuration_default_locale=None,
-        )
+
+        def choose(tag: str | None) -> Any:
+            return choose_text(
+                requested=tag,
+                localizations=template.localizations,
+                template_default_locale=template.default_locale,
+                template_default_text=template.default_text,
+                configuration_default_locale=None,
+                fallbacks=template.fallbacks,
+            )
+
+        chosen = choose(requested)
         try:
             text = render(chosen.text, data.values)
         except MissingPlaceholderError as exc:
@@ -214,6 +471,19 @@ class TemplateService:
                 field=f"values.{exc.key}",
                 code="missing_placeholder",
             ) from exc
+        if data.locales:
+            shown = [
+                normalise_locale_field(tag, f"locales.{i}") for i, tag in enumerate(data.locales)
+            ]
+        else:
+            own = [template.default_locale, *template.localizations]
+            shown = [*own, *(language_of(tag) for tag in own), *template.fallbacks]
+            if requested is not None:
+                shown.insert(0, requested)
+        choices = []
+        for tag in dict.fromkeys(shown):
+            result = choose(tag)
+            choices.append(LocaleChoice(requested=tag, locale=result.locale, match=result.match))
         info = sms_info(text)
         return PreviewOut(
             locale=chosen.locale,
@@ -223,4 +493,5 @@ class TemplateService:
             segments=info.segments,
             characters=info.characters,
             units=info.units,
+            choices=choices,
         )

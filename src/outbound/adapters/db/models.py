@@ -256,8 +256,37 @@ class Template(Base):
     default_text: Mapped[str] = mapped_column(sa.Text)
     localizations: Mapped[dict[str, Any]] = mapped_column(default=dict)
     content_sid: Mapped[str | None] = mapped_column(sa.String(64))
+    # WhatsApp: the approved template of each localization (one language each at Twilio);
+    # content_sid is the default locale's and the fallback.
+    content_sids: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The template's own language fallbacks, locale -> locale ({"fr-BE": "fr-FR"}).
+    fallbacks: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The number of the latest TemplateVersion: every change makes a new one.
+    version: Mapped[int] = mapped_column(default=1)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+class TemplateVersion(Base):
+    """A template as one change left it: its texts, references and fallbacks, who and when."""
+
+    __tablename__ = "template_versions"
+
+    template_id: Mapped[str] = mapped_column(sa.ForeignKey("templates.id"), primary_key=True)
+    version: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    org_id: Mapped[str] = mapped_column(sa.ForeignKey("organizations.id"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    default_locale: Mapped[str] = mapped_column(sa.String(35))
+    default_text: Mapped[str] = mapped_column(sa.Text)
+    localizations: Mapped[dict[str, Any]]
+    content_sid: Mapped[str | None] = mapped_column(sa.String(64))
+    content_sids: Mapped[dict[str, Any]]
+    fallbacks: Mapped[dict[str, Any]]
+    # The API key (and its user, if any) that made the change; null for versions that
+    # existed before versions were kept.
+    created_by_key_id: Mapped[str | None] = mapped_column(sa.String(36))
+    created_by_user_id: Mapped[str | None] = mapped_column(sa.String(36))
+    created_at: Mapped[datetime]
 
 
 class OutboundConfiguration(Base):
@@ -342,7 +371,11 @@ class Message(Base):
     body: Mapped[str | None] = mapped_column(sa.Text)
     encoding: Mapped[str | None] = mapped_column(sa.String(8))
     segments: Mapped[int | None]
+    # The template version the body was rendered from.
+    template_version: Mapped[int | None]
     send_as_template: Mapped[bool] = mapped_column(default=False)
+    # WhatsApp through Twilio: the approved template (Content SID) of the language sent.
+    content_sid: Mapped[str | None] = mapped_column(sa.String(64))
     template_parameters: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     context: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     regarding_object_id: Mapped[str | None] = mapped_column(sa.String(200))

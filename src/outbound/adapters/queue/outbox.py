@@ -48,6 +48,7 @@ class ClaimedMessage:
     attempts: int
     max_attempts: int
     send_as_template: bool
+    content_sid: str | None
     template_parameters: dict[str, Any] | None
     reclaimed: bool
     first_attempt_at: datetime | None = None
@@ -82,6 +83,7 @@ _RETURNING = (
     Message.attempts,
     Message.max_attempts,
     Message.send_as_template,
+    Message.content_sid,
     Message.template_parameters,
     Message.lease_until,
     Message.first_attempt_at,
@@ -183,6 +185,7 @@ class Outbox:
                     attempts=r.attempts,
                     max_attempts=r.max_attempts,
                     send_as_template=r.send_as_template,
+                    content_sid=r.content_sid,
                     template_parameters=r.template_parameters,
                     reclaimed=previous[r.id] == _SENDING,
                     first_attempt_at=r.first_attempt_at,

@@ -17,9 +17,11 @@ from outbound.schemas import (
     PreviewIn,
     PreviewOut,
     Role,
+    TemplateChangeOut,
     TemplateCreate,
     TemplateOut,
     TemplateUpdate,
+    TemplateVersionOut,
 )
 from outbound.services.auth import Principal, get_organization
 from outbound.web.deps import ALL_ROLES, READERS, container, principal_of
@@ -104,7 +106,9 @@ def delete_channel(
 def post_template(
     data: TemplateCreate, request: Request, who: Principal = principal_of(*ADMIN)
 ) -> TemplateOut:
-    return container(request).templates.create(who.org_id, data)
+    return container(request).templates.create(
+        who.org_id, data, key_id=who.key_id, user_id=who.user_id
+    )
 
 
 @router.get("/templates", tags=["templates"])
@@ -129,9 +133,20 @@ def patch_template(
     template_id: str,
     data: TemplateUpdate,
     request: Request,
+    dry_run: bool = Query(False, description="Answer the change and its warnings; save nothing."),
     who: Principal = principal_of(*ADMIN),
-) -> TemplateOut:
-    return container(request).templates.update(who.org_id, template_id, data)
+) -> TemplateChangeOut:
+    return container(request).templates.update(
+        who.org_id, template_id, data, dry_run=dry_run, key_id=who.key_id, user_id=who.user_id
+    )
+
+
+@router.get("/templates/{template_id}/versions", tags=["templates"])
+def list_template_versions(
+    template_id: str, request: Request, who: Principal = principal_of(*READERS)
+) -> Page[TemplateVersionOut]:
+    versions = container(request).templates.versions(who.org_id, template_id)
+    return Page[TemplateVersionOut](data=list(versions))
 
 
 @router.delete("/templates/{template_id}", status_code=204, tags=["templates"])
