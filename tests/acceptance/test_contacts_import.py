@@ -205,6 +205,30 @@ def test_dry_run_writes_nothing(tenant: Tenant) -> None:
     assert event_types(tenant) == ["contact.created"]
 
 
+def test_dry_run_counts_rows_repeated_across_chunks_as_the_import_does(tenant: Tenant) -> None:
+    imported(tenant, "external_id,name,mobile_phone\ncrm-old,Old,+33612345600\n")
+    filler = "".join(f"crm-{n},Contact {n},\n" for n in range(IMPORT_CHUNK_ROWS))
+    body = (
+        "external_id,name,mobile_phone\n"
+        "crm-new,Ana,+33612345601\n"
+        "crm-old,Renamed,\n"
+        "crm-moved,Mo,+33612345602\n"
+        + filler
+        # the next chunk: a repeat of each, a rename, a row matched by the number moved to
+        + "crm-new,Ana,\n"
+        + "crm-old,Renamed,\n"
+        + "crm-new,Ana Lima,\n"
+        + "crm-moved,,+33612345603\n"
+        + ",Found by number,+33612345603\n"
+        + ",Nobody,+33612345602\n"
+    )
+    dry = imported(tenant, body, dry_run="true")
+    real = imported(tenant, body)
+    counts = ("rows", "created", "updated", "unchanged", "failed")
+    assert {k: dry[k] for k in counts} == {k: real[k] for k in counts}
+    assert (real["created"], real["unchanged"]) == (IMPORT_CHUNK_ROWS + 3, 2)
+
+
 def test_unusable_files_are_refused(tenant: Tenant) -> None:
     for body, message in [
         ("", "empty"),

@@ -185,6 +185,8 @@ class _ImportState:
     errors: list[ImportRowError] = field(default_factory=list)
     pending_errors: list[ImportRowError] = field(default_factory=list)
     stopped: str | None = None
+    # Dry run: what earlier chunks would have written, which later rows must match.
+    simulated: _Simulated = field(default_factory=lambda: _Simulated())
 
     def fail(self, row: int, problems: list[Problem]) -> None:
         self.failed += 1
@@ -233,8 +235,9 @@ class ContactImport:
         ``external_id`` when it has one, else the one with its ``mobile_phone``; otherwise it
         creates one. An empty cell leaves the field unchanged. Rows are written (with their
         events) in transactions of :data:`IMPORT_CHUNK_ROWS`; a refused row is reported and
-        skipped. ``dry_run`` validates and matches without writing (a contact repeated in two
-        chunks then counts as created twice).
+        skipped. ``dry_run`` validates and matches without writing, counting each row as the
+        import would (a contact repeated anywhere in the file is created once, then updated
+        or unchanged).
 
         Raises :class:`ImportInputError` when the header is missing or unusable.
         """
@@ -319,12 +322,18 @@ class ContactImport:
             self._db.read() if dry_run else self._db.transaction() as session,
             session.no_autoflush,
         ):
-            chunk = _ChunkWriter(session, _Known.load(session, org_id, rows), source, now)
+            known = _Known.load(session, org_id, rows)
+            if dry_run:
+                state.simulated.overlay(known, rows)
+            chunk = _ChunkWriter(session, known, source, now)
             for row in rows:
                 chunk.write(row, dry_run=dry_run)
             if not dry_run:
                 session.flush()
                 record_events(session, chunk.events)
+        if dry_run:
+            for contact in chunk.touched:
+                state.simulated.record(contact)
         chunk.outcome.add_to(state)
 
 
@@ -411,6 +420,51 @@ class _Known:
             self.by_phone[contact.mobile_phone].append(contact)
 
 
+@dataclass
+class _Simulated:
+    """Dry run: the contacts earlier chunks created or changed, in memory only, indexed as
+    :class:`_Known` is, so that a later row matches them as it would after a real write."""
+
+    contacts: dict[str, Contact] = field(default_factory=dict)
+    keys: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    by_external: dict[str, Contact] = field(default_factory=dict)
+    by_phone: defaultdict[str, list[Contact]] = field(default_factory=lambda: defaultdict(list))
+
+    def record(self, contact: Contact) -> None:
+        old_external, old_phone = self.keys.get(contact.id, (None, None))
+        if old_external and self.by_external.get(old_external) is contact:
+            del self.by_external[old_external]
+        if old_phone and contact in self.by_phone.get(old_phone, []):
+            self.by_phone[old_phone].remove(contact)
+        self.contacts[contact.id] = contact
+        self.keys[contact.id] = (contact.external_id, contact.mobile_phone)
+        if contact.external_id:
+            self.by_external[contact.external_id] = contact
+        if contact.mobile_phone:
+            self.by_phone[contact.mobile_phone].append(contact)
+
+    def overlay(self, known: _Known, rows: list[_Row]) -> None:
+        """Put the simulated contacts ``rows`` may match in ``known``, in place of the
+        database's (older) copies of them."""
+        if not self.contacts:
+            return
+        known.by_external = {
+            k: c for k, c in known.by_external.items() if c.id not in self.contacts
+        }
+        for phone, found in known.by_phone.items():
+            known.by_phone[phone] = [c for c in found if c.id not in self.contacts]
+        for row in rows:
+            external_id = row.values.get("external_id")
+            if external_id:
+                if external_id in self.by_external:
+                    known.by_external[external_id] = self.by_external[external_id]
+                continue
+            number = str(row.values.get("mobile_phone") or "")
+            for contact in self.by_phone.get(number, []):
+                if contact not in known.by_phone[number]:
+                    known.by_phone[number].append(contact)
+
+
 class _ChunkWriter:
     """Creates or updates the contact of each row of a chunk, keeping the events to raise."""
 
@@ -421,6 +475,7 @@ class _ChunkWriter:
         self._now = now
         self.outcome = _ChunkOutcome()
         self.events: list[dict[str, Any]] = []
+        self.touched: list[Contact] = []
 
     def write(self, row: _Row, *, dry_run: bool) -> None:
         """Create or update the row's contact (only in memory when ``dry_run``)."""
@@ -456,6 +511,7 @@ class _ChunkWriter:
         if not dry_run:
             self._session.add(contact)
         self._known.add(contact)
+        self.touched.append(contact)
         self._event("contact.created", contact, {"contact": contact_record(contact)})
         self.outcome.created += 1
 
@@ -469,6 +525,7 @@ class _ChunkWriter:
             return
         contact.updated_at = self._now
         self._known.renumber(contact, old_phone)
+        self.touched.append(contact)
         self._event(
             "contact.updated", contact, {"contact": contact_record(contact), "changes": changes}
         )
