@@ -482,3 +482,71 @@ async def test_twilio_whatsapp_template_parameters_without_context_slugs(
     assert variables == ['{"1": "Ana", "2": "CAS-9"}', '{"2": "CAS-8"}']
     bodies = [tenant.get(f"/v1/messages/{r['message_id']}").json()["body"] for r in results]
     assert bodies == ["Hi Ana, case CAS-9", "Hi {CustomerName}, case CAS-8"]
+
+
+def test_the_fake_twilio_command_line_posts_a_customer_message(
+    live: tuple[Container, Tenant], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``python -m outbound.testing.fakes twilio-inbound``: a reply, by SMS or WhatsApp,
+    without writing Python."""
+    from outbound.testing.fakes.__main__ import main
+
+    container, tenant = live
+    base = str(container.settings.public_base_url)
+    for kind, number in (("sms", "+33612345611"), ("whatsapp", "+33612345612")):
+        channel = _channel(
+            tenant,
+            {
+                "name": f"twilio {kind}",
+                "type": kind,
+                "provider": "twilio",
+                "sender": "+15005550006",
+                "base_url": "http://127.0.0.1:9",
+                "credentials": {
+                    "account_sid": DEFAULT_ACCOUNT_SID,
+                    "auth_token": DEFAULT_AUTH_TOKEN,
+                },
+            },
+        )
+        url = f"{base}/webhooks/{channel['id']}"
+        args = [url, "--from", number, "--to", "+15005550006", "--body", f"hello by {kind}"]
+        if kind == "whatsapp":
+            args.append("--whatsapp")
+        assert main(["twilio-inbound", *args]) == 0
+        assert capsys.readouterr().out.strip() == "200"
+        if kind == "whatsapp":
+            # The customer wrote: free-form text may be sent for 24 hours.
+            config_id = _configuration(tenant, channel)
+            response = tenant.post(
+                "/v1/outbound/send",
+                {"configuration_id": config_id, "contacts": [contact(number)]},
+            )
+            assert response.json()["results"][0]["status"] == "queued", response.text
+    with container.db.read() as session:
+        stored = session.execute(
+            sa.select(InboundMessage.from_number, InboundMessage.body).order_by(
+                InboundMessage.from_number
+            )
+        ).all()
+    assert [tuple(row) for row in stored] == [
+        ("+33612345611", "hello by sms"),
+        ("+33612345612", "hello by whatsapp"),
+    ]
+    # A wrong token is refused by the service's signature check: exit status 1.
+    assert (
+        main(
+            [
+                "twilio-inbound",
+                url,
+                "--from",
+                number,
+                "--to",
+                "+1500",
+                "--body",
+                "x",
+                "--auth-token",
+                "wrong",
+            ]
+        )
+        == 1
+    )

@@ -8,6 +8,12 @@ Examples::
 
 The base URL (``http://HOST:PORT``) is printed on standard output as the first line once the
 server listens, so a parent process can read it (``--port 0``, the default, picks a free port).
+
+``twilio-inbound`` posts one customer message to a channel's webhook, signed as Twilio signs
+it, and exits (0 when the service accepted it), so that a reply can be tried from a shell::
+
+    python -m outbound.testing.fakes twilio-inbound http://127.0.0.1:8000/webhooks/<channel id> \
+        --from +33612345678 --to +15005550006 --body "Merci !" [--whatsapp]
 """
 
 from __future__ import annotations
@@ -48,6 +54,22 @@ def parser() -> argparse.ArgumentParser:
     twilio.add_argument("--account-sid", default=DEFAULT_ACCOUNT_SID)
     twilio.add_argument("--auth-token", default=DEFAULT_AUTH_TOKEN)
     common(twilio)
+
+    inbound = commands.add_parser(
+        "twilio-inbound",
+        help="post one customer message (SMS or WhatsApp) to a channel's webhook, as Twilio",
+    )
+    inbound.add_argument("url", help="the channel's webhook_url, absolute")
+    inbound.add_argument("--from", dest="from_", required=True, help="the customer's number")
+    inbound.add_argument("--to", required=True, help="the channel's sender")
+    inbound.add_argument("--body", required=True, help="the message's text")
+    inbound.add_argument(
+        "--whatsapp", action="store_true", help="a WhatsApp message (opens the 24-hour window)"
+    )
+    inbound.add_argument("--account-sid", default=DEFAULT_ACCOUNT_SID)
+    inbound.add_argument(
+        "--auth-token", default=DEFAULT_AUTH_TOKEN, help="the channel's, which signs the request"
+    )
 
     telesign = commands.add_parser("telesign", help="TeleSign Messaging (SMS)")
     telesign.add_argument("--customer-id", default=DEFAULT_CUSTOMER_ID)
@@ -104,9 +126,24 @@ async def _serve(args: argparse.Namespace) -> None:
         await stop.wait()
 
 
+async def _inbound(args: argparse.Namespace) -> int:
+    async with FakeTwilio(args.account_sid, args.auth_token) as fake:
+        status = await fake.send_inbound(
+            args.url, from_=args.from_, to=args.to, body=args.body, whatsapp=args.whatsapp
+        )
+    if status is None:
+        sys.stderr.write(f"could not reach {args.url}\n")
+        return 1
+    sys.stdout.write(f"{status}\n")
+    return 0 if 200 <= status < 300 else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv``, serve until SIGTERM/SIGINT, return the exit status."""
+    """Parse ``argv``, serve until SIGTERM/SIGINT (or post one inbound message), return the
+    exit status."""
     args = parser().parse_args(argv)
+    if args.provider == "twilio-inbound":
+        return asyncio.run(_inbound(args))
     try:
         import uvloop
     except ImportError:  # pragma: no cover - installed with the package
