@@ -30,11 +30,19 @@ POSTGRES_URL = os.environ.get("OUTBOUND_TEST_POSTGRES_URL")
 REQUIRE_POSTGRES = os.environ.get("OUTBOUND_REQUIRE_POSTGRES") == "1"
 
 
+@pytest.fixture(scope="session")
+def user_data_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Stands for the user's data directory: no test writes into the real one."""
+    return tmp_path_factory.mktemp("user-data")
+
+
 @pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def _clean_environment(monkeypatch: pytest.MonkeyPatch, user_data_home: Path) -> None:
     for name in list(os.environ):
         if name.startswith("OUTBOUND_"):
             monkeypatch.delenv(name)
+    # Where platformdirs puts the default data directory on Linux, here and in subprocesses.
+    monkeypatch.setenv("XDG_DATA_HOME", str(user_data_home))
 
 
 def _pg_admin_url(url: str) -> sa.URL:

@@ -141,7 +141,10 @@ class Container:
         )
 
     def migrate(self) -> None:
-        migrate.upgrade(self.db.engine)
+        # On SQLite, in the writers' turn: another process migrating or writing at the same
+        # time would otherwise make alembic's transaction fail with "database is locked".
+        with self.db.exclusive():
+            migrate.upgrade(self.db.engine)
 
     async def aclose(self) -> None:
         if self._closed:

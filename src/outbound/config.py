@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal, TypeAlias
 
+import platformdirs
 from pydantic import BeforeValidator, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -17,7 +18,6 @@ from outbound.domain.flags import parse_flag
 from outbound.errors import SettingsError
 
 __all__ = [
-    "DEFAULT_DATA_DIR",
     "DEFAULT_EVENT_RETENTION_DAYS",
     "DEFAULT_HOURLY_REQUEST_QUOTA",
     "DEFAULT_IDEMPOTENCY_STALE_SECONDS",
@@ -34,10 +34,10 @@ __all__ = [
     "DEFAULT_WORKER_POLL_INTERVAL",
     "Settings",
     "SettingsError",
+    "default_data_dir",
     "load_settings",
 ]
 
-DEFAULT_DATA_DIR = Path(".outbound")
 DEFAULT_REGION = "US"
 DEFAULT_MAX_CONTACTS_PER_REQUEST = 100
 DEFAULT_HOURLY_REQUEST_QUOTA = 30_000
@@ -54,6 +54,14 @@ DEFAULT_EVENT_RETENTION_DAYS = 30.0
 DEFAULT_PRESENCE_TIMEOUT_SECONDS = 60.0
 
 
+def default_data_dir() -> Path:
+    """The user's data directory of the platform (platformdirs), whatever the current
+    directory: ``$XDG_DATA_HOME/outbound`` (``~/.local/share/outbound``) on Linux,
+    ``~/Library/Application Support/outbound`` on macOS, ``%LOCALAPPDATA%\\outbound`` on
+    Windows."""
+    return platformdirs.user_data_path("outbound", appauthor=False)
+
+
 def _flag(value: object) -> object:
     return parse_flag(value) if isinstance(value, str) else value
 
@@ -67,7 +75,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="OUTBOUND_", frozen=True, extra="ignore")
 
-    data_dir: Path = Field(DEFAULT_DATA_DIR, description="Where the SQLite file and key live.")
+    data_dir: Path = Field(
+        default_factory=default_data_dir, description="Where the SQLite file and key live."
+    )
     database_url: str | None = Field(
         None, description="SQLAlchemy URL; default is a SQLite file in data_dir."
     )

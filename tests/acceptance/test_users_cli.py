@@ -11,6 +11,7 @@ from outbound.app import Container
 from outbound.cli.main import app
 from outbound.config import Settings
 from outbound.schemas import Role
+from outbound.services.auth import create_organization
 from tests.acceptance.test_auth_and_tenancy import assert_error
 from tests.acceptance.test_users import as_key, make_user
 from tests.helpers import SECRET, Tenant
@@ -127,7 +128,9 @@ def test_create_user_in_an_unknown_organisation_or_role_fails(
     assert bad_role.exit_code == 2 and "--role" in bad_role.output
 
 
-def test_keys_of_users_listed_and_revoked(tenant: Tenant, cli_env: None) -> None:
+def test_keys_of_users_listed_and_revoked(
+    tenant: Tenant, container: Container, cli_env: None
+) -> None:
     ana = make_user(tenant, role="supervisor")
     made = admin("create-key", "--org", tenant.org_id, "--user", ana["id"], "--name", "console")
     assert made.exit_code == 0, made.output
@@ -161,6 +164,9 @@ def test_keys_of_users_listed_and_revoked(tenant: Tenant, cli_env: None) -> None
     assert_error(as_key(tenant, key, "GET", "/v1/users/me"), 401, "unauthenticated")
     assert admin("revoke-key", "nope", "--org", tenant.org_id).exit_code == 2
     # Another organisation's key is not found from this one.
-    other = admin("revoke-key", key_id, "--org", "another-org")
+    another = create_organization(container.db, container.clock, "Another").id
+    other = admin("revoke-key", key_id, "--org", another)
     assert other.exit_code == 2 and "no API key" in other.output
+    unknown = admin("revoke-key", key_id, "--org", "no-such-org")
+    assert unknown.exit_code == 2 and "no organisation 'no-such-org'" in unknown.output
     assert tenant.get("/v1/organization", Role.SENDER).status_code == 200

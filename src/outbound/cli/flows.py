@@ -53,7 +53,7 @@ def apply(
     from outbound.domain.flows import FlowDefinitionError
     from outbound.errors import RequestError
 
-    c = open_service()
+    c = open_service(org=org)
     try:
         text = file.read_text(encoding="utf-8-sig")
         fmt = "json" if file.suffix.lower() == ".json" else "yaml"
@@ -74,7 +74,7 @@ def apply(
 @flows_app.command("list")
 def list_flows(org: str = OrgOption) -> None:
     """List the organisation's flows."""
-    c = open_service()
+    c = open_service(org=org)
     table = Table("name", "trigger", "event / next run", "enabled", "id")
     cursor: str | None = None
     try:
@@ -96,7 +96,7 @@ def list_flows(org: str = OrgOption) -> None:
 def _set_enabled(name: str, org: str, enabled: bool) -> None:
     from outbound.errors import RequestError
 
-    c = open_service()
+    c = open_service(org=org)
     try:
         flow = c.flows.set_enabled(org, name, enabled)
     except RequestError as exc:
@@ -177,7 +177,7 @@ def run(
         data = FlowRunIn.model_validate({"conditions": parse_where(where)})
     except ValueError as exc:
         raise fail(str(exc)) from exc
-    c = open_service()
+    c = open_service(org=org)
     try:
         if csv_file is not None:
             with csv_file.open(encoding="utf-8-sig", newline="") as lines:
@@ -216,7 +216,7 @@ def status(run_id: str = typer.Argument(..., help="Run id."), org: str = OrgOpti
     """Show one run: status, counts and first errors."""
     from outbound.errors import RequestError
 
-    c = open_service()
+    c = open_service(org=org)
     try:
         state = c.flows.get_run(org, run_id)
     except RequestError as exc:

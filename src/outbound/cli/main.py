@@ -11,7 +11,14 @@ from typing import Any
 
 import typer
 
-from outbound.cli.common import console, fail, open_service, read_settings, start_service
+from outbound.cli.common import (
+    console,
+    fail,
+    open_service,
+    read_settings,
+    set_verbose,
+    start_service,
+)
 from outbound.cli.flows import flows_app
 from outbound.cli.records import contacts_app
 from outbound.cli.users import create_key, create_user, list_keys, revoke_key
@@ -26,6 +33,16 @@ admin = typer.Typer(
 app.add_typer(admin, name="admin")
 app.add_typer(flows_app, name="flows")
 app.add_typer(contacts_app, name="contacts")
+
+
+@app.callback()
+def main(
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Say which database the command uses."
+    ),
+) -> None:
+    """Outbound SMS and WhatsApp messaging service."""
+    set_verbose(verbose)
 
 
 def _run_loop(coroutine: Coroutine[Any, Any, None]) -> None:
@@ -62,7 +79,7 @@ def serve(
 
     settings = read_settings()
     _logging(settings)
-    container = start_service(settings)
+    container = start_service(settings, announce=True)
     application = create_app(container, run_worker=worker)
     server = uvicorn.Server(
         server_config(
@@ -83,7 +100,7 @@ def worker() -> None:
     share one PostgreSQL database)."""
     settings = read_settings()
     _logging(settings)
-    container = start_service(settings)
+    container = start_service(settings, announce=True)
 
     if settings.worker_metrics_port:
         from prometheus_client import start_http_server
@@ -114,7 +131,7 @@ def migrate() -> None:
     """Bring the database schema up to date."""
     from outbound.adapters.db.migrate import current_revision
 
-    container = open_service()
+    container = open_service(announce=True)
     console.print(f"schema at revision [bold]{current_revision(container.db.engine)}[/bold]")
     container.db.dispose()
 
@@ -170,7 +187,7 @@ def set_limits_cmd(
     from outbound.errors import NotFoundError
     from outbound.services.auth import set_limits
 
-    container = open_service()
+    container = open_service(org=org)
     try:
         org_row = set_limits(
             container.db,

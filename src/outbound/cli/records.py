@@ -45,12 +45,8 @@ def import_contacts(
     Exit status: 0 when every row was imported, 1 when some were refused, 2 when the file or
     the organisation cannot be used.
     """
-    import sqlalchemy as sa
-
-    from outbound.app import build_container
-    from outbound.config import SettingsError, load_settings
-    from outbound.errors import ImportInputError, NotFoundError, OutboundError
-    from outbound.services.auth import get_organization
+    from outbound.cli.common import open_service
+    from outbound.errors import ImportInputError, NotFoundError
     from outbound.services.contact_import import text_lines
 
     console = Console()
@@ -68,15 +64,9 @@ def import_contacts(
         raise fail(f"cannot read {file}: {exc.strerror or exc}") from exc
 
     with stream:
+        # Waits for a running service's writes; ends the command if the organisation is unknown.
+        container = open_service(org=org)
         try:
-            container = build_container(load_settings())
-            container.migrate()
-        except (SettingsError, OutboundError) as exc:
-            raise fail(str(exc)) from exc
-        except sa.exc.OperationalError as exc:
-            raise fail(f"database unreachable: {exc.orig}") from exc
-        try:
-            get_organization(container.db, org)
             progress = Progress(
                 TextColumn("[bold]importing[/bold]"),
                 BarColumn(),

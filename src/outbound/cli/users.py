@@ -32,11 +32,12 @@ _OPTIONS = {"email": "--email", "name": "--name", "role": "--role", "password": 
 
 
 @contextmanager
-def _service() -> Iterator[Container]:
-    """The service for one command; a refused request ends the command with exit code 2."""
+def _service(org: str) -> Iterator[Container]:
+    """The service for one command of organisation ``org`` (which must exist); a refused
+    request ends the command with exit code 2."""
     from outbound.errors import RequestError
 
-    c = open_service()
+    c = open_service(org=org)
     try:
         yield c
     except RequestError as exc:
@@ -82,7 +83,7 @@ def create_user(
         field = str(first["loc"][0]) if first["loc"] else "input"
         message = str(first["msg"]).removeprefix("Value error, ")
         raise fail(f"{_OPTIONS.get(field, field)}: {message}") from None
-    with _service() as c:
+    with _service(org) as c:
         user = c.users.create(org, data)
     console.print(user.id)
 
@@ -102,7 +103,7 @@ def create_key(
     """Create an API key and print it (shown once; only its hash is stored)."""
     from outbound.services.auth import create_api_key
 
-    with _service() as c:
+    with _service(org) as c:
         key_role = _key_role(c, org, role, user)
         _key, secret = create_api_key(c.db, c.clock, org, key_role, name, user_id=user)
     console.print(secret)
@@ -129,7 +130,7 @@ def list_keys(org: str = OrgOption) -> None:
         # Folded, not cut short: an id or a time with an ellipsis is of no use.
         table.add_column(column, overflow="fold")
     cursor: str | None = None
-    with _service() as c:
+    with _service(org) as c:
         while True:
             page = list_api_keys(c.db, org, cursor, 500)
             for key in page.data:
@@ -156,6 +157,6 @@ def revoke_key(
     """Revoke an API key: every process refuses it from its next request on."""
     from outbound.services.auth import revoke_api_key
 
-    with _service() as c:
+    with _service(org) as c:
         key = revoke_api_key(c.db, c.clock, org, key_id)
     console.print(f"{key.id} revoked at {_when(key.revoked_at)}")

@@ -10,7 +10,9 @@ So writers queue before ``BEGIN IMMEDIATE``: first in this process, in arrival o
 (:class:`WriterQueue`), then across processes on the same file, with an advisory lock on a
 file beside the database (``<database>-writer``); the process's lock is freed the moment its
 holder commits, and the next in line starts at once. A writer that has waited the busy timeout
-gets the same ``database is locked`` error SQLite would give.
+gets the same ``database is locked`` error SQLite would give. Migrations take the same turn
+(:meth:`Database.exclusive`), so a process starting while another migrates waits for it
+instead of failing; a command line may wait longer and say so (:meth:`Database.patient`).
 """
 
 from __future__ import annotations
@@ -105,22 +107,41 @@ class WriterQueue:
 
     URGENT_STREAK = 3
 
-    def __init__(self, lock_path: str | None, timeout: float) -> None:
+    def __init__(
+        self,
+        lock_path: str | None,
+        timeout: float,
+        *,
+        notice: Callable[[], None] | None = None,
+        notice_after: float = 1.0,
+    ) -> None:
+        self.notice = notice
+        """Called once per wait, when a writer has waited ``notice_after`` seconds."""
+        self.notice_after = notice_after
         self._mutex = threading.Lock()
         self._waiters: deque[threading.Lock] = deque()
         self._urgent: deque[threading.Lock] = deque()
         self._streak = 0
         self._owner: int | None = None
-        self._timeout = timeout
+        self.timeout = timeout
         self._lock_path = lock_path
         self._fd: int | None = None
 
     @contextmanager
     def hold(self, *, urgent: bool = False) -> Iterator[None]:
-        deadline = time.monotonic() + self._timeout
-        self._acquire(deadline, urgent)
+        started = time.monotonic()
+        deadline = started + self.timeout
+        noticed = [self.notice is None]
+
+        def waited() -> None:
+            if not noticed[0] and time.monotonic() - started >= self.notice_after:
+                noticed[0] = True
+                if self.notice is not None:
+                    self.notice()
+
+        self._acquire(deadline, urgent, waited)
         try:
-            self._lock_file(deadline)
+            self._lock_file(deadline, waited)
         except BaseException:
             self._release()
             raise
@@ -132,7 +153,7 @@ class WriterQueue:
             finally:
                 self._release()
 
-    def _acquire(self, deadline: float, urgent: bool) -> None:
+    def _acquire(self, deadline: float, urgent: bool, waited: Callable[[], None]) -> None:
         me = threading.get_ident()
         with self._mutex:
             if self._owner == me:
@@ -145,7 +166,12 @@ class WriterQueue:
             line = self._urgent if urgent else self._waiters
             line.append(turn)
         try:
-            got = turn.acquire(timeout=max(0.0, deadline - time.monotonic()))
+            got = turn.acquire(
+                timeout=max(0.0, min(deadline, self._notice_at()) - time.monotonic())
+            )
+            if not got:
+                waited()
+                got = turn.acquire(timeout=max(0.0, deadline - time.monotonic()))
         except BaseException:
             # Interrupted while waiting (KeyboardInterrupt): leave the line, or pass on a turn
             # handed over meanwhile, so that nobody waits for a writer that went away.
@@ -168,6 +194,9 @@ class WriterQueue:
         with self._mutex:
             self._owner = me
 
+    def _notice_at(self) -> float:
+        return time.monotonic() + self.notice_after if self.notice is not None else float("inf")
+
     def _release(self) -> None:
         with self._mutex:
             if self._urgent and (self._streak < self.URGENT_STREAK or not self._waiters):
@@ -183,7 +212,7 @@ class WriterQueue:
             self._owner = _HANDED_OVER
             turn.release()
 
-    def _lock_file(self, deadline: float) -> None:
+    def _lock_file(self, deadline: float, waited: Callable[[], None]) -> None:
         if self._lock_path is None or fcntl is None:
             return
         if self._fd is None:
@@ -207,6 +236,7 @@ class WriterQueue:
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     raise _locked_error() from None
+                waited()
                 time.sleep(pause)
                 pause = min(pause * 2, 0.002)
             except OSError as exc:
@@ -309,6 +339,26 @@ class Database:
         """A read-only session (its transaction is rolled back at the end)."""
         with Session(self.engine, expire_on_commit=False) as session:
             yield session
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """SQLite: the writers' turn, for work that writes outside :meth:`transaction` (schema
+        migrations): writers of this process and of others wait until it ends. PostgreSQL:
+        nothing (migrations take an advisory lock there)."""
+        if self._writers is None:
+            yield
+            return
+        with self._writers.hold(urgent=True):
+            yield
+
+    def patient(self, timeout: float, notice: Callable[[], None]) -> None:
+        """SQLite: wait up to ``timeout`` seconds for the writers' turn (instead of the busy
+        timeout), calling ``notice`` once a wait has lasted a second. For a command line,
+        which would rather wait for a running service than fail with ``database is locked``.
+        """
+        if self._writers is not None:
+            self._writers.timeout = timeout
+            self._writers.notice = notice
 
     def dispose(self) -> None:
         self.engine.dispose()
