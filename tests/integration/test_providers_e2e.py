@@ -63,6 +63,8 @@ def live(settings: Settings) -> Iterator[tuple[Container, Tenant]]:
         yield container, make_tenant(container, client)
     server.should_exit = True
     thread.join(10)
+    # Close the pool's connections now rather than when they are collected (a warning then).
+    container.db.dispose()
 
 
 def _channel(tenant: Tenant, body: dict[str, Any]) -> dict[str, Any]:
