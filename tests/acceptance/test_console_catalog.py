@@ -170,6 +170,10 @@ def test_templates_preview_and_configurations_keep_window_and_cap(
     assert container.templates.get(tenant.org_id, template_id).localizations == {
         "fr": "Salut {Name}"
     }
+    # The version records the console's user as its author.
+    (version,) = container.templates.versions(tenant.org_id, template_id)
+    assert version.created_by_key_id == "console"
+    assert version.created_by_user_id is not None
     channel = tenant.post(
         "/v1/channels",
         {"name": "S", "type": "sms", "provider": "sandbox", "sender": "+15005550006"},

@@ -17,7 +17,7 @@ from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 from starlette.datastructures import FormData
 
-from outbound.console.access import Viewer, console_router, state_of, viewer_of
+from outbound.console.access import CONSOLE_KEY_ID, Viewer, console_router, state_of, viewer_of
 from outbound.console.i18n import Translator
 from outbound.console.nav import ADMINS
 from outbound.console.rendering import render
@@ -234,7 +234,9 @@ async def create_template(request: Request, who: Viewer = viewer_of(*ADMINS)) ->
     if not form.errors:
         try:
             data = TemplateCreate.model_validate({**payload, "channel_type": form.channel_type})
-            created: TemplateOut = c.templates.create(who.org_id, data)
+            created: TemplateOut = c.templates.create(
+                who.org_id, data, key_id=CONSOLE_KEY_ID, user_id=who.user.id
+            )
         except ValidationError as exc:
             _validation_errors(exc, form)
         except (InvalidRequestError, ConflictError) as exc:
@@ -274,7 +276,13 @@ async def update_template(
     payload = form.payload(state_of(request).t)
     if not form.errors:
         try:
-            c.templates.update(who.org_id, template_id, TemplateUpdate.model_validate(payload))
+            c.templates.update(
+                who.org_id,
+                template_id,
+                TemplateUpdate.model_validate(payload),
+                key_id=CONSOLE_KEY_ID,
+                user_id=who.user.id,
+            )
         except ValidationError as exc:
             _validation_errors(exc, form)
         except (InvalidRequestError, ConflictError) as exc:
