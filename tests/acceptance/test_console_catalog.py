@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from outbound.app import Container
 from outbound.console.routes import auth
 from outbound.schemas import UserCreate
-from tests.helpers import Tenant
+from tests.helpers import Setup, Tenant, contact
 
 PASSWORD = "console-password-1"
 
@@ -223,3 +223,33 @@ def test_templates_preview_and_configurations_keep_window_and_cap(
     refused = client.post(f"/templates/{template_id}/delete", data={"csrf_token": token})
     assert refused.status_code == 409
     assert f'href="/configurations/{config_id}">C</a>' in refused.text
+
+
+def test_a_messages_page_shows_its_history_and_its_records_timeline(
+    container: Container, tenant: Tenant, setup: Setup, client: TestClient
+) -> None:
+    _signed_in(container, tenant, client, "agent")  # every role reads messages
+    context = {
+        "CustomerName": "Ana",
+        "CaseName": "CAS-9",
+        "regardingobjectid": "CAS-9",
+        "entityrelationshipname": "incident_msdyn_ocoutboundmessages",
+    }
+    sent = tenant.post(
+        "/v1/outbound/send",
+        {
+            "configuration_id": setup.config_id,
+            "contacts": [
+                contact("+33612345678", contextitems=context),
+                contact("+33612345679", contextitems=context),
+            ],
+        },
+    ).json()
+    first, second = (r["message_id"] for r in sent["results"])
+    page = client.get(f"/messages/{first}").text
+    assert "Timeline of CAS-9" in page
+    assert f'href="/messages/{second}"' in page
+    assert 'hx-trigger="every 1s"' in page  # queued: the page refreshes itself
+    assert '<span class="badge status-queued">queued</span>' in page
+    assert 'href="/channels/' not in page  # the channel's page is for admins
+    assert client.get("/messages/unknown").status_code == 404

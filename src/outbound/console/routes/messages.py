@@ -16,6 +16,7 @@ from outbound.services.tracking import MessageFilter
 __all__ = ["PAGE_SIZE", "router"]
 
 PAGE_SIZE = 50
+TIMELINE_SHOWN = 20
 
 router = console_router()
 
@@ -107,6 +108,11 @@ def message_page(request: Request, message_id: str, who: Viewer = viewer_of()) -
             configuration = c.configurations.get(who.org_id, message.configuration_id)
     except NotFoundError:
         pass
+    timeline = []
+    if message.regarding_object_id:
+        timeline = c.tracking.timeline(
+            who.org_id, message.regarding_object_id, None, TIMELINE_SHOWN
+        ).data
     return render(
         request,
         "message.html",
@@ -115,5 +121,6 @@ def message_page(request: Request, message_id: str, who: Viewer = viewer_of()) -
             "channel": channel,
             "configuration": configuration,
             "final": message.status in {s.value for s in TERMINAL_STATUSES},
+            "timeline": timeline,
         },
     )
