@@ -85,3 +85,12 @@ def test_accept_benchmark_runs_and_prints_its_table() -> None:
     assert [row[:2] for row in rows] == [["new numbers", "5"], ["same numbers again", "15"]]
     for row in rows:
         assert 0 < float(row[2]) and 0 < float(row[3]), row
+
+
+def test_console_benchmark_runs_and_prints_its_table() -> None:
+    result = _run(["bench.console", "--messages", "500"], timeout=300)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    rows = {row[0]: row for row in _cells(result.stdout)}
+    for what in ("GET /dashboard", "DashboardService.summary", "GET /messages"):
+        assert what in rows, output

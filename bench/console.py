@@ -1,0 +1,198 @@
+"""Console benchmark: ``python -m bench.console [--messages 1000000] [--postgres URL]``.
+
+A fresh database is seeded with that many messages of one organisation, spread over the last
+seven days on two channels in every status, then the console's pages that read them are
+timed through HTTP (a signed-in admin, the application in process, no worker): the dashboard
+(the first page people see), the messages list (its first page, unfiltered and filtered by
+status) and the dashboard's figures alone (``DashboardService.summary``, the queries without
+rendering). Each is asked once to warm up, then :data:`ROUNDS` times; the median and the
+slowest are printed. Record results with the machine in bench/results.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import re
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from cryptography.fernet import Fernet
+from rich.console import Console
+from rich.table import Table
+
+console = Console(width=160)
+ROUNDS = 5
+SEED_CHUNK = 20_000
+PASSWORD = "bench-password-1"
+# Most messages end delivered; the rest spread over the other statuses.
+STATUSES = (
+    ["delivered"] * 80
+    + ["sent"] * 6
+    + ["failed"] * 4
+    + ["undelivered"] * 4
+    + ["queued"] * 2
+    + ["skipped"] * 2
+    + ["rejected"] * 2
+)
+
+
+def _seed(container: Any, org_id: str, count: int) -> float:
+    from outbound.adapters.db.models import Message
+    from outbound.schemas import ChannelCreate, ConfigurationCreate, TemplateCreate
+
+    channels = [
+        container.channels.create(
+            org_id,
+            ChannelCreate(name=f"SMS {n}", type="sms", provider="sandbox", sender=sender),
+        )
+        for n, sender in ((1, "+15005550006"), (2, "+15005550007"))
+    ]
+    template = container.templates.create(
+        org_id,
+        TemplateCreate(
+            name="Bench", channel_type="sms", default_locale="en", default_text="Hi {Name}"
+        ),
+    )
+    config = container.configurations.create(
+        org_id,
+        ConfigurationCreate(
+            name="Bench", channel_type="sms", channel_id=channels[0].id, template_id=template.id
+        ),
+    )
+    now = container.clock.now()
+    span = timedelta(days=7).total_seconds()
+    started = time.perf_counter()
+    for first in range(0, count, SEED_CHUNK):
+        rows = []
+        for index in range(first, min(count, first + SEED_CHUNK)):
+            created = now - timedelta(seconds=span * (count - index) / count)
+            number = f"+3361{index % 10_000_000:07d}"
+            rows.append(
+                {
+                    "id": str(uuid.uuid4()),
+                    "org_id": org_id,
+                    "contact_index": 0,
+                    "configuration_id": config.id,
+                    "channel_id": channels[index % 2].id,
+                    "template_id": template.id,
+                    "channel_type": "sms",
+                    "provider": "sandbox",
+                    "to_raw": number,
+                    "to_number": number,
+                    "body": "Hi Ana",
+                    "status": STATUSES[index % len(STATUSES)],
+                    "max_attempts": 8,
+                    "attempts": 1,
+                    "scheduled_at": created,
+                    "created_at": created,
+                    "updated_at": created,
+                }
+            )
+        with container.db.transaction() as session:
+            session.execute(sa.insert(Message), rows)
+    return time.perf_counter() - started
+
+
+def _timed(call: Callable[[], Any]) -> tuple[float, float]:
+    call()
+    times = []
+    for _ in range(ROUNDS):
+        started = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times), max(times)
+
+
+def run(count: int, postgres: str | None) -> None:
+    from fastapi.testclient import TestClient
+
+    from outbound.app import build_container, create_app
+    from outbound.config import Settings
+    from outbound.schemas import UserCreate
+    from outbound.services.auth import create_organization
+
+    with tempfile.TemporaryDirectory(prefix="outbound-bench-console-") as tmp:
+        url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+        if postgres:
+            admin = sa.create_engine(postgres, isolation_level="AUTOCOMMIT")
+            name = f"outbound_bench_{uuid.uuid4().hex[:8]}"
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+            url = sa.make_url(postgres).set(database=name).render_as_string(hide_password=False)
+        settings = Settings(
+            data_dir=Path(tmp), database_url=url, secret_key=Fernet.generate_key().decode()
+        )
+        container = build_container(settings)
+        try:
+            container.migrate()
+            org = create_organization(container.db, container.clock, "Bench")
+            container.users.create(
+                org.id,
+                UserCreate(email="admin@example.com", name="A", role="admin", password=PASSWORD),
+            )
+            seed_seconds = _seed(container, org.id, count)
+            with TestClient(create_app(container, run_worker=False)) as client:
+                page = client.get("/login").text
+                token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+                assert token, page
+                client.post(
+                    "/login",
+                    data={
+                        "email": "admin@example.com",
+                        "password": PASSWORD,
+                        "csrf_token": token.group(1),
+                    },
+                )
+
+                def get(path: str) -> Callable[[], Any]:
+                    def call() -> None:
+                        response = client.get(path)
+                        assert response.status_code == 200, (path, response.status_code)
+
+                    return call
+
+                measures = {
+                    "GET /dashboard": _timed(get("/dashboard")),
+                    "DashboardService.summary": _timed(lambda: container.dashboard.summary(org.id)),
+                    "GET /messages": _timed(get("/messages")),
+                    "GET /messages?status=failed": _timed(get("/messages?status=failed")),
+                }
+        finally:
+            container.db.dispose()
+            if postgres:
+                with admin.connect() as conn:
+                    conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                admin.dispose()
+    backend = "PostgreSQL" if postgres else "SQLite"
+    table = Table(
+        title=f"console pages, {count:,} messages on {backend} "
+        f"(seeded in {seed_seconds:.0f} s); {platform.machine()}, {platform.python_version()}"
+    )
+    for column in ("what", "median ms", "slowest ms"):
+        table.add_column(column)
+    for what, (median, slowest) in measures.items():
+        table.add_row(what, f"{median:.0f}", f"{slowest:.0f}")
+    console.print(table)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--messages", type=int, default=1_000_000)
+    parser.add_argument("--postgres", help="a PostgreSQL URL on which databases may be created")
+    args = parser.parse_args()
+    postgres = args.postgres
+    if postgres and postgres.startswith(("postgresql://", "postgres://")):
+        postgres = "postgresql+psycopg://" + postgres.split("://", 1)[1]
+    run(args.messages, postgres)
+
+
+if __name__ == "__main__":
+    main()
