@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -106,12 +107,25 @@ def test_a_command_waits_while_a_service_writes_or_migrates(
     path = tmp_path / "outbound.db"
     service = Database(create_engine(f"sqlite:///{path}"))
     writing = threading.Event()
+    noticed = threading.Event()
+    patient = Database.patient
+
+    def observed(self: Database, timeout: float, notice: Callable[[], None]) -> None:
+        def both() -> None:
+            notice()
+            noticed.set()
+
+        patient(self, timeout, both)
+
+    monkeypatch.setattr(Database, "patient", observed)
 
     def migrating() -> None:
         with service.transaction() as session:
             session.execute(sa.text("CREATE TABLE service_was_here (n INTEGER)"))
             writing.set()
-            time.sleep(2.5)
+            # Until the command has said it waits (however slow the machine), and a little.
+            noticed.wait(60)
+            time.sleep(0.2)
 
     holder = threading.Thread(target=migrating)
     holder.start()
