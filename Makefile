@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit serve bench bench-flows messages clean
+.PHONY: demo test lint typecheck unit serve bench bench-flows messages screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ bench: $(STAMP)
 
 bench-flows: $(STAMP)
 	$(BIN)/python -m bench.flows
+
+# The console's pictures in docs/screenshots, taken by the browser tests (look at each).
+screenshots: $(STAMP)
+	OUTBOUND_UPDATE_SCREENSHOTS=1 $(BIN)/pytest -q tests/browser
 
 # The console's strings: extract them, then add the new ones to each catalog (translate them
 # in src/outbound/console/locale/*/LC_MESSAGES/messages.po; a test fails while one is missing).

@@ -9,7 +9,9 @@ Chromium is Debian's package (``apt-get install chromium``), launched by its pat
 Playwright's own browser download is not used. Without it these tests are skipped, unless
 ``OUTBOUND_REQUIRE_BROWSER=1`` (set by CI) makes that a failure. A failed test keeps its
 Playwright trace under ``test-results/`` (``playwright show-trace`` opens it). Screenshots
-are taken at 1280 by 800 into ``docs/screenshots/`` by :func:`tests.browser.helpers.snap`.
+are taken at 1280 by 800 by :func:`tests.browser.helpers.snap`, into ``docs/screenshots/``
+with ``make screenshots`` (``OUTBOUND_UPDATE_SCREENSHOTS=1``), else into
+``test-results/screenshots/``.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -18,13 +19,27 @@ from outbound.schemas import (
     TemplateCreate,
 )
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+ROOT = Path(__file__).resolve().parents[2]
+DOCS_SCREENSHOTS = ROOT / "docs" / "screenshots"
+# Read once at import: the tests' fixtures clear every OUTBOUND_* variable.
+UPDATE_SCREENSHOTS = os.environ.get("OUTBOUND_UPDATE_SCREENSHOTS") == "1"
+
+
+def screenshots_dir() -> Path:
+    """``docs/screenshots`` with ``OUTBOUND_UPDATE_SCREENSHOTS=1`` (``make screenshots``);
+    else ``test-results/screenshots``, so that a test run leaves the committed pictures alone
+    (each run differs in its times and ids)."""
+    if UPDATE_SCREENSHOTS:
+        return DOCS_SCREENSHOTS
+    return ROOT / "test-results" / "screenshots"
 
 
 def snap(page: Page, name: str) -> Path:
-    """A 1280 by 800 screenshot of the page as it is, as ``docs/screenshots/<name>.png``."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / f"{name}.png"
+    """A 1280 by 800 screenshot of the page as it is, as ``<name>.png`` in
+    :func:`screenshots_dir`."""
+    directory = screenshots_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.png"
     page.screenshot(path=str(path), animations="disabled", caret="hide")
     return path
 
