@@ -23,6 +23,7 @@ from outbound.adapters.secrets import SecretBox, key_file_path, load_or_create_k
 from outbound.clock import Clock, SystemClock
 from outbound.config import Settings
 from outbound.console import install_console
+from outbound.domain.reports import parse_prices
 from outbound.services.agent_replies import AgentReplyService
 from outbound.services.assignment import AssignmentService
 from outbound.services.channels import ChannelService
@@ -39,6 +40,7 @@ from outbound.services.lifecycle import LifecycleService
 from outbound.services.presence import PresenceService
 from outbound.services.queues import QueueService
 from outbound.services.records import RecordService
+from outbound.services.reports import ReportService
 from outbound.services.routing import RoutingService
 from outbound.services.sending import SendService
 from outbound.services.statuses import StatusService
@@ -59,6 +61,7 @@ from outbound.web.routes import (
     messages,
     queues,
     records,
+    reports,
     users,
     webhooks,
 )
@@ -86,6 +89,7 @@ class Container:
     sending: SendService
     tracking: TrackingService
     dashboard: DashboardService
+    reports: ReportService
     inbound: InboundService
     webhooks: WebhookService
     conversations: ConversationService
@@ -236,6 +240,7 @@ def build_container(
         ),
         tracking=TrackingService(db),
         dashboard=DashboardService(db, clock),
+        reports=ReportService(db, prices=parse_prices(settings.price_per_segment)),
         inbound=inbound,
         webhooks=WebhookService(db, secrets, statuses, inbound),
         conversations=ConversationService(db),
@@ -329,6 +334,7 @@ def create_app(container: Container, *, run_worker: bool | None = None) -> FastA
     app.include_router(agents.router)
     app.include_router(queues.router)
     app.include_router(records.router)
+    app.include_router(reports.router)
     app.include_router(webhooks.router)
     app.include_router(flows.router)
     install_console(app, container)

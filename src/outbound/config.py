@@ -170,8 +170,22 @@ class Settings(BaseSettings):
         description="How long live updates are kept for clients that reconnect.",
     )
 
+    price_per_segment: str = Field(
+        "",
+        description="Prices of one segment for reports' estimated cost: "
+        "`sms:FR=0.07,sms=0.05,whatsapp=0.01` (a channel type alone: every other country).",
+    )
+
     sandbox_delivery_delay: float = Field(0.5, ge=0, description="Seconds before a sandbox DLR.")
     sandbox_failure_rate: float = Field(0.0, ge=0, le=1)
+
+    @field_validator("price_per_segment")
+    @classmethod
+    def _prices(cls, value: str) -> str:
+        from outbound.domain.reports import parse_prices
+
+        parse_prices(value)
+        return value
 
     @field_validator("default_region")
     @classmethod

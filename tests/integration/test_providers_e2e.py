@@ -235,7 +235,7 @@ async def test_twilio_stop_reply_withdraws_consent(
     response = tenant.post(
         "/v1/outbound/send", {"configuration_id": config_id, "contacts": [contact(CUSTOMER)]}
     )
-    assert response.json()["results"][0]["reason"] == "opted_out"
+    assert response.json()["results"][0]["reason"] == "consent_withdrawn"
 
 
 async def test_twilio_unsubscribed_error_withdraws_consent(
@@ -304,7 +304,7 @@ async def test_telesign_sms_end_to_end(live: tuple[Container, Tenant]) -> None:
         response = tenant.post(
             "/v1/outbound/send", {"configuration_id": config_id, "contacts": [contact(CUSTOMER)]}
         )
-        assert response.json()["results"][0]["reason"] == "opted_out"
+        assert response.json()["results"][0]["reason"] == "consent_withdrawn"
 
 
 async def test_acs_retry_after_a_lost_response_is_not_a_second_sms(

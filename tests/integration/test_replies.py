@@ -99,7 +99,7 @@ async def test_stop_withdraws_consent_and_start_restores_it(
 ) -> None:
     _webhook(tenant, setup, {"id": "in-1", "from": CUSTOMER, "body": "STOP"})
     skipped = _send(tenant, setup)
-    assert (skipped["status"], skipped["reason"]) == ("skipped", "opted_out")
+    assert (skipped["status"], skipped["reason"]) == ("skipped", "consent_withdrawn")
     assert tenant.get("/v1/conversations", role=Role.AGENT).json()["data"] == []
     _webhook(tenant, setup, {"id": "in-2", "from": CUSTOMER, "body": "start"})
     assert _send(tenant, setup)["status"] == "queued"
@@ -231,7 +231,7 @@ async def test_unsubscribed_recipient_error_withdraws_consent(
     await scripted_container.dispatcher().run_once()
     detail = stenant.get(f"/v1/messages/{first['message_id']}").json()
     assert (detail["status"], detail["error_code"]) == ("failed", "21610")
-    assert _send(stenant, setup)["reason"] == "opted_out"
+    assert _send(stenant, setup)["reason"] == "consent_withdrawn"
     with scripted_container.db.read() as session:
         source = session.execute(sa.select(ConsentEvent.source)).scalar_one()
     assert source == "provider_error"

@@ -241,7 +241,10 @@ class FlowRunner:
         now = self._clock.now()
         try:
             out = self._sending.send(
-                run.org_id, request, idempotency_key=f"flow-run:{run.id}:{batch.seq}"
+                run.org_id,
+                request,
+                idempotency_key=f"flow-run:{run.id}:{batch.seq}",
+                flow_run_id=run.id,
             )
         except RequestError as exc:
             self._refused(run.id, exc, now)

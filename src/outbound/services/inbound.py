@@ -22,6 +22,7 @@ from outbound.adapters.db.models import (
     Message,
 )
 from outbound.adapters.providers.base import InboundReport
+from outbound.adapters.queue.rollups import count_reply
 from outbound.clock import Clock
 from outbound.config import DEFAULT_MAX_ATTEMPTS, DEFAULT_REGION
 from outbound.domain.consent import Keyword, classify_keyword
@@ -74,6 +75,20 @@ class InboundService:
         self._intake = intake
         self._assignment = assignment
 
+    def _answered_before(self, session: Session, message_id: str) -> bool:
+        """Whether a customer's message already answered this message (so it is counted as
+        replied already). The message's row is locked first (PostgreSQL), so that two
+        replies received at once count it once."""
+        session.execute(self._db.for_update(sa.select(Message.id).where(Message.id == message_id)))
+        return (
+            session.execute(
+                sa.select(InboundMessage.id)
+                .where(InboundMessage.in_reply_to == message_id)
+                .limit(1)
+            ).first()
+            is not None
+        )
+
     def receive(self, channel: Channel, incoming: InboundReport) -> InboundResult:
         now = self._clock.now()
         try:
@@ -123,6 +138,8 @@ class InboundService:
                 in_reply_to=replied_to.id if replied_to else None,
                 received_at=incoming.received_at or now,
             )
+            if replied_to is not None and not self._answered_before(session, replied_to.id):
+                count_reply(session, replied_to.id)
             session.add(inbound)
             help_reply_id = None
             conversation_id = None

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from outbound.adapters.db.models import Channel, Message, new_id
 from outbound.adapters.queue.history import message_event, write_events
 from outbound.domain.encoding import sms_info
+from outbound.domain.numbers import region_of
 from outbound.domain.statuses import MessageStatus
 
 __all__ = ["queue_text_message"]
@@ -60,6 +61,7 @@ def queue_text_message(
             provider=channel.provider,
             to_raw=number,
             to_number=number,
+            country=region_of(number),
             from_number=channel.sender,
             locale=locale,
             body=text,

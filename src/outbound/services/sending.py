@@ -42,6 +42,7 @@ from outbound.config import (
     DEFAULT_MAX_CONTACTS_PER_REQUEST,
     DEFAULT_REGION,
 )
+from outbound.domain.numbers import region_of
 from outbound.domain.planning import ContactPlan, TemplateTexts, plan_contact
 from outbound.domain.statuses import MessageStatus
 from outbound.domain.windows import ContactWindow, FrequencyCap, next_window_open, resolve_zone
@@ -116,11 +117,12 @@ class SendService:
         *,
         idempotency_key: str | None = None,
         urgent: bool = False,
+        flow_run_id: str | None = None,
     ) -> SendOut:
         """Accept a send request: every contact's message is in the outbox when this returns.
 
         ``urgent``: a client waits for the answer (the API), so on SQLite its writes go ahead
-        of background writers.
+        of background writers. ``flow_run_id``: the flow run sending (kept for reports).
         """
         max_contacts, quota = self._limits(org_id)
         if len(request.contacts) > max_contacts:
@@ -140,7 +142,14 @@ class SendService:
             reserved_id = replay
         try:
             return self._accept(
-                org_id, request, quota, digest, idempotency_key, reserved_id, urgent=urgent
+                org_id,
+                request,
+                quota,
+                digest,
+                idempotency_key,
+                reserved_id,
+                urgent=urgent,
+                flow_run_id=flow_run_id,
             )
         except BaseException:
             if reserved_id is not None:
@@ -181,6 +190,7 @@ class SendService:
         reserved_id: str | None,
         *,
         urgent: bool = False,
+        flow_run_id: str | None = None,
     ) -> SendOut:
         config, template, channel = self._catalog(org_id, request.configuration_id)
         texts = TemplateTexts.of(
@@ -216,6 +226,7 @@ class SendService:
                 self._row(
                     message_id, org_id, request_id, index, contact, plan, config, channel, now
                 )
+                | {"flow_run_id": flow_run_id}
             )
             outcomes.append(
                 ContactOutcome(
@@ -316,7 +327,7 @@ class SendService:
             if plan.status is not MessageStatus.QUEUED or plan.to_number is None:
                 continue
             if plan.to_number in withdrawn:
-                plan.status, plan.reason = MessageStatus.SKIPPED, "opted_out"
+                plan.status, plan.reason = MessageStatus.SKIPPED, "consent_withdrawn"
             elif whatsapp and contact.sendastemplate:
                 if channel.provider == "twilio" and not plan.content_sid:
                     plan.status = MessageStatus.REJECTED
@@ -441,6 +452,7 @@ class SendService:
             "max_attempts": self._max_attempts,
             "scheduled_at": plan.scheduled_at or now,
             "time_zone": plan.time_zone,
+            "country": region_of(plan.to_number) if plan.to_number else None,
             "lease_until": None,
             "worker_id": None,
             "created_at": now,

@@ -63,7 +63,7 @@ class StatusService:
             return []
         now = self._clock.now()
         with self._db.transaction() as session:
-            found = self._find(session, reports, channel_id or restrict_to)
+            found = self._find(self._db, session, reports, channel_id or restrict_to)
             matched = [(r.provider, r.provider_message_id) in found for r in reports]
             updates, events = self._moves(reports, found, now)
             if updates:
@@ -81,9 +81,14 @@ class StatusService:
 
     @staticmethod
     def _find(
-        session: Session, reports: Sequence[StatusReport], scope: str | None
+        db: Database, session: Session, reports: Sequence[StatusReport], scope: str | None
     ) -> dict[tuple[str, str], Any]:
-        """The messages the reports name, by (provider, provider id), within ``scope``'s."""
+        """The messages the reports name, by (provider, provider id), within ``scope``'s.
+
+        The rows are locked until commit (PostgreSQL; in id order, so two batches never wait
+        for each other in a circle): two reports on one message applied at once would both
+        see the old status and both write a move, counted twice by the rollups.
+        """
         by_provider: dict[str, set[str]] = {}
         for report in reports:
             by_provider.setdefault(report.provider, set()).add(report.provider_message_id)
@@ -95,16 +100,20 @@ class StatusService:
         found: dict[tuple[str, str], Any] = {}
         for provider, ids in by_provider.items():
             for row in session.execute(
-                sa.select(
-                    Message.id,
-                    Message.org_id,
-                    Message.status,
-                    Message.provider_message_id,
-                    Message.conversation_id,
-                ).where(
-                    Message.provider == provider,
-                    Message.provider_message_id.in_(ids),
-                    in_scope,
+                db.for_update(
+                    sa.select(
+                        Message.id,
+                        Message.org_id,
+                        Message.status,
+                        Message.provider_message_id,
+                        Message.conversation_id,
+                    )
+                    .where(
+                        Message.provider == provider,
+                        Message.provider_message_id.in_(ids),
+                        in_scope,
+                    )
+                    .order_by(Message.id)
                 )
             ):
                 found[(provider, row.provider_message_id)] = row

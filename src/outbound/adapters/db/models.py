@@ -27,6 +27,7 @@ from outbound.domain.channels import PROVIDER_NAMES, ChannelType
 from outbound.domain.conversations import CONVERSATION_STATUSES, ConversationMode
 from outbound.domain.flow_definitions import TriggerType
 from outbound.domain.flow_runs import FlowRunStatus
+from outbound.domain.reports import COUNTERS, LATENCY_BUCKETS
 from outbound.domain.roles import Role
 from outbound.domain.statuses import MessageStatus
 from outbound.domain.users import DEFAULT_CAPACITY, MAX_CAPACITY, PresenceStatus, UserRole
@@ -50,6 +51,8 @@ __all__ = [
     "InboundMessage",
     "Message",
     "MessageEvent",
+    "MessageRollup",
+    "MessageRollupReason",
     "Organization",
     "OrphanReport",
     "OutboundConfiguration",
@@ -392,6 +395,9 @@ class Message(Base):
     conversation_id: Mapped[str | None] = mapped_column(sa.String(36), index=True)
     sent_via_channel_id: Mapped[str | None] = mapped_column(sa.String(36))
     sent_by_user_id: Mapped[str | None] = mapped_column(sa.String(36))
+    # Kept for reports: the number's country (ISO 3166) and the flow run that sent it.
+    country: Mapped[str | None] = mapped_column(sa.String(2))
+    flow_run_id: Mapped[str | None] = mapped_column(sa.String(36))
     attempts: Mapped[int] = mapped_column(default=0)
     max_attempts: Mapped[int]
     first_attempt_at: Mapped[datetime | None]
@@ -418,6 +424,70 @@ class MessageEvent(Base):
     source: Mapped[str] = mapped_column(sa.String(32))
     error_code: Mapped[str | None] = mapped_column(sa.String(64))
     error_message: Mapped[str | None] = mapped_column(sa.Text)
+
+
+ROLLUP_DIMENSIONS = (
+    "configuration_id",
+    "template_id",
+    "channel_id",
+    "flow_run_id",
+    "locale",
+    "country",
+)
+"""What a rollup row is per, besides its organisation and hour; "" stands for none."""
+
+
+def _rollup_key() -> list[sa.Column[Any]]:
+    return [
+        sa.Column("org_id", sa.String(36), primary_key=True),
+        sa.Column("hour", UTCDateTime(), primary_key=True),
+        sa.Column("configuration_id", sa.String(36), primary_key=True),
+        sa.Column("template_id", sa.String(36), primary_key=True),
+        sa.Column("channel_id", sa.String(36), primary_key=True),
+        sa.Column("flow_run_id", sa.String(36), primary_key=True),
+        sa.Column("locale", sa.String(35), primary_key=True),
+        sa.Column("country", sa.String(2), primary_key=True),
+    ]
+
+
+class MessageRollup(Base):
+    """Messages accepted in one UTC hour, per configuration, template, channel, flow run,
+    locale and country: how many reached each stage, and histograms of their latencies.
+
+    Kept up to date in the transaction of every status change (``adapters/queue/rollups``);
+    the reports read these rows, never the messages.
+    """
+
+    __table__ = sa.Table(
+        "message_rollups",
+        Base.metadata,
+        *_rollup_key(),
+        *(sa.Column(name, sa.BigInteger, nullable=False, default=0) for name in COUNTERS),
+        *(
+            sa.Column(f"{kind}_latency_{i}", sa.BigInteger, nullable=False, default=0)
+            for kind in ("sent", "delivered")
+            for i in range(LATENCY_BUCKETS)
+        ),
+        # SQLite: rows stored in key order, so a report reads one organisation's hours as one
+        # range instead of looking each row up from the key's index.
+        sqlite_with_rowid=False,
+    )
+
+
+class MessageRollupReason(Base):
+    """The skipped and rejected messages of a rollup row per reason code, and its failed
+    messages per provider error code."""
+
+    __table__ = sa.Table(
+        "message_rollup_reasons",
+        Base.metadata,
+        *_rollup_key(),
+        sa.Column("kind", sa.String(16), primary_key=True),
+        sa.Column("code", sa.String(64), primary_key=True),
+        sa.Column("count", sa.BigInteger, nullable=False, default=0),
+        sa.CheckConstraint(_check_in("kind", ["skipped", "rejected", "failed"]), name="kind"),
+        sqlite_with_rowid=False,
+    )
 
 
 class RateCounter(Base):
@@ -522,6 +592,7 @@ class InboundMessage(Base):
     __table_args__ = (
         sa.UniqueConstraint("channel_id", "provider_message_id"),
         sa.Index("ix_inbound_org_received", "org_id", "received_at"),
+        sa.Index("ix_inbound_in_reply_to", "in_reply_to"),
     )
 
     id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)

@@ -3,12 +3,13 @@
 Every writer of the history (accepting, claiming, recording, delivery reports, help replies)
 builds its rows with :func:`message_event`, so that the rows have one shape and a move between
 two statuses is checked against the lifecycle of :mod:`outbound.domain.statuses` wherever the
-writer knows the status the message leaves.
+writer knows the status the message leaves. Writing them with :func:`write_events` also keeps
+the report rollups (:mod:`outbound.adapters.queue.rollups`) in the same transaction.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
@@ -16,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from outbound.adapters.db.models import MessageEvent
+from outbound.adapters.queue.rollups import MOVED_FROM, add_to_rollups
 from outbound.domain.statuses import MessageStatus, can_transition
 
 __all__ = ["message_event", "write_events"]
@@ -51,10 +53,24 @@ def message_event(
         "source": source,
         "error_code": error_code,
         "error_message": error_message,
+        MOVED_FROM: moved_from,
     }
 
 
-def write_events(session: Session, events: Sequence[dict[str, Any]]) -> None:
-    """Append rows built by :func:`message_event` to the history, in one statement."""
+def write_events(
+    session: Session,
+    events: Sequence[dict[str, Any]],
+    *,
+    messages: Iterable[Mapping[str, Any]] | None = None,
+) -> None:
+    """Append rows built by :func:`message_event` to the history, in one statement, and add
+    what they count to the report rollups.
+
+    ``messages``: the rows of the messages, when the caller has them at hand (it created
+    them); otherwise the rollups read what they need of them.
+    """
     if events:
-        session.connection().execute(_EVENTS.insert(), events)
+        session.connection().execute(
+            _EVENTS.insert(), [{k: v for k, v in e.items() if k != MOVED_FROM} for e in events]
+        )
+        add_to_rollups(session, events, messages)

@@ -122,6 +122,7 @@ class Outbox:
                 )
                 for m in messages
             ],
+            messages=messages,
         )
 
     def claim(
@@ -269,14 +270,20 @@ class Outbox:
             for o in outcomes
         ]
         with self._db.transaction() as session:
-            # Which rows are still ours decides which events to write.
+            # Which rows are still ours decides which events to write. They stay locked
+            # (PostgreSQL) until commit, so that a claim taking one over after its lease
+            # cannot slip in between and leave a history row (and a count) without its move.
             ours = {
                 row.id: row.org_id
                 for row in session.execute(
-                    sa.select(Message.id, Message.org_id).where(
-                        Message.id.in_([o.message_id for o in outcomes]),
-                        Message.status == _SENDING,
-                        Message.worker_id == worker_id,
+                    self._db.for_update(
+                        sa.select(Message.id, Message.org_id)
+                        .where(
+                            Message.id.in_([o.message_id for o in outcomes]),
+                            Message.status == _SENDING,
+                            Message.worker_id == worker_id,
+                        )
+                        .order_by(Message.id)
                     )
                 )
             }

@@ -1,0 +1,172 @@
+"""The report rollups, kept in the transaction of every status change.
+
+:func:`add_to_rollups` is called by :func:`~outbound.adapters.queue.history.write_events`, the
+one writer of the status history, with the rows it writes: each move adds its delta
+(:func:`outbound.domain.reports.status_deltas`) to the row of its message's accept hour and
+dimensions, by an upsert that adds (``ON CONFLICT … DO UPDATE SET n = n + excluded.n``).
+Because a history row is written only when its move is committed, a rollup counts exactly
+what the history holds: a duplicate report, a late one, a retried record or a lease taken
+over writes no move, hence adds nothing.
+
+Rows are upserted in key order, so that two transactions that touch the same rows lock them
+in the same order on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from outbound.adapters.db.models import ROLLUP_DIMENSIONS, Message, MessageRollup
+from outbound.adapters.db.models import MessageRollupReason as Reason
+from outbound.domain.reports import COUNTERS, LATENCY_BUCKETS, hour_of, status_deltas
+from outbound.domain.statuses import MessageStatus
+
+__all__ = ["MOVED_FROM", "add_to_rollups", "count_reply", "rollup_key"]
+
+MOVED_FROM = "_moved_from"
+"""The key of a history row (as :func:`message_event` builds it) that carries the status the
+message left; it is not a column."""
+
+_ROLLUPS = MessageRollup.__table__
+_REASONS = Reason.__table__
+_STATUS_OF = {status.value: status for status in MessageStatus}
+_LATENCY = [f"{kind}_latency_{i}" for kind in ("sent", "delivered") for i in range(LATENCY_BUCKETS)]
+_VALUES = (*COUNTERS, *_LATENCY)
+_KEY = ("org_id", "hour", *ROLLUP_DIMENSIONS)
+_MESSAGE_COLUMNS = (
+    Message.id,
+    Message.org_id,
+    Message.created_at,
+    Message.segments,
+    *(getattr(Message, name) for name in ROLLUP_DIMENSIONS),
+)
+
+Key = tuple[Any, ...]
+
+
+def rollup_key(message: Mapping[Any, Any]) -> Key:
+    """The rollup row a message counts in: organisation, accept hour, dimensions."""
+    return (
+        message["org_id"],
+        hour_of(message["created_at"]),
+        *((message.get(name) or "") for name in ROLLUP_DIMENSIONS),
+    )
+
+
+def add_to_rollups(
+    session: Session,
+    events: Sequence[Mapping[Any, Any]],
+    messages: Iterable[Mapping[Any, Any]] | None = None,
+) -> None:
+    """Add what the history rows ``events`` count to their messages' rollup rows.
+
+    ``messages``: the rows of the messages concerned when the caller holds them (accepting
+    a request); otherwise they are read.
+    """
+    if not events:
+        return
+    by_id: dict[str, Mapping[Any, Any]]
+    if messages is None:
+        ids = list({e["message_id"] for e in events})
+        by_id = {
+            row["id"]: row
+            for row in session.execute(
+                sa.select(*_MESSAGE_COLUMNS).where(Message.id.in_(ids))
+            ).mappings()
+        }
+    else:
+        by_id = {m["id"]: m for m in messages}
+    rows: dict[Key, dict[str, int]] = {}
+    reasons: dict[tuple[Key, str, str], int] = {}
+    for event in events:
+        message = by_id.get(event["message_id"])
+        if message is None:
+            continue
+        delta = status_deltas(
+            _STATUS_OF[event["status"]],
+            event.get(MOVED_FROM),
+            source=event["source"],
+            reason=event["error_message"],
+            error_code=event["error_code"],
+            segments=message["segments"],
+            accepted_at=message["created_at"],
+            occurred_at=event["occurred_at"],
+        )
+        if delta is None:
+            continue
+        key = rollup_key(message)
+        row = rows.setdefault(key, {})
+        for name, n in delta.counters.items():
+            row[name] = row.get(name, 0) + n
+        if delta.sent_latency is not None:
+            name = f"sent_latency_{delta.sent_latency}"
+            row[name] = row.get(name, 0) + 1
+        if delta.delivered_latency is not None:
+            name = f"delivered_latency_{delta.delivered_latency}"
+            row[name] = row.get(name, 0) + 1
+        for kind, code, n in delta.reasons:
+            reasons[(key, kind, code)] = reasons.get((key, kind, code), 0) + n
+    _upsert_rollups(session, rows)
+    _upsert_reasons(session, reasons)
+
+
+def count_reply(session: Session, message_id: str) -> None:
+    """Count a message answered for the first time (its first reply) in its rollup row."""
+    message = (
+        session.execute(sa.select(*_MESSAGE_COLUMNS).where(Message.id == message_id))
+        .mappings()
+        .one_or_none()
+    )
+    if message is not None:
+        _upsert_rollups(session, {rollup_key(message): {"replied": 1}})
+
+
+def _insert(session: Session, table: sa.Table) -> Any:
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def _upsert_rollups(session: Session, rows: Mapping[Key, Mapping[str, int]]) -> None:
+    if not rows:
+        return
+    params = [
+        {
+            **dict(zip(_KEY, key, strict=True)),
+            **{name: values.get(name, 0) for name in _VALUES},
+        }
+        for key, values in sorted(rows.items(), key=lambda item: _sortable(item[0]))
+    ]
+    stmt = _insert(session, _ROLLUPS)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=list(_KEY),
+        set_={name: _ROLLUPS.c[name] + stmt.excluded[name] for name in _VALUES},
+    )
+    session.connection().execute(stmt, params)
+
+
+def _upsert_reasons(session: Session, reasons: Mapping[tuple[Key, str, str], int]) -> None:
+    if not reasons:
+        return
+    params = [
+        {**dict(zip(_KEY, key, strict=True)), "kind": kind, "code": code, "count": n}
+        for (key, kind, code), n in sorted(
+            reasons.items(), key=lambda item: (_sortable(item[0][0]), item[0][1], item[0][2])
+        )
+    ]
+    stmt = _insert(session, _REASONS)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[*_KEY, "kind", "code"],
+        set_={"count": _REASONS.c.count + stmt.excluded.count},
+    )
+    session.connection().execute(stmt, params)
+
+
+def _sortable(key: Key) -> tuple[Any, ...]:
+    return tuple(v.isoformat() if isinstance(v, datetime) else v for v in key)

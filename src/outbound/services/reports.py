@@ -1,0 +1,508 @@
+"""Reports: messages by stage, reason, latency and cost; a funnel; agents' times.
+
+Message counts come from the rollups (``message_rollups``, ``message_rollup_reasons``), one
+row per organisation, accept hour (UTC) and dimensions, kept in the transaction of every
+status change (:mod:`outbound.adapters.queue.rollups`): a 30-day report reads at most
+720 hours times the organisation's combinations of dimensions, whatever the number of messages.
+Hours are turned into local days or hours in the report's time zone after the query. The
+counts that the rollups do not hold (consent changes, conversations opened, the funnel's
+answered and closed, agents' times) are read from their own, much smaller, tables.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import sqlalchemy as sa
+
+from outbound.adapters.db.engine import Database
+from outbound.adapters.db.models import (
+    Channel,
+    ConsentEvent,
+    Conversation,
+    Message,
+    MessageRollup,
+    MessageRollupReason,
+    UTCDateTime,
+)
+from outbound.domain.provider_errors import error_meaning
+from outbound.domain.reports import (
+    COUNTERS,
+    LATENCY_BUCKETS,
+    Prices,
+    hour_of,
+    local_day,
+    percentile,
+    price_of,
+)
+from outbound.errors import InvalidRequestError
+
+__all__ = [
+    "GROUPS",
+    "ReportQuery",
+    "ReportService",
+    "parse_group_by",
+    "parse_range",
+    "parse_zone",
+]
+
+_ROLLUPS = MessageRollup.__table__
+_REASONS = MessageRollupReason.__table__
+_HIST = {
+    kind: [f"{kind}_latency_{i}" for i in range(LATENCY_BUCKETS)] for kind in ("sent", "delivered")
+}
+_VALUES = (*COUNTERS, *_HIST["sent"], *_HIST["delivered"])
+
+GROUPS: dict[str, str | None] = {
+    "configuration": "configuration_id",
+    "template": "template_id",
+    "channel": "channel_id",
+    "flow_run": "flow_run_id",
+    "locale": "locale",
+    "country": "country",
+    "provider": None,
+    "channel_type": None,
+    "day": None,
+    "hour": None,
+}
+"""What a report may be grouped by, and the rollup column each reads (None: derived)."""
+
+MAX_RANGE = timedelta(days=400)
+
+
+def parse_zone(name: str | None) -> ZoneInfo:
+    """The report's time zone (UTC when not given)."""
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise InvalidRequestError(f"unknown time zone {name!r}", field="time_zone") from exc
+
+
+def _moment(text: str, zone: ZoneInfo, name: str) -> datetime:
+    try:
+        if len(text) == 10:
+            return datetime.combine(date.fromisoformat(text), datetime.min.time(), zone)
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InvalidRequestError(
+            "expected a date (2026-12-01) or a time (2026-12-01T10:00:00Z)", field=name
+        ) from exc
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=zone)
+
+
+def parse_range(
+    since: str | None, until: str | None, zone: ZoneInfo, now: datetime
+) -> tuple[datetime, datetime]:
+    """``[since, until)`` in UTC, widened to whole hours; a date is local midnight.
+
+    ``until`` defaults to now, ``since`` to 7 days before ``until``.
+    """
+    end = _moment(until, zone, "until") if until else now
+    start = _moment(since, zone, "since") if since else end - timedelta(days=7)
+    start = hour_of(start)
+    end_hour = hour_of(end)
+    end = end_hour if end_hour == end.astimezone(UTC) else end_hour + timedelta(hours=1)
+    if end <= start:
+        raise InvalidRequestError("until must be after since", field="until")
+    if end - start > MAX_RANGE:
+        raise InvalidRequestError("a report covers at most 400 days", field="since")
+    return start, end
+
+
+def parse_group_by(text: str | None) -> list[str]:
+    """``configuration,day`` → ``["configuration", "day"]``, each checked."""
+    names = [n.strip() for n in (text or "").split(",") if n.strip()]
+    for name in names:
+        if name not in GROUPS:
+            raise InvalidRequestError(
+                f"cannot group by {name!r}; one of: " + ", ".join(GROUPS), field="group_by"
+            )
+    if "day" in names and "hour" in names:
+        raise InvalidRequestError("group by day or by hour, not both", field="group_by")
+    return list(dict.fromkeys(names))
+
+
+@dataclass(frozen=True)
+class ReportQuery:
+    """One report's range, grouping, zone and filters."""
+
+    since: datetime
+    until: datetime
+    group_by: Sequence[str] = ()
+    zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
+    filters: Mapping[str, str] = field(default_factory=dict)
+
+    def where(self, table: sa.Table, org_id: str) -> list[sa.ColumnElement[bool]]:
+        clauses = [
+            table.c.org_id == org_id,
+            table.c.hour >= self.since,
+            table.c.hour < self.until,
+        ]
+        clauses.extend(table.c[name] == value for name, value in self.filters.items())
+        return clauses
+
+
+@dataclass
+class _Group:
+    values: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_VALUES, 0))
+    reasons: dict[str, dict[str, int]] = field(
+        default_factory=lambda: {"skipped": {}, "rejected": {}}
+    )
+    failed: dict[tuple[str, str], int] = field(default_factory=dict)
+    cost: float = 0.0
+    unpriced: int = 0
+
+    def add(self, other: _Group) -> None:
+        for name, n in other.values.items():
+            self.values[name] += n
+        for kind, codes in other.reasons.items():
+            for code, n in codes.items():
+                self.reasons[kind][code] = self.reasons[kind].get(code, 0) + n
+        for key, n in other.failed.items():
+            self.failed[key] = self.failed.get(key, 0) + n
+        self.cost += other.cost
+        self.unpriced += other.unpriced
+
+    def out(self) -> dict[str, Any]:
+        v = self.values
+        sent, delivered = v["sent"], v["delivered"]
+        return {
+            "requested": v["requested"],
+            "skipped": v["skipped"],
+            "skipped_by_reason": dict(sorted(self.reasons["skipped"].items())),
+            "rejected": v["rejected"],
+            "rejected_by_reason": dict(sorted(self.reasons["rejected"].items())),
+            "canceled": v["canceled"],
+            "sent": sent,
+            "delivered": delivered,
+            "undelivered": v["undelivered"],
+            "failed": v["failed"],
+            "failed_by_code": [
+                {
+                    "provider": provider or None,
+                    "code": code or None,
+                    "count": n,
+                    "meaning": error_meaning(provider, code),
+                }
+                for (provider, code), n in sorted(self.failed.items(), key=lambda i: -i[1])
+            ],
+            "delivery_rate": _rate(delivered, sent),
+            "failovers": v["failovers"],
+            "segments": v["segments"],
+            "estimated_cost": round(self.cost, 6),
+            "unpriced_segments": self.unpriced,
+            "accept_to_sent": _percentiles([v[n] for n in _HIST["sent"]]),
+            "accept_to_delivered": _percentiles([v[n] for n in _HIST["delivered"]]),
+            "replied": v["replied"],
+            "reply_rate": _rate(v["replied"], delivered),
+        }
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _percentiles(histogram: list[int]) -> dict[str, float | None]:
+    return {"p50": percentile(histogram, 0.5), "p95": percentile(histogram, 0.95)}
+
+
+def _stats(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"mean": None, "p50": None, "p95": None}
+    ordered = sorted(values)
+
+    def at(q: float) -> float:
+        return round(ordered[max(0, math.ceil(q * len(ordered)) - 1)], 3)
+
+    return {"mean": round(sum(ordered) / len(ordered), 3), "p50": at(0.5), "p95": at(0.95)}
+
+
+class ReportService:
+    """Reads reports; writes nothing."""
+
+    def __init__(self, db: Database, *, prices: Prices | None = None) -> None:
+        self._db = db
+        self._prices = dict(prices or {})
+
+    # --- messages ---------------------------------------------------------------------
+
+    def messages(self, org_id: str, query: ReportQuery) -> dict[str, Any]:
+        """Messages accepted in the range, per group, and their totals."""
+        columns = list(
+            dict.fromkeys(
+                [
+                    *(c for g in query.group_by if (c := GROUPS[g]) is not None),
+                    "channel_id",
+                    "country",
+                ]
+            )
+        )
+        rollup_columns: list[Any] = [_ROLLUPS.c[c] for c in columns]
+        reason_columns: list[Any] = [_REASONS.c[c] for c in columns]
+        days = self._days(query) if "day" in query.group_by else None
+        if days is not None:
+            rollup_columns.append(days.c.day)
+            reason_columns.append(days.c.day)
+        elif "hour" in query.group_by:
+            rollup_columns.append(_ROLLUPS.c.hour)
+            reason_columns.append(_REASONS.c.hour)
+        with self._db.read() as session:
+            channels = {
+                row.id: (row.provider, row.type)
+                for row in session.execute(
+                    sa.select(Channel.id, Channel.provider, Channel.type).where(
+                        Channel.org_id == org_id
+                    )
+                )
+            }
+            select = sa.select(
+                *rollup_columns, *(sa.func.sum(_ROLLUPS.c[v]).label(v) for v in _VALUES)
+            ).where(*query.where(_ROLLUPS, org_id))
+            if days is not None:
+                select = select.join(days, days.c.hour == _ROLLUPS.c.hour)
+            rows = session.execute(select.group_by(*rollup_columns)).mappings()
+            groups: dict[tuple[Any, ...], _Group] = {}
+            for row in rows:
+                group = groups.setdefault(self._key(row, query, channels), _Group())
+                for name in _VALUES:
+                    group.values[name] += int(row[name] or 0)
+                provider, channel_type = channels.get(row["channel_id"], ("", ""))
+                price = price_of(self._prices, channel_type, row["country"])
+                segments = int(row["segments"] or 0)
+                if price is None:
+                    group.unpriced += segments
+                else:
+                    group.cost += price * segments
+            reasons = sa.select(
+                *reason_columns,
+                _REASONS.c.kind,
+                _REASONS.c.code,
+                sa.func.sum(_REASONS.c["count"]).label("n"),
+            ).where(*query.where(_REASONS, org_id))
+            if days is not None:
+                reasons = reasons.join(days, days.c.hour == _REASONS.c.hour)
+            for row in session.execute(
+                reasons.group_by(*reason_columns, _REASONS.c.kind, _REASONS.c.code)
+            ).mappings():
+                n = int(row["n"] or 0)
+                if not n:
+                    continue
+                group = groups.setdefault(self._key(row, query, channels), _Group())
+                if row["kind"] == "failed":
+                    provider = channels.get(row["channel_id"], ("", ""))[0]
+                    key = (provider, row["code"])
+                    group.failed[key] = group.failed.get(key, 0) + n
+                else:
+                    codes = group.reasons[row["kind"]]
+                    codes[row["code"]] = codes.get(row["code"], 0) + n
+            extras = self._extras(session, org_id, query)
+        totals = _Group()
+        out_groups = []
+        for key, group in sorted(groups.items(), key=lambda item: _sort_key(item[0])):
+            totals.add(group)
+            labels = (GROUPS[name] or name for name in query.group_by)
+            out_groups.append({**dict(zip(labels, key, strict=True)), **group.out()})
+        return {
+            "since": query.since.isoformat(),
+            "until": query.until.isoformat(),
+            "time_zone": query.zone.key,
+            "group_by": list(query.group_by),
+            "group_keys": [GROUPS[name] or name for name in query.group_by],
+            "groups": out_groups,
+            "totals": {**totals.out(), **extras},
+        }
+
+    @staticmethod
+    def _days(query: ReportQuery) -> Any:
+        """Each hour of the range with its local day: the rows are summed per day by the
+        database (joined on the hour), not one hour at a time here."""
+        hours = []
+        hour = query.since
+        while hour < query.until:
+            hours.append((hour, local_day(hour, query.zone).isoformat()))
+            hour += timedelta(hours=1)
+        return (
+            sa.values(
+                sa.column("hour", UTCDateTime()), sa.column("day", sa.String(10)), name="days"
+            )
+            .data(hours)
+            .cte("days")
+        )
+
+    @staticmethod
+    def _key(
+        row: Mapping[Any, Any], query: ReportQuery, channels: Mapping[str, tuple[str, str]]
+    ) -> tuple[Any, ...]:
+        key: list[Any] = []
+        for name in query.group_by:
+            column = GROUPS[name]
+            if column is not None:
+                key.append(row[column] or None)
+            elif name == "provider":
+                key.append(channels.get(row["channel_id"], (None, None))[0])
+            elif name == "channel_type":
+                key.append(channels.get(row["channel_id"], (None, None))[1])
+            elif name == "day":
+                key.append(row["day"])
+            else:
+                key.append(row["hour"].astimezone(query.zone).isoformat())
+        return tuple(key)
+
+    @staticmethod
+    def _extras(session: Any, org_id: str, query: ReportQuery) -> dict[str, int]:
+        """Counts by the time they happened: consent changes, conversations opened."""
+        consent = dict(
+            session.execute(
+                sa.select(ConsentEvent.action, sa.func.count())
+                .where(
+                    ConsentEvent.org_id == org_id,
+                    ConsentEvent.occurred_at >= query.since,
+                    ConsentEvent.occurred_at < query.until,
+                )
+                .group_by(ConsentEvent.action)
+            ).all()
+        )
+        opened = session.execute(
+            sa.select(sa.func.count()).where(
+                Conversation.org_id == org_id,
+                Conversation.created_at >= query.since,
+                Conversation.created_at < query.until,
+            )
+        ).scalar_one()
+        return {
+            "opt_outs": int(consent.get("opt_out", 0)),
+            "opt_ins": int(consent.get("opt_in", 0)),
+            "conversations_opened": int(opened),
+        }
+
+    # --- funnel -----------------------------------------------------------------------
+
+    def funnel(self, org_id: str, query: ReportQuery, by: str) -> dict[str, Any]:
+        """sent → delivered → replied → answered → closed, per configuration or flow run.
+
+        The first three from the rollups; answered (an agent wrote back) and closed from the
+        conversations the messages opened.
+        """
+        column = {"configuration": "configuration_id", "flow_run": "flow_run_id"}.get(by)
+        if column is None:
+            raise InvalidRequestError("by configuration or flow_run", field="by")
+        stages: dict[str | None, dict[str, int]] = {}
+        with self._db.read() as session:
+            for row in session.execute(
+                sa.select(
+                    _ROLLUPS.c[column],
+                    sa.func.sum(_ROLLUPS.c.sent),
+                    sa.func.sum(_ROLLUPS.c.delivered),
+                    sa.func.sum(_ROLLUPS.c.replied),
+                )
+                .where(*query.where(_ROLLUPS, org_id))
+                .group_by(_ROLLUPS.c[column])
+            ):
+                stages[row[0] or None] = {
+                    "sent": int(row[1] or 0),
+                    "delivered": int(row[2] or 0),
+                    "replied": int(row[3] or 0),
+                    "answered": 0,
+                    "closed": 0,
+                }
+            dimension = getattr(Message, column)
+            answered = sa.func.count(sa.distinct(Message.id)).filter(
+                Conversation.first_response_at.is_not(None)
+            )
+            closed = sa.func.count(sa.distinct(Message.id)).filter(Conversation.status == "closed")
+            filters = [getattr(Message, k) == v for k, v in query.filters.items()]
+            for row in session.execute(
+                sa.select(dimension, answered, closed)
+                .join(Message, Message.id == Conversation.answered_message_id)
+                .where(
+                    Conversation.org_id == org_id,
+                    Conversation.created_at >= query.since,
+                    Message.org_id == org_id,
+                    Message.created_at >= query.since,
+                    Message.created_at < query.until,
+                    *filters,
+                )
+                .group_by(dimension)
+            ):
+                entry = stages.setdefault(
+                    row[0] or None,
+                    {"sent": 0, "delivered": 0, "replied": 0, "answered": 0, "closed": 0},
+                )
+                entry["answered"], entry["closed"] = int(row[1]), int(row[2])
+        return {
+            "since": query.since.isoformat(),
+            "until": query.until.isoformat(),
+            "by": by,
+            "groups": [
+                {by + "_id": key, **values}
+                for key, values in sorted(stages.items(), key=lambda i: i[0] or "")
+            ],
+        }
+
+    # --- agents -----------------------------------------------------------------------
+
+    def agents(self, org_id: str, query: ReportQuery) -> dict[str, Any]:
+        """Conversations opened in the range, by the agent who has them and by queue.
+
+        Times in seconds from the conversation's opening: ``first_wait`` to its assignment,
+        ``first_response`` to the agent's first answer, ``resolution`` to its closing.
+        """
+        with self._db.read() as session:
+            rows = session.execute(
+                sa.select(
+                    Conversation.assigned_to,
+                    Conversation.queue_id,
+                    Conversation.created_at,
+                    Conversation.assigned_at,
+                    Conversation.first_response_at,
+                    Conversation.closed_at,
+                ).where(
+                    Conversation.org_id == org_id,
+                    Conversation.created_at >= query.since,
+                    Conversation.created_at < query.until,
+                )
+            ).all()
+        return {
+            "since": query.since.isoformat(),
+            "until": query.until.isoformat(),
+            "agents": _agent_groups(rows, "assigned_to", "user_id"),
+            "queues": _agent_groups(rows, "queue_id", "queue_id"),
+        }
+
+
+def _agent_groups(rows: Iterable[Any], attribute: str, name: str) -> list[dict[str, Any]]:
+    groups: dict[str | None, dict[str, list[float]]] = {}
+    for row in rows:
+        group = groups.setdefault(
+            getattr(row, attribute),
+            {"all": [], "first_wait": [], "first_response": [], "resolution": []},
+        )
+        group["all"].append(1)
+        for label, moment in (
+            ("first_wait", row.assigned_at),
+            ("first_response", row.first_response_at),
+            ("resolution", row.closed_at),
+        ):
+            if moment is not None:
+                group[label].append(max(0.0, (moment - row.created_at).total_seconds()))
+    return [
+        {
+            name: key,
+            "conversations": len(values["all"]),
+            "answered": len(values["first_response"]),
+            "closed": len(values["resolution"]),
+            "first_wait": _stats(values["first_wait"]),
+            "first_response": _stats(values["first_response"]),
+            "resolution": _stats(values["resolution"]),
+        }
+        for key, values in sorted(groups.items(), key=lambda i: i[0] or "")
+    ]
+
+
+def _sort_key(key: tuple[Any, ...]) -> tuple[str, ...]:
+    return tuple("" if v is None else str(v) for v in key)
