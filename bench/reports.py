@@ -1,8 +1,9 @@
 """Reports benchmark: ``python -m bench.reports [--messages N] [--postgres URL] [--runs R]``.
 
 How long does a 30-day message report take over a large history? The rollup rows that N
-messages (default 10,000,000) accepted over 30 days leave are written **directly** (creating
-and dispatching 10 million messages would take hours on this machine; the rollups are what a
+messages (default 10,000,000) accepted over 30 days leave are written **directly**, per hour
+and per day as the service keeps them (creating and dispatching 10 million messages would
+take hours on this machine; the rollups are what a
 report reads, and ``tests/integration/test_report_rollups.py`` shows that the status path
 writes exactly these rows): one organisation with 20 configurations (half of them sending
 through a flow run a day), 2 locales and 3 countries, each hour of 30 days, with counters in
@@ -140,6 +141,8 @@ def _load(url: str, messages: int, seed: int = 7) -> tuple[int, int, float]:
     for oi, (org_id, configurations, volume) in enumerate(orgs):
         cells = DAYS * 24 * configurations * len(LOCALES) * len(COUNTRIES)
         per_cell = max(1, volume // cells)
+        day_values: dict[tuple[Any, ...], dict[str, int]] = {}
+        day_reasons: dict[tuple[Any, ...], int] = {}
         for hour_index in range(DAYS * 24):
             hour = start + timedelta(hours=hour_index)
             for c in range(configurations):
@@ -147,9 +150,8 @@ def _load(url: str, messages: int, seed: int = 7) -> tuple[int, int, float]:
                 for locale in LOCALES:
                     for country in COUNTRIES:
                         n = max(1, int(per_cell * rng.uniform(0.5, 1.5)))
-                        key = {
+                        dims = {
                             "org_id": org_id,
-                            "hour": hour,
                             "configuration_id": f"o{oi}-configuration-{c:02d}",
                             "template_id": f"o{oi}-template-{c:02d}",
                             "channel_id": f"o{oi}-channel-{c:02d}",
@@ -157,8 +159,12 @@ def _load(url: str, messages: int, seed: int = 7) -> tuple[int, int, float]:
                             "locale": locale,
                             "country": country,
                         }
+                        key = {**dims, "period": "hour", "starts_at": hour}
                         values = _counters(rng, n)
                         rollups.append({**key, **values})
+                        day = day_values.setdefault(tuple(dims.items()), dict.fromkeys(values, 0))
+                        for name, value in values.items():
+                            day[name] += value
                         for kind, code in (
                             ("skipped", "opted_out"),
                             ("rejected", "invalid_number"),
@@ -168,7 +174,31 @@ def _load(url: str, messages: int, seed: int = 7) -> tuple[int, int, float]:
                                 reasons.append(
                                     {**key, "kind": kind, "code": code, "count": values[kind]}
                                 )
+                                reason_key = (tuple(dims.items()), kind, code)
+                                day_reasons[reason_key] = (
+                                    day_reasons.get(reason_key, 0) + values[kind]
+                                )
                         flush()
+            if hour_index % 24 == 23:
+                day_start = hour.replace(hour=0)
+                for dims_items, values in day_values.items():
+                    rollups.append(
+                        {**dict(dims_items), "period": "day", "starts_at": day_start, **values}
+                    )
+                for (dims_items, kind, code), count in day_reasons.items():
+                    reasons.append(
+                        {
+                            **dict(dims_items),
+                            "period": "day",
+                            "starts_at": day_start,
+                            "kind": kind,
+                            "code": code,
+                            "count": count,
+                        }
+                    )
+                day_values.clear()
+                day_reasons.clear()
+                flush()
     flush(force=True)
     with engine.connect() as conn:
         conn.execute(sa.text("ANALYZE"))

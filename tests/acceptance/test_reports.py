@@ -113,7 +113,7 @@ async def test_estimated_cost_from_the_price_per_segment(
 ) -> None:
     await _history(scripted_container, stenant, clock)
     service = ReportService(scripted_container.db, prices=parse_prices("sms:FR=0.07,sms=0.05"))
-    since = clock.now().replace(hour=0)
+    since = clock.now().replace(hour=0, minute=0, second=0, microsecond=0)
     report = service.messages(stenant.org_id, ReportQuery(since, since.replace(hour=23)))
     assert report["totals"]["segments"] == 2
     assert report["totals"]["estimated_cost"] == pytest.approx(0.14)

@@ -5,7 +5,8 @@ reports kept as orphans; on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
@@ -22,8 +23,17 @@ from outbound.adapters.db.models import (
 from outbound.adapters.providers.base import StatusReport
 from outbound.adapters.queue.outbox import ClaimedMessage, Outbox, Outcome
 from outbound.app import Container
-from outbound.domain.reports import COUNTERS, LATENCY_BUCKETS, hour_of, latency_bucket, reason_code
+from outbound.domain.reports import (
+    COUNTERS,
+    LATENCY_BUCKETS,
+    hour_of,
+    latency_bucket,
+    local_day,
+    reason_code,
+)
 from outbound.domain.statuses import MessageStatus
+from outbound.services.auth import create_organization
+from outbound.services.reports import ReportQuery
 from outbound.testing import FakeClock
 from tests.helpers import Setup, Tenant
 
@@ -184,21 +194,18 @@ def _scan(c: Container, org_id: str) -> tuple[dict, Counter]:
     values: dict[tuple, Counter] = {}
     reasons: Counter = Counter()
     for m in messages:
-        key = (
-            hour_of(m.created_at),
-            *((getattr(m, name) or "") for name in ROLLUP_DIMENSIONS),
-        )
-        v = values.setdefault(key, Counter())
+        v: Counter = Counter()
+        why: Counter = Counter()
         events = history[m.id]
         v["requested"] += 1
         for e in events:
             if e.status in ("skipped", "rejected"):
                 v[e.status] += 1
-                reasons[(key, e.status, reason_code(e.error_message))] += 1
+                why[(e.status, reason_code(e.error_message))] += 1
             elif e.status in ("failed", "canceled"):
                 v[e.status] += 1
                 if e.status == "failed":
-                    reasons[(key, "failed", e.error_code or "")] += 1
+                    why[("failed", e.error_code or "")] += 1
         first = next((e for e in events if e.status in _REACHED), None)
         if first is not None:
             v["sent"] += 1
@@ -212,6 +219,12 @@ def _scan(c: Container, org_id: str) -> tuple[dict, Counter]:
             delivered = next(e for e in events if e.status == "delivered")
             latency = (delivered.occurred_at - m.created_at).total_seconds()
             v[f"delivered_latency_{latency_bucket(latency)}"] += 1
+        hour = hour_of(m.created_at)
+        dimensions = tuple((getattr(m, name) or "") for name in ROLLUP_DIMENSIONS)
+        for key in (("hour", hour, *dimensions), ("day", hour.replace(hour=0), *dimensions)):
+            values.setdefault(key, Counter()).update(v)
+            for (kind, code), n in why.items():
+                reasons[(key, kind, code)] += n
     return {k: +v for k, v in values.items() if +v}, +reasons
 
 
@@ -221,7 +234,7 @@ def _rollups(c: Container, org_id: str) -> tuple[dict, Counter]:
     with c.db.read() as session:
         values = {}
         for row in session.execute(sa.select(rollups).where(rollups.c.org_id == org_id)).mappings():
-            key = (row["hour"], *(row[name] for name in ROLLUP_DIMENSIONS))
+            key = (row["period"], row["starts_at"], *(row[name] for name in ROLLUP_DIMENSIONS))
             counted = +Counter({n: row[n] for n in (*COUNTERS, *_LATENCY)})
             if counted:
                 values[key] = counted
@@ -231,7 +244,7 @@ def _rollups(c: Container, org_id: str) -> tuple[dict, Counter]:
         for row in session.execute(
             sa.select(reason_table).where(reason_table.c.org_id == org_id)
         ).mappings():
-            key = (row["hour"], *(row[name] for name in ROLLUP_DIMENSIONS))
+            key = (row["period"], row["starts_at"], *(row[name] for name in ROLLUP_DIMENSIONS))
             reasons[(key, row["kind"], row["code"])] += row["count"]
     return values, +reasons
 
@@ -247,3 +260,40 @@ def test_every_rollup_equals_a_full_scan(
 ) -> None:
     _run(container, clock, setup, tenant.org_id, data)
     assert _rollups(container, tenant.org_id) == _scan(container, tenant.org_id)
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    data=st.data(),
+    zone=st.sampled_from(["UTC", "Europe/Paris", "America/New_York", "Asia/Kolkata"]),
+)
+def test_a_report_by_local_day_counts_each_message_on_its_day(
+    container: Container, setup: Setup, tenant: Tenant, data: st.DataObject, zone: str
+) -> None:
+    """Day rows, edge hours and the hours a zone moves to another day add up exactly."""
+    org_id = create_organization(container.db, container.clock, "Each example's own").id
+    start = datetime(2026, 3, 27, tzinfo=UTC)  # across Europe's change to summer time
+    minutes = data.draw(st.lists(st.integers(0, 5 * 24 * 60 - 1), min_size=1, max_size=12))
+    rows = []
+    for i, minute in enumerate(minutes):
+        row = _row(org_id, setup, data, i, start)
+        row["created_at"] = row["scheduled_at"] = start + timedelta(minutes=minute)
+        rows.append(row)
+    with container.db.transaction() as session:
+        Outbox(container.db).enqueue(session, rows, source="api")
+    since = start + timedelta(hours=data.draw(st.integers(0, 30)))
+    until = start + timedelta(days=5) - timedelta(hours=data.draw(st.integers(0, 30)))
+    query = ReportQuery(since, until, ["day"], ZoneInfo(zone))
+    report = container.reports.messages(org_id, query)
+    expected = Counter(
+        local_day(hour_of(r["created_at"]), ZoneInfo(zone)).isoformat()
+        for r in rows
+        if since <= r["created_at"] < until
+    )
+    assert {g["day"]: g["requested"] for g in report["groups"]} == expected
+    totals = container.reports.messages(org_id, ReportQuery(since, until))["totals"]
+    assert totals["requested"] == sum(expected.values())

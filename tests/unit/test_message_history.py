@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from outbound.adapters.queue.history import message_event
+from outbound.adapters.queue.rollups import MOVED_FROM
 from outbound.domain.statuses import MessageStatus
 
 AT = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
@@ -24,6 +25,7 @@ def test_a_row_has_every_column_of_the_history() -> None:
         error_message="unreachable",
     )
     assert row == {
+        MOVED_FROM: MessageStatus.SENDING,  # for the rollups, not a column
         "message_id": "m1",
         "org_id": "o1",
         "status": "failed",

@@ -2,9 +2,9 @@
 
 Message counts come from the rollups (``message_rollups``, ``message_rollup_reasons``), one
 row per organisation, accept hour (UTC) and dimensions, kept in the transaction of every
-status change (:mod:`outbound.adapters.queue.rollups`): a 30-day report reads at most
-720 hours times the organisation's combinations of dimensions, whatever the number of messages.
-Hours are turned into local days or hours in the report's time zone after the query. The
+status change (:mod:`outbound.adapters.queue.rollups`), per UTC hour and per UTC day: a
+30-day report reads 30 day rows and a few hour rows per combination of dimensions the
+organisation uses, whatever the number of messages (:meth:`ReportQuery.parts`). The
 counts that the rollups do not hold (consent changes, conversations opened, the funnel's
 answered and closed, agents' times) are read from their own, much smaller, tables.
 """
@@ -138,13 +138,48 @@ class ReportQuery:
     filters: Mapping[str, str] = field(default_factory=dict)
 
     def where(self, table: sa.Table, org_id: str) -> list[sa.ColumnElement[bool]]:
-        clauses = [
-            table.c.org_id == org_id,
-            table.c.hour >= self.since,
-            table.c.hour < self.until,
-        ]
+        clauses = [table.c.org_id == org_id]
         clauses.extend(table.c[name] == value for name, value in self.filters.items())
         return clauses
+
+    def parts(self) -> list[tuple[str, list[tuple[datetime, str, int]]]]:
+        """Which rollup rows make the report: per period ("day", "hour"), the rows' start
+        times, each with the label of the group it adds to (its local day or hour, or "")
+        and a sign.
+
+        Whole UTC days come from the day rows; the hours at the range's edges from the hour
+        rows. By local day, a UTC day is added to the local day that holds its noon, and
+        each of its hours that falls on another local day is taken back from that day (-1)
+        and given to its own (+1): one or two hour rows per day and combination in most
+        zones, instead of 24.
+        """
+        by_day = "day" in self.group_by
+        if "hour" in self.group_by:
+            hours = []
+            hour = self.since
+            while hour < self.until:
+                hours.append((hour, hour.astimezone(self.zone).isoformat(), 1))
+                hour += timedelta(hours=1)
+            return [("hour", hours)]
+        days: list[tuple[datetime, str, int]] = []
+        hours = []
+        hour = self.since
+        while hour < self.until:
+            whole_day = hour.hour == 0 and hour + timedelta(days=1) <= self.until
+            if whole_day:
+                label = local_day(hour + timedelta(hours=12), self.zone).isoformat()
+                days.append((hour, label if by_day else "", 1))
+                if by_day:
+                    for h in range(24):
+                        moment = hour + timedelta(hours=h)
+                        own = local_day(moment, self.zone).isoformat()
+                        if own != label:
+                            hours += [(moment, own, 1), (moment, label, -1)]
+                hour += timedelta(days=1)
+            else:
+                hours.append((hour, local_day(hour, self.zone).isoformat() if by_day else "", 1))
+                hour += timedelta(hours=1)
+        return [(period, rows) for period, rows in (("day", days), ("hour", hours)) if rows]
 
 
 @dataclass
@@ -203,6 +238,49 @@ class _Group:
         }
 
 
+def _sums(
+    session: Any,
+    table: sa.Table,
+    org_id: str,
+    query: ReportQuery,
+    period: str,
+    entries: list[tuple[datetime, str, int]],
+    columns: list[str],
+) -> Any:
+    """The sums of ``table``'s values over the rows of ``period`` that ``entries`` name, per
+    ``columns`` and label, each row counted with its entry's sign."""
+    parts = (
+        sa.values(
+            sa.column("starts_at", UTCDateTime()),
+            sa.column("label", sa.String(40)),
+            sa.column("sign", sa.Integer()),
+            name="parts",
+        )
+        .data(entries)
+        .cte("parts")
+    )
+    signed = any(sign != 1 for _, _, sign in entries)
+    values = [c for c in (*_VALUES, "count") if c in table.c and c not in columns]
+
+    def total(name: str) -> Any:
+        column = table.c[name] * parts.c.sign if signed else table.c[name]
+        return sa.func.sum(column).label(name)
+
+    keys = [*(table.c[c] for c in columns), parts.c.label]
+    return session.execute(
+        sa.select(*keys, *(total(v) for v in values))
+        .join(parts, parts.c.starts_at == table.c.starts_at)
+        .where(
+            *query.where(table, org_id),
+            table.c.period == period,
+            # The rows by their keys (not a range: a local day's few hours are spread over
+            # the month), so that the database looks each one up.
+            table.c.starts_at.in_(sorted({e[0] for e in entries})),
+        )
+        .group_by(*keys)
+    ).mappings()
+
+
 def _rate(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
@@ -242,15 +320,7 @@ class ReportService:
                 ]
             )
         )
-        rollup_columns: list[Any] = [_ROLLUPS.c[c] for c in columns]
-        reason_columns: list[Any] = [_REASONS.c[c] for c in columns]
-        days = self._days(query) if "day" in query.group_by else None
-        if days is not None:
-            rollup_columns.append(days.c.day)
-            reason_columns.append(days.c.day)
-        elif "hour" in query.group_by:
-            rollup_columns.append(_ROLLUPS.c.hour)
-            reason_columns.append(_REASONS.c.hour)
+        groups: dict[tuple[Any, ...], _Group] = {}
         with self._db.read() as session:
             channels = {
                 row.id: (row.provider, row.type)
@@ -260,51 +330,43 @@ class ReportService:
                     )
                 )
             }
-            select = sa.select(
-                *rollup_columns, *(sa.func.sum(_ROLLUPS.c[v]).label(v) for v in _VALUES)
-            ).where(*query.where(_ROLLUPS, org_id))
-            if days is not None:
-                select = select.join(days, days.c.hour == _ROLLUPS.c.hour)
-            rows = session.execute(select.group_by(*rollup_columns)).mappings()
-            groups: dict[tuple[Any, ...], _Group] = {}
-            for row in rows:
-                group = groups.setdefault(self._key(row, query, channels), _Group())
-                for name in _VALUES:
-                    group.values[name] += int(row[name] or 0)
-                provider, channel_type = channels.get(row["channel_id"], ("", ""))
-                price = price_of(self._prices, channel_type, row["country"])
-                segments = int(row["segments"] or 0)
-                if price is None:
-                    group.unpriced += segments
-                else:
-                    group.cost += price * segments
-            reasons = sa.select(
-                *reason_columns,
-                _REASONS.c.kind,
-                _REASONS.c.code,
-                sa.func.sum(_REASONS.c["count"]).label("n"),
-            ).where(*query.where(_REASONS, org_id))
-            if days is not None:
-                reasons = reasons.join(days, days.c.hour == _REASONS.c.hour)
-            for row in session.execute(
-                reasons.group_by(*reason_columns, _REASONS.c.kind, _REASONS.c.code)
-            ).mappings():
-                n = int(row["n"] or 0)
-                if not n:
-                    continue
-                group = groups.setdefault(self._key(row, query, channels), _Group())
-                if row["kind"] == "failed":
-                    provider = channels.get(row["channel_id"], ("", ""))[0]
-                    key = (provider, row["code"])
-                    group.failed[key] = group.failed.get(key, 0) + n
-                else:
-                    codes = group.reasons[row["kind"]]
-                    codes[row["code"]] = codes.get(row["code"], 0) + n
+            for period, entries in query.parts():
+                for row in _sums(session, _ROLLUPS, org_id, query, period, entries, columns):
+                    group = groups.setdefault(self._key(row, query, channels), _Group())
+                    for name in _VALUES:
+                        group.values[name] += int(row[name] or 0)
+                    channel_type = channels.get(row["channel_id"], ("", ""))[1]
+                    price = price_of(self._prices, channel_type, row["country"])
+                    segments = int(row["segments"] or 0)
+                    if price is None:
+                        group.unpriced += segments
+                    else:
+                        group.cost += price * segments
+                for row in _sums(
+                    session, _REASONS, org_id, query, period, entries, [*columns, "kind", "code"]
+                ):
+                    n = int(row["count"] or 0)
+                    if not n:
+                        continue
+                    group = groups.setdefault(self._key(row, query, channels), _Group())
+                    if row["kind"] == "failed":
+                        provider = channels.get(row["channel_id"], ("", ""))[0]
+                        key = (provider, row["code"])
+                        group.failed[key] = group.failed.get(key, 0) + n
+                    else:
+                        codes = group.reasons[row["kind"]]
+                        codes[row["code"]] = codes.get(row["code"], 0) + n
             extras = self._extras(session, org_id, query)
         totals = _Group()
         out_groups = []
         for key, group in sorted(groups.items(), key=lambda item: _sort_key(item[0])):
             totals.add(group)
+            if (
+                not any(group.values.values())
+                and not group.failed
+                and not any(group.reasons.values())
+            ):
+                continue  # what one part added, another took back
             labels = (GROUPS[name] or name for name in query.group_by)
             out_groups.append({**dict(zip(labels, key, strict=True)), **group.out()})
         return {
@@ -316,23 +378,6 @@ class ReportService:
             "groups": out_groups,
             "totals": {**totals.out(), **extras},
         }
-
-    @staticmethod
-    def _days(query: ReportQuery) -> Any:
-        """Each hour of the range with its local day: the rows are summed per day by the
-        database (joined on the hour), not one hour at a time here."""
-        hours = []
-        hour = query.since
-        while hour < query.until:
-            hours.append((hour, local_day(hour, query.zone).isoformat()))
-            hour += timedelta(hours=1)
-        return (
-            sa.values(
-                sa.column("hour", UTCDateTime()), sa.column("day", sa.String(10)), name="days"
-            )
-            .data(hours)
-            .cte("days")
-        )
 
     @staticmethod
     def _key(
@@ -347,10 +392,8 @@ class ReportService:
                 key.append(channels.get(row["channel_id"], (None, None))[0])
             elif name == "channel_type":
                 key.append(channels.get(row["channel_id"], (None, None))[1])
-            elif name == "day":
-                key.append(row["day"])
             else:
-                key.append(row["hour"].astimezone(query.zone).isoformat())
+                key.append(row["label"])
         return tuple(key)
 
     @staticmethod
@@ -393,23 +436,14 @@ class ReportService:
             raise InvalidRequestError("by configuration or flow_run", field="by")
         stages: dict[str | None, dict[str, int]] = {}
         with self._db.read() as session:
-            for row in session.execute(
-                sa.select(
-                    _ROLLUPS.c[column],
-                    sa.func.sum(_ROLLUPS.c.sent),
-                    sa.func.sum(_ROLLUPS.c.delivered),
-                    sa.func.sum(_ROLLUPS.c.replied),
-                )
-                .where(*query.where(_ROLLUPS, org_id))
-                .group_by(_ROLLUPS.c[column])
-            ):
-                stages[row[0] or None] = {
-                    "sent": int(row[1] or 0),
-                    "delivered": int(row[2] or 0),
-                    "replied": int(row[3] or 0),
-                    "answered": 0,
-                    "closed": 0,
-                }
+            for period, entries in query.parts():
+                for row in _sums(session, _ROLLUPS, org_id, query, period, entries, [column]):
+                    entry = stages.setdefault(
+                        row[column] or None,
+                        {"sent": 0, "delivered": 0, "replied": 0, "answered": 0, "closed": 0},
+                    )
+                    for name in ("sent", "delivered", "replied"):
+                        entry[name] += int(row[name] or 0)
             dimension = getattr(Message, column)
             answered = sa.func.count(sa.distinct(Message.id)).filter(
                 Conversation.first_response_at.is_not(None)

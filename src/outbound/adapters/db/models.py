@@ -440,7 +440,11 @@ ROLLUP_DIMENSIONS = (
 def _rollup_key() -> list[sa.Column[Any]]:
     return [
         sa.Column("org_id", sa.String(36), primary_key=True),
-        sa.Column("hour", UTCDateTime(), primary_key=True),
+        # "hour" or "day": every count is kept twice, per UTC hour and per UTC day, so that
+        # a long report reads days and only the hours at its edges (and, for local days, the
+        # hours a zone's offset moves to another day).
+        sa.Column("period", sa.String(4), primary_key=True),
+        sa.Column("starts_at", UTCDateTime(), primary_key=True),
         sa.Column("configuration_id", sa.String(36), primary_key=True),
         sa.Column("template_id", sa.String(36), primary_key=True),
         sa.Column("channel_id", sa.String(36), primary_key=True),
@@ -451,8 +455,8 @@ def _rollup_key() -> list[sa.Column[Any]]:
 
 
 class MessageRollup(Base):
-    """Messages accepted in one UTC hour, per configuration, template, channel, flow run,
-    locale and country: how many reached each stage, and histograms of their latencies.
+    """Messages accepted in one UTC hour (or day), per configuration, template, channel, flow
+    run, locale and country: how many reached each stage, and histograms of their latencies.
 
     Kept up to date in the transaction of every status change (``adapters/queue/rollups``);
     the reports read these rows, never the messages.
@@ -468,6 +472,7 @@ class MessageRollup(Base):
             for kind in ("sent", "delivered")
             for i in range(LATENCY_BUCKETS)
         ),
+        sa.CheckConstraint(_check_in("period", ["hour", "day"]), name="period"),
         # SQLite: rows stored in key order, so a report reads one organisation's hours as one
         # range instead of looking each row up from the key's index.
         sqlite_with_rowid=False,
@@ -486,6 +491,7 @@ class MessageRollupReason(Base):
         sa.Column("code", sa.String(64), primary_key=True),
         sa.Column("count", sa.BigInteger, nullable=False, default=0),
         sa.CheckConstraint(_check_in("kind", ["skipped", "rejected", "failed"]), name="kind"),
+        sa.CheckConstraint(_check_in("period", ["hour", "day"]), name="period"),
         sqlite_with_rowid=False,
     )
 

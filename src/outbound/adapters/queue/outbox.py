@@ -219,6 +219,9 @@ class Outbox:
         """
         if not outcomes:
             return 0
+        # One outcome per message: a batch that holds a message twice (claimed again by this
+        # worker after its lease ran out) records, and counts, it once.
+        outcomes = list({o.message_id: o for o in reversed(outcomes)}.values())[::-1]
         updated = 0
         table = cast(sa.Table, Message.__table__)
         stmt = (

@@ -2,8 +2,9 @@
 
 :func:`add_to_rollups` is called by :func:`~outbound.adapters.queue.history.write_events`, the
 one writer of the status history, with the rows it writes: each move adds its delta
-(:func:`outbound.domain.reports.status_deltas`) to the row of its message's accept hour and
-dimensions, by an upsert that adds (``ON CONFLICT … DO UPDATE SET n = n + excluded.n``).
+(:func:`outbound.domain.reports.status_deltas`) to the rows of its message's accept hour and
+accept day (UTC) and dimensions, by an upsert that adds
+(``ON CONFLICT … DO UPDATE SET n = n + excluded.n``).
 Because a history row is written only when its move is committed, a rollup counts exactly
 what the history holds: a duplicate report, a late one, a retried record or a lease taken
 over writes no move, hence adds nothing.
@@ -27,7 +28,7 @@ from outbound.adapters.db.models import MessageRollupReason as Reason
 from outbound.domain.reports import COUNTERS, LATENCY_BUCKETS, hour_of, status_deltas
 from outbound.domain.statuses import MessageStatus
 
-__all__ = ["MOVED_FROM", "add_to_rollups", "count_reply", "rollup_key"]
+__all__ = ["MOVED_FROM", "add_to_rollups", "count_reply", "rollup_keys"]
 
 MOVED_FROM = "_moved_from"
 """The key of a history row (as :func:`message_event` builds it) that carries the status the
@@ -38,7 +39,7 @@ _REASONS = Reason.__table__
 _STATUS_OF = {status.value: status for status in MessageStatus}
 _LATENCY = [f"{kind}_latency_{i}" for kind in ("sent", "delivered") for i in range(LATENCY_BUCKETS)]
 _VALUES = (*COUNTERS, *_LATENCY)
-_KEY = ("org_id", "hour", *ROLLUP_DIMENSIONS)
+_KEY = ("org_id", "period", "starts_at", *ROLLUP_DIMENSIONS)
 _MESSAGE_COLUMNS = (
     Message.id,
     Message.org_id,
@@ -50,12 +51,14 @@ _MESSAGE_COLUMNS = (
 Key = tuple[Any, ...]
 
 
-def rollup_key(message: Mapping[Any, Any]) -> Key:
-    """The rollup row a message counts in: organisation, accept hour, dimensions."""
+def rollup_keys(message: Mapping[Any, Any]) -> tuple[Key, Key]:
+    """The rollup rows a message counts in: its organisation, accept hour (and accept day),
+    dimensions."""
+    hour = hour_of(message["created_at"])
+    dimensions = tuple((message.get(name) or "") for name in ROLLUP_DIMENSIONS)
     return (
-        message["org_id"],
-        hour_of(message["created_at"]),
-        *((message.get(name) or "") for name in ROLLUP_DIMENSIONS),
+        (message["org_id"], "hour", hour, *dimensions),
+        (message["org_id"], "day", hour.replace(hour=0), *dimensions),
     )
 
 
@@ -100,18 +103,18 @@ def add_to_rollups(
         )
         if delta is None:
             continue
-        key = rollup_key(message)
-        row = rows.setdefault(key, {})
-        for name, n in delta.counters.items():
-            row[name] = row.get(name, 0) + n
-        if delta.sent_latency is not None:
-            name = f"sent_latency_{delta.sent_latency}"
-            row[name] = row.get(name, 0) + 1
-        if delta.delivered_latency is not None:
-            name = f"delivered_latency_{delta.delivered_latency}"
-            row[name] = row.get(name, 0) + 1
-        for kind, code, n in delta.reasons:
-            reasons[(key, kind, code)] = reasons.get((key, kind, code), 0) + n
+        for key in rollup_keys(message):
+            row = rows.setdefault(key, {})
+            for name, n in delta.counters.items():
+                row[name] = row.get(name, 0) + n
+            if delta.sent_latency is not None:
+                name = f"sent_latency_{delta.sent_latency}"
+                row[name] = row.get(name, 0) + 1
+            if delta.delivered_latency is not None:
+                name = f"delivered_latency_{delta.delivered_latency}"
+                row[name] = row.get(name, 0) + 1
+            for kind, code, n in delta.reasons:
+                reasons[(key, kind, code)] = reasons.get((key, kind, code), 0) + n
     _upsert_rollups(session, rows)
     _upsert_reasons(session, reasons)
 
@@ -124,7 +127,7 @@ def count_reply(session: Session, message_id: str) -> None:
         .one_or_none()
     )
     if message is not None:
-        _upsert_rollups(session, {rollup_key(message): {"replied": 1}})
+        _upsert_rollups(session, {key: {"replied": 1} for key in rollup_keys(message)})
 
 
 def _insert(session: Session, table: sa.Table) -> Any:

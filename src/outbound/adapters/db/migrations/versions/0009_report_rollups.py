@@ -1,4 +1,4 @@
-"""report rollups: message_rollups, message_rollup_reasons; messages.country, flow_run_id
+"""report rollups per hour and day; messages.country, flow_run_id
 
 Revision ID: 0009
 Revises: 0008
@@ -36,7 +36,8 @@ _LATENCY_BUCKETS = 14
 def _key() -> list[sa.Column[Any]]:
     return [
         sa.Column("org_id", sa.String(length=36), nullable=False),
-        sa.Column("hour", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("period", sa.String(length=4), nullable=False),
+        sa.Column("starts_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("configuration_id", sa.String(length=36), nullable=False),
         sa.Column("template_id", sa.String(length=36), nullable=False),
         sa.Column("channel_id", sa.String(length=36), nullable=False),
@@ -48,7 +49,8 @@ def _key() -> list[sa.Column[Any]]:
 
 _KEY_NAMES = [
     "org_id",
-    "hour",
+    "period",
+    "starts_at",
     "configuration_id",
     "template_id",
     "channel_id",
@@ -68,6 +70,7 @@ def upgrade() -> None:
             for kind in ("sent", "delivered")
             for i in range(_LATENCY_BUCKETS)
         ),
+        sa.CheckConstraint("period IN ('hour', 'day')", name=op.f("ck_message_rollups_period")),
         sa.PrimaryKeyConstraint(*_KEY_NAMES, name=op.f("pk_message_rollups")),
         sqlite_with_rowid=False,
     )
@@ -80,6 +83,9 @@ def upgrade() -> None:
         sa.CheckConstraint(
             "kind IN ('skipped', 'rejected', 'failed')",
             name=op.f("ck_message_rollup_reasons_kind"),
+        ),
+        sa.CheckConstraint(
+            "period IN ('hour', 'day')", name=op.f("ck_message_rollup_reasons_period")
         ),
         sa.PrimaryKeyConstraint(
             *_KEY_NAMES, "kind", "code", name=op.f("pk_message_rollup_reasons")
