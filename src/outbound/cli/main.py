@@ -19,6 +19,7 @@ from outbound.cli.common import (
     set_verbose,
     start_service,
 )
+from outbound.cli.exports import export_app
 from outbound.cli.flows import flows_app
 from outbound.cli.records import contacts_app
 from outbound.cli.users import create_key, create_user, list_keys, revoke_key
@@ -33,6 +34,7 @@ admin = typer.Typer(
 app.add_typer(admin, name="admin")
 app.add_typer(flows_app, name="flows")
 app.add_typer(contacts_app, name="contacts")
+app.add_typer(export_app, name="export")
 
 
 @app.callback()

@@ -5,13 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
+from outbound.domain.roles import Role
 from outbound.errors import InvalidRequestError
 from outbound.schemas import MessageOut, Page, SendIn, SendOut
 from outbound.services.auth import Principal
+from outbound.services.exports import MessageExport
 from outbound.services.tracking import MessageFilter
-from outbound.web.deps import ALL_ROLES, SENDERS, container, principal_of
+from outbound.web.deps import ALL_ROLES, READERS, SENDERS, container, principal_of
 
 __all__ = ["router"]
 
@@ -48,6 +50,41 @@ def send(
         urgent=True,
     )
     return JSONResponse(result.model_dump(mode="json"), status_code=202)
+
+
+@router.get(
+    "/messages/export",
+    tags=["messages"],
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}, "description": "The messages as CSV"}},
+)
+def export_messages(
+    request: Request,
+    configuration_id: str | None = None,
+    status: str | None = None,
+    to: str | None = Query(None, description="recipient, any format"),
+    request_id: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    who: Principal = principal_of(*READERS, Role.SUPERVISOR),
+) -> StreamingResponse:
+    """Every message the filters of ``GET /v1/messages`` keep, as CSV, oldest first, streamed:
+    its fields, the first time of each status and the error."""
+    c = container(request)
+    filters = MessageFilter(
+        configuration_id=configuration_id,
+        status=status,
+        to=to,
+        request_id=request_id,
+        created_after=created_after,
+        created_before=created_before,
+        default_region=c.settings.default_region,
+    )
+    return StreamingResponse(
+        MessageExport(c.db).csv(who.org_id, filters),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="messages.csv"'},
+    )
 
 
 @router.get("/messages/{message_id}", tags=["messages"], response_model_by_alias=True)
