@@ -32,6 +32,9 @@ MENU: list[MenuEntry] = [
     MenuEntry("/templates", N_("Templates"), ADMINS),
     MenuEntry("/channels", N_("Channels"), ADMINS),
     MenuEntry("/configurations", N_("Configurations"), ADMINS),
+    MenuEntry("/routing", N_("Routing"), MANAGERS),
+    MenuEntry("/users", N_("Users"), ADMINS),
+    MenuEntry("/settings", N_("Settings"), ADMINS),
 ]
 
 

@@ -14,7 +14,10 @@ from outbound.console.routes import (
     configurations,
     dashboard,
     messages,
+    routing,
+    settings,
     templates,
+    users,
 )
 
 __all__ = ["ROUTERS"]
@@ -26,4 +29,7 @@ ROUTERS: list[APIRouter] = [
     templates.router,
     channels.router,
     configurations.router,
+    users.router,
+    settings.router,
+    routing.router,
 ]
