@@ -32,6 +32,7 @@ MENU: list[MenuEntry] = [
     MenuEntry("/templates", N_("Templates"), ADMINS),
     MenuEntry("/channels", N_("Channels"), ADMINS),
     MenuEntry("/configurations", N_("Configurations"), ADMINS),
+    MenuEntry("/flows", N_("Flows"), ADMINS),
     MenuEntry("/routing", N_("Routing"), MANAGERS),
     MenuEntry("/users", N_("Users"), ADMINS),
     MenuEntry("/settings", N_("Settings"), ADMINS),

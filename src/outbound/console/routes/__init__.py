@@ -13,6 +13,7 @@ from outbound.console.routes import (
     channels,
     configurations,
     dashboard,
+    flows,
     messages,
     routing,
     settings,
@@ -32,4 +33,5 @@ ROUTERS: list[APIRouter] = [
     users.router,
     settings.router,
     routing.router,
+    flows.router,
 ]
