@@ -33,6 +33,7 @@ MENU: list[MenuEntry] = [
     MenuEntry("/channels", N_("Channels"), ADMINS),
     MenuEntry("/configurations", N_("Configurations"), ADMINS),
     MenuEntry("/flows", N_("Flows"), ADMINS),
+    MenuEntry("/contacts", N_("Contacts"), MANAGERS),
     MenuEntry("/routing", N_("Routing"), MANAGERS),
     MenuEntry("/users", N_("Users"), ADMINS),
     MenuEntry("/settings", N_("Settings"), ADMINS),

@@ -12,6 +12,7 @@ from outbound.console.routes import (
     auth,
     channels,
     configurations,
+    contacts,
     dashboard,
     flows,
     messages,
@@ -34,4 +35,5 @@ ROUTERS: list[APIRouter] = [
     settings.router,
     routing.router,
     flows.router,
+    contacts.router,
 ]
