@@ -106,6 +106,30 @@ class AssignmentService:
         self._presence_timeout = presence_timeout
         self._max_declines = max_declines
 
+    def workload(self, org_id: str) -> dict[str, int]:
+        """Units each user of the organisation uses now (see :func:`used_capacity`)."""
+        with self._db.read() as session:
+            ids = session.execute(sa.select(User.id).where(User.org_id == org_id)).scalars()
+            return dict(used_capacity(session, ids, self._clock.now()))
+
+    def longest_waits(self, org_id: str) -> dict[str, datetime]:
+        """Per queue, since when its longest-waiting conversation has waited."""
+        with self._db.read() as session:
+            rows = session.execute(
+                sa.select(Conversation.queue_id, sa.func.min(Conversation.waiting_since))
+                .where(
+                    Conversation.org_id == org_id,
+                    Conversation.status == "open",
+                    Conversation.queue_id.is_not(None),
+                )
+                .group_by(Conversation.queue_id)
+            ).all()
+        return {
+            queue_id: since
+            for queue_id, since in rows
+            if queue_id is not None and since is not None
+        }
+
     def assign_org(self, org_id: str) -> PassResult:
         """One pass over every queue of an organisation that has conversations waiting."""
         with self._db.read() as session:

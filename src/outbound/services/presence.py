@@ -63,6 +63,22 @@ class PresenceService:
             user = load_user(session, org_id, user_id)
         return presence_out(user, self._clock.now(), self.timeout)
 
+    def seen(self, org_id: str, user_id: str) -> None:
+        """Record that the user is there (a console page or its live stream), as a request with
+        one of their keys does: written at most every :attr:`seen_every` seconds."""
+        now = self._clock.now()
+        before = now - timedelta(seconds=self.seen_every)
+        with self._db.transaction(urgent=True) as session:
+            session.execute(
+                sa.update(User)
+                .where(
+                    User.id == user_id,
+                    User.org_id == org_id,
+                    sa.or_(User.last_seen_at.is_(None), User.last_seen_at <= before),
+                )
+                .values(last_seen_at=now)
+            )
+
     def set(
         self, org_id: str, user_id: str, status: PresenceStatus, *, by: Principal
     ) -> PresenceOut:
