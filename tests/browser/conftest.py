@@ -166,6 +166,13 @@ class FakeTwilioThread:
         url: str = asyncio.run_coroutine_threadsafe(self.fake.start(), self._loop).result(10)
         return url
 
+    def send_inbound(self, url: str, from_: str, to: str, body: str) -> int | None:
+        """A customer's message, as Twilio posts it (signed) to the channel's webhook."""
+        status: int | None = asyncio.run_coroutine_threadsafe(
+            self.fake.send_inbound(url, from_, to, body), self._loop
+        ).result(10)
+        return status
+
     def stop(self) -> None:
         asyncio.run_coroutine_threadsafe(self.fake.stop(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)

@@ -28,6 +28,8 @@ class MenuEntry:
 
 MENU: list[MenuEntry] = [
     MenuEntry("/dashboard", N_("Dashboard"), MANAGERS),
+    MenuEntry("/workspace", N_("Workspace"), EVERYONE),
+    MenuEntry("/supervision", N_("Supervision"), MANAGERS),
     MenuEntry("/messages", N_("Messages"), EVERYONE),
     MenuEntry("/templates", N_("Templates"), ADMINS),
     MenuEntry("/channels", N_("Channels"), ADMINS),

@@ -18,8 +18,10 @@ from outbound.console.routes import (
     messages,
     routing,
     settings,
+    supervision,
     templates,
     users,
+    workspace,
 )
 
 __all__ = ["ROUTERS"]
@@ -36,4 +38,6 @@ ROUTERS: list[APIRouter] = [
     routing.router,
     flows.router,
     contacts.router,
+    workspace.router,
+    supervision.router,
 ]

@@ -104,7 +104,28 @@
     });
   }
 
+  // Countdowns: data-countdown="ISO time" shows the time left (m:ss, or h:mm:ss), then
+  // data-expired once it has passed.
+  function tick() {
+    document.querySelectorAll("[data-countdown]").forEach(function (el) {
+      var left = Math.floor((Date.parse(el.getAttribute("data-countdown")) - Date.now()) / 1000);
+      if (isNaN(left)) return;
+      if (left <= 0) { el.textContent = el.getAttribute("data-expired") || "0:00"; return; }
+      var h = Math.floor(left / 3600), m = Math.floor((left % 3600) / 60), s = left % 60;
+      var pad = function (n) { return (n < 10 ? "0" : "") + n; };
+      el.textContent = (h ? h + ":" + pad(m) : m) + ":" + pad(s);
+    });
+  }
+  setInterval(tick, 1000);
+
+  // A conversation's messages open (and stay, as new ones arrive) at the newest.
+  function scrollThreads() {
+    document.querySelectorAll(".thread").forEach(function (el) { el.scrollTop = el.scrollHeight; });
+  }
+
   function init(root) {
+    tick();
+    scrollThreads();
     initTabs(root);
     initCharts(root);
   }

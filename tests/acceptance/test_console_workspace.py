@@ -1,0 +1,94 @@
+"""The workspace and supervision screens over HTTP: roles, CSRF, presence."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+
+from outbound.app import Container
+from outbound.console.routes import auth
+from outbound.schemas import UserCreate
+from tests.helpers import Tenant
+
+PASSWORD = "console-password-1"
+
+
+@pytest.fixture(autouse=True)
+def _no_delay(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(auth, "FAILED_SIGN_IN_DELAY_SECONDS", 0.0)
+
+
+def _token(client: TestClient, path: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).text)
+    assert match
+    return match.group(1)
+
+
+def _signed_in(container: Container, tenant: Tenant, client: TestClient, role: str) -> str:
+    email = f"{role}@example.com"
+    user = container.users.create(
+        tenant.org_id, UserCreate(email=email, name=role, role=role, password=PASSWORD)
+    )
+    answer = client.post(
+        "/login",
+        data={"email": email, "password": PASSWORD, "csrf_token": _token(client, "/login")},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303
+    return user.id
+
+
+def test_agents_have_the_workspace_and_supervisors_the_supervision(
+    container: Container, tenant: Tenant, client: TestClient
+) -> None:
+    _signed_in(container, tenant, client, "agent")
+    page = client.get("/workspace")
+    assert page.status_code == 200
+    assert 'sse-connect="/workspace/stream"' in page.text
+    assert 'href="/supervision"' not in page.text
+    assert client.get("/workspace?view=all").status_code == 200  # shows "mine" instead
+    assert ">All<" not in client.get("/workspace/inbox?view=all").text
+    assert client.get("/supervision").status_code == 403
+    client.post("/logout", data={"csrf_token": _token(client, "/workspace")})
+    _signed_in(container, tenant, client, "supervisor")
+    assert client.get("/supervision").status_code == 200
+    assert ">All<" in client.get("/workspace/inbox?view=all").text
+
+
+def test_the_presence_switch_needs_the_csrf_token_and_makes_the_agent_online(
+    container: Container, tenant: Tenant, client: TestClient
+) -> None:
+    user_id = _signed_in(container, tenant, client, "agent")
+    refused = client.post("/workspace/presence", data={"status": "available"})
+    assert refused.status_code == 403
+    assert container.presence.get(tenant.org_id, user_id).status == "offline"
+    answer = client.post(
+        "/workspace/presence",
+        data={"status": "available", "csrf_token": _token(client, "/workspace")},
+        follow_redirects=False,
+    )
+    assert (answer.status_code, answer.headers["location"]) == (303, "/workspace")
+    presence = container.presence.get(tenant.org_id, user_id)
+    assert presence.status == "available" and presence.online
+
+
+def test_the_reply_counter_counts_segments(
+    container: Container, tenant: Tenant, client: TestClient
+) -> None:
+    _signed_in(container, tenant, client, "agent")
+    token = _token(client, "/workspace")
+    answer = client.post(
+        "/workspace/count", data={"body": "é" * 70 + "🚚"}, headers={"X-CSRF-Token": token}
+    )
+    assert 'data-testid="encoding">UCS-2<' in answer.text
+    assert 'data-testid="segments">2<' in answer.text
+
+
+def test_the_stream_needs_a_session(container: Container, client: TestClient) -> None:
+    answer = client.get("/workspace/stream", follow_redirects=False)
+    assert (answer.status_code, answer.headers["location"]) == (
+        303,
+        "/login?next=%2Fworkspace%2Fstream",
+    )
