@@ -10,7 +10,13 @@ from fastapi.testclient import TestClient
 
 from outbound.app import Container
 from outbound.console.routes import auth
-from outbound.schemas import ChannelCreate, ConfigurationCreate, TemplateCreate, UserCreate
+from outbound.schemas import (
+    CaseCreate,
+    ChannelCreate,
+    ConfigurationCreate,
+    TemplateCreate,
+    UserCreate,
+)
 from outbound.services.auth import list_api_keys
 from tests.helpers import Tenant
 
@@ -175,3 +181,25 @@ def test_a_run_is_followed_then_cancelled(
     assert "canceled" in progress
     assert "hx-trigger" not in progress and "Cancel the run" not in progress
     assert container.flows.get_run(org, run_path.rsplit("/", 1)[1]).status.value == "canceled"
+
+
+def test_cases_are_found_and_resolved(
+    container: Container, tenant: Tenant, client: TestClient
+) -> None:
+    org = tenant.org_id
+    case = container.records.create_case(org, CaseCreate(number="CAS-9", title="Late parcel"))
+    container.records.create_case(org, CaseCreate(number="CAS-10", title="Broken lid"))
+    _signed_in(container, tenant, client)
+    found = client.get("/cases", params={"number": "CAS-9"}).text
+    assert "Late parcel" in found and "Broken lid" not in found
+    token = _token(client, "/cases")
+    resolved = client.post(
+        f"/cases/{case.id}/status",
+        data={"status": "resolved", "back": "/cases?status=active", "csrf_token": token},
+        follow_redirects=False,
+    )
+    assert (resolved.status_code, resolved.headers["location"]) == (303, "/cases?status=active")
+    assert container.records.get_case(org, case.id).status.value == "resolved"
+    active = client.get("/cases", params={"status": "active"}).text
+    assert "Late parcel" not in active and "Broken lid" in active
+    assert "Reactivate CAS-9" in client.get("/cases", params={"status": "resolved"}).text

@@ -212,5 +212,26 @@ def list_cases(
             "status": chosen.value if chosen else "",
             "number": number.strip(),
             "statuses": [s.value for s in CaseStatus],
+            "can_edit": who.may(UserRole.ADMIN),
+            "here": str(request.url.path) + (f"?{request.url.query}" if request.url.query else ""),
         },
     )
+
+
+@router.post("/cases/{case_id}/status")
+async def set_case_status(
+    request: Request, case_id: str, who: Viewer = viewer_of(*ADMINS)
+) -> Response:
+    """Resolve, cancel or reactivate a case (as ``POST /v1/cases/{id}/resolve`` and the
+    others); a case already in that state is left as it is."""
+    form = await request.form()
+    wanted = _text(form, "status")
+    if wanted in set(CaseStatus):
+        try:
+            request.app.state.container.records.set_case_status(
+                who.org_id, case_id, CaseStatus(wanted)
+            )
+        except ConflictError:
+            pass
+    back = _text(form, "back")
+    return RedirectResponse(back if back.startswith("/cases") else "/cases", status_code=303)
