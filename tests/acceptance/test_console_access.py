@@ -171,7 +171,7 @@ def test_roles_decide_what_is_shown_and_allowed(
 ) -> None:
     _user(container, tenant, "camille@example.com", "agent")
     response = _sign_in(client, "camille@example.com")
-    assert response.headers["location"] == "/messages"  # type: ignore[attr-defined]
+    assert response.headers["location"] == "/workspace"  # type: ignore[attr-defined]
     page = client.get("/messages")
     assert page.status_code == 200
     assert 'href="/dashboard"' not in page.text

@@ -26,10 +26,12 @@ def _token(client: TestClient, path: str) -> str:
     return match.group(1)
 
 
-def _signed_in(container: Container, tenant: Tenant, client: TestClient, role: str) -> str:
+def _signed_in(
+    container: Container, tenant: Tenant, client: TestClient, role: str, **extra: str
+) -> str:
     email = f"{role}@example.com"
     user = container.users.create(
-        tenant.org_id, UserCreate(email=email, name=role, role=role, password=PASSWORD)
+        tenant.org_id, UserCreate(email=email, name=role, role=role, password=PASSWORD, **extra)
     )
     answer = client.post(
         "/login",
@@ -92,3 +94,38 @@ def test_the_stream_needs_a_session(container: Container, client: TestClient) ->
         303,
         "/login?next=%2Fworkspace%2Fstream",
     )
+
+
+def test_the_workspace_speaks_french(
+    container: Container, tenant: Tenant, client: TestClient
+) -> None:
+    _signed_in(container, tenant, client, "agent", ui_language="fr")
+    page = client.get("/workspace").text
+    assert "Espace de travail" in page
+    assert "Les miennes" in page and "Non attribuées" in page
+    assert "Disponible" in page
+
+
+def test_the_whatsapp_window_closes_24_hours_after_the_customer_wrote() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from outbound.console.routes.workspace import whatsapp_window_end
+    from outbound.schemas import ConversationOut
+
+    wrote = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
+    conv = ConversationOut.model_validate(
+        {
+            "id": "c",
+            "channel_id": "ch",
+            "configuration_id": None,
+            "customer_number": "+33612345678",
+            "status": "active",
+            "assigned_to": None,
+            "created_at": wrote,
+            "updated_at": wrote,
+            "last_message_at": wrote,
+            "consent": {"opted_out": False, "last_inbound_at": wrote.replace(tzinfo=None)},
+        }
+    )
+    assert whatsapp_window_end(conv, "whatsapp") == wrote + timedelta(hours=24)
+    assert whatsapp_window_end(conv, "sms") is None

@@ -130,7 +130,7 @@ def state_of(request: Request) -> ConsoleState:
 
 def home_for(role: UserRole) -> str:
     """Where a user lands after signing in."""
-    return "/messages" if role is UserRole.AGENT else "/dashboard"
+    return "/workspace" if role is UserRole.AGENT else "/dashboard"
 
 
 def load_viewer(request: Request, state: ConsoleState) -> Viewer:

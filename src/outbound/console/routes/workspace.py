@@ -39,7 +39,7 @@ from outbound.services.stream import Subscriber
 if TYPE_CHECKING:
     from outbound.app import Container
 
-__all__ = ["VIEWS", "router"]
+__all__ = ["VIEWS", "counter_of", "inbox", "router", "whatsapp_window_end"]
 
 router = console_router()
 
@@ -127,7 +127,7 @@ def _inbox_context(request: Request, who: Viewer, view: str, current: str | None
     }
 
 
-def _window(conv: ConversationOut, channel_type: str) -> datetime | None:
+def whatsapp_window_end(conv: ConversationOut, channel_type: str) -> datetime | None:
     """When WhatsApp stops taking free-form text (24 hours after the customer's last
     message); None on other channels."""
     if channel_type != "whatsapp":
@@ -159,7 +159,7 @@ def _conversation_context(
         if conv.status != "open" or conv.offered_to or conv.queue_id not in member_of:
             raise PermissionDeniedError("not your conversation")
     channel = c.channels.get(who.org_id, conv.channel_id)
-    window_ends = _window(conv, channel.type.value)
+    window_ends = whatsapp_window_end(conv, channel.type.value)
     now = c.clock.now()
     templates = []
     if window_ends is not None and window_ends <= now:
