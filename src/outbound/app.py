@@ -51,6 +51,7 @@ from outbound.services.users import UserService
 from outbound.services.webhooks import WebhookService, webhook_url
 from outbound.web.errors import install_error_handlers
 from outbound.web.middleware import install_metrics, install_webhook_fast_path
+from outbound.web.openapi import install_openapi
 from outbound.web.routes import (
     agents,
     catalog,
@@ -325,6 +326,7 @@ def create_app(container: Container, *, run_worker: bool | None = None) -> FastA
     app.state.container = container
     app.state.auth_throttle = FailureThrottle()
     install_error_handlers(app)
+    install_openapi(app)
     app.include_router(health.router)
     app.include_router(docs.router)
     app.include_router(catalog.router)

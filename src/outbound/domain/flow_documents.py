@@ -38,6 +38,7 @@ from outbound.domain.conditions import (
 from outbound.domain.durations import DURATION_HINT, parse_duration
 from outbound.domain.flow_definitions import DEFAULT_TIMEZONE, FlowDefinition, Trigger, TriggerType
 from outbound.domain.recipients import check_expression
+from outbound.domain.texts import unstorable
 from outbound.domain.timezones import local_to_utc
 from outbound.errors import FieldError, FlowDefinitionError
 
@@ -93,6 +94,10 @@ def parse_flow_document(text: str) -> FlowDefinition:
         raise FlowDefinitionError([error]) from exc
     if lines is None:
         raise FlowDefinitionError([FieldError("document", 1, "the document is empty")])
+    fault = unstorable(data, numbers=False)
+    if fault is not None:
+        # Refused before any message can quote the text back (numbers are checked in place).
+        raise FlowDefinitionError([FieldError("document", None, fault)])
     checker = _Checker(lines.lines)
     checker.errors.extend(lines.duplicates)
     if not isinstance(data, dict):

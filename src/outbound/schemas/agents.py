@@ -81,8 +81,12 @@ class NoteOut(OutputModel):
     created_at: datetime
 
 
+SHORTCODE_PATTERN = "^/?[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+"""A shortcode as typed: ``/delay`` or ``delay`` (stored without the slash, in lower case)."""
+
+
 class CannedResponseCreate(InputModel):
-    shortcode: str = Field(min_length=1, max_length=65, examples=["delay"])
+    shortcode: str = Field(pattern=SHORTCODE_PATTERN, examples=["delay"])
     body: str = Field(
         min_length=1,
         max_length=1600,
@@ -92,7 +96,7 @@ class CannedResponseCreate(InputModel):
 
 
 class CannedResponseUpdate(InputModel):
-    shortcode: str | None = Field(None, min_length=1, max_length=65)
+    shortcode: str | None = Field(None, pattern=SHORTCODE_PATTERN)
     body: str | None = Field(None, min_length=1, max_length=1600)
     title: str | None = Field(None, max_length=200)
 

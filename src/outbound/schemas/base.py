@@ -11,9 +11,18 @@ Every response is an :class:`OutputModel`, which also reads a row's attributes.
 
 from __future__ import annotations
 
-import math
-import re
-from typing import Annotated, Any, Final, Generic, TypeAlias, TypeVar
+from types import UnionType
+from typing import (
+    Annotated,
+    Any,
+    ClassVar,
+    Generic,
+    TypeAlias,
+    TypeVar,
+    Union,
+    get_args,
+    get_origin,
+)
 
 from pydantic import (
     AfterValidator,
@@ -21,53 +30,74 @@ from pydantic import (
     ConfigDict,
     StrictInt,
     ValidationError,
+    ValidationInfo,
     ValidatorFunctionWrapHandler,
     WrapValidator,
     field_validator,
 )
 from pydantic_core import PydanticCustomError
 
+from outbound.domain.texts import unstorable
+
 __all__ = ["ContextValue", "InputModel", "LocaleValue", "OutputModel", "Page"]
 
 
-_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+def _omit_null(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """Describe the fields of ``never_null`` as they are taken: omitted, or a value."""
+    never_null: frozenset[str] = getattr(model, "never_null", frozenset())
+    for name, prop in schema.get("properties", {}).items():
+        options = prop.get("anyOf")
+        if name not in never_null or not isinstance(options, list):
+            continue
+        kept = [option for option in options if option.get("type") != "null"]
+        prop.pop("anyOf")
+        prop.pop("default", None)
+        if len(kept) == 1:
+            prop.update(kept[0])
+        else:
+            prop["anyOf"] = kept
 
 
-def _problem(value: object) -> str | None:
-    """Why a value cannot be stored or rendered, looking into the keys and items of mappings
-    and lists."""
-    if isinstance(value, str):
-        if "\x00" in value:
-            return "must not contain the NUL character (U+0000)"
-        # isascii() reads a flag: most texts skip the search.
-        if value.isascii() or _SURROGATE.search(value) is None:
-            return None
-        return "must not contain half of a surrogate pair (U+D800 to U+DFFF)"
-    if isinstance(value, float) and not math.isfinite(value):
-        # JSON has no NaN or infinity; Python's parser reads them (and 1e309) anyway.
-        return "must be a finite number (not NaN or infinity)"
-    if isinstance(value, dict):
-        for key, item in value.items():
-            problem = _problem(key) or _problem(item)
-            if problem is not None:
-                return problem
-    elif isinstance(value, list | tuple):
-        for item in value:
-            problem = _problem(item)
-            if problem is not None:
-                return problem
-    return None
+def _is_flag(annotation: Any) -> bool:
+    """``bool`` or ``bool | None``."""
+    return annotation is bool or (
+        get_origin(annotation) in (Union, UnionType)
+        and bool in get_args(annotation)
+        and all(arg in (bool, type(None)) for arg in get_args(annotation))
+    )
 
 
 class InputModel(BaseModel):
-    """Base of every request body: the same checks for every input of the API."""
+    """Base of every request body: the same checks for every input of the API.
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    ``never_null`` names optional fields that may be left out but not set to ``null`` (the
+    fields of a change that have no empty value); the description says so too.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid", str_strip_whitespace=True, json_schema_extra=_omit_null
+    )
+    never_null: ClassVar[frozenset[str]] = frozenset()
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _refuse_null(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None and info.field_name in cls.never_null:
+            raise PydanticCustomError("never_null", "must not be null")
+        if (
+            isinstance(value, int | str)
+            and not isinstance(value, bool)
+            and info.field_name is not None
+            and _is_flag(cls.model_fields[info.field_name].annotation)
+        ):
+            # JSON has true and false; 0, 1 and "yes" are what the schema says they are not.
+            raise PydanticCustomError("bool_type", "Input should be true or false")
+        return value
 
     @field_validator("*")
     @classmethod
     def _storable_text(cls, value: Any) -> Any:
-        problem = _problem(value)
+        problem = unstorable(value)
         if problem is not None:
             raise ValueError(problem)
         return value
@@ -107,8 +137,9 @@ def _one_error(message: str) -> WrapValidator:
 
 
 def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError("must be a finite number (not NaN or infinity)")
+    problem = unstorable(value)
+    if problem is not None:
+        raise ValueError(problem)
     return value
 
 

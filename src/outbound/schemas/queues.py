@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import Field, StrictInt, field_validator, model_validator
+from pydantic import Field, StrictBool, StrictInt, field_validator, model_validator
 
 from outbound.domain.assignment import AssignmentMethod
 from outbound.domain.queues import parse_weekly_hours
@@ -104,6 +104,8 @@ class QueueCreate(_QueueFields):
 class QueueUpdate(_QueueFields):
     """Changes to a queue: only the fields given change; ``members`` replaces the list."""
 
+    never_null: ClassVar[frozenset[str]] = frozenset({"name", "assignment_method", "priority"})
+
     name: str | None = Field(None, min_length=1, max_length=200)
 
 
@@ -146,7 +148,7 @@ class _RuleFields(InputModel):
     position: StrictInt | None = Field(
         None, ge=1, description="1-based place in the order; the first matching rule wins."
     )
-    enabled: bool | None = None
+    enabled: StrictBool | None = None
 
 
 class RoutingRuleCreate(_RuleFields):
@@ -155,6 +157,8 @@ class RoutingRuleCreate(_RuleFields):
 
 
 class RoutingRuleUpdate(_RuleFields):
+    never_null: ClassVar[frozenset[str]] = frozenset({"name", "enabled"})
+
     name: str | None = Field(None, min_length=1, max_length=200)
 
 
@@ -173,10 +177,12 @@ class RoutingRuleOut(OutputModel):
 
 
 class OrganizationRoutingUpdate(InputModel):
+    never_null: ClassVar[frozenset[str]] = frozenset({"reopen_closed"})
+
     fallback_queue_id: str | None = Field(
         None, description="The queue conversations go to when no routing rule matches."
     )
-    reopen_closed: bool | None = Field(
+    reopen_closed: StrictBool | None = Field(
         None,
         description="A customer message after a conversation closed reopens it (true) or opens "
         "a new one (false).",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, TypeAlias
+from typing import Annotated, Any, ClassVar, TypeAlias
 
 from pydantic import Field, StrictBool, StringConstraints
 
@@ -125,6 +125,8 @@ class CaseCreate(InputModel):
 class CaseUpdate(InputModel):
     """Fields to change. A status change raises ``case.resolved``, ``case.canceled`` or
     ``case.reactivated`` instead of ``case.updated``."""
+
+    never_null: ClassVar[frozenset[str]] = frozenset({"number", "title", "status"})
 
     number: str | None = Field(None, min_length=1, max_length=100)
     title: str | None = Field(None, min_length=1, max_length=500)

@@ -8,7 +8,7 @@ never shown in a ``repr`` and never returned.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, TypeAlias
+from typing import Annotated, Any, ClassVar, TypeAlias
 
 from pydantic import (
     AfterValidator,
@@ -18,7 +18,6 @@ from pydantic import (
     StrictBool,
     StrictInt,
     WithJsonSchema,
-    field_validator,
 )
 
 from outbound.domain.users import (
@@ -126,6 +125,10 @@ class UserUpdate(InputModel):
     """Fields to change. ``null`` clears ``time_zone``, ``ui_language`` and ``password``;
     the other fields cannot be null."""
 
+    never_null: ClassVar[frozenset[str]] = frozenset(
+        {"email", "name", "role", "languages", "skills", "capacity", "active"}
+    )
+
     email: Email | None = None
     name: str | None = Field(None, min_length=1, max_length=200)
     role: UserRole | None = None
@@ -136,15 +139,6 @@ class UserUpdate(InputModel):
     time_zone: TimeZone | None = None
     ui_language: Language | None = None
     password: Password | None = None
-
-    @field_validator(
-        "email", "name", "role", "languages", "skills", "capacity", "active", mode="before"
-    )
-    @classmethod
-    def _not_null(cls, value: Any) -> Any:
-        if value is None:
-            raise ValueError("must not be null")
-        return value
 
 
 class PresenceIn(InputModel):

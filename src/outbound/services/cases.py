@@ -230,9 +230,6 @@ class CaseService(RecordWriter):
         self, org_id: str, case_id: str, data: CaseUpdate, *, source: str = "api"
     ) -> CaseOut:
         given = data.model_fields_set
-        for name in ("number", "title", "status"):
-            if name in given and getattr(data, name) is None:
-                raise InvalidRequestError(f"{name}: cannot be null", field=name)
         problems: list[Problem] = []
         if data.custom is not None:
             check_custom(data.custom, problems)

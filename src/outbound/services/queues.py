@@ -185,8 +185,6 @@ class QueueService:
             ):
                 if name in given:
                     value = getattr(data, name)
-                    if value is None and name in {"assignment_method", "priority"}:
-                        raise InvalidRequestError("must not be null", field=name)
                     setattr(queue, name, value)
             if "wrap_up_seconds" in given:
                 queue.wrap_up_seconds = data.wrap_up_seconds or 0
@@ -347,9 +345,7 @@ class QueueService:
             if "priority" in given:
                 rule.priority = data.priority or 0
             if "enabled" in given:
-                if data.enabled is None:
-                    raise InvalidRequestError("must be true or false", field="enabled")
-                rule.enabled = data.enabled
+                rule.enabled = bool(data.enabled)
             if data.position is not None:
                 rules.remove(rule)
                 rules.insert(min(data.position, len(rules) + 1) - 1, rule)
@@ -385,9 +381,7 @@ class QueueService:
                 )
                 org.fallback_queue_id = queue.id
             if "reopen_closed" in given:
-                if data.reopen_closed is None:
-                    raise InvalidRequestError("must be true or false", field="reopen_closed")
-                org.reopen_closed = data.reopen_closed
+                org.reopen_closed = bool(data.reopen_closed)
             session.flush()
             session.expunge(org)
             return org

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -18,6 +19,7 @@ from outbound.errors import (
     RequestError,
     WebhookSignatureError,
 )
+from outbound.web.openapi import allowed_methods
 from outbound.web.security import NO_STORE, SECURITY_HEADERS
 
 __all__ = [
@@ -45,6 +47,17 @@ _HTTP_CODES = {
     422: "invalid_request",
     429: "rate_limited",
 }
+
+
+class ErrorJSONResponse(JSONResponse):
+    """An error answer that renders whatever text it quotes back (a refused field name with half
+    of a surrogate pair, say) as escaped ASCII rather than failing on it."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
 
 
 def error_body(code: str, message: str, field: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -92,27 +105,33 @@ def error_response(exc: Exception) -> JSONResponse:
         if isinstance(exc, RateLimitedError):
             headers["Retry-After"] = str(exc.retry_after)
             extra["retry_after"] = exc.retry_after
-        return JSONResponse(
+        return ErrorJSONResponse(
             error_body(exc.code, exc.message, exc.field, **extra),
             status_code=exc.status_code,
             headers=headers,
         )
     if isinstance(exc, FlowDefinitionError):
         errors = [error._asdict() for error in exc.errors]
-        return JSONResponse(
+        return ErrorJSONResponse(
             error_body("invalid_flow", str(exc), exc.field, errors=errors), status_code=422
         )
     if isinstance(exc, WebhookSignatureError):
-        return JSONResponse(error_body("invalid_signature", str(exc)), status_code=403)
+        return ErrorJSONResponse(error_body("invalid_signature", str(exc)), status_code=403)
     if isinstance(exc, RequestValidationError):
         return _validation_response(exc)
+    if isinstance(exc, StarletteHTTPException) and exc.status_code == 400:
+        # FastAPI's answer to a body it could not decode (not UTF-8, say): a field error.
+        return ErrorJSONResponse(
+            error_body("invalid_request", "the body is not valid JSON in UTF-8", "body"),
+            status_code=422,
+        )
     if isinstance(exc, StarletteHTTPException):
-        return JSONResponse(
+        return ErrorJSONResponse(
             error_body(_HTTP_CODES.get(exc.status_code, "error"), str(exc.detail)),
             status_code=exc.status_code,
             headers=getattr(exc, "headers", None),
         )
-    return JSONResponse(
+    return ErrorJSONResponse(
         error_body("internal_error", "internal error; the request was not completed"),
         status_code=500,
     )
@@ -124,7 +143,7 @@ def _validation_response(exc: RequestValidationError) -> JSONResponse:
     ]
     first = problems[0] if problems else {"field": None, "message": "invalid request"}
     message = f"{first['field']}: {first['message']}" if first["field"] else str(first["message"])
-    return JSONResponse(
+    return ErrorJSONResponse(
         error_body("invalid_request", message, first["field"], errors=problems),
         status_code=422,
     )
@@ -143,8 +162,13 @@ _MAPPED: tuple[type[Exception], ...] = (
 def install_error_handlers(app: FastAPI) -> None:
     """Answer every error raised by a route with :func:`error_response`."""
 
-    async def _mapped(_request: Request, exc: Exception) -> JSONResponse:
-        return error_response(exc)
+    async def _mapped(request: Request, exc: Exception) -> JSONResponse:
+        response = error_response(exc)
+        if response.status_code == 405:
+            # Starlette names the methods of the first route at this path only.
+            allow = allowed_methods(request.app, request.url.path)
+            response.headers["Allow"] = ", ".join(allow)
+        return response
 
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled error", exc_info=exc)

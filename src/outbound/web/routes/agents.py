@@ -221,7 +221,9 @@ def render_canned(
 )
 async def stream(
     request: Request,
-    last_event_id: str | None = Header(None, alias="Last-Event-ID"),
+    last_event_id: str | None = Header(
+        None, alias="Last-Event-ID", json_schema_extra={"pattern": r"^\s*\d*\s*$"}
+    ),
     after: int | None = Query(None, ge=0, description="Same as the Last-Event-ID header."),
     who: Principal = principal_of(*STAFF),
 ) -> StreamingResponse:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request
 
+from outbound.domain.conversations import CONVERSATION_STATUSES
 from outbound.domain.roles import Role
 from outbound.errors import InvalidRequestError
 from outbound.schemas import ConversationOut, Page
@@ -14,13 +15,17 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/v1", tags=["conversations"])
 STAFF = (Role.ADMIN, Role.SUPERVISOR, Role.AGENT)
+_STATUSES = "|".join(CONVERSATION_STATUSES)
+_STATUS_LIST = rf"^\s*({_STATUSES})\s*(,\s*({_STATUSES})\s*)*$"
 
 
 @router.get("/conversations")
 def list_conversations(
     request: Request,
     status: str | None = Query(
-        None, description="open, active, waiting, wrap_up or closed (comma-separated for several)"
+        None,
+        description="open, active, waiting, wrap_up or closed (comma-separated for several)",
+        json_schema_extra={"pattern": _STATUS_LIST},
     ),
     queue_id: str | None = None,
     assigned_to: str | None = Query(None, description="a user id, or me"),

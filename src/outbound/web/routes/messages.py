@@ -35,7 +35,11 @@ MAX_IDEMPOTENCY_KEY = 255
 def send(
     data: SendIn,
     request: Request,
-    idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
+    idempotency_key: str | None = Header(
+        None,
+        alias="Idempotency-Key",
+        json_schema_extra={"minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY},
+    ),
     who: Principal = principal_of(*SENDERS),
 ) -> JSONResponse:
     """Queue one message per contact; answers once every message is durably stored."""
@@ -99,7 +103,9 @@ def list_messages(
     request: Request,
     configuration_id: str | None = None,
     status: str | None = None,
-    to: str | None = Query(None, description="recipient, any format"),
+    to: str | None = Query(
+        None, description="recipient, any format", json_schema_extra={"pattern": r"\d"}
+    ),
     request_id: str | None = None,
     created_after: datetime | None = None,
     created_before: datetime | None = None,

@@ -49,7 +49,9 @@ def post_contact(
 @router.get("/contacts", tags=["contacts"])
 def list_contacts(
     request: Request,
-    mobile_phone: str | None = Query(None, description="Any format; compared as E.164."),
+    mobile_phone: str | None = Query(
+        None, description="Any format; compared as E.164.", json_schema_extra={"pattern": r"\d"}
+    ),
     external_id: str | None = None,
     cursor: str | None = Cursor,
     limit: int = Limit,

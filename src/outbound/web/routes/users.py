@@ -44,7 +44,11 @@ def post_user(data: UserCreate, request: Request, who: Principal = principal_of(
 @router.get("/users", tags=["users"])
 def list_users(
     request: Request,
-    role: str | None = Query(None, description="admin, supervisor or agent"),
+    role: str | None = Query(
+        None,
+        description="admin, supervisor or agent",
+        json_schema_extra={"pattern": r"^\s*(admin|supervisor|agent)\s*$"},
+    ),
     active: bool | None = None,
     cursor: str | None = Cursor,
     limit: int = Limit,
@@ -119,7 +123,11 @@ def put_presence(
 @router.get("/presence", tags=["presence"])
 def list_presence(
     request: Request,
-    status: str | None = Query(None, description="available, busy, dnd, away or offline"),
+    status: str | None = Query(
+        None,
+        description="available, busy, dnd, away or offline",
+        json_schema_extra={"pattern": r"^\s*(available|busy|dnd|away|offline)\s*$"},
+    ),
     online: bool | None = None,
     cursor: str | None = Cursor,
     limit: int = Limit,
