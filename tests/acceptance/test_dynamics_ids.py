@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import Setup, Tenant, contact
+from tests.helpers import Setup, Tenant, assert_error, contact
 
 
 @pytest.mark.parametrize("form", ["upper", "braces", "upper braces"])
@@ -36,3 +36,18 @@ def test_another_configuration_named_in_the_context_is_still_refused(
     )
     assert response.status_code == 202, response.text
     assert response.json()["results"][0]["reason"].startswith("configuration_mismatch")
+
+
+def test_a_configuration_id_in_braces_with_an_idempotency_key(tenant: Tenant, setup: Setup) -> None:
+    braced = "{" + setup.config_id.upper() + "}"
+    body = {"configuration_id": braced, "contacts": [{"tocontactid": "c1", "optin": True}]}
+    first = tenant.post("/v1/outbound/send", body, headers={"Idempotency-Key": "k-1"})
+    assert first.status_code == 202, first.text
+    again = tenant.post("/v1/outbound/send", body, headers={"Idempotency-Key": "k-1"})
+    assert again.json() == first.json()
+    unknown = {**body, "configuration_id": "{" + "0" * 36 + "}"}
+    response = tenant.post("/v1/outbound/send", unknown, headers={"Idempotency-Key": "k-2"})
+    assert_error(response, 404, "not_found", "configuration_id")
+    longer = {**body, "configuration_id": "0" * 39}
+    response = tenant.post("/v1/outbound/send", longer, headers={"Idempotency-Key": "k-3"})
+    assert_error(response, 422, "invalid_request", "configuration_id")

@@ -6,7 +6,10 @@ case UUIDs without braces. :func:`canonical_guid` reads either form as ours.
 
 from __future__ import annotations
 
-__all__ = ["canonical_guid"]
+__all__ = ["GUID_LENGTH", "canonical_guid"]
+
+GUID_LENGTH = 36
+"""``6a75e67c-0d3f-4c1e-9f7a-2b1c3d4e5f60``: 32 hex digits and 4 hyphens."""
 
 
 def canonical_guid(value: str) -> str:

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field, StrictBool, field_validator
 
+from outbound.domain.identifiers import GUID_LENGTH, canonical_guid
 from outbound.domain.windows import validate_zone
 from outbound.schemas.base import ContextValue, InputModel, LocaleValue, OutputModel
 
@@ -52,6 +53,15 @@ class SendIn(InputModel):
         "({6A75E67C-…}), as Dynamics 365 writes GUIDs.",
     )
     contacts: list[ContactItem] = Field(min_length=1)
+
+    @field_validator("configuration_id")
+    @classmethod
+    def _guid(cls, value: str) -> str:
+        # Read as ours (braces, blanks and case set aside) before anything stores it.
+        guid = canonical_guid(value)
+        if len(guid) > GUID_LENGTH:
+            raise ValueError("must be an outbound configuration's id (a GUID)")
+        return guid
 
 
 class ContactOutcome(OutputModel):
