@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit serve bench bench-flows messages screenshots clean
+.PHONY: demo test lint typecheck unit fuzz serve bench bench-flows messages screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ unit: $(STAMP)
 
 test: lint typecheck
 	$(BIN)/pytest -q
+
+# The schema fuzzing of `make test`, with more examples per operation (and another seed if set).
+fuzz: $(STAMP)
+	OUTBOUND_FUZZ_EXAMPLES=$${OUTBOUND_FUZZ_EXAMPLES:-100} $(BIN)/pytest tests/fuzz -q
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
