@@ -110,7 +110,10 @@ def test_nul_characters_are_refused_naming_the_field(tenant: Tenant, setup: Setu
     }
     body = {"configuration_id": setup.config_id, "contacts": [contact]}
     assert_error(
-        tenant.post("/v1/outbound/send", body), 422, "invalid_request", "contacts[0].contextitems"
+        tenant.post("/v1/outbound/send", body),
+        422,
+        "invalid_request",
+        "contacts[0].contextitems.CustomerName",
     )
     for path, field in (
         ("/v1/channels/a%00b", "channel_id"),
