@@ -324,7 +324,7 @@ def create_app(container: Container, *, run_worker: bool | None = None) -> FastA
         else {"tracing": False, "metrics": False, "logs": False},
     )
     app.state.container = container
-    app.state.auth_throttle = FailureThrottle()
+    app.state.auth_throttle = FailureThrottle(settings.auth_failure_limit)
     install_error_handlers(app)
     install_openapi(app)
     app.include_router(health.router)

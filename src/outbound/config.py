@@ -102,6 +102,12 @@ class Settings(BaseSettings):
     http_connect_timeout: float = Field(5.0, gt=0)
     migrate_on_start: Flag = True
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    auth_failure_limit: int = Field(
+        20,
+        ge=1,
+        description="Failed authentications one address may make in a minute before every "
+        "request from it gets 429.",
+    )
     metrics_token: str | None = Field(
         None,
         description="Bearer token /metrics requires; unset, /metrics answers this machine only.",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from outbound.app import Container
+from outbound.app import Container, create_app
 from outbound.web.throttle import AUTH_FAILURE_LIMIT, FailureThrottle
 from tests.helpers import Tenant
 
@@ -49,3 +49,10 @@ def test_behind_a_trusted_proxy_the_forwarded_address_is_throttled(
     assert proxy.get("/v1/organization", headers=guesser).status_code == 429
     other = {**tenant.headers(), "X-Forwarded-For": "203.0.113.10"}
     assert proxy.get("/v1/organization", headers=other).status_code == 200
+
+
+def test_the_limit_is_a_setting(container: Container) -> None:
+    container.settings = container.settings.model_copy(update={"auth_failure_limit": 2})
+    with TestClient(create_app(container, run_worker=False)) as client:
+        answers = [client.get("/v1/organization", headers=BAD).status_code for _ in range(3)]
+    assert answers == [401, 401, 429]
