@@ -28,8 +28,11 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit -q
 
+# Browser tests run in a process of their own: Playwright's synchronous API keeps an event loop
+# running in the main thread until the session ends, which the asynchronous tests cannot share.
 test: lint typecheck
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --ignore=tests/browser
+	$(BIN)/pytest -q tests/browser
 
 # The schema fuzzing of `make test`, with more examples per operation (and another seed if set).
 fuzz: $(STAMP)
