@@ -96,3 +96,11 @@ def test_a_refused_flow_document_quoting_half_a_surrogate_pair_is_422(tenant: Te
             headers={"Content-Type": "application/json"},
         )
         assert_error(response, 422, "invalid_flow", "document")
+
+
+def test_times_are_iso_8601_never_numbers(tenant: Tenant) -> None:
+    for path in ("/v1/messages", "/v1/messages/export"):
+        for value in ("0.5", "1733390000", "-1"):
+            response = tenant.get(path, params={"created_before": value})
+            assert_error(response, 422, "invalid_request", "created_before")
+        assert tenant.get(path, params={"created_before": "2030-01-01T00:00:00Z"}).is_success

@@ -40,7 +40,14 @@ from outbound.schemas.agents import (
     SnoozeIn,
     TransferIn,
 )
-from outbound.schemas.base import ContextValue, InputModel, LocaleValue, OutputModel, Page
+from outbound.schemas.base import (
+    ContextValue,
+    InputModel,
+    IsoDateTime,
+    LocaleValue,
+    OutputModel,
+    Page,
+)
 from outbound.schemas.catalog import (
     DEFAULT_TEXT_LIMIT,
     LOCALIZED_TEXT_LIMIT,
@@ -157,6 +164,7 @@ __all__ = [
     "ImportResult",
     "ImportRowError",
     "InputModel",
+    "IsoDateTime",
     "LocaleChoice",
     "LocaleValue",
     "MessageEventOut",

@@ -11,11 +11,14 @@ Every response is an :class:`OutputModel`, which also reads a row's attributes.
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
 from types import UnionType
 from typing import (
     Annotated,
     Any,
     ClassVar,
+    Final,
     Generic,
     TypeAlias,
     TypeVar,
@@ -26,8 +29,11 @@ from typing import (
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
+    NaiveDatetime,
     StrictInt,
     ValidationError,
     ValidationInfo,
@@ -39,7 +45,7 @@ from pydantic_core import PydanticCustomError
 
 from outbound.domain.texts import unstorable
 
-__all__ = ["ContextValue", "InputModel", "LocaleValue", "OutputModel", "Page"]
+__all__ = ["ContextValue", "InputModel", "IsoDateTime", "LocaleValue", "OutputModel", "Page"]
 
 
 def _omit_null(schema: dict[str, Any], model: type[BaseModel]) -> None:
@@ -58,12 +64,39 @@ def _omit_null(schema: dict[str, Any], model: type[BaseModel]) -> None:
             prop["anyOf"] = kept
 
 
+_NUMBER: Final = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
+
+
+def _iso_only(value: Any) -> Any:
+    """Refuse a number where a date and time is expected (pydantic reads it as Unix time)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise PydanticCustomError("datetime_type", "must be an ISO 8601 date and time")
+    if isinstance(value, str) and _NUMBER.fullmatch(value):
+        raise PydanticCustomError("datetime_type", "must be an ISO 8601 date and time")
+    return value
+
+
+IsoDateTime: TypeAlias = Annotated[datetime, BeforeValidator(_iso_only)]
+"""A date and time written as ISO 8601 (``2026-12-05T09:30:00+01:00``), never a number."""
+
+
 def _is_flag(annotation: Any) -> bool:
     """``bool`` or ``bool | None``."""
     return annotation is bool or (
         get_origin(annotation) in (Union, UnionType)
         and bool in get_args(annotation)
         and all(arg in (bool, type(None)) for arg in get_args(annotation))
+    )
+
+
+_TIMES: Final = (datetime, AwareDatetime, NaiveDatetime)
+
+
+def _is_time(annotation: Any) -> bool:
+    """A date and time, or one or ``None``."""
+    return annotation in _TIMES or (
+        get_origin(annotation) in (Union, UnionType)
+        and any(arg in _TIMES for arg in get_args(annotation))
     )
 
 
@@ -92,6 +125,8 @@ class InputModel(BaseModel):
         ):
             # JSON has true and false; 0, 1 and "yes" are what the schema says they are not.
             raise PydanticCustomError("bool_type", "Input should be true or false")
+        if info.field_name is not None and _is_time(cls.model_fields[info.field_name].annotation):
+            return _iso_only(value)
         return value
 
     @field_validator("*")

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from outbound.domain.roles import Role
 from outbound.errors import InvalidRequestError
-from outbound.schemas import MessageOut, Page, SendIn, SendOut
+from outbound.schemas import IsoDateTime, MessageOut, Page, SendIn, SendOut
 from outbound.services.auth import Principal
 from outbound.services.exports import MessageExport
 from outbound.services.tracking import MessageFilter
@@ -68,8 +66,8 @@ def export_messages(
     status: str | None = None,
     to: str | None = Query(None, description="recipient, any format"),
     request_id: str | None = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
+    created_after: IsoDateTime | None = None,
+    created_before: IsoDateTime | None = None,
     who: Principal = principal_of(*READERS, Role.SUPERVISOR),
 ) -> StreamingResponse:
     """Every message the filters of ``GET /v1/messages`` keep, as CSV, oldest first, streamed:
@@ -107,8 +105,8 @@ def list_messages(
         None, description="recipient, any format", json_schema_extra={"pattern": r"\d"}
     ),
     request_id: str | None = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
+    created_after: IsoDateTime | None = None,
+    created_before: IsoDateTime | None = None,
     cursor: str | None = None,
     limit: int = Query(50, ge=1, le=500),
     who: Principal = principal_of(*ALL_ROLES),
