@@ -42,6 +42,7 @@ from outbound.config import (
     DEFAULT_MAX_CONTACTS_PER_REQUEST,
     DEFAULT_REGION,
 )
+from outbound.domain.consent import CONSENT_WITHDRAWN
 from outbound.domain.numbers import region_of
 from outbound.domain.planning import ContactPlan, TemplateTexts, plan_contact
 from outbound.domain.statuses import MessageStatus
@@ -327,7 +328,7 @@ class SendService:
             if plan.status is not MessageStatus.QUEUED or plan.to_number is None:
                 continue
             if plan.to_number in withdrawn:
-                plan.status, plan.reason = MessageStatus.SKIPPED, "consent_withdrawn"
+                plan.status, plan.reason = MessageStatus.SKIPPED, CONSENT_WITHDRAWN
             elif whatsapp and contact.sendastemplate:
                 if channel.provider == "twilio" and not plan.content_sid:
                     plan.status = MessageStatus.REJECTED
