@@ -26,6 +26,7 @@ from outbound.console import install_console
 from outbound.domain.reports import parse_prices
 from outbound.services.agent_replies import AgentReplyService
 from outbound.services.assignment import AssignmentService
+from outbound.services.cancellation import CancelService
 from outbound.services.channels import ChannelService
 from outbound.services.configurations import ConfigurationService
 from outbound.services.conversation_sweep import ConversationSweep, SweepPolicy
@@ -108,6 +109,11 @@ class Container:
     conversation_sweep: ConversationSweep
     stream: StreamHub
     _closed: bool = field(default=False, repr=False)
+
+    @property
+    def cancellation(self) -> CancelService:
+        """Canceling queued messages (stateless: made when asked)."""
+        return CancelService(self.db, self.clock, self.tracking)
 
     def dispatcher(self, worker_id: str | None = None) -> Dispatcher:
         settings = self.settings

@@ -75,7 +75,7 @@ from outbound.schemas.conversations import (
     NoteEntry,
 )
 from outbound.schemas.flows import FlowOut, FlowRunError, FlowRunIn, FlowRunOut, RunCondition
-from outbound.schemas.messages import MessageEventOut, MessageOut
+from outbound.schemas.messages import CancelIn, CancelOut, MessageEventOut, MessageOut
 from outbound.schemas.queues import (
     OrganizationRoutingUpdate,
     OverflowSpec,
@@ -115,6 +115,8 @@ __all__ = [
     "ApiKeyCreated",
     "ApiKeyOut",
     "AssignmentMethod",
+    "CancelIn",
+    "CancelOut",
     "CannedResponseCreate",
     "CannedResponseOut",
     "CannedResponseUpdate",

@@ -424,6 +424,8 @@ class MessageEvent(Base):
     source: Mapped[str] = mapped_column(sa.String(32))
     error_code: Mapped[str | None] = mapped_column(sa.String(64))
     error_message: Mapped[str | None] = mapped_column(sa.Text)
+    # Who made the change, when a person or a key did (a cancel): user:<id> or key:<id>.
+    actor: Mapped[str | None] = mapped_column(sa.String(100))
 
 
 ROLLUP_DIMENSIONS = (
@@ -540,6 +542,8 @@ class ConsentEvent(Base):
     source: Mapped[str] = mapped_column(sa.String(32))
     detail: Mapped[str | None] = mapped_column(sa.String(200))
     occurred_at: Mapped[datetime]
+    # Who recorded the change through the API (source admin): user:<id> or key:<id>.
+    actor: Mapped[str | None] = mapped_column(sa.String(100))
 
 
 class Conversation(Base):

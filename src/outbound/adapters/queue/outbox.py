@@ -138,6 +138,7 @@ class Outbox:
         source: str,
         now: datetime,
         detail: str | None = None,
+        actor: str | None = None,
     ) -> list[str]:
         """Move the ``queued`` messages matching ``where`` to ``status`` (canceled or skipped),
         with their history rows, in the caller's transaction; returns their ids.
@@ -166,6 +167,7 @@ class Outbox:
                     moved_from=MessageStatus.QUEUED,
                     error_code=reason,
                     error_message=detail,
+                    actor=actor,
                 )
                 for row in rows
             ],
@@ -209,7 +211,9 @@ class Outbox:
                 return []
             rows = session.execute(
                 sa.update(Message)
-                .where(Message.id.in_(list(previous)))
+                # The rows are locked; the status condition is a second guard that a message
+                # canceled or skipped meanwhile is never handed over.
+                .where(Message.id.in_(list(previous)), Message.status.in_([_QUEUED, _SENDING]))
                 .values(
                     status=_SENDING,
                     attempts=Message.attempts + 1,
