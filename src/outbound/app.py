@@ -29,6 +29,7 @@ from outbound.services.assignment import AssignmentService
 from outbound.services.cancellation import CancelService
 from outbound.services.channels import ChannelService
 from outbound.services.configurations import ConfigurationService
+from outbound.services.consent import ConsentService
 from outbound.services.conversation_sweep import ConversationSweep, SweepPolicy
 from outbound.services.conversations import ConversationService
 from outbound.services.dashboard import DashboardService
@@ -55,6 +56,7 @@ from outbound.web.middleware import install_metrics, install_webhook_fast_path
 from outbound.web.routes import (
     agents,
     catalog,
+    consent,
     conversations,
     docs,
     flows,
@@ -109,6 +111,11 @@ class Container:
     conversation_sweep: ConversationSweep
     stream: StreamHub
     _closed: bool = field(default=False, repr=False)
+
+    @property
+    def consent(self) -> ConsentService:
+        """Reading a number's consent and an admin's changes (stateless: made when asked)."""
+        return ConsentService(self.db, self.clock, default_region=self.settings.default_region)
 
     @property
     def cancellation(self) -> CancelService:
@@ -336,6 +343,7 @@ def create_app(container: Container, *, run_worker: bool | None = None) -> FastA
     app.include_router(catalog.router)
     app.include_router(users.router)
     app.include_router(messages.router)
+    app.include_router(consent.router)
     app.include_router(conversations.router)
     app.include_router(agents.router)
     app.include_router(queues.router)

@@ -125,7 +125,7 @@ def test_bulk_cancel_by_request_configuration_and_flow_run(
     stenant: Tenant, ssetup: Setup, scripted_container: Container, clock: FakeClock
 ) -> None:
     request_id, ids = _send(stenant, ssetup.config_id, NUMBERS)
-    other_request, other_ids = _send(stenant, ssetup.config_id, NUMBERS[:2])
+    _, other_ids = _send(stenant, ssetup.config_id, NUMBERS[:2])
     stenant.post(f"/v1/messages/{ids[0]}/cancel")
 
     response = stenant.post("/v1/outbound/cancel", {"request_id": request_id}, role=Role.SENDER)

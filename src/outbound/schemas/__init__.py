@@ -8,7 +8,8 @@ One module per concept, each built on :mod:`~outbound.schemas.base` (every reque
 - :mod:`~outbound.schemas.queues`: queues, routing rules and the organisation's routing;
 - :mod:`~outbound.schemas.agents`: what agents do with conversations (answers, notes, ...);
 - :mod:`~outbound.schemas.sending`: the send request and its answer;
-- :mod:`~outbound.schemas.messages`: messages and their status history;
+- :mod:`~outbound.schemas.messages`: messages and their status history, canceling;
+- :mod:`~outbound.schemas.consent`: consent per number and channel;
 - :mod:`~outbound.schemas.conversations`: conversations and their messages;
 - :mod:`~outbound.schemas.records`: contacts, cases, events and the CSV import;
 - :mod:`~outbound.schemas.flows`: flows and flow runs.
@@ -65,6 +66,12 @@ from outbound.schemas.catalog import (
     TemplateUpdate,
     TemplateVersionOut,
     TemplateWarning,
+)
+from outbound.schemas.consent import (
+    ConsentChange,
+    ConsentChannel,
+    ConsentOut,
+    ConsentRecordIn,
 )
 from outbound.schemas.conversations import (
     AnsweredMessage,
@@ -133,7 +140,11 @@ __all__ = [
     "ConfigurationOut",
     "ConfigurationUpdate",
     "Consent",
+    "ConsentChange",
+    "ConsentChannel",
     "ConsentIn",
+    "ConsentOut",
+    "ConsentRecordIn",
     "ConsentUpdate",
     "ContactCreate",
     "ContactItem",
