@@ -51,6 +51,7 @@ from outbound.services.templates import TemplateService
 from outbound.services.tracking import TrackingService
 from outbound.services.users import UserService
 from outbound.services.webhooks import WebhookService, webhook_url
+from outbound.web.body_limit import install_body_limit
 from outbound.web.errors import install_error_handlers
 from outbound.web.middleware import install_metrics, install_webhook_fast_path
 from outbound.web.routes import (
@@ -352,8 +353,9 @@ def create_app(container: Container, *, run_worker: bool | None = None) -> FastA
     app.include_router(webhooks.router)
     app.include_router(flows.router)
     install_console(app, container)
-    # Added in this order: the webhook fast path answers outside the security headers (it adds
-    # its own), and request timing wraps both.
+    # Added in this order: the body limit answers inside the security headers; the webhook fast
+    # path answers outside them (it adds its own), and request timing wraps both.
+    install_body_limit(app, settings.max_json_body_bytes)
     install_security_headers(app)
     install_webhook_fast_path(app)
     install_metrics(app, container.metrics)

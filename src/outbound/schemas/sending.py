@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, StrictBool, field_validator
+from pydantic import AfterValidator, ConfigDict, Field, StrictBool, field_validator
 
 from outbound.domain.windows import validate_zone
 from outbound.schemas.base import ContextValue, InputModel, LocaleValue, OutputModel
 
-__all__ = ["ContactItem", "ContactOutcome", "SendIn", "SendOut"]
+__all__ = ["MAX_CONTEXT_VALUE_CHARACTERS", "ContactItem", "ContactOutcome", "SendIn", "SendOut"]
+
+MAX_CONTEXT_VALUE_CHARACTERS = 2000
+"""The longest text one context item may hold: a template's text is at most 2,000 characters,
+so a longer value could only make a message no provider takes."""
+
+
+def _short_text(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > MAX_CONTEXT_VALUE_CHARACTERS:
+        raise ValueError(
+            f"must be at most {MAX_CONTEXT_VALUE_CHARACTERS} characters (got {len(value)})"
+        )
+    return value
+
+
+ContextItemValue = Annotated[ContextValue, AfterValidator(_short_text)]
 
 
 class ContactItem(InputModel):
@@ -23,9 +38,9 @@ class ContactItem(InputModel):
     optin: StrictBool
     locale: LocaleValue = None
     channelid: str | None = Field(None, max_length=100)
-    contextitems: dict[str, ContextValue] = Field(default_factory=dict)
+    contextitems: dict[str, ContextItemValue] = Field(default_factory=dict)
     sendastemplate: StrictBool = False
-    templateparameters: dict[str, str] | None = None
+    templateparameters: dict[str, Annotated[str, AfterValidator(_short_text)]] | None = None
     # Left out of dumps when absent, so that digests of requests without it do not change.
     timezone: str | None = Field(
         None,

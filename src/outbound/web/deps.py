@@ -2,7 +2,8 @@
 
 Every route that authenticates its caller also refuses NUL in its path and query parameters,
 and, when it reads (GET), a query parameter it does not declare: 422 naming the parameter and
-the allowed ones, from the route's own declaration, so no route lists them by hand.
+the allowed ones, from the route's own declaration, so no route lists them by hand. A route
+that reads a JSON body refuses another ``Content-Type`` with 415.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from outbound.domain.roles import Role
-from outbound.errors import InvalidRequestError
+from outbound.errors import InvalidRequestError, UnsupportedMediaTypeError
 from outbound.services.auth import Principal, authenticate, require_role
+from outbound.web.body_limit import is_json_media_type
 from outbound.web.throttle import FailureThrottle, client_address
 
 if TYPE_CHECKING:
@@ -59,6 +61,7 @@ bearer_scheme = HTTPBearer(
 
 
 _QUERY_METHODS = frozenset({"GET", "HEAD"})
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 # route id → (the route, its query parameters); APIRoute is not hashable.
@@ -99,6 +102,23 @@ def _reject_unknown_query(request: Request) -> None:
             )
 
 
+def _reject_wrong_media_type(request: Request) -> None:
+    """Refuse a body that is not JSON on a route that reads a JSON body (415): the framework
+    would otherwise try it as JSON text and answer with a validation error."""
+    if request.method not in _BODY_METHODS:
+        return
+    content_type = request.headers.get("content-type")
+    if content_type is None or is_json_media_type(content_type):
+        return
+    route = request.scope.get("route")
+    if isinstance(route, APIRoute) and route.body_field is not None:
+        media = content_type.split(";", 1)[0].strip() or "none"
+        raise UnsupportedMediaTypeError(
+            f"the body must be JSON (Content-Type: application/json), not {media}",
+            field="Content-Type",
+        )
+
+
 def requires(*roles: Role) -> Callable[..., Principal]:
     """A dependency that authenticates the caller and checks their role."""
 
@@ -116,6 +136,7 @@ def requires(*roles: Role) -> Callable[..., Principal]:
         require_role(principal, roles)
         _reject_nul(request)
         _reject_unknown_query(request)
+        _reject_wrong_media_type(request)
         return principal
 
     return dependency
