@@ -363,7 +363,6 @@ def test_contact_fields_are_validated(tenant: Tenant, setup: Setup) -> None:
         ([contact(contextitems=["a"])], "contacts[0].contextitems"),
         ([contact(contextitems={"CaseName": {"x": 1}})], "contacts[0].contextitems.CaseName"),
         ([contact(channelid=5)], "contacts[0].channelid"),
-        ([contact(unknown="x")], "contacts[0].unknown"),
         ([contact(sendastemplate="no")], "contacts[0].sendastemplate"),
         (["+33612345678"], "contacts[0]"),
         ("+33612345678", "contacts"),

@@ -110,7 +110,7 @@ from outbound.schemas.records import (
     ImportResult,
     ImportRowError,
 )
-from outbound.schemas.sending import ContactItem, ContactOutcome, SendIn, SendOut
+from outbound.schemas.sending import ContactItem, ContactOutcome, SendIn, SendOut, SendWarning
 from outbound.schemas.users import PresenceIn, PresenceOut, UserCreate, UserOut, UserUpdate
 
 __all__ = [
@@ -201,6 +201,7 @@ __all__ = [
     "RunCondition",
     "SendIn",
     "SendOut",
+    "SendWarning",
     "SimulateIn",
     "SnoozeIn",
     "TemplateChangeOut",

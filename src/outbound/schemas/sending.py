@@ -2,15 +2,37 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import AfterValidator, ConfigDict, Field, StrictBool, field_validator
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StrictBool,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
 
 from outbound.domain.windows import validate_zone
 from outbound.schemas.base import ContextValue, InputModel, LocaleValue, OutputModel
 
-__all__ = ["MAX_CONTEXT_VALUE_CHARACTERS", "ContactItem", "ContactOutcome", "SendIn", "SendOut"]
+__all__ = [
+    "MAX_CONTEXT_VALUE_CHARACTERS",
+    "ContactItem",
+    "ContactOutcome",
+    "SendIn",
+    "SendOut",
+    "SendWarning",
+]
+
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+
+# Fields that pages of Microsoft's documentation spelled wrongly, and the field they meant.
+_MISSPELLINGS = {"option": "optin"}
 
 MAX_CONTEXT_VALUE_CHARACTERS = 2000
 """The longest text one context item may hold: a template's text is at most 2,000 characters,
@@ -25,14 +47,28 @@ def _short_text(value: Any) -> Any:
     return value
 
 
+def _printable(key: Any) -> str:
+    """A member's name as a warning may show and store it (short, no control characters)."""
+    text = str(key)
+    if not text.isprintable() or _SURROGATE.search(text):
+        text = ascii(text)[1:-1]
+    return text if len(text) <= 100 else text[:99] + "…"
+
+
 ContextItemValue = Annotated[ContextValue, AfterValidator(_short_text)]
 
 
 class ContactItem(InputModel):
-    """One contact of a send request, as Dynamics 365 flows send it."""
+    """One contact of a send request, as Dynamics 365 flows send it.
+
+    Unknown members (flows send ``contactid`` and extra columns) do not refuse the request: the
+    contact is read without them, and :attr:`warnings` says what was ignored. ``option``, which
+    Microsoft's pages once wrote for ``optin``, is read as ``optin``, with a warning.
+    """
 
     # Texts are kept as written: context values go into the message as they are.
-    model_config = ConfigDict(str_strip_whitespace=False)
+    model_config = ConfigDict(str_strip_whitespace=False, extra="ignore")
+    _warnings: list[tuple[str, str]] = PrivateAttr(default_factory=list)
 
     tocontactid: str = Field(min_length=1, max_length=100)
     optin: StrictBool
@@ -55,6 +91,32 @@ class ContactItem(InputModel):
     def _zone(cls, value: str | None) -> str | None:
         text = value.strip() if value is not None else ""
         return validate_zone(text) if text else None
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _lenient(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        if not isinstance(data, dict) or isinstance(data, ContactItem):
+            return handler(data)
+        known: dict[str, Any] = {}
+        warnings: list[tuple[str, str]] = []
+        for key, value in data.items():
+            meant = _MISSPELLINGS.get(key) if isinstance(key, str) else None
+            if key in cls.model_fields:
+                known[key] = value
+            elif meant is not None and meant not in data:
+                known[meant] = value
+                warnings.append((str(key), f"read as {meant}"))
+            else:
+                warnings.append((_printable(key), "unknown field, ignored"))
+        item = handler(known)
+        if isinstance(item, ContactItem):
+            item._warnings = warnings
+        return item
+
+    @property
+    def warnings(self) -> list[tuple[str, str]]:
+        """The members ignored or read as another, with why: ``[("contactid", "...")]``."""
+        return list(self._warnings)
 
 
 class SendIn(InputModel):
@@ -83,6 +145,12 @@ class ContactOutcome(OutputModel):
     )
 
 
+class SendWarning(OutputModel):
+    index: int = Field(description="The contact's position in contacts.")
+    field: str = Field(description="The member, as contacts[3].contactid.")
+    message: str
+
+
 class SendOut(OutputModel):
     request_id: str
     configuration_id: str
@@ -90,3 +158,8 @@ class SendOut(OutputModel):
     skipped: int
     rejected: int
     results: list[ContactOutcome]
+    warnings: list[SendWarning] = Field(
+        default_factory=list,
+        description="Members of contact items that were ignored (unknown) or read as another "
+        "field (option as optin); the contacts were processed all the same.",
+    )

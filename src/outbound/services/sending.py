@@ -48,7 +48,7 @@ from outbound.domain.planning import ContactPlan, TemplateTexts, plan_contact
 from outbound.domain.statuses import MessageStatus
 from outbound.domain.windows import ContactWindow, FrequencyCap, next_window_open, resolve_zone
 from outbound.errors import ConflictError, InvalidRequestError, NotFoundError
-from outbound.schemas import ContactItem, ContactOutcome, SendIn, SendOut
+from outbound.schemas import ContactItem, ContactOutcome, SendIn, SendOut, SendWarning
 from outbound.services.configurations import (
     ConfigurationService,
     contact_window_of,
@@ -247,6 +247,11 @@ class SendService:
             skipped=sum(p.status is MessageStatus.SKIPPED for p in plans),
             rejected=sum(p.status is MessageStatus.REJECTED for p in plans),
             results=outcomes,
+            warnings=[
+                SendWarning(index=index, field=f"contacts[{index}].{key}", message=message)
+                for index, contact in enumerate(request.contacts)
+                for key, message in contact.warnings
+            ],
         )
         stored = response.model_dump(mode="json")
         with self._db.transaction(urgent=urgent) as session:
