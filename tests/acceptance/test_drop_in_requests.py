@@ -85,3 +85,37 @@ def test_a_member_name_that_cannot_be_stored_is_shown_escaped(tenant: Tenant, se
     fields = [w["field"] for w in body["warnings"]]
     assert fields[0] == "contacts[0].bad\\x00key"
     assert len(fields[1]) < 120
+
+
+def test_the_same_number_twice_gets_one_message(tenant: Tenant, setup: Setup) -> None:
+    items = [
+        contact("+33612345678", optin=False),  # not queued: the next one is the first
+        contact("06 12 34 56 78"),
+        contact("+33612345679"),
+        contact("+33 6 12 34 56 78"),
+        contact("not a number"),
+        contact("not a number"),
+    ]
+    body = _send(tenant, setup, items).json()
+    assert [(r["status"], r["reason"]) for r in body["results"]] == [
+        ("skipped", "opted_out"),
+        ("queued", None),
+        ("queued", None),
+        ("skipped", "duplicate_in_request"),
+        ("rejected", "invalid_number: not a phone number"),
+        ("rejected", "invalid_number: not a phone number"),
+    ]
+    assert (body["queued"], body["skipped"], body["rejected"]) == (2, 2, 2)
+    skipped = tenant.get(f"/v1/messages/{body['results'][3]['message_id']}").json()
+    assert (skipped["status"], skipped["reason"]) == ("skipped", "duplicate_in_request")
+
+
+def test_a_configuration_may_allow_the_same_number_twice(tenant: Tenant, setup: Setup) -> None:
+    assert setup.configuration["allow_duplicate_numbers"] is False
+    changed = tenant.patch(
+        f"/v1/outbound-configurations/{setup.config_id}", {"allow_duplicate_numbers": True}
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["allow_duplicate_numbers"] is True
+    body = _send(tenant, setup, [contact(), contact()]).json()
+    assert [r["status"] for r in body["results"]] == ["queued", "queued"]

@@ -322,6 +322,9 @@ class OutboundConfiguration(Base):
     # Frequency cap: at most cap_count messages to one contact per cap_period_seconds.
     cap_count: Mapped[int | None] = mapped_column(sa.Integer)
     cap_period_seconds: Mapped[int | None] = mapped_column(sa.Integer)
+    # The same number more than once in one request gets one message per contact (else one
+    # message, the others skipped as duplicate_in_request).
+    allow_duplicate_numbers: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
