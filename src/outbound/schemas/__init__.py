@@ -41,7 +41,14 @@ from outbound.schemas.agents import (
     SnoozeIn,
     TransferIn,
 )
-from outbound.schemas.base import ContextValue, InputModel, LocaleValue, OutputModel, Page
+from outbound.schemas.base import (
+    ContextValue,
+    InputModel,
+    LocaleValue,
+    OutputModel,
+    Page,
+    context_value_checks,
+)
 from outbound.schemas.catalog import (
     DEFAULT_TEXT_LIMIT,
     LOCALIZED_TEXT_LIMIT,
@@ -110,12 +117,20 @@ from outbound.schemas.records import (
     ImportResult,
     ImportRowError,
 )
-from outbound.schemas.sending import ContactItem, ContactOutcome, SendIn, SendOut, SendWarning
+from outbound.schemas.sending import (
+    MAX_CONTEXT_VALUE_CHARACTERS,
+    ContactItem,
+    ContactOutcome,
+    SendIn,
+    SendOut,
+    SendWarning,
+)
 from outbound.schemas.users import PresenceIn, PresenceOut, UserCreate, UserOut, UserUpdate
 
 __all__ = [
     "DEFAULT_TEXT_LIMIT",
     "LOCALIZED_TEXT_LIMIT",
+    "MAX_CONTEXT_VALUE_CHARACTERS",
     "MAX_IMPORT_ERRORS",
     "AnsweredMessage",
     "ApiKeyCreate",
@@ -214,4 +229,5 @@ __all__ = [
     "UserCreate",
     "UserOut",
     "UserUpdate",
+    "context_value_checks",
 ]

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, TypeAlias
 
 from pydantic import (
-    AfterValidator,
     ConfigDict,
     Field,
     PrivateAttr,
@@ -18,7 +17,12 @@ from pydantic import (
 )
 
 from outbound.domain.windows import validate_zone
-from outbound.schemas.base import ContextValue, InputModel, LocaleValue, OutputModel
+from outbound.schemas.base import (
+    InputModel,
+    LocaleValue,
+    OutputModel,
+    context_value_checks,
+)
 
 __all__ = [
     "MAX_CONTEXT_VALUE_CHARACTERS",
@@ -31,44 +35,22 @@ __all__ = [
 
 _SURROGATE: Final = re.compile("[\ud800-\udfff]")
 
-# Fields that pages of Microsoft's documentation spelled wrongly, and the field they meant.
-_MISSPELLINGS = {"option": "optin"}
+# Members that pages of Microsoft's documentation spelled wrongly, and the field they meant.
+_MISSPELLINGS: Final = {"option": "optin"}
 
 MAX_CONTEXT_VALUE_CHARACTERS = 2000
-"""The longest text one context item may hold: a template's text is at most 2,000 characters,
-so a longer value could only make a message no provider takes."""
+"""The longest text one context item (or template parameter) may hold: a template's text is at
+most 2,000 characters, so a longer value could only make a message no provider takes."""
 
-
-def _short_text(value: Any) -> Any:
-    if isinstance(value, str) and len(value) > MAX_CONTEXT_VALUE_CHARACTERS:
-        raise ValueError(
-            f"must be at most {MAX_CONTEXT_VALUE_CHARACTERS} characters (got {len(value)})"
-        )
-    return value
-
-
-def _printable(key: Any) -> str:
-    """A member's name as a warning may show and store it (short, no control characters)."""
-    text = str(key)
-    if not text.isprintable() or _SURROGATE.search(text):
-        text = ascii(text)[1:-1]
-    return text if len(text) <= 100 else text[:99] + "…"
-
-
-ContextItemValue = Annotated[ContextValue, AfterValidator(_short_text)]
+_CHECKS: Final = context_value_checks(MAX_CONTEXT_VALUE_CHARACTERS)
+ContextItemValue: TypeAlias = Annotated[str | int | float | bool | None, _CHECKS[0], _CHECKS[1]]
 
 
 class ContactItem(InputModel):
-    """One contact of a send request, as Dynamics 365 flows send it.
-
-    Unknown members (flows send ``contactid`` and extra columns) do not refuse the request: the
-    contact is read without them, and :attr:`warnings` says what was ignored. ``option``, which
-    Microsoft's pages once wrote for ``optin``, is read as ``optin``, with a warning.
-    """
+    """One contact of a send request, as Dynamics 365 flows send it."""
 
     # Texts are kept as written: context values go into the message as they are.
-    model_config = ConfigDict(str_strip_whitespace=False, extra="ignore")
-    _warnings: list[tuple[str, str]] = PrivateAttr(default_factory=list)
+    model_config = ConfigDict(str_strip_whitespace=False)
 
     tocontactid: str = Field(min_length=1, max_length=100)
     optin: StrictBool
@@ -76,7 +58,9 @@ class ContactItem(InputModel):
     channelid: str | None = Field(None, max_length=100)
     contextitems: dict[str, ContextItemValue] = Field(default_factory=dict)
     sendastemplate: StrictBool = False
-    templateparameters: dict[str, Annotated[str, AfterValidator(_short_text)]] | None = None
+    templateparameters: (
+        dict[str, Annotated[str, Field(max_length=MAX_CONTEXT_VALUE_CHARACTERS)]] | None
+    ) = None
     # Left out of dumps when absent, so that digests of requests without it do not change.
     timezone: str | None = Field(
         None,
@@ -92,35 +76,45 @@ class ContactItem(InputModel):
         text = value.strip() if value is not None else ""
         return validate_zone(text) if text else None
 
-    @model_validator(mode="wrap")
-    @classmethod
-    def _lenient(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-        if not isinstance(data, dict) or isinstance(data, ContactItem):
-            return handler(data)
-        known: dict[str, Any] = {}
-        warnings: list[tuple[str, str]] = []
-        for key, value in data.items():
-            meant = _MISSPELLINGS.get(key) if isinstance(key, str) else None
-            if key in cls.model_fields:
-                known[key] = value
-            elif meant is not None and meant not in data:
-                known[meant] = value
-                warnings.append((str(key), f"read as {meant}"))
-            else:
-                warnings.append((_printable(key), "unknown field, ignored"))
-        item = handler(known)
-        if isinstance(item, ContactItem):
-            item._warnings = warnings
-        return item
 
-    @property
-    def warnings(self) -> list[tuple[str, str]]:
-        """The members ignored or read as another, with why: ``[("contactid", "...")]``."""
-        return list(self._warnings)
+_CONTACT_FIELDS: Final = frozenset(ContactItem.model_fields)
+
+
+def _printable(key: Any) -> str:
+    """A member's name as a warning may show and store it (short, no control characters)."""
+    text = str(key)
+    if not text.isprintable() or _SURROGATE.search(text):
+        text = ascii(text)[1:-1]
+    return text if len(text) <= 100 else text[:99] + "…"
+
+
+def _known_members(item: dict[Any, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """A contact item without the members it does not have, and a warning for each."""
+    known: dict[str, Any] = {}
+    warnings: list[tuple[str, str]] = []
+    for key, value in item.items():
+        meant = _MISSPELLINGS.get(key) if isinstance(key, str) else None
+        if key in _CONTACT_FIELDS:
+            known[key] = value
+        elif meant is not None and meant not in item:
+            known[meant] = value
+            warnings.append((key, f"read as {meant}"))
+        else:
+            warnings.append((_printable(key), "unknown field, ignored"))
+    return known, warnings
 
 
 class SendIn(InputModel):
+    """A send request.
+
+    Members a contact item does not have (flows send ``contactid`` and extra columns) do not
+    refuse the request: the contact is read without them, and :attr:`warnings` lists each.
+    ``option``, which Microsoft's pages once wrote for ``optin``, is read as ``optin``, with a
+    warning. Unknown members of the request itself are refused.
+    """
+
     model_config = ConfigDict(str_strip_whitespace=False)
+    _warnings: list[tuple[int, str, str]] = PrivateAttr(default_factory=list)
 
     configuration_id: str = Field(
         min_length=1,
@@ -129,6 +123,34 @@ class SendIn(InputModel):
         "({6A75E67C-…}), as Dynamics 365 writes GUIDs.",
     )
     contacts: list[ContactItem] = Field(min_length=1)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _lenient_contacts(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        contacts = data.get("contacts") if isinstance(data, dict) else None
+        if not isinstance(contacts, list):
+            return handler(data)
+        warnings: list[tuple[int, str, str]] = []
+        cleaned: list[Any] | None = None
+        for index, item in enumerate(contacts):
+            # The usual contact has only known members: one set comparison.
+            if isinstance(item, dict) and not item.keys() <= _CONTACT_FIELDS:
+                known, found = _known_members(item)
+                warnings.extend((index, key, message) for key, message in found)
+                if cleaned is None:
+                    cleaned = list(contacts)
+                cleaned[index] = known
+        if cleaned is None:
+            return handler(data)
+        request = handler({**data, "contacts": cleaned})
+        if isinstance(request, SendIn):
+            request._warnings = warnings
+        return request
+
+    @property
+    def warnings(self) -> list[tuple[int, str, str]]:
+        """``(index, member, why)`` of each member of a contact ignored or read as another."""
+        return list(self._warnings)
 
 
 class ContactOutcome(OutputModel):

@@ -254,8 +254,7 @@ class SendService:
             results=outcomes,
             warnings=[
                 SendWarning(index=index, field=f"contacts[{index}].{key}", message=message)
-                for index, contact in enumerate(request.contacts)
-                for key, message in contact.warnings
+                for index, key, message in request.warnings
             ],
         )
         stored = response.model_dump(mode="json")
