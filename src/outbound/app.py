@@ -26,8 +26,10 @@ from outbound.console import install_console
 from outbound.domain.reports import parse_prices
 from outbound.services.agent_replies import AgentReplyService
 from outbound.services.assignment import AssignmentService
+from outbound.services.cancellation import CancelService
 from outbound.services.channels import ChannelService
 from outbound.services.configurations import ConfigurationService
+from outbound.services.consent import ConsentService
 from outbound.services.conversation_sweep import ConversationSweep, SweepPolicy
 from outbound.services.conversations import ConversationService
 from outbound.services.dashboard import DashboardService
@@ -49,12 +51,14 @@ from outbound.services.templates import TemplateService
 from outbound.services.tracking import TrackingService
 from outbound.services.users import UserService
 from outbound.services.webhooks import WebhookService, webhook_url
+from outbound.web.body_limit import install_body_limit
 from outbound.web.errors import install_error_handlers
 from outbound.web.middleware import install_metrics, install_webhook_fast_path
 from outbound.web.openapi import install_openapi
 from outbound.web.routes import (
     agents,
     catalog,
+    consent,
     conversations,
     docs,
     flows,
@@ -109,6 +113,16 @@ class Container:
     conversation_sweep: ConversationSweep
     stream: StreamHub
     _closed: bool = field(default=False, repr=False)
+
+    @property
+    def consent(self) -> ConsentService:
+        """Reading a number's consent and an admin's changes (stateless: made when asked)."""
+        return ConsentService(self.db, self.clock, default_region=self.settings.default_region)
+
+    @property
+    def cancellation(self) -> CancelService:
+        """Canceling queued messages (stateless: made when asked)."""
+        return CancelService(self.db, self.clock, self.tracking)
 
     def dispatcher(self, worker_id: str | None = None) -> Dispatcher:
         settings = self.settings
@@ -332,6 +346,7 @@ def create_app(container: Container, *, run_worker: bool | None = None) -> FastA
     app.include_router(catalog.router)
     app.include_router(users.router)
     app.include_router(messages.router)
+    app.include_router(consent.router)
     app.include_router(conversations.router)
     app.include_router(agents.router)
     app.include_router(queues.router)
@@ -340,8 +355,9 @@ def create_app(container: Container, *, run_worker: bool | None = None) -> FastA
     app.include_router(webhooks.router)
     app.include_router(flows.router)
     install_console(app, container)
-    # Added in this order: the webhook fast path answers outside the security headers (it adds
-    # its own), and request timing wraps both.
+    # Added in this order: the body limit answers inside the security headers; the webhook fast
+    # path answers outside them (it adds its own), and request timing wraps both.
+    install_body_limit(app, settings.max_json_body_bytes)
     install_security_headers(app)
     install_webhook_fast_path(app)
     install_metrics(app, container.metrics)

@@ -24,6 +24,7 @@ __all__ = [
     "DEFAULT_LEASE_SECONDS",
     "DEFAULT_MAX_ATTEMPTS",
     "DEFAULT_MAX_CONTACTS_PER_REQUEST",
+    "DEFAULT_MAX_JSON_BODY_BYTES",
     "DEFAULT_PRESENCE_TIMEOUT_SECONDS",
     "DEFAULT_REGION",
     "DEFAULT_RETRY_BASE_SECONDS",
@@ -52,6 +53,7 @@ DEFAULT_SHUTDOWN_GRACE_SECONDS = 10.0
 DEFAULT_IDEMPOTENCY_STALE_SECONDS = 120.0
 DEFAULT_EVENT_RETENTION_DAYS = 30.0
 DEFAULT_PRESENCE_TIMEOUT_SECONDS = 60.0
+DEFAULT_MAX_JSON_BODY_BYTES = 1024 * 1024
 
 
 def default_data_dir() -> Path:
@@ -120,6 +122,12 @@ class Settings(BaseSettings):
 
     max_contacts_per_request: int = Field(DEFAULT_MAX_CONTACTS_PER_REQUEST, ge=1, le=10_000)
     hourly_request_quota: int = Field(DEFAULT_HOURLY_REQUEST_QUOTA, ge=1)
+    max_json_body_bytes: int = Field(
+        DEFAULT_MAX_JSON_BODY_BYTES,
+        ge=1024,
+        description="Largest JSON request body the API reads; larger ones are refused with "
+        "413 before anything is stored (CSV uploads are not limited).",
+    )
 
     worker_enabled: Flag = Field(True, description="Run the dispatcher inside `serve`.")
     worker_metrics_port: int | None = Field(

@@ -21,6 +21,7 @@
     │   ├── PermissionDeniedError 403
     │   ├── NotFoundError        404
     │   ├── ConflictError        409
+    │   ├── PayloadTooLargeError 413
     │   ├── UnsupportedMediaTypeError 415
     │   └── RateLimitedError     429     has .retry_after (seconds)
     ├── WebhookSignatureError            a webhook call's signature or token is wrong: store nothing
@@ -61,6 +62,7 @@ __all__ = [
     "MissingPlaceholderError",
     "NotFoundError",
     "OutboundError",
+    "PayloadTooLargeError",
     "PermanentProviderError",
     "PermissionDeniedError",
     "ProviderError",
@@ -249,6 +251,13 @@ class ConflictError(RequestError):
 
     status_code = 409
     code = "conflict"
+
+
+class PayloadTooLargeError(RequestError):
+    """413: the body is larger than the service takes (nothing of it was stored)."""
+
+    status_code = 413
+    code = "payload_too_large"
 
 
 class UnsupportedMediaTypeError(RequestError):

@@ -596,7 +596,13 @@ def test_flows_hold_messages_to_the_contacts_own_window(
     )
     clock.set(datetime(2026, 1, 15, 15, 0, tzinfo=UTC))  # 16:00 in Paris, 10:00 in New York
     add_contacts(container, tenant.org_id, 1, time_zone="America/Los_Angeles")  # 07:00 there
-    add_contacts(container, tenant.org_id, 1, time_zone="America/New_York")
+    add_contacts(
+        container,
+        tenant.org_id,
+        1,
+        time_zone="America/New_York",
+        mobile_phone="+33610000001",  # another number: one message per number and request
+    )
     container.flows.apply(tenant.org_id, INSTANT)
     container.flows.start_run(tenant.org_id, "everyone")
     container.flow_engine("w1").run_until_idle()

@@ -23,6 +23,7 @@ def test_a_row_has_every_column_of_the_history() -> None:
         moved_from=MessageStatus.SENDING,
         error_code="30003",
         error_message="unreachable",
+        actor="user:u1",
     )
     assert row == {
         MOVED_FROM: MessageStatus.SENDING,  # for the rollups, not a column
@@ -33,6 +34,7 @@ def test_a_row_has_every_column_of_the_history() -> None:
         "source": "worker",
         "error_code": "30003",
         "error_message": "unreachable",
+        "actor": "user:u1",
     }
 
 

@@ -20,6 +20,7 @@ MODULES = [
     "agents",
     "base",
     "catalog",
+    "consent",
     "conversations",
     "flows",
     "messages",

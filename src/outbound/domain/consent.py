@@ -10,7 +10,19 @@ from __future__ import annotations
 import unicodedata
 from enum import StrEnum
 
-__all__ = ["HELP_WORDS", "OPT_IN_WORDS", "OPT_OUT_WORDS", "Keyword", "classify_keyword"]
+__all__ = [
+    "CONSENT_WITHDRAWN",
+    "HELP_WORDS",
+    "OPT_IN_WORDS",
+    "OPT_OUT_WORDS",
+    "Keyword",
+    "classify_keyword",
+]
+
+CONSENT_WITHDRAWN = "consent_withdrawn"
+"""The reason of a message skipped because its number withdrew consent on its channel (by a
+keyword, the provider's unsubscribed error or an admin), when it was accepted or later, before it
+was sent. ``opted_out`` is another reason: the request itself said ``optin: false``."""
 
 
 class Keyword(StrEnum):

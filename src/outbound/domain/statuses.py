@@ -6,7 +6,8 @@
       │  ▲        │  │       │  └──► undelivered ──► delivered
       │  └────────┘  │       └─────► failed
       │   (retry)    ├──► delivered / undelivered   (report before the "sent" record)
-      │              └──► failed
+      │              ├──► failed
+      │              └──► skipped   (consent withdrawn, found before the provider call)
       └──► canceled / failed / skipped
 
 No transition leads to ``rejected``: a message can only be created in that status.
@@ -63,11 +64,13 @@ _TRANSITIONS: dict[MessageStatus, frozenset[MessageStatus]] = {
     # Not CANCELED: once the provider call has started, the message may already be out.
     # DELIVERED/UNDELIVERED: a provider's delivery report can arrive before we record "sent".
     # QUEUED: a transient provider error puts the message back for a retry.
+    # SKIPPED: the worker found consent withdrawn just before calling the provider.
     MessageStatus.SENDING: frozenset(
         {
             MessageStatus.SENT,
             MessageStatus.QUEUED,
             MessageStatus.FAILED,
+            MessageStatus.SKIPPED,
             MessageStatus.DELIVERED,
             MessageStatus.UNDELIVERED,
         }

@@ -8,7 +8,8 @@ One module per concept, each built on :mod:`~outbound.schemas.base` (every reque
 - :mod:`~outbound.schemas.queues`: queues, routing rules and the organisation's routing;
 - :mod:`~outbound.schemas.agents`: what agents do with conversations (answers, notes, ...);
 - :mod:`~outbound.schemas.sending`: the send request and its answer;
-- :mod:`~outbound.schemas.messages`: messages and their status history;
+- :mod:`~outbound.schemas.messages`: messages and their status history, canceling;
+- :mod:`~outbound.schemas.consent`: consent per number and channel;
 - :mod:`~outbound.schemas.conversations`: conversations and their messages;
 - :mod:`~outbound.schemas.records`: contacts, cases, events and the CSV import;
 - :mod:`~outbound.schemas.flows`: flows and flow runs.
@@ -47,6 +48,7 @@ from outbound.schemas.base import (
     LocaleValue,
     OutputModel,
     Page,
+    context_value_checks,
 )
 from outbound.schemas.catalog import (
     DEFAULT_TEXT_LIMIT,
@@ -73,6 +75,12 @@ from outbound.schemas.catalog import (
     TemplateVersionOut,
     TemplateWarning,
 )
+from outbound.schemas.consent import (
+    ConsentChange,
+    ConsentChannel,
+    ConsentOut,
+    ConsentRecordIn,
+)
 from outbound.schemas.conversations import (
     AnsweredMessage,
     ContactSummary,
@@ -82,7 +90,7 @@ from outbound.schemas.conversations import (
     NoteEntry,
 )
 from outbound.schemas.flows import FlowOut, FlowRunError, FlowRunIn, FlowRunOut, RunCondition
-from outbound.schemas.messages import MessageEventOut, MessageOut
+from outbound.schemas.messages import CancelIn, CancelOut, MessageEventOut, MessageOut
 from outbound.schemas.queues import (
     OrganizationRoutingUpdate,
     OverflowSpec,
@@ -110,18 +118,28 @@ from outbound.schemas.records import (
     ImportResult,
     ImportRowError,
 )
-from outbound.schemas.sending import ContactItem, ContactOutcome, SendIn, SendOut
+from outbound.schemas.sending import (
+    MAX_CONTEXT_VALUE_CHARACTERS,
+    ContactItem,
+    ContactOutcome,
+    SendIn,
+    SendOut,
+    SendWarning,
+)
 from outbound.schemas.users import PresenceIn, PresenceOut, UserCreate, UserOut, UserUpdate
 
 __all__ = [
     "DEFAULT_TEXT_LIMIT",
     "LOCALIZED_TEXT_LIMIT",
+    "MAX_CONTEXT_VALUE_CHARACTERS",
     "MAX_IMPORT_ERRORS",
     "AnsweredMessage",
     "ApiKeyCreate",
     "ApiKeyCreated",
     "ApiKeyOut",
     "AssignmentMethod",
+    "CancelIn",
+    "CancelOut",
     "CannedResponseCreate",
     "CannedResponseOut",
     "CannedResponseUpdate",
@@ -138,7 +156,11 @@ __all__ = [
     "ConfigurationOut",
     "ConfigurationUpdate",
     "Consent",
+    "ConsentChange",
+    "ConsentChannel",
     "ConsentIn",
+    "ConsentOut",
+    "ConsentRecordIn",
     "ConsentUpdate",
     "ContactCreate",
     "ContactItem",
@@ -196,6 +218,7 @@ __all__ = [
     "RunCondition",
     "SendIn",
     "SendOut",
+    "SendWarning",
     "SimulateIn",
     "SnoozeIn",
     "TemplateChangeOut",
@@ -208,4 +231,5 @@ __all__ = [
     "UserCreate",
     "UserOut",
     "UserUpdate",
+    "context_value_checks",
 ]

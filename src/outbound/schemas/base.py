@@ -45,7 +45,15 @@ from pydantic_core import PydanticCustomError
 
 from outbound.domain.texts import unstorable
 
-__all__ = ["ContextValue", "InputModel", "IsoDateTime", "LocaleValue", "OutputModel", "Page"]
+__all__ = [
+    "ContextValue",
+    "InputModel",
+    "IsoDateTime",
+    "LocaleValue",
+    "OutputModel",
+    "Page",
+    "context_value_checks",
+]
 
 
 def _omit_null(schema: dict[str, Any], model: type[BaseModel]) -> None:
@@ -154,7 +162,7 @@ class Page(OutputModel, Generic[T]):
     next_cursor: str | None = None
 
 
-def _one_error(message: str) -> WrapValidator:
+def _one_error(message: str, max_length: int | None = None) -> WrapValidator:
     """Report a failed union as one error at the field itself.
 
     Pydantic reports one error per member of a union, each located under the member's name
@@ -163,6 +171,12 @@ def _one_error(message: str) -> WrapValidator:
     """
 
     def validate(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        if max_length is not None and isinstance(value, str) and len(value) > max_length:
+            raise PydanticCustomError(
+                "string_too_long",
+                "must be at most {max_length} characters (got {length})",
+                {"max_length": max_length, "length": len(value)},
+            )
         try:
             return handler(value)
         except ValidationError as exc:
@@ -178,12 +192,19 @@ def _finite(value: Any) -> Any:
     return value
 
 
+_CONTEXT_TYPES = "Input should be a string, a number, a boolean or null"
+
 ContextValue: TypeAlias = Annotated[
-    str | int | float | bool | None,
-    _one_error("Input should be a string, a number, a boolean or null"),
-    AfterValidator(_finite),
+    str | int | float | bool | None, _one_error(_CONTEXT_TYPES), AfterValidator(_finite)
 ]
 """A value a template placeholder or a custom field may take."""
+
+
+def context_value_checks(max_length: int) -> tuple[WrapValidator, AfterValidator]:
+    """The checks of :data:`ContextValue`, with text at most ``max_length`` characters
+    (checked in the same call as the type, so the bound costs nothing more)."""
+    return _one_error(_CONTEXT_TYPES, max_length), AfterValidator(_finite)
+
 
 LocaleValue: TypeAlias = Annotated[
     str | StrictInt | None,

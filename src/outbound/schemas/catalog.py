@@ -363,6 +363,12 @@ class ConfigurationCreate(InputModel):
     frequency_cap: FrequencyCapSpec | None = Field(
         None, description="How many messages one contact may get per period; null for no cap."
     )
+    allow_duplicate_numbers: StrictBool = Field(
+        False,
+        description="Send one message per contact when a request names the same number more "
+        "than once; by default the first is sent and the others are skipped "
+        "(duplicate_in_request).",
+    )
 
 
 class ConfigurationUpdate(InputModel):
@@ -380,6 +386,7 @@ class ConfigurationUpdate(InputModel):
     frequency_cap: FrequencyCapSpec | None = Field(
         None, description="Replaces the cap when given; null removes it."
     )
+    allow_duplicate_numbers: StrictBool | None = None
 
 
 class ConfigurationOut(OutputModel):
@@ -395,5 +402,6 @@ class ConfigurationOut(OutputModel):
     active: bool
     contact_window: ContactWindowSpec | None = None
     frequency_cap: FrequencyCapSpec | None = None
+    allow_duplicate_numbers: bool = False
     created_at: datetime
     updated_at: datetime

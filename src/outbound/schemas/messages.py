@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from outbound.domain.channels import ChannelType, ProviderName
-from outbound.schemas.base import OutputModel
+from outbound.schemas.base import InputModel, OutputModel
 
-__all__ = ["MessageEventOut", "MessageOut"]
+__all__ = ["CancelIn", "CancelOut", "MessageEventOut", "MessageOut"]
 
 
 class MessageEventOut(OutputModel):
@@ -18,6 +18,9 @@ class MessageEventOut(OutputModel):
     source: str
     error_code: str | None
     error_message: str | None
+    actor: str | None = Field(
+        None, description="Who made the change, when a person or a key did: user:<id> or key:<id>."
+    )
 
 
 class MessageOut(OutputModel):
@@ -58,3 +61,30 @@ class MessageOut(OutputModel):
     created_at: datetime
     updated_at: datetime
     history: list[MessageEventOut] | None = None
+
+
+class CancelIn(InputModel):
+    """What ``POST /v1/outbound/cancel`` cancels the queued messages of: exactly one of a send
+    request, a flow run or an outbound configuration."""
+
+    request_id: str | None = Field(None, min_length=1, max_length=36)
+    flow_run_id: str | None = Field(None, min_length=1, max_length=36)
+    configuration_id: str | None = Field(None, min_length=1, max_length=40)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> CancelIn:
+        given = [
+            name
+            for name in ("request_id", "flow_run_id", "configuration_id")
+            if getattr(self, name) is not None
+        ]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of request_id, flow_run_id, configuration_id"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        return self
+
+
+class CancelOut(OutputModel):
+    canceled: int = Field(description="How many queued messages were canceled.")

@@ -168,6 +168,7 @@ class ConfigurationService:
             conversation_mode=data.conversation_mode.value,
             fallback_channel_id=data.fallback_channel_id,
             active=data.active,
+            allow_duplicate_numbers=data.allow_duplicate_numbers,
             created_at=now,
             updated_at=now,
         )
@@ -233,6 +234,8 @@ class ConfigurationService:
                 config.conversation_mode = data.conversation_mode.value
             if data.active is not None:
                 config.active = data.active
+            if data.allow_duplicate_numbers is not None:
+                config.allow_duplicate_numbers = data.allow_duplicate_numbers
             # Null clears; an object replaces the whole window (or cap), it is not merged.
             if "contact_window" in data.model_fields_set:
                 _set_window(config, data.contact_window)

@@ -15,7 +15,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from outbound.adapters.db.engine import Database
-from outbound.adapters.db.models import Case, Contact, new_id
+from outbound.adapters.db.models import Case, Contact, Message, new_id
+from outbound.adapters.queue.outbox import Outbox
 from outbound.clock import Clock
 from outbound.config import DEFAULT_REGION
 from outbound.domain.contacts import (
@@ -26,6 +27,7 @@ from outbound.domain.contacts import (
     contact_record,
     merge_custom,
 )
+from outbound.domain.statuses import MessageStatus
 from outbound.errors import ConflictError, NotFoundError
 from outbound.schemas import (
     ContactCreate,
@@ -38,7 +40,10 @@ from outbound.services.contact_import import ContactImport
 from outbound.services.events import RecordWriter, raise_first
 from outbound.services.pagination import fetch_page
 
-__all__ = ["ContactService"]
+__all__ = ["CONTACT_DELETED", "ContactService"]
+
+CONTACT_DELETED = "contact_deleted"
+"""The reason of a message skipped because its contact was deleted before it was sent."""
 
 
 def _contact_out(c: Contact) -> ContactOut:
@@ -211,7 +216,35 @@ class ContactService(RecordWriter):
                 )
             session.delete(contact)
             session.flush()
+            self._skip_queued_messages(session, contact)
             self._contact_event(session, "contact.deleted", contact, source)
+
+    def _skip_queued_messages(self, session: Session, contact: Contact) -> None:
+        """The messages still queued for a deleted contact's numbers are skipped
+        (``contact_deleted``), unless another contact of the organisation has that number."""
+        numbers = {"sms": contact.mobile_phone, "whatsapp": contact.whatsapp_number}
+        for channel_type, number in numbers.items():
+            if not number:
+                continue
+            column = Contact.mobile_phone if channel_type == "sms" else Contact.whatsapp_number
+            shared = session.execute(
+                sa.select(Contact.id).where(Contact.org_id == contact.org_id, column == number)
+            ).first()
+            if shared is not None:
+                continue
+            Outbox.end_queued(
+                session,
+                [
+                    Message.org_id == contact.org_id,
+                    Message.channel_type == channel_type,
+                    Message.to_number == number,
+                ],
+                MessageStatus.SKIPPED,
+                reason=CONTACT_DELETED,
+                source="contact_deleted",
+                now=self._clock.now(),
+                detail="the contact was deleted before the message was sent",
+            )
 
     def import_contacts(
         self, org_id: str, lines: Iterable[str], *, dry_run: bool = False, source: str = "import"

@@ -40,6 +40,7 @@ from outbound.config import (
     DEFAULT_WORKER_POLL_INTERVAL,
 )
 from outbound.domain.circuit import DEFAULT_COOLDOWN_SECONDS, DEFAULT_THRESHOLD, CircuitBreaker
+from outbound.domain.consent import CONSENT_WITHDRAWN
 from outbound.domain.numbers import mask_number
 from outbound.domain.retry import retry_delay
 from outbound.domain.statuses import MessageStatus
@@ -164,8 +165,12 @@ class Dispatcher:
         starts, not when it was claimed (a lane claims its next batch ahead).
         """
         now = self._clock.now()
-        held = self._outside_window(batch.claimed, batch.context, now)
-        in_window = [m for m in batch.claimed if m.id not in held]
+        # Consent withdrawn since the message was accepted: skipped, without a provider call
+        # and without using an attempt.
+        withdrawn = [m for m in batch.claimed if m.id in batch.context.withdrawn]
+        claimed = [m for m in batch.claimed if m.id not in batch.context.withdrawn]
+        held = self._outside_window(claimed, batch.context, now)
+        in_window = [m for m in claimed if m.id not in held]
         slots: dict[str, datetime] = {}
         deferred: dict[str, datetime] = {}
         wanted = self._rate_limited(in_window, batch.context)
@@ -179,7 +184,7 @@ class Dispatcher:
                 until=batch.claimed_at + horizon,
             )
         deferred.update(held)
-        to_send = [m for m in batch.claimed if m.id not in deferred]
+        to_send = [m for m in claimed if m.id not in deferred]
         results = await asyncio.gather(
             *(self._send(message, batch.context, slots.get(message.id)) for message in to_send),
             return_exceptions=True,
@@ -190,6 +195,7 @@ class Dispatcher:
             Outcome(message_id, MessageStatus.QUEUED, retry_at=when, refund_attempt=True)
             for message_id, when in deferred.items()
         ]
+        outcomes.extend(self._consent_withdrawn(m) for m in withdrawn)
         for message, result in zip(to_send, results, strict=True):
             if isinstance(result, Outcome):
                 outcomes.append(result)
@@ -261,6 +267,24 @@ class Dispatcher:
             if opens > now:
                 held[message.id] = opens
         return held
+
+    @staticmethod
+    def _consent_withdrawn(message: ClaimedMessage) -> Outcome:
+        log.info(
+            "message %s to %s skipped: consent withdrawn",
+            message.id,
+            mask_number(message.to_number),
+            extra={"message_id": message.id},
+        )
+        return Outcome(
+            message.id,
+            MessageStatus.SKIPPED,
+            error_code=CONSENT_WITHDRAWN,
+            error_message="the number withdrew consent on this channel after the message "
+            "was accepted",
+            refund_attempt=True,
+            reason=CONSENT_WITHDRAWN,
+        )
 
     def _failed(self, message: ClaimedMessage, code: str, text: str) -> Outcome:
         return Outcome(message.id, MessageStatus.FAILED, error_code=code, error_message=text)

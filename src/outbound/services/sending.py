@@ -4,7 +4,9 @@ Every contact becomes a message row, whatever its outcome: ``queued`` rows are t
 workers drain; ``skipped`` and ``rejected`` rows record why nothing was sent. The rows, their
 first status event and the stored response are committed together before the caller hears 202.
 
-A configuration's frequency cap and contact window apply here, when the send is accepted. The
+A number named by several contacts of one request gets one message (the first contact's); the
+others are skipped (``duplicate_in_request``) unless the configuration allows duplicates. A
+configuration's frequency cap and contact window apply here, when the send is accepted. The
 cap counts the configuration's messages to the same number created within its period (those
 skipped, rejected or canceled aside) plus the earlier contacts of the same request; contacts
 over it are skipped. A contact outside the window is queued all the same, with its
@@ -42,12 +44,13 @@ from outbound.config import (
     DEFAULT_MAX_CONTACTS_PER_REQUEST,
     DEFAULT_REGION,
 )
+from outbound.domain.consent import CONSENT_WITHDRAWN
 from outbound.domain.numbers import region_of
 from outbound.domain.planning import ContactPlan, TemplateTexts, plan_contact
 from outbound.domain.statuses import MessageStatus
 from outbound.domain.windows import ContactWindow, FrequencyCap, next_window_open, resolve_zone
 from outbound.errors import ConflictError, InvalidRequestError, NotFoundError
-from outbound.schemas import ContactItem, ContactOutcome, SendIn, SendOut
+from outbound.schemas import ContactItem, ContactOutcome, SendIn, SendOut, SendWarning
 from outbound.services.configurations import (
     ConfigurationService,
     contact_window_of,
@@ -58,7 +61,10 @@ from outbound.services.conversations import open_conversations
 from outbound.services.idempotency import IdempotencyKeys, body_hash
 from outbound.services.quota import consume_request_quota
 
-__all__ = ["SendService"]
+__all__ = ["DUPLICATE_IN_REQUEST", "SendService"]
+
+DUPLICATE_IN_REQUEST = "duplicate_in_request"
+"""The reason of a contact skipped because an earlier contact of the request has its number."""
 
 
 # Statuses of messages that never reach the contact, so that a frequency cap ignores them.
@@ -246,6 +252,10 @@ class SendService:
             skipped=sum(p.status is MessageStatus.SKIPPED for p in plans),
             rejected=sum(p.status is MessageStatus.REJECTED for p in plans),
             results=outcomes,
+            warnings=[
+                SendWarning(index=index, field=f"contacts[{index}].{key}", message=message)
+                for index, key, message in request.warnings
+            ],
         )
         stored = response.model_dump(mode="json")
         with self._db.transaction(urgent=urgent) as session:
@@ -327,7 +337,7 @@ class SendService:
             if plan.status is not MessageStatus.QUEUED or plan.to_number is None:
                 continue
             if plan.to_number in withdrawn:
-                plan.status, plan.reason = MessageStatus.SKIPPED, "consent_withdrawn"
+                plan.status, plan.reason = MessageStatus.SKIPPED, CONSENT_WITHDRAWN
             elif whatsapp and contact.sendastemplate:
                 if channel.provider == "twilio" and not plan.content_sid:
                     plan.status = MessageStatus.REJECTED
@@ -340,6 +350,8 @@ class SendService:
                     "outside_whatsapp_window: free-form text needs a customer message in the "
                     "last 24 hours; send the approved template (sendastemplate)"
                 )
+        if not config.allow_duplicate_numbers:
+            self._skip_duplicates(plans)
         if cap is not None:
             self._apply_cap(plans, cap, recent)
         window = contact_window_of(config)
@@ -368,6 +380,19 @@ class SendService:
             .group_by(Message.to_number)
         )
         return {str(number): int(count) for number, count in rows}
+
+    @staticmethod
+    def _skip_duplicates(plans: list[ContactPlan]) -> None:
+        """One message per number: a contact whose number an earlier contact of the request
+        is already queued for is skipped."""
+        seen: set[str] = set()
+        for plan in plans:
+            if plan.status is not MessageStatus.QUEUED or plan.to_number is None:
+                continue
+            if plan.to_number in seen:
+                plan.status, plan.reason = MessageStatus.SKIPPED, DUPLICATE_IN_REQUEST
+            else:
+                seen.add(plan.to_number)
 
     @staticmethod
     def _apply_cap(plans: list[ContactPlan], cap: FrequencyCap, recent: dict[str, int]) -> None:

@@ -322,6 +322,9 @@ class OutboundConfiguration(Base):
     # Frequency cap: at most cap_count messages to one contact per cap_period_seconds.
     cap_count: Mapped[int | None] = mapped_column(sa.Integer)
     cap_period_seconds: Mapped[int | None] = mapped_column(sa.Integer)
+    # The same number more than once in one request gets one message per contact (else one
+    # message, the others skipped as duplicate_in_request).
+    allow_duplicate_numbers: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -424,6 +427,8 @@ class MessageEvent(Base):
     source: Mapped[str] = mapped_column(sa.String(32))
     error_code: Mapped[str | None] = mapped_column(sa.String(64))
     error_message: Mapped[str | None] = mapped_column(sa.Text)
+    # Who made the change, when a person or a key did (a cancel): user:<id> or key:<id>.
+    actor: Mapped[str | None] = mapped_column(sa.String(100))
 
 
 ROLLUP_DIMENSIONS = (
@@ -540,6 +545,8 @@ class ConsentEvent(Base):
     source: Mapped[str] = mapped_column(sa.String(32))
     detail: Mapped[str | None] = mapped_column(sa.String(200))
     occurred_at: Mapped[datetime]
+    # Who recorded the change through the API (source admin): user:<id> or key:<id>.
+    actor: Mapped[str | None] = mapped_column(sa.String(100))
 
 
 class Conversation(Base):

@@ -35,13 +35,15 @@ def message_event(
     moved_from: MessageStatus | None = None,
     error_code: str | None = None,
     error_message: str | None = None,
+    actor: str | None = None,
 ) -> dict[str, Any]:
     """One history row: ``message_id`` took ``status`` at ``occurred_at``.
 
     ``moved_from``: the status the message leaves; a move the lifecycle does not allow is a
     bug of the caller (:class:`ValueError`), never written. ``None`` when there is no move
     to check: the message is created in ``status``, or keeps it (a claim that takes over a
-    message whose lease expired writes ``sending`` again).
+    message whose lease expired writes ``sending`` again). ``actor``: who made the change,
+    when a person or a key did (``user:<id>`` or ``key:<id>``).
     """
     if moved_from is not None and not can_transition(moved_from, status):
         raise ValueError(f"message {message_id} cannot move from {moved_from} to {status}")
@@ -53,6 +55,7 @@ def message_event(
         "source": source,
         "error_code": error_code,
         "error_message": error_message,
+        "actor": actor,
         MOVED_FROM: moved_from,
     }
 

@@ -57,7 +57,8 @@ class ClaimedMessage:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What happened to one claimed message; ``status`` is sent, queued (retry) or failed."""
+    """What happened to one claimed message; ``status`` is sent, queued (retry), failed or
+    skipped (consent withdrawn since the message was accepted)."""
 
     message_id: str
     status: MessageStatus
@@ -70,6 +71,8 @@ class Outcome:
     sent_via_channel_id: str | None = None
     provider: str | None = None
     from_number: str | None = None
+    # Why the message was not sent (a skip's reason), shown as the message's reason.
+    reason: str | None = None
 
 
 _RETURNING = (
@@ -125,6 +128,52 @@ class Outbox:
             messages=messages,
         )
 
+    @staticmethod
+    def end_queued(
+        session: Session,
+        where: Sequence[sa.ColumnElement[bool]],
+        status: MessageStatus,
+        *,
+        reason: str,
+        source: str,
+        now: datetime,
+        detail: str | None = None,
+        actor: str | None = None,
+    ) -> list[str]:
+        """Move the ``queued`` messages matching ``where`` to ``status`` (canceled or skipped),
+        with their history rows, in the caller's transaction; returns their ids.
+
+        The update is conditional on the status, in one statement: a message a worker has
+        claimed meanwhile (``sending``) is left as it is, and one moved here is no longer due,
+        so no claim takes it after (PostgreSQL re-checks the condition on a row another
+        transaction changed; SQLite has one writer).
+        """
+        rows = session.execute(
+            sa.update(Message)
+            .where(Message.status == _QUEUED, *where)
+            .values(status=status.value, reason=reason, updated_at=now)
+            .returning(Message.id, Message.org_id)
+            .execution_options(synchronize_session=False)
+        ).all()
+        write_events(
+            session,
+            [
+                message_event(
+                    row.id,
+                    row.org_id,
+                    status,
+                    source=source,
+                    occurred_at=now,
+                    moved_from=MessageStatus.QUEUED,
+                    error_code=reason,
+                    error_message=detail,
+                    actor=actor,
+                )
+                for row in rows
+            ],
+        )
+        return [row.id for row in rows]
+
     def claim(
         self, worker_id: str, limit: int, now: datetime, lease: timedelta
     ) -> list[ClaimedMessage]:
@@ -162,7 +211,9 @@ class Outbox:
                 return []
             rows = session.execute(
                 sa.update(Message)
-                .where(Message.id.in_(list(previous)))
+                # The rows are locked; the status condition is a second guard that a message
+                # canceled or skipped meanwhile is never handed over.
+                .where(Message.id.in_(list(previous)), Message.status.in_([_QUEUED, _SENDING]))
                 .values(
                     status=_SENDING,
                     attempts=Message.attempts + 1,
@@ -252,6 +303,7 @@ class Outbox:
                 provider=sa.func.coalesce(
                     sa.bindparam("b_provider", type_=sa.String), table.c.provider
                 ),
+                reason=sa.func.coalesce(sa.bindparam("b_reason", type_=sa.String), table.c.reason),
                 lease_until=None,
                 worker_id=None,
                 updated_at=now,
@@ -269,6 +321,7 @@ class Outbox:
                 "b_via": o.sent_via_channel_id,
                 "b_from": o.from_number,
                 "b_provider": o.provider,
+                "b_reason": o.reason,
             }
             for o in outcomes
         ]

@@ -2,8 +2,9 @@
 
 Loaded once per batch, in one read session, after the claim has committed (a provider call
 never waits on a transaction): the channels of the batch and of its configurations' fallbacks
-with their decrypted credentials, the approved WhatsApp templates' content SIDs, and the
-contact windows checked again just before sending.
+with their decrypted credentials, the approved WhatsApp templates' content SIDs, the contact
+windows checked again just before sending, and the messages whose number has withdrawn consent
+on their channel since they were accepted (one query for the batch).
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from outbound.adapters.db.engine import Database
-from outbound.adapters.db.models import Channel, OutboundConfiguration, Template
+from outbound.adapters.db.models import Channel, OutboundConfiguration, Recipient, Template
 from outbound.adapters.providers.base import ChannelInfo
 from outbound.adapters.queue.outbox import ClaimedMessage
 from outbound.adapters.secrets import SecretBox
@@ -33,6 +35,8 @@ class SendContext:
     fallbacks: Mapping[str, ChannelInfo]
     # configuration id → its contact window
     windows: Mapping[str, ContactWindow] = field(default_factory=dict)
+    # ids of the messages whose number withdrew consent on the message's channel
+    withdrawn: frozenset[str] = frozenset()
 
 
 def load_send_context(
@@ -73,6 +77,7 @@ def load_send_context(
         channels = list(
             session.execute(sa.select(Channel).where(Channel.id.in_(channel_ids))).scalars()
         )
+        withdrawn = _withdrawn(session, claimed)
         sids = {
             row.id: row.content_sid
             for row in session.execute(
@@ -85,7 +90,33 @@ def load_send_context(
         for config_id, channel_id in fallback_of.items()
         if channel_id in infos and infos[channel_id].healthy
     }
-    return SendContext(channels=infos, content_sids=sids, fallbacks=fallbacks, windows=windows)
+    return SendContext(
+        channels=infos,
+        content_sids=sids,
+        fallbacks=fallbacks,
+        windows=windows,
+        withdrawn=withdrawn,
+    )
+
+
+def _withdrawn(session: Session, claimed: Sequence[ClaimedMessage]) -> frozenset[str]:
+    """The claimed messages whose number has withdrawn consent on the message's channel."""
+    numbers = {m.to_number for m in claimed}
+    if not numbers:
+        return frozenset()
+    pairs = {
+        (row.channel_id, row.number)
+        for row in session.execute(
+            sa.select(Recipient.channel_id, Recipient.number).where(
+                Recipient.channel_id.in_({m.channel_id for m in claimed}),
+                Recipient.number.in_(numbers),
+                Recipient.opted_out.is_(True),
+            )
+        )
+    }
+    if not pairs:
+        return frozenset()
+    return frozenset(m.id for m in claimed if (m.channel_id, m.to_number) in pairs)
 
 
 def _channel_info(channel: Channel, secrets: SecretBox) -> ChannelInfo:

@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from outbound.domain.roles import Role
 from outbound.errors import InvalidRequestError
-from outbound.schemas import IsoDateTime, MessageOut, Page, SendIn, SendOut
+from outbound.schemas import CancelIn, CancelOut, IsoDateTime, MessageOut, Page, SendIn, SendOut
 from outbound.services.auth import Principal
 from outbound.services.exports import MessageExport
 from outbound.services.tracking import MessageFilter
@@ -87,6 +87,31 @@ def export_messages(
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="messages.csv"'},
     )
+
+
+@router.post(
+    "/outbound/cancel",
+    tags=["send"],
+    responses={404: {"description": "No such send request, flow run or configuration"}},
+)
+def cancel_queued(
+    data: CancelIn, request: Request, who: Principal = principal_of(*SENDERS)
+) -> CancelOut:
+    """Cancel every message still queued of a send request, a flow run or a configuration."""
+    return container(request).cancellation.cancel_queued(who, data)
+
+
+@router.post(
+    "/messages/{message_id}/cancel",
+    tags=["messages"],
+    response_model_by_alias=True,
+    responses={409: {"description": "The message is no longer queued (names its status)"}},
+)
+def cancel_message(
+    message_id: str, request: Request, who: Principal = principal_of(*SENDERS)
+) -> MessageOut:
+    """Cancel a message not yet handed to a worker (``queued``)."""
+    return container(request).cancellation.cancel_message(who, message_id)
 
 
 @router.get("/messages/{message_id}", tags=["messages"], response_model_by_alias=True)
