@@ -43,6 +43,7 @@ from outbound.services.presence import PresenceService
 from outbound.services.queues import QueueService
 from outbound.services.records import RecordService
 from outbound.services.reports import ReportService
+from outbound.services.retention import Retention
 from outbound.services.routing import RoutingService
 from outbound.services.sending import SendService
 from outbound.services.statuses import StatusService
@@ -94,6 +95,7 @@ class Container:
     tracking: TrackingService
     dashboard: DashboardService
     reports: ReportService
+    retention: Retention
     inbound: InboundService
     webhooks: WebhookService
     conversations: ConversationService
@@ -142,6 +144,7 @@ class Container:
             shutdown_grace_seconds=settings.shutdown_grace_seconds,
             metrics=self.metrics,
             statuses=self.statuses,
+            retention=self.retention,
         )
 
     def flow_engine(self, worker_id: str | None = None) -> FlowEngine:
@@ -255,6 +258,12 @@ def build_container(
         tracking=TrackingService(db),
         dashboard=DashboardService(db, clock),
         reports=ReportService(db, prices=parse_prices(settings.price_per_segment)),
+        retention=Retention(
+            db,
+            clock,
+            body_retention_days=settings.body_retention_days,
+            default_region=settings.default_region,
+        ),
         inbound=inbound,
         webhooks=WebhookService(db, secrets, statuses, inbound),
         conversations=ConversationService(db),

@@ -184,6 +184,13 @@ class Settings(BaseSettings):
         "`sms:FR=0.07,sms=0.05,whatsapp=0.01` (a channel type alone: every other country).",
     )
 
+    body_retention_days: float | None = Field(
+        None,
+        gt=0,
+        description="Message bodies, context and template parameters, and customers' texts "
+        "and payloads, are removed this many days after they were written (unset: kept).",
+    )
+
     sandbox_delivery_delay: float = Field(0.5, ge=0, description="Seconds before a sandbox DLR.")
     sandbox_failure_rate: float = Field(0.0, ge=0, le=1)
 
