@@ -20,10 +20,12 @@ from outbound.adapters.providers.base import Provider, ProviderDeps
 from outbound.adapters.providers.http import HttpClient
 from outbound.adapters.providers.registry import build_providers
 from outbound.adapters.secrets import SecretBox, key_file_path, load_or_create_key
+from outbound.adapters.webhook_client import WebhookClient
 from outbound.clock import Clock, SystemClock
 from outbound.config import Settings
 from outbound.console import install_console
 from outbound.domain.reports import parse_prices
+from outbound.domain.webhooks import AllowedHosts
 from outbound.services.agent_replies import AgentReplyService
 from outbound.services.assignment import AssignmentService
 from outbound.services.cancellation import CancelService
@@ -51,6 +53,8 @@ from outbound.services.stream import StreamHub
 from outbound.services.templates import TemplateService
 from outbound.services.tracking import TrackingService
 from outbound.services.users import UserService
+from outbound.services.webhook_delivery import WebhookDeliverer
+from outbound.services.webhook_endpoints import WebhookEndpointService
 from outbound.services.webhooks import WebhookService, webhook_url
 from outbound.web.body_limit import install_body_limit
 from outbound.web.errors import install_error_handlers
@@ -68,6 +72,7 @@ from outbound.web.routes import (
     records,
     reports,
     users,
+    webhook_endpoints,
     webhooks,
 )
 from outbound.web.security import install_security_headers
@@ -113,6 +118,8 @@ class Container:
     intake: ConversationIntake
     conversation_sweep: ConversationSweep
     stream: StreamHub
+    webhook_endpoints: WebhookEndpointService
+    webhook_client: WebhookClient
     _closed: bool = field(default=False, repr=False)
 
     @property
@@ -161,6 +168,23 @@ class Container:
             idempotency_stale_seconds=settings.idempotency_stale_seconds,
         )
 
+    def webhook_deliverer(self, worker_id: str | None = None) -> WebhookDeliverer:
+        settings = self.settings
+        return WebhookDeliverer(
+            self.db,
+            self.secrets,
+            self.clock,
+            self.webhook_client,
+            worker_id=worker_id,
+            concurrency=settings.webhook_concurrency,
+            poll_interval=settings.worker_poll_interval,
+            lease_seconds=max(settings.lease_seconds, 2 * settings.webhook_timeout),
+            disable_after_seconds=settings.webhook_disable_after_seconds,
+            retention_days=settings.webhook_retention_days,
+            shutdown_grace_seconds=settings.shutdown_grace_seconds,
+            metrics=self.metrics,
+        )
+
     def migrate(self) -> None:
         # On SQLite, in the writers' turn: another process migrating or writing at the same
         # time would otherwise make alembic's transaction fail with "database is locked".
@@ -175,6 +199,7 @@ class Container:
             await provider.aclose()
         await self.stream.aclose()
         await self.http.aclose()
+        await self.webhook_client.aclose()
         self.db.dispose()
 
 
@@ -220,6 +245,7 @@ def build_container(
     registry.update(providers or {})
     secrets = SecretBox(key, key_file=key_file)
     presence_timeout = timedelta(seconds=settings.presence_timeout_seconds)
+    allowed_hosts = AllowedHosts.parse(settings.webhook_allowed_hosts)
     routing = RoutingService(db, clock, presence_timeout=presence_timeout)
     intake = ConversationIntake(routing, max_attempts=settings.max_attempts)
     assignment = AssignmentService(
@@ -304,6 +330,12 @@ def build_container(
             ),
         ),
         stream=StreamHub(db),
+        webhook_endpoints=WebhookEndpointService(db, secrets, clock, allowed_hosts=allowed_hosts),
+        webhook_client=WebhookClient(
+            allowed_hosts,
+            timeout=settings.webhook_timeout,
+            pool_size=settings.webhook_concurrency,
+        ),
     )
 
 
@@ -321,6 +353,7 @@ def create_app(container: Container, *, run_worker: bool | None = None) -> FastA
         if with_worker:
             tasks.append(asyncio.create_task(container.dispatcher().run(stop)))
             tasks.append(asyncio.create_task(container.flow_engine().run(stop)))
+            tasks.append(asyncio.create_task(container.webhook_deliverer().run(stop)))
             tasks.append(
                 asyncio.create_task(
                     container.conversation_sweep.run(stop, settings.routing_sweep_seconds)
@@ -361,6 +394,7 @@ def create_app(container: Container, *, run_worker: bool | None = None) -> FastA
     app.include_router(reports.router)
     app.include_router(webhooks.router)
     app.include_router(flows.router)
+    app.include_router(webhook_endpoints.router)
     install_console(app, container)
     # Added in this order: the body limit answers inside the security headers; the webhook fast
     # path answers outside them (it adds its own), and request timing wraps both.

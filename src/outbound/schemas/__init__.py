@@ -12,7 +12,8 @@ One module per concept, each built on :mod:`~outbound.schemas.base` (every reque
 - :mod:`~outbound.schemas.consent`: consent per number and channel;
 - :mod:`~outbound.schemas.conversations`: conversations and their messages;
 - :mod:`~outbound.schemas.records`: contacts, cases, events and the CSV import;
-- :mod:`~outbound.schemas.flows`: flows and flow runs.
+- :mod:`~outbound.schemas.flows`: flows and flow runs;
+- :mod:`~outbound.schemas.webhooks`: webhook endpoints, their deliveries and attempts.
 
 Every public name is importable from here too, as are the vocabularies of ``domain/`` that the
 models use (:class:`Role`, :class:`ChannelType`, ...).
@@ -127,6 +128,14 @@ from outbound.schemas.sending import (
     SendWarning,
 )
 from outbound.schemas.users import PresenceIn, PresenceOut, UserCreate, UserOut, UserUpdate
+from outbound.schemas.webhooks import (
+    WebhookAttemptOut,
+    WebhookDeliveryOut,
+    WebhookEndpointCreate,
+    WebhookEndpointCreated,
+    WebhookEndpointOut,
+    WebhookEndpointUpdate,
+)
 
 __all__ = [
     "DEFAULT_TEXT_LIMIT",
@@ -231,5 +240,11 @@ __all__ = [
     "UserCreate",
     "UserOut",
     "UserUpdate",
+    "WebhookAttemptOut",
+    "WebhookDeliveryOut",
+    "WebhookEndpointCreate",
+    "WebhookEndpointCreated",
+    "WebhookEndpointOut",
+    "WebhookEndpointUpdate",
     "context_value_checks",
 ]
