@@ -28,6 +28,7 @@ from outbound.domain.reports import parse_prices
 from outbound.domain.webhooks import AllowedHosts
 from outbound.services.agent_replies import AgentReplyService
 from outbound.services.assignment import AssignmentService
+from outbound.services.audit import AuditService
 from outbound.services.cancellation import CancelService
 from outbound.services.channels import ChannelService
 from outbound.services.configurations import ConfigurationService
@@ -61,6 +62,7 @@ from outbound.web.errors import install_error_handlers
 from outbound.web.middleware import install_metrics, install_webhook_fast_path
 from outbound.web.routes import (
     agents,
+    audit,
     catalog,
     consent,
     conversations,
@@ -120,6 +122,7 @@ class Container:
     stream: StreamHub
     webhook_endpoints: WebhookEndpointService
     webhook_client: WebhookClient
+    audit: AuditService
     _closed: bool = field(default=False, repr=False)
 
     @property
@@ -336,6 +339,7 @@ def build_container(
             timeout=settings.webhook_timeout,
             pool_size=settings.webhook_concurrency,
         ),
+        audit=AuditService(db),
     )
 
 
@@ -395,6 +399,7 @@ def create_app(container: Container, *, run_worker: bool | None = None) -> FastA
     app.include_router(webhooks.router)
     app.include_router(flows.router)
     app.include_router(webhook_endpoints.router)
+    app.include_router(audit.router)
     install_console(app, container)
     # Added in this order: the body limit answers inside the security headers; the webhook fast
     # path answers outside them (it adds its own), and request timing wraps both.

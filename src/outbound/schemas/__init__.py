@@ -13,7 +13,8 @@ One module per concept, each built on :mod:`~outbound.schemas.base` (every reque
 - :mod:`~outbound.schemas.conversations`: conversations and their messages;
 - :mod:`~outbound.schemas.records`: contacts, cases, events and the CSV import;
 - :mod:`~outbound.schemas.flows`: flows and flow runs;
-- :mod:`~outbound.schemas.webhooks`: webhook endpoints, their deliveries and attempts.
+- :mod:`~outbound.schemas.webhooks`: webhook endpoints, their deliveries and attempts;
+- :mod:`~outbound.schemas.audit`: the audit log of administrative changes.
 
 Every public name is importable from here too, as are the vocabularies of ``domain/`` that the
 models use (:class:`Role`, :class:`ChannelType`, ...).
@@ -42,6 +43,7 @@ from outbound.schemas.agents import (
     SnoozeIn,
     TransferIn,
 )
+from outbound.schemas.audit import AuditEventOut
 from outbound.schemas.base import (
     ContextValue,
     InputModel,
@@ -147,6 +149,7 @@ __all__ = [
     "ApiKeyCreated",
     "ApiKeyOut",
     "AssignmentMethod",
+    "AuditEventOut",
     "CancelIn",
     "CancelOut",
     "CannedResponseCreate",

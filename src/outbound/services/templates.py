@@ -9,7 +9,7 @@ requests lack it and will be rejected; ``dry_run`` answers the same without savi
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -45,6 +45,8 @@ from outbound.schemas import (
     TemplateVersionOut,
     TemplateWarning,
 )
+from outbound.services.audit import diff, record_audit, snapshot
+from outbound.services.auth import Principal
 from outbound.services.pagination import fetch_page
 
 __all__ = ["TemplateService", "normalise_locale_field", "placeholders_of", "template_out"]
@@ -229,6 +231,18 @@ class TemplateService:
             session.add(template)
             session.flush()
             self._add_version(session, template, state, key_id, user_id, now)
+            record_audit(
+                session,
+                org_id,
+                None,
+                "template.created",
+                "template",
+                template.id,
+                now,
+                changes=diff({}, {"channel_type": template.channel_type, **asdict(state)}),
+                key_id=key_id,
+                user_id=user_id,
+            )
         return template_out(template)
 
     @staticmethod
@@ -359,6 +373,18 @@ class TemplateService:
             template.version += 1
             template.updated_at = now
             self._add_version(session, template, after, key_id, user_id, now)
+            record_audit(
+                session,
+                org_id,
+                None,
+                "template.updated",
+                "template",
+                template.id,
+                now,
+                changes=diff(asdict(before), asdict(after)),
+                key_id=key_id,
+                user_id=user_id,
+            )
             session.flush()
             result = template_out(template)
         return TemplateChangeOut(**result.model_dump(), warnings=warnings)
@@ -427,7 +453,7 @@ class TemplateService:
             flows=flows,
         )
 
-    def delete(self, org_id: str, template_id: str) -> None:
+    def delete(self, org_id: str, template_id: str, *, by: Principal | None = None) -> None:
         with self._db.transaction() as session:
             template = self.load(session, org_id, template_id)
             users = session.execute(
@@ -444,6 +470,16 @@ class TemplateService:
                 )
             session.execute(
                 sa.delete(TemplateVersion).where(TemplateVersion.template_id == template.id)
+            )
+            record_audit(
+                session,
+                org_id,
+                by,
+                "template.deleted",
+                "template",
+                template.id,
+                self._clock.now(),
+                changes=diff(snapshot(template, ("name", "channel_type", "version")), {}),
             )
             session.delete(template)
 

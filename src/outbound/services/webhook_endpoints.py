@@ -44,11 +44,14 @@ from outbound.schemas import (
     WebhookEndpointOut,
     WebhookEndpointUpdate,
 )
+from outbound.services.audit import diff, record_audit, snapshot
+from outbound.services.auth import Principal
 from outbound.services.pagination import MAX_PAGE_SIZE, fetch_page
 
 __all__ = ["WebhookEndpointService", "endpoint_out", "new_secret"]
 
 _SECRET_BYTES = 32
+_AUDITED = ("url", "description", "events", "enabled")
 
 
 def new_secret() -> str:
@@ -111,7 +114,9 @@ class WebhookEndpointService:
         except UnsafeWebhookAddressError as exc:
             raise InvalidRequestError(str(exc), field="url") from exc
 
-    def create(self, org_id: str, data: WebhookEndpointCreate) -> WebhookEndpointCreated:
+    def create(
+        self, org_id: str, data: WebhookEndpointCreate, *, by: Principal | None = None
+    ) -> WebhookEndpointCreated:
         self._check_reachable(data.url)
         secret = new_secret()
         now = self._clock.now()
@@ -128,6 +133,17 @@ class WebhookEndpointService:
             )
             session.add(endpoint)
             session.flush()
+            changes = diff({}, snapshot(endpoint, _AUDITED))
+            record_audit(
+                session,
+                org_id,
+                by,
+                "webhook_endpoint.created",
+                "webhook_endpoint",
+                endpoint.id,
+                now,
+                changes=changes,
+            )
             out = endpoint_out(endpoint)
         return WebhookEndpointCreated(**out.model_dump(), secret=secret)
 
@@ -159,13 +175,19 @@ class WebhookEndpointService:
         return endpoint  # type: ignore[no-any-return]
 
     def update(
-        self, org_id: str, endpoint_id: str, data: WebhookEndpointUpdate
+        self,
+        org_id: str,
+        endpoint_id: str,
+        data: WebhookEndpointUpdate,
+        *,
+        by: Principal | None = None,
     ) -> WebhookEndpointOut:
         if data.url is not None:
             self._check_reachable(data.url)
         now = self._clock.now()
         with self._db.transaction(urgent=True) as session:
             endpoint = self._load(session, org_id, endpoint_id)
+            before = snapshot(endpoint, _AUDITED)
             if data.url is not None:
                 endpoint.url = data.url
             if data.events is not None:
@@ -191,12 +213,34 @@ class WebhookEndpointService:
                 endpoint.disabled_at = now
                 endpoint.disabled_reason = "disabled by hand"
             endpoint.updated_at = now
+            changes = diff(before, snapshot(endpoint, _AUDITED))
+            record_audit(
+                session,
+                org_id,
+                by,
+                "webhook_endpoint.updated",
+                "webhook_endpoint",
+                endpoint.id,
+                now,
+                changes=changes,
+            )
             session.flush()
             return endpoint_out(endpoint)
 
-    def delete(self, org_id: str, endpoint_id: str) -> None:
+    def delete(self, org_id: str, endpoint_id: str, *, by: Principal | None = None) -> None:
         with self._db.transaction(urgent=True) as session:
             endpoint = self._load(session, org_id, endpoint_id)
+            changes = diff(snapshot(endpoint, _AUDITED), {})
+            record_audit(
+                session,
+                org_id,
+                by,
+                "webhook_endpoint.deleted",
+                "webhook_endpoint",
+                endpoint.id,
+                self._clock.now(),
+                changes=changes,
+            )
             deliveries = sa.select(WebhookDelivery.id).where(
                 WebhookDelivery.endpoint_id == endpoint.id
             )

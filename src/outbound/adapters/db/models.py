@@ -34,6 +34,7 @@ from outbound.domain.users import DEFAULT_CAPACITY, MAX_CAPACITY, PresenceStatus
 
 __all__ = [
     "ApiKey",
+    "AuditEvent",
     "Base",
     "CannedResponse",
     "Case",
@@ -1048,3 +1049,27 @@ class WebhookAttempt(Base):
     status_code: Mapped[int | None]
     error: Mapped[str | None] = mapped_column(sa.String(500))
     duration_ms: Mapped[int]
+
+
+class AuditEvent(Base):
+    """One administrative change: who (API key and user, or the command line), when, which
+    target, what changed (secrets only as changed). Written in the transaction of the change."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        sa.CheckConstraint(_check_in("via", ["api", "console", "cli"]), name="via"),
+        sa.Index("ix_audit_events_org_id", "org_id", "id"),
+        sa.Index("ix_audit_events_target", "org_id", "target_type", "target_id"),
+    )
+
+    id: Mapped[int] = mapped_column(_BIGINT, primary_key=True, autoincrement=True)
+    org_id: Mapped[str] = mapped_column(sa.String(36))
+    occurred_at: Mapped[datetime]
+    action: Mapped[str] = mapped_column(sa.String(64))
+    target_type: Mapped[str] = mapped_column(sa.String(32))
+    target_id: Mapped[str | None] = mapped_column(sa.String(64))
+    via: Mapped[str] = mapped_column(sa.String(8))
+    actor_key_id: Mapped[str | None] = mapped_column(sa.String(36))
+    actor_user_id: Mapped[str | None] = mapped_column(sa.String(36))
+    actor_role: Mapped[str | None] = mapped_column(sa.String(16))
+    changes: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)

@@ -29,7 +29,7 @@ def post_endpoint(
     data: WebhookEndpointCreate, request: Request, who: Principal = principal_of(*ADMIN)
 ) -> WebhookEndpointCreated:
     """Create an endpoint; the answer carries its signing secret, shown this once."""
-    return container(request).webhook_endpoints.create(who.org_id, data)
+    return container(request).webhook_endpoints.create(who.org_id, data, by=who)
 
 
 @router.get("")
@@ -56,14 +56,14 @@ def patch_endpoint(
     request: Request,
     who: Principal = principal_of(*ADMIN),
 ) -> WebhookEndpointOut:
-    return container(request).webhook_endpoints.update(who.org_id, endpoint_id, data)
+    return container(request).webhook_endpoints.update(who.org_id, endpoint_id, data, by=who)
 
 
 @router.delete("/{endpoint_id}", status_code=204)
 def delete_endpoint(
     endpoint_id: str, request: Request, who: Principal = principal_of(*ADMIN)
 ) -> Response:
-    container(request).webhook_endpoints.delete(who.org_id, endpoint_id)
+    container(request).webhook_endpoints.delete(who.org_id, endpoint_id, by=who)
     return Response(status_code=204)
 
 
