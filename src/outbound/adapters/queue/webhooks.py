@@ -257,8 +257,20 @@ class WebhookQueue:
     def claim(
         self, worker_id: str, limit: int, now: datetime, lease: timedelta
     ) -> list[ClaimedDelivery]:
-        """Lease up to ``limit`` due deliveries, oldest first, none behind an earlier one."""
+        """Lease up to ``limit`` due deliveries, oldest first, none behind an earlier one.
+
+        A read first looks for anything due: an idle deliverer then never opens a write
+        transaction, which on SQLite would take the single writer's turn several times a
+        second in every process.
+        """
         delivery = WebhookDelivery
+        due = sa.or_(
+            sa.and_(delivery.status == _PENDING, delivery.next_attempt_at <= now),
+            sa.and_(delivery.status == _DELIVERING, delivery.lease_until < now),
+        )
+        with self._db.read() as session:
+            if session.execute(sa.select(delivery.id).where(due).limit(1)).first() is None:
+                return []
         earlier = aliased(WebhookDelivery)
         blocked = (
             sa.select(earlier.id)
@@ -274,10 +286,7 @@ class WebhookQueue:
         pick = (
             sa.select(delivery.id)
             .where(
-                sa.or_(
-                    sa.and_(delivery.status == _PENDING, delivery.next_attempt_at <= now),
-                    sa.and_(delivery.status == _DELIVERING, delivery.lease_until < now),
-                ),
+                due,
                 delivery.endpoint_id.in_(enabled),
                 ~blocked,
             )
@@ -436,27 +445,6 @@ class WebhookQueue:
                 updated_at=now,
             )
         )
-
-    def release(self, worker_id: str, delivery_ids: Sequence[int], now: datetime) -> None:
-        """Give back deliveries claimed but not attempted (shutting down), attempt unused."""
-        if not delivery_ids:
-            return
-        with self._db.transaction() as session:
-            session.execute(
-                sa.update(WebhookDelivery)
-                .where(
-                    WebhookDelivery.id.in_(list(delivery_ids)),
-                    WebhookDelivery.status == _DELIVERING,
-                    WebhookDelivery.worker_id == worker_id,
-                )
-                .values(
-                    status=_PENDING,
-                    attempts=WebhookDelivery.attempts - 1,
-                    lease_until=None,
-                    worker_id=None,
-                    updated_at=now,
-                )
-            )
 
     def purge(self, before: datetime, limit: int = 5_000) -> int:
         """Delete up to ``limit`` finished deliveries created before ``before``, their attempts
