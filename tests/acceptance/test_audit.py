@@ -167,3 +167,10 @@ def test_changes_outside_the_api_are_recorded_as_the_command_line(
             "template.created",
             "template.updated",
         ]
+
+
+def test_console_callers_are_told_apart() -> None:
+    from outbound.console.access import CONSOLE_KEY_ID as CONSOLES
+    from outbound.services.audit import CONSOLE_KEY_ID
+
+    assert CONSOLES == CONSOLE_KEY_ID

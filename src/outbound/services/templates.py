@@ -205,7 +205,10 @@ class TemplateService:
         *,
         key_id: str | None = None,
         user_id: str | None = None,
+        by: Principal | None = None,
     ) -> TemplateOut:
+        if by is not None:
+            key_id, user_id = by.key_id, by.user_id
         _check_text(data.default_text, "default_text")
         state = _State(
             name=data.name,
@@ -234,7 +237,7 @@ class TemplateService:
             record_audit(
                 session,
                 org_id,
-                None,
+                by,
                 "template.created",
                 "template",
                 template.id,
@@ -329,7 +332,10 @@ class TemplateService:
         dry_run: bool = False,
         key_id: str | None = None,
         user_id: str | None = None,
+        by: Principal | None = None,
     ) -> TemplateChangeOut:
+        if by is not None:
+            key_id, user_id = by.key_id, by.user_id
         changes: dict[str, Any] = {}
         if data.name is not None:
             changes["name"] = data.name
@@ -376,7 +382,7 @@ class TemplateService:
             record_audit(
                 session,
                 org_id,
-                None,
+                by,
                 "template.updated",
                 "template",
                 template.id,

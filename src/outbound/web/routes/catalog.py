@@ -106,9 +106,7 @@ def delete_channel(
 def post_template(
     data: TemplateCreate, request: Request, who: Principal = principal_of(*ADMIN)
 ) -> TemplateOut:
-    return container(request).templates.create(
-        who.org_id, data, key_id=who.key_id, user_id=who.user_id
-    )
+    return container(request).templates.create(who.org_id, data, by=who)
 
 
 @router.get("/templates", tags=["templates"])
@@ -137,7 +135,7 @@ def patch_template(
     who: Principal = principal_of(*ADMIN),
 ) -> TemplateChangeOut:
     return container(request).templates.update(
-        who.org_id, template_id, data, dry_run=dry_run, key_id=who.key_id, user_id=who.user_id
+        who.org_id, template_id, data, dry_run=dry_run, by=who
     )
 
 
