@@ -5,6 +5,7 @@ retries, disabling, the delivery log, redelivery, test events, address checks (b
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -425,3 +426,23 @@ async def test_metrics_show_the_queue_and_failures_by_endpoint(
     assert f'outbound_webhook_failures_total{{endpoint_id="{created["id"]}"}} 1.0' in text
     assert 'outbound_webhook_attempts_total{outcome="succeeded"} 1.0' in text
     assert f'outbound_webhook_pending{{endpoint_id="{created["id"]}"}}' not in text
+
+
+def test_erasing_a_number_blanks_it_in_webhook_events(
+    tenant: Tenant, setup: Setup, container: Container
+) -> None:
+    _endpoint(tenant, "http://127.0.0.1:9/hooks", ["*"])
+    url = setup.channel["webhook_url"]
+    _send(tenant, setup, "+33612345678", "+33612345679")
+    tenant.client.post(url, json={"id": "in-1", "from": "+33612345678", "body": "My PIN is 1234"})
+    tenant.client.post(url, json={"id": "in-2", "from": "+33612345678", "body": "STOP"})
+    erased = tenant.post("/v1/erasures", {"phone_number": "+33612345678"})
+    assert erased.status_code in (200, 201), erased.text
+    assert erased.json()["erased"]["webhook_events"] >= 4
+    with container.db.read() as session:
+        payloads = [
+            json.dumps(p) for p in session.execute(sa.select(WebhookEvent.payload)).scalars()
+        ]
+    assert not any("+33612345678" in p or "PIN" in p for p in payloads)
+    # The other number's events are untouched.
+    assert any("+33612345679" in p for p in payloads)

@@ -29,6 +29,7 @@ from outbound.adapters.db.models import (
     Message,
     Recipient,
 )
+from outbound.adapters.queue.webhooks import erase_numbers
 from outbound.clock import Clock
 from outbound.domain.numbers import mask_number, normalize_number
 from outbound.errors import InvalidNumberError, InvalidRequestError, NotFoundError
@@ -164,7 +165,13 @@ class Retention:
     def _erase(session: Any, org_id: str, numbers: Iterable[str]) -> dict[str, Any]:
         numbers = list(numbers)
         if not numbers:
-            return {"messages": 0, "inbound_messages": 0, "conversations": 0, "consent": 0}
+            return {
+                "messages": 0,
+                "inbound_messages": 0,
+                "conversations": 0,
+                "consent": 0,
+                "webhook_events": 0,
+            }
         messages = session.execute(
             sa.update(Message)
             .where(Message.org_id == org_id, Message.to_number.in_(numbers))
@@ -203,11 +210,14 @@ class Retention:
                 Recipient.opted_out.is_(False),
             )
         )
+        # The integrator's copies: events for its webhooks, sent or still waiting.
+        webhook_events = erase_numbers(session, org_id, numbers, ERASED)
         return {
             "messages": messages,
             "inbound_messages": inbound,
             "conversations": conversations,
             "consent": consent,
+            "webhook_events": webhook_events,
         }
 
     def _record(

@@ -46,6 +46,7 @@ __all__ = [
     "WebhookQueue",
     "emit",
     "emit_status_changes",
+    "erase_numbers",
     "new_event_id",
 ]
 
@@ -485,3 +486,39 @@ def _duration(value: timedelta) -> str:
         hours = seconds // 3600
         return f"{hours} hour" + ("s" if hours != 1 else "")
     return f"{seconds} seconds"
+
+
+def _scrub(value: Any, numbers: Sequence[str], erased: str) -> Any:
+    """``value`` with every text that holds one of ``numbers`` replaced by ``erased``, and
+    every ``body`` cleared, looking into mappings and lists."""
+    if isinstance(value, dict):
+        return {
+            key: "" if key == "body" else _scrub(item, numbers, erased)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_scrub(item, numbers, erased) for item in value]
+    if isinstance(value, str) and any(number in value for number in numbers):
+        return erased
+    return value
+
+
+def erase_numbers(session: Session, org_id: str, numbers: Sequence[str], erased: str) -> int:
+    """Blank these numbers, and the texts of the events that name them, in the organisation's
+    webhook events (sent or waiting); returns how many events changed."""
+    if not numbers:
+        return 0
+    text = sa.cast(WebhookEvent.payload, sa.Text)
+    rows = session.execute(
+        sa.select(WebhookEvent.id, WebhookEvent.payload).where(
+            WebhookEvent.org_id == org_id,
+            sa.or_(*(text.contains(number, autoescape=True) for number in numbers)),
+        )
+    ).all()
+    for row in rows:
+        session.execute(
+            sa.update(WebhookEvent)
+            .where(WebhookEvent.id == row.id)
+            .values(payload=_scrub(row.payload, numbers, erased))
+        )
+    return len(rows)
