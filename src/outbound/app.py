@@ -20,12 +20,15 @@ from outbound.adapters.providers.base import Provider, ProviderDeps
 from outbound.adapters.providers.http import HttpClient
 from outbound.adapters.providers.registry import build_providers
 from outbound.adapters.secrets import SecretBox, key_file_path, load_or_create_key
+from outbound.adapters.webhook_client import WebhookClient
 from outbound.clock import Clock, SystemClock
 from outbound.config import Settings
 from outbound.console import install_console
 from outbound.domain.reports import parse_prices
+from outbound.domain.webhooks import AllowedHosts
 from outbound.services.agent_replies import AgentReplyService
 from outbound.services.assignment import AssignmentService
+from outbound.services.audit import AuditService
 from outbound.services.cancellation import CancelService
 from outbound.services.channels import ChannelService
 from outbound.services.configurations import ConfigurationService
@@ -43,6 +46,7 @@ from outbound.services.presence import PresenceService
 from outbound.services.queues import QueueService
 from outbound.services.records import RecordService
 from outbound.services.reports import ReportService
+from outbound.services.retention import Retention
 from outbound.services.routing import RoutingService
 from outbound.services.sending import SendService
 from outbound.services.statuses import StatusService
@@ -50,6 +54,8 @@ from outbound.services.stream import StreamHub
 from outbound.services.templates import TemplateService
 from outbound.services.tracking import TrackingService
 from outbound.services.users import UserService
+from outbound.services.webhook_delivery import WebhookDeliverer
+from outbound.services.webhook_endpoints import WebhookEndpointService
 from outbound.services.webhooks import WebhookService, webhook_url
 from outbound.web.body_limit import install_body_limit
 from outbound.web.errors import install_error_handlers
@@ -57,6 +63,7 @@ from outbound.web.middleware import install_metrics, install_webhook_fast_path
 from outbound.web.openapi import install_openapi
 from outbound.web.routes import (
     agents,
+    audit,
     catalog,
     consent,
     conversations,
@@ -68,6 +75,7 @@ from outbound.web.routes import (
     records,
     reports,
     users,
+    webhook_endpoints,
     webhooks,
 )
 from outbound.web.security import install_security_headers
@@ -95,6 +103,7 @@ class Container:
     tracking: TrackingService
     dashboard: DashboardService
     reports: ReportService
+    retention: Retention
     inbound: InboundService
     webhooks: WebhookService
     conversations: ConversationService
@@ -112,6 +121,9 @@ class Container:
     intake: ConversationIntake
     conversation_sweep: ConversationSweep
     stream: StreamHub
+    webhook_endpoints: WebhookEndpointService
+    webhook_client: WebhookClient
+    audit: AuditService
     _closed: bool = field(default=False, repr=False)
 
     @property
@@ -143,6 +155,7 @@ class Container:
             shutdown_grace_seconds=settings.shutdown_grace_seconds,
             metrics=self.metrics,
             statuses=self.statuses,
+            retention=self.retention,
         )
 
     def flow_engine(self, worker_id: str | None = None) -> FlowEngine:
@@ -159,6 +172,23 @@ class Container:
             idempotency_stale_seconds=settings.idempotency_stale_seconds,
         )
 
+    def webhook_deliverer(self, worker_id: str | None = None) -> WebhookDeliverer:
+        settings = self.settings
+        return WebhookDeliverer(
+            self.db,
+            self.secrets,
+            self.clock,
+            self.webhook_client,
+            worker_id=worker_id,
+            concurrency=settings.webhook_concurrency,
+            poll_interval=settings.worker_poll_interval,
+            lease_seconds=max(settings.lease_seconds, 2 * settings.webhook_timeout),
+            disable_after_seconds=settings.webhook_disable_after_seconds,
+            retention_days=settings.webhook_retention_days,
+            shutdown_grace_seconds=settings.shutdown_grace_seconds,
+            metrics=self.metrics,
+        )
+
     def migrate(self) -> None:
         # On SQLite, in the writers' turn: another process migrating or writing at the same
         # time would otherwise make alembic's transaction fail with "database is locked".
@@ -173,6 +203,7 @@ class Container:
             await provider.aclose()
         await self.stream.aclose()
         await self.http.aclose()
+        await self.webhook_client.aclose()
         self.db.dispose()
 
 
@@ -218,6 +249,7 @@ def build_container(
     registry.update(providers or {})
     secrets = SecretBox(key, key_file=key_file)
     presence_timeout = timedelta(seconds=settings.presence_timeout_seconds)
+    allowed_hosts = AllowedHosts.parse(settings.webhook_allowed_hosts)
     routing = RoutingService(db, clock, presence_timeout=presence_timeout)
     intake = ConversationIntake(routing, max_attempts=settings.max_attempts)
     assignment = AssignmentService(
@@ -256,6 +288,12 @@ def build_container(
         tracking=TrackingService(db),
         dashboard=DashboardService(db, clock),
         reports=ReportService(db, prices=parse_prices(settings.price_per_segment)),
+        retention=Retention(
+            db,
+            clock,
+            body_retention_days=settings.body_retention_days,
+            default_region=settings.default_region,
+        ),
         inbound=inbound,
         webhooks=WebhookService(db, secrets, statuses, inbound),
         conversations=ConversationService(db),
@@ -296,6 +334,13 @@ def build_container(
             ),
         ),
         stream=StreamHub(db),
+        webhook_endpoints=WebhookEndpointService(db, secrets, clock, allowed_hosts=allowed_hosts),
+        webhook_client=WebhookClient(
+            allowed_hosts,
+            timeout=settings.webhook_timeout,
+            pool_size=settings.webhook_concurrency,
+        ),
+        audit=AuditService(db),
     )
 
 
@@ -313,6 +358,7 @@ def create_app(container: Container, *, run_worker: bool | None = None) -> FastA
         if with_worker:
             tasks.append(asyncio.create_task(container.dispatcher().run(stop)))
             tasks.append(asyncio.create_task(container.flow_engine().run(stop)))
+            tasks.append(asyncio.create_task(container.webhook_deliverer().run(stop)))
             tasks.append(
                 asyncio.create_task(
                     container.conversation_sweep.run(stop, settings.routing_sweep_seconds)
@@ -354,6 +400,8 @@ def create_app(container: Container, *, run_worker: bool | None = None) -> FastA
     app.include_router(reports.router)
     app.include_router(webhooks.router)
     app.include_router(flows.router)
+    app.include_router(webhook_endpoints.router)
+    app.include_router(audit.router)
     install_console(app, container)
     # Added in this order: the body limit answers inside the security headers; the webhook fast
     # path answers outside them (it adds its own), and request timing wraps both.

@@ -30,6 +30,10 @@ __all__ = [
     "DEFAULT_RETRY_BASE_SECONDS",
     "DEFAULT_RETRY_MAX_SECONDS",
     "DEFAULT_SHUTDOWN_GRACE_SECONDS",
+    "DEFAULT_WEBHOOK_CONCURRENCY",
+    "DEFAULT_WEBHOOK_DISABLE_AFTER_SECONDS",
+    "DEFAULT_WEBHOOK_RETENTION_DAYS",
+    "DEFAULT_WEBHOOK_TIMEOUT",
     "DEFAULT_WORKER_BATCH_SIZE",
     "DEFAULT_WORKER_CONCURRENCY",
     "DEFAULT_WORKER_POLL_INTERVAL",
@@ -54,6 +58,10 @@ DEFAULT_IDEMPOTENCY_STALE_SECONDS = 120.0
 DEFAULT_EVENT_RETENTION_DAYS = 30.0
 DEFAULT_PRESENCE_TIMEOUT_SECONDS = 60.0
 DEFAULT_MAX_JSON_BODY_BYTES = 1024 * 1024
+DEFAULT_WEBHOOK_TIMEOUT = 10.0
+DEFAULT_WEBHOOK_CONCURRENCY = 50
+DEFAULT_WEBHOOK_DISABLE_AFTER_SECONDS = 24 * 3600.0
+DEFAULT_WEBHOOK_RETENTION_DAYS = 7.0
 
 
 def default_data_dir() -> Path:
@@ -188,6 +196,34 @@ class Settings(BaseSettings):
         "",
         description="Prices of one segment for reports' estimated cost: "
         "`sms:FR=0.07,sms=0.05,whatsapp=0.01` (a channel type alone: every other country).",
+    )
+    webhook_allowed_hosts: str | None = Field(
+        None,
+        description="Hosts, addresses or networks (comma-separated) webhook endpoints may use "
+        "although they are not public, e.g. 127.0.0.1 or 10.0.0.0/8.",
+    )
+    webhook_timeout: float = Field(
+        DEFAULT_WEBHOOK_TIMEOUT, gt=0, le=120, description="Timeout of one webhook call (s)."
+    )
+    webhook_concurrency: int = Field(
+        DEFAULT_WEBHOOK_CONCURRENCY, ge=1, le=1_000, description="Webhook calls in flight."
+    )
+    webhook_disable_after_seconds: float = Field(
+        DEFAULT_WEBHOOK_DISABLE_AFTER_SECONDS,
+        gt=0,
+        description="An endpoint whose every attempt failed this long is disabled.",
+    )
+    webhook_retention_days: float = Field(
+        DEFAULT_WEBHOOK_RETENTION_DAYS,
+        gt=0,
+        description="Finished webhook deliveries and their attempts are kept this long.",
+    )
+
+    body_retention_days: float | None = Field(
+        None,
+        gt=0,
+        description="Message bodies, context and template parameters, and customers' texts "
+        "and payloads, are removed this many days after they were written (unset: kept).",
     )
 
     sandbox_delivery_delay: float = Field(0.5, ge=0, description="Seconds before a sandbox DLR.")

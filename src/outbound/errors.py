@@ -13,7 +13,8 @@
     │   ├── MappingError                 a record cannot become a contact item (has .field)
     │   ├── FlowDefinitionError          a flow document has faults (has .errors: FieldError)
     │   ├── InvalidTransitionError       an action not allowed in a conversation's state
-    │   └── InvalidRoutingRuleError      a routing rule has a fault (has .index, .field)
+    │   ├── InvalidRoutingRuleError      a routing rule has a fault (has .index, .field)
+    │   └── UnsafeWebhookAddressError    a webhook endpoint resolves to a non-public address
     ├── RequestError                     the API refuses a request (mapped to HTTP in one place)
     │   ├── InvalidRequestError  422     names the offending field
     │   │   └── ImportInputError         a CSV cannot be imported at all
@@ -73,6 +74,7 @@ __all__ = [
     "SettingsError",
     "TemplateSyntaxError",
     "TransientProviderError",
+    "UnsafeWebhookAddressError",
     "UnsupportedMediaTypeError",
     "WebhookSignatureError",
 ]
@@ -190,6 +192,11 @@ class InvalidRoutingRuleError(DomainError):
         self.index = index
         self.field = field
         self.reason = reason
+
+
+class UnsafeWebhookAddressError(DomainError):
+    """A webhook endpoint's host resolves to a loopback, private, link-local or other
+    non-public address that the operator did not allow."""
 
 
 class RequestError(OutboundError):

@@ -17,7 +17,16 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from outbound.adapters.db.engine import Database
-from outbound.adapters.db.models import Conversation, Event, FlowRun, Message, Queue, User
+from outbound.adapters.db.models import (
+    Conversation,
+    Event,
+    FlowRun,
+    Message,
+    Queue,
+    User,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from outbound.clock import Clock
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
@@ -189,6 +198,62 @@ class _AgentsCollector(Collector):
         yield agents
 
 
+class _WebhookCollector(Collector):
+    """The webhook queue: deliveries waiting, by endpoint; the oldest; endpoints disabled."""
+
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self._db = db
+        self._clock = clock
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> Iterator[Any]:
+        try:
+            yield from self._collect()
+        except sa.exc.SQLAlchemyError:
+            return
+
+    def _collect(self) -> Iterator[Any]:
+        now: datetime = self._clock.now()
+        with self._db.read() as session:
+            rows = session.execute(
+                sa.select(
+                    WebhookDelivery.endpoint_id,
+                    sa.func.count(),
+                    sa.func.min(WebhookDelivery.created_at),
+                )
+                .where(WebhookDelivery.status.in_(("pending", "delivering")))
+                .group_by(WebhookDelivery.endpoint_id)
+            ).all()
+            disabled = session.execute(
+                sa.select(sa.func.count()).where(WebhookEndpoint.enabled.is_(False))
+            ).scalar_one()
+        pending = GaugeMetricFamily(
+            "outbound_webhook_pending",
+            "Webhook deliveries not yet made (waiting, retrying or in flight), by endpoint",
+            labels=["endpoint_id"],
+        )
+        oldest_by_endpoint = GaugeMetricFamily(
+            "outbound_webhook_oldest_pending_age_seconds",
+            "How long the oldest delivery not yet made has waited, by endpoint",
+            labels=["endpoint_id"],
+        )
+        for endpoint_id, count, oldest in rows:
+            if oldest is not None and oldest.tzinfo is None:
+                oldest = oldest.replace(tzinfo=UTC)
+            pending.add_metric([endpoint_id], count)
+            age = (now - oldest).total_seconds() if oldest is not None else 0.0
+            oldest_by_endpoint.add_metric([endpoint_id], max(age, 0.0))
+        yield pending
+        yield oldest_by_endpoint
+        yield GaugeMetricFamily(
+            "outbound_webhook_endpoints_disabled",
+            "Webhook endpoints disabled (by their failures or by hand)",
+            value=disabled,
+        )
+
+
 class Metrics:
     """The metrics of one process."""
 
@@ -252,8 +317,21 @@ class Metrics:
             buckets=(5, 15, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600, 24 * 3600),
             registry=self.registry,
         )
+        self.webhook_attempts = Counter(
+            "outbound_webhook_attempts_total",
+            "Webhook calls made by this process, by outcome (succeeded, failed)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.webhook_failures = Counter(
+            "outbound_webhook_failures_total",
+            "Webhook calls that failed (no answer, or not 2xx), by endpoint",
+            ["endpoint_id"],
+            registry=self.registry,
+        )
         if db is not None and clock is not None:
             self.registry.register(_OutboxCollector(db, clock))
+            self.registry.register(_WebhookCollector(db, clock))
             self.registry.register(_AgentsCollector(db, clock, presence_timeout))
 
     def _observe_write(self, waited: float, took: float) -> None:

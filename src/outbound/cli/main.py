@@ -120,6 +120,7 @@ def worker() -> None:
             await asyncio.gather(
                 container.dispatcher().run(stop),
                 container.flow_engine().run(stop),
+                container.webhook_deliverer().run(stop),
                 container.conversation_sweep.run(stop, settings.routing_sweep_seconds),
             )
         finally:
@@ -217,7 +218,8 @@ def generate_secret_key() -> None:
 
 @admin.command("rotate-secret-key")
 def rotate_secret_key() -> None:
-    """Re-encrypt every channel's credentials under a new key (the old one still opens them).
+    """Re-encrypt every channel's credentials and webhook secret under a new key (the old one
+    still opens them).
 
     With OUTBOUND_SECRET_KEY, set it to NEW,OLD first (and restart the service); with the key
     file, a new key is put first in it, the old ones kept after it. See docs/deploy.md.
@@ -241,6 +243,7 @@ def rotate_secret_key() -> None:
     container = open_service(settings)
     try:
         rotated, current = container.channels.reencrypt_credentials()
+        hooks, hooks_current = container.webhook_endpoints.reencrypt_secrets()
     except SecretKeyError as exc:
         raise fail(str(exc)) from exc
     finally:
@@ -248,6 +251,7 @@ def rotate_secret_key() -> None:
     console.print(
         f"re-encrypted {rotated} channel credentials under {target} ({current} already were)"
     )
+    console.print(f"re-encrypted {hooks} webhook endpoint secrets ({hooks_current} already were)")
 
 
 @app.command()

@@ -12,7 +12,9 @@ One module per concept, each built on :mod:`~outbound.schemas.base` (every reque
 - :mod:`~outbound.schemas.consent`: consent per number and channel;
 - :mod:`~outbound.schemas.conversations`: conversations and their messages;
 - :mod:`~outbound.schemas.records`: contacts, cases, events and the CSV import;
-- :mod:`~outbound.schemas.flows`: flows and flow runs.
+- :mod:`~outbound.schemas.flows`: flows and flow runs;
+- :mod:`~outbound.schemas.webhooks`: webhook endpoints, their deliveries and attempts;
+- :mod:`~outbound.schemas.audit`: the audit log of administrative changes.
 
 Every public name is importable from here too, as are the vocabularies of ``domain/`` that the
 models use (:class:`Role`, :class:`ChannelType`, ...).
@@ -41,6 +43,7 @@ from outbound.schemas.agents import (
     SnoozeIn,
     TransferIn,
 )
+from outbound.schemas.audit import AuditEventOut
 from outbound.schemas.base import (
     ContextValue,
     InputModel,
@@ -113,6 +116,7 @@ from outbound.schemas.records import (
     ContactCreate,
     ContactOut,
     ContactUpdate,
+    ErasureIn,
     EventIn,
     EventOut,
     ImportResult,
@@ -127,6 +131,14 @@ from outbound.schemas.sending import (
     SendWarning,
 )
 from outbound.schemas.users import PresenceIn, PresenceOut, UserCreate, UserOut, UserUpdate
+from outbound.schemas.webhooks import (
+    WebhookAttemptOut,
+    WebhookDeliveryOut,
+    WebhookEndpointCreate,
+    WebhookEndpointCreated,
+    WebhookEndpointOut,
+    WebhookEndpointUpdate,
+)
 
 __all__ = [
     "DEFAULT_TEXT_LIMIT",
@@ -138,6 +150,7 @@ __all__ = [
     "ApiKeyCreated",
     "ApiKeyOut",
     "AssignmentMethod",
+    "AuditEventOut",
     "CancelIn",
     "CancelOut",
     "CannedResponseCreate",
@@ -174,6 +187,7 @@ __all__ = [
     "ConversationMode",
     "ConversationOut",
     "DeclineIn",
+    "ErasureIn",
     "EventIn",
     "EventOut",
     "FlowOut",
@@ -231,5 +245,11 @@ __all__ = [
     "UserCreate",
     "UserOut",
     "UserUpdate",
+    "WebhookAttemptOut",
+    "WebhookDeliveryOut",
+    "WebhookEndpointCreate",
+    "WebhookEndpointCreated",
+    "WebhookEndpointOut",
+    "WebhookEndpointUpdate",
     "context_value_checks",
 ]

@@ -200,3 +200,9 @@ class ImportResult(OutputModel):
     stopped: str | None = Field(
         None, description="Why the file could not be read to its end, if it could not."
     )
+
+
+class ErasureIn(InputModel):
+    """``POST /v1/erasures``: a phone number to erase everywhere in the organisation."""
+
+    phone_number: str = Field(min_length=1, max_length=64)

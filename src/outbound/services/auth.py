@@ -37,6 +37,7 @@ from outbound.errors import (
     PermissionDeniedError,
 )
 from outbound.schemas import ApiKeyOut, Page
+from outbound.services.audit import record_audit
 from outbound.services.pagination import fetch_page
 
 __all__ = [
@@ -122,6 +123,7 @@ def create_api_key(
     name: str = "api key",
     *,
     user_id: str | None = None,
+    by: Principal | None = None,
 ) -> tuple[ApiKey, str]:
     """Create a key, of the organisation or of one of its users (its role no higher than the
     user's); returns the row and the secret, which is never stored nor shown again."""
@@ -155,6 +157,22 @@ def create_api_key(
             created_at=clock.now(),
         )
         session.add(key)
+        session.flush()
+        record_audit(
+            session,
+            org_id,
+            by,
+            "api_key.created",
+            "api_key",
+            key.id,
+            key.created_at,
+            changes={
+                "name": key.name,
+                "role": key.role,
+                "user_id": key.user_id,
+                "prefix": key.prefix,
+            },
+        )
     return key, secret
 
 
@@ -170,7 +188,9 @@ def list_api_keys(
     )
 
 
-def revoke_api_key(db: Database, clock: Clock, org_id: str, key_id: str) -> ApiKeyOut:
+def revoke_api_key(
+    db: Database, clock: Clock, org_id: str, key_id: str, *, by: Principal | None = None
+) -> ApiKeyOut:
     """Revoke a key (again: no change); every process refuses it from the next request on."""
     with db.transaction() as session:
         key = session.execute(
@@ -180,6 +200,16 @@ def revoke_api_key(db: Database, clock: Clock, org_id: str, key_id: str) -> ApiK
             raise NotFoundError(f"no API key {key_id!r}")
         if key.revoked_at is None:
             key.revoked_at = clock.now()
+            record_audit(
+                session,
+                org_id,
+                by,
+                "api_key.revoked",
+                "api_key",
+                key.id,
+                key.revoked_at,
+                changes={"name": key.name, "role": key.role, "prefix": key.prefix},
+            )
     return ApiKeyOut.model_validate(key)
 
 

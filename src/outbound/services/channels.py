@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 from secrets import token_urlsafe
+from typing import Any
 
 import phonenumbers
 import sqlalchemy as sa
@@ -25,6 +26,8 @@ from outbound.errors import (
     SecretKeyError,
 )
 from outbound.schemas import ChannelCreate, ChannelOut, ChannelUpdate, Page
+from outbound.services.audit import diff, record_audit, snapshot
+from outbound.services.auth import Principal
 from outbound.services.outbound_text import queue_text_message
 from outbound.services.pagination import fetch_page
 from outbound.services.webhooks import webhook_url
@@ -53,6 +56,21 @@ def channel_out(channel: Channel, public_base_url: str | None = None) -> Channel
 
 
 _MESSAGING_SERVICE = re.compile(r"MG[0-9a-fA-F]{32}")
+_AUDITED = (
+    "name",
+    "type",
+    "provider",
+    "sender",
+    "base_url",
+    "credential_fields",
+    "options",
+    "rate_per_second",
+)
+
+
+def _audited(channel: Channel) -> dict[str, Any]:
+    """What the audit log compares; the credentials only by their ciphertext (never shown)."""
+    return {**snapshot(channel, _AUDITED), "credentials": channel.credentials_encrypted}
 
 
 def _normalise_sender(channel_type: str, sender: str, provider: str = "") -> str:
@@ -110,7 +128,9 @@ class ChannelService:
         self._clock = clock
         self._available = frozenset(available_providers)
 
-    def create(self, org_id: str, data: ChannelCreate) -> ChannelOut:
+    def create(
+        self, org_id: str, data: ChannelCreate, *, by: Principal | None = None
+    ) -> ChannelOut:
         if data.provider.value not in self._available:
             raise InvalidRequestError(
                 f"provider {data.provider.value!r} is not available in this version "
@@ -148,6 +168,11 @@ class ChannelService:
         )
         with self._db.transaction() as session:
             session.add(channel)
+            session.flush()
+            changes = diff({}, _audited(channel), secrets=["credentials"])
+            record_audit(
+                session, org_id, by, "channel.created", "channel", channel.id, now, changes=changes
+            )
         return channel_out(channel, self._public)
 
     def _load(self, session: sa.orm.Session, org_id: str, channel_id: str) -> Channel:
@@ -173,9 +198,12 @@ class ChannelService:
             lambda r: channel_out(r, self._public),
         )
 
-    def update(self, org_id: str, channel_id: str, data: ChannelUpdate) -> ChannelOut:
+    def update(
+        self, org_id: str, channel_id: str, data: ChannelUpdate, *, by: Principal | None = None
+    ) -> ChannelOut:
         with self._db.transaction() as session:
             channel = self._load(session, org_id, channel_id)
+            before = _audited(channel)
             if data.name is not None:
                 channel.name = data.name
             if data.sender is not None:
@@ -197,7 +225,11 @@ class ChannelService:
                 channel.options = data.options
             if "rate_per_second" in data.model_fields_set:
                 channel.rate_per_second = data.rate_per_second
-            channel.updated_at = self._clock.now()
+            channel.updated_at = now = self._clock.now()
+            changes = diff(before, _audited(channel), secrets=["credentials"])
+            record_audit(
+                session, org_id, by, "channel.updated", "channel", channel.id, now, changes=changes
+            )
         return channel_out(channel, self._public)
 
     def reencrypt_credentials(self) -> tuple[int, int]:
@@ -207,6 +239,7 @@ class ChannelService:
         nothing: credentials that none of the keys opens leave every channel as it was.
         """
         rotated = current = 0
+        by_org: dict[str, int] = {}
         with self._db.transaction() as session:
             channels = session.execute(
                 self._db.for_update(
@@ -226,6 +259,19 @@ class ChannelService:
                         "nothing was re-encrypted"
                     ) from exc
                 rotated += 1
+                by_org[channel.org_id] = by_org.get(channel.org_id, 0) + 1
+            now = self._clock.now()
+            for org_id, count in by_org.items():
+                record_audit(
+                    session,
+                    org_id,
+                    None,
+                    "secret_key.rotated",
+                    "secret_key",
+                    None,
+                    now,
+                    changes={"channel_credentials_reencrypted": count},
+                )
         return rotated, current
 
     def send_test(
@@ -263,7 +309,7 @@ class ChannelService:
                 sent_by_user_id=user_id,
             )
 
-    def delete(self, org_id: str, channel_id: str) -> None:
+    def delete(self, org_id: str, channel_id: str, *, by: Principal | None = None) -> None:
         with self._db.transaction() as session:
             channel = self._load(session, org_id, channel_id)
             users = session.execute(
@@ -280,4 +326,15 @@ class ChannelService:
                     f"channel is used by outbound configurations: {names}",
                     code="channel_in_use",
                 )
+            changes = diff(_audited(channel), {}, secrets=["credentials"])
+            record_audit(
+                session,
+                org_id,
+                by,
+                "channel.deleted",
+                "channel",
+                channel.id,
+                self._clock.now(),
+                changes=changes,
+            )
             session.delete(channel)

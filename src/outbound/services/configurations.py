@@ -24,6 +24,8 @@ from outbound.schemas import (
     FrequencyCapSpec,
     Page,
 )
+from outbound.services.audit import diff, record_audit, snapshot
+from outbound.services.auth import Principal
 from outbound.services.pagination import fetch_page
 from outbound.services.templates import normalise_locale_field
 
@@ -54,6 +56,25 @@ def _set_window(config: OutboundConfiguration, window: ContactWindowSpec | None)
 def _set_cap(config: OutboundConfiguration, cap: FrequencyCapSpec | None) -> None:
     config.cap_count = cap.count if cap else None
     config.cap_period_seconds = cap.period if cap else None
+
+
+_AUDITED = (
+    "name",
+    "show_in_timeline",
+    "channel_type",
+    "channel_id",
+    "template_id",
+    "default_locale",
+    "conversation_mode",
+    "fallback_channel_id",
+    "active",
+    "window_start",
+    "window_end",
+    "window_days",
+    "window_time_zone",
+    "cap_count",
+    "cap_period_seconds",
+)
 
 
 def _out(config: OutboundConfiguration) -> ConfigurationOut:
@@ -150,7 +171,9 @@ class ConfigurationService:
             raise NotFoundError(f"no outbound configuration {config_id!r}")
         return config
 
-    def create(self, org_id: str, data: ConfigurationCreate) -> ConfigurationOut:
+    def create(
+        self, org_id: str, data: ConfigurationCreate, *, by: Principal | None = None
+    ) -> ConfigurationOut:
         default_locale = (
             normalise_locale_field(data.default_locale, "default_locale")
             if data.default_locale
@@ -187,6 +210,18 @@ class ConfigurationService:
                     data.fallback_channel_id,
                 )
             session.add(config)
+            session.flush()
+            changes = diff({}, snapshot(config, _AUDITED))
+            record_audit(
+                session,
+                org_id,
+                by,
+                "configuration.created",
+                "configuration",
+                config.id,
+                now,
+                changes=changes,
+            )
         return _out(config)
 
     def get(self, org_id: str, config_id: str) -> ConfigurationOut:
@@ -204,9 +239,17 @@ class ConfigurationService:
             _out,
         )
 
-    def update(self, org_id: str, config_id: str, data: ConfigurationUpdate) -> ConfigurationOut:
+    def update(
+        self,
+        org_id: str,
+        config_id: str,
+        data: ConfigurationUpdate,
+        *,
+        by: Principal | None = None,
+    ) -> ConfigurationOut:
         with self._db.transaction() as session:
             config = self.load(session, org_id, config_id)
+            before = snapshot(config, _AUDITED)
             # Check the references before changing the row: the checks' queries would
             # otherwise flush a dangling reference and fail on the foreign key.
             self._check_refs(
@@ -260,10 +303,21 @@ class ConfigurationService:
                     data.channel_id,
                     config.fallback_channel_id,
                 )
-            config.updated_at = self._clock.now()
+            config.updated_at = now = self._clock.now()
+            changes = diff(before, snapshot(config, _AUDITED))
+            record_audit(
+                session,
+                org_id,
+                by,
+                "configuration.updated",
+                "configuration",
+                config.id,
+                now,
+                changes=changes,
+            )
         return _out(config)
 
-    def delete(self, org_id: str, config_id: str) -> None:
+    def delete(self, org_id: str, config_id: str, *, by: Principal | None = None) -> None:
         with self._db.transaction() as session:
             config = self.load(session, org_id, config_id)
             flows = list(
@@ -281,4 +335,15 @@ class ConfigurationService:
                     field="configuration_id",
                     code="configuration_in_use",
                 )
+            changes = diff(snapshot(config, _AUDITED), {})
+            record_audit(
+                session,
+                org_id,
+                by,
+                "configuration.deleted",
+                "configuration",
+                config.id,
+                self._clock.now(),
+                changes=changes,
+            )
             session.delete(config)

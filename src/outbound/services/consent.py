@@ -18,9 +18,11 @@ from sqlalchemy.orm import Session
 
 from outbound.adapters.db.engine import Database
 from outbound.adapters.db.models import Channel, ConsentEvent, Recipient
+from outbound.adapters.queue.webhooks import NewEvent, emit
 from outbound.clock import Clock
 from outbound.domain.channels import ChannelType
 from outbound.domain.numbers import normalize_number
+from outbound.domain.webhooks import CONSENT_CHANGED
 from outbound.errors import InvalidNumberError, InvalidRequestError, NotFoundError
 from outbound.schemas.consent import ConsentChange, ConsentChannel, ConsentOut, ConsentRecordIn
 
@@ -81,6 +83,26 @@ def record_consent(
             occurred_at=now,
             actor=actor,
         )
+    )
+    emit(
+        session,
+        [
+            NewEvent(
+                org_id=org_id,
+                type=CONSENT_CHANGED,
+                occurred_at=now,
+                ordering_key=f"{channel_id}:{number}"[:64],
+                data={
+                    "channel_id": channel_id,
+                    "number": number,
+                    "action": "opt_out" if opted_out else "opt_in",
+                    "opted_out": opted_out,
+                    "source": source,
+                    "detail": detail,
+                    "occurred_at": now.isoformat().replace("+00:00", "Z"),
+                },
+            )
+        ],
     )
     return True
 

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from outbound.adapters.db.engine import affected
 from outbound.adapters.db.models import Conversation, ConversationEvent, StreamEvent
+from outbound.adapters.queue.webhooks import NewEvent, emit
 
 # The channel stream readers LISTEN on (outbound.services.stream).
 NOTIFY_CHANNEL = "outbound_stream"
@@ -129,4 +130,23 @@ def record_change(
         "reason": event.reason,
     }
     publish(session, conversation.org_id, f"conversation.{kind}", payload, now)
+    emit(
+        session,
+        [
+            NewEvent(
+                org_id=conversation.org_id,
+                type=f"conversation.{kind}",
+                occurred_at=now,
+                ordering_key=conversation.id,
+                data={
+                    **payload,
+                    "from_status": from_status,
+                    "channel_id": conversation.channel_id,
+                    "customer_number": conversation.customer_number,
+                    "contact_id": conversation.contact_id,
+                    "occurred_at": now.isoformat().replace("+00:00", "Z"),
+                },
+            )
+        ],
+    )
     return event

@@ -53,6 +53,7 @@ from outbound.errors import (
 )
 from outbound.services.consent import record_consent
 from outbound.services.housekeeping import Housekeeping
+from outbound.services.retention import Retention
 from outbound.services.statuses import StatusService
 
 __all__ = ["Dispatcher", "default_worker_id"]
@@ -109,13 +110,14 @@ class Dispatcher:
         rng: random.Random | None = None,
         metrics: Metrics | None = None,
         statuses: StatusService | None = None,
+        retention: Retention | None = None,
     ) -> None:
         self._metrics = metrics or Metrics()
         self._statuses = statuses
         self._db = db
         self._outbox = Outbox(db)
         self._channel_state = ChannelState(db)
-        self._housekeeping = Housekeeping(db, clock)
+        self._housekeeping = Housekeeping(db, clock, retention=retention)
         self._providers = providers
         self._secrets = secrets
         self._clock = clock

@@ -5,6 +5,8 @@ Every worker runs it (the statements are idempotent, so several at once do no ha
 - every minute, a purge: quota buckets that no longer count, status reports kept for sends
   never recorded (another system's ids, lost sends) after a day, and idempotency keys after a
   day, after which a key may be used again;
+- once a day (in each process, from its start), the retention of message bodies and payloads
+  (:meth:`~outbound.services.retention.Retention.purge_bodies`), when one is set;
 - every few seconds, a sweep for status reports kept as orphans whose send has been recorded
   since (see :meth:`~outbound.services.statuses.StatusService.sweep_orphans`).
 
@@ -24,6 +26,7 @@ from outbound.adapters.db.models import OrphanReport
 from outbound.clock import Clock
 from outbound.services.idempotency import forget_expired_keys
 from outbound.services.quota import purge_old_buckets
+from outbound.services.retention import Retention
 from outbound.services.statuses import ORPHAN_SWEEP_BATCH, StatusService
 
 __all__ = [
@@ -38,14 +41,17 @@ log = logging.getLogger(__name__)
 MAINTENANCE_INTERVAL_SECONDS = 60.0
 ORPHAN_SWEEP_SECONDS = 5.0
 ORPHAN_LIFETIME = timedelta(hours=24)
+RETENTION_INTERVAL = timedelta(days=1)
 
 
 class Housekeeping:
     """The purge and the orphan sweep, as loops that run until told to stop."""
 
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock, *, retention: Retention | None = None) -> None:
         self._db = db
         self._clock = clock
+        self._retention = retention
+        self._retention_due = clock.now()
 
     async def maintain(self, stop: asyncio.Event) -> None:
         """Purge now, then every minute, until ``stop`` is set."""
@@ -87,3 +93,6 @@ class Housekeeping:
                 sa.delete(OrphanReport).where(OrphanReport.received_at < now - ORPHAN_LIFETIME)
             )
             forget_expired_keys(session, now)
+        if self._retention is not None and now >= self._retention_due:
+            self._retention_due = now + RETENTION_INTERVAL
+            self._retention.purge_bodies()

@@ -23,10 +23,12 @@ from outbound.adapters.db.models import (
 )
 from outbound.adapters.providers.base import InboundReport
 from outbound.adapters.queue.rollups import count_reply
+from outbound.adapters.queue.webhooks import NewEvent, emit
 from outbound.clock import Clock
 from outbound.config import DEFAULT_MAX_ATTEMPTS, DEFAULT_REGION
 from outbound.domain.consent import Keyword, classify_keyword
 from outbound.domain.numbers import mask_number, normalize_number
+from outbound.domain.webhooks import MESSAGE_INBOUND
 from outbound.errors import InvalidNumberError
 from outbound.services.assignment import AssignmentService
 from outbound.services.consent import record_consent, touch_inbound
@@ -171,6 +173,8 @@ class InboundService:
                 conversation_id = intake.conversation_id
                 inbound.conversation_id = conversation_id
                 queue_to_assign = intake.queue_to_assign
+            session.flush()
+            emit(session, [_inbound_event(inbound, keyword, now)])
         if queue_to_assign is not None:
             # After the commit: the routing sweep assigns it anyway, this only saves the wait.
             try:
@@ -196,3 +200,26 @@ class InboundService:
             now=now,
             max_attempts=self._max_attempts,
         )
+
+
+def _inbound_event(inbound: InboundMessage, keyword: Keyword | None, now: datetime) -> NewEvent:
+    """``message.inbound``: the customer's message as the integrator's systems get it."""
+    return NewEvent(
+        org_id=inbound.org_id,
+        type=MESSAGE_INBOUND,
+        occurred_at=now,
+        ordering_key=inbound.conversation_id,
+        data={
+            "inbound_message_id": inbound.id,
+            "channel_id": inbound.channel_id,
+            "provider": inbound.provider,
+            "provider_message_id": inbound.provider_message_id,
+            "from": inbound.from_number,
+            "to": inbound.to_number,
+            "body": inbound.body,
+            "keyword": keyword.value if keyword else None,
+            "in_reply_to": inbound.in_reply_to,
+            "conversation_id": inbound.conversation_id,
+            "received_at": inbound.received_at.isoformat().replace("+00:00", "Z"),
+        },
+    )

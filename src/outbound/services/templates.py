@@ -9,7 +9,7 @@ requests lack it and will be rejected; ``dry_run`` answers the same without savi
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -45,6 +45,8 @@ from outbound.schemas import (
     TemplateVersionOut,
     TemplateWarning,
 )
+from outbound.services.audit import diff, record_audit, snapshot
+from outbound.services.auth import Principal
 from outbound.services.pagination import fetch_page
 
 __all__ = ["TemplateService", "normalise_locale_field", "placeholders_of", "template_out"]
@@ -203,7 +205,10 @@ class TemplateService:
         *,
         key_id: str | None = None,
         user_id: str | None = None,
+        by: Principal | None = None,
     ) -> TemplateOut:
+        if by is not None:
+            key_id, user_id = by.key_id, by.user_id
         _check_text(data.default_text, "default_text")
         state = _State(
             name=data.name,
@@ -229,6 +234,18 @@ class TemplateService:
             session.add(template)
             session.flush()
             self._add_version(session, template, state, key_id, user_id, now)
+            record_audit(
+                session,
+                org_id,
+                by,
+                "template.created",
+                "template",
+                template.id,
+                now,
+                changes=diff({}, {"channel_type": template.channel_type, **asdict(state)}),
+                key_id=key_id,
+                user_id=user_id,
+            )
         return template_out(template)
 
     @staticmethod
@@ -315,7 +332,10 @@ class TemplateService:
         dry_run: bool = False,
         key_id: str | None = None,
         user_id: str | None = None,
+        by: Principal | None = None,
     ) -> TemplateChangeOut:
+        if by is not None:
+            key_id, user_id = by.key_id, by.user_id
         changes: dict[str, Any] = {}
         if data.name is not None:
             changes["name"] = data.name
@@ -359,6 +379,18 @@ class TemplateService:
             template.version += 1
             template.updated_at = now
             self._add_version(session, template, after, key_id, user_id, now)
+            record_audit(
+                session,
+                org_id,
+                by,
+                "template.updated",
+                "template",
+                template.id,
+                now,
+                changes=diff(asdict(before), asdict(after)),
+                key_id=key_id,
+                user_id=user_id,
+            )
             session.flush()
             result = template_out(template)
         return TemplateChangeOut(**result.model_dump(), warnings=warnings)
@@ -427,7 +459,7 @@ class TemplateService:
             flows=flows,
         )
 
-    def delete(self, org_id: str, template_id: str) -> None:
+    def delete(self, org_id: str, template_id: str, *, by: Principal | None = None) -> None:
         with self._db.transaction() as session:
             template = self.load(session, org_id, template_id)
             users = session.execute(
@@ -444,6 +476,16 @@ class TemplateService:
                 )
             session.execute(
                 sa.delete(TemplateVersion).where(TemplateVersion.template_id == template.id)
+            )
+            record_audit(
+                session,
+                org_id,
+                by,
+                "template.deleted",
+                "template",
+                template.id,
+                self._clock.now(),
+                changes=diff(snapshot(template, ("name", "channel_type", "version")), {}),
             )
             session.delete(template)
 

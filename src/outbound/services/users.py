@@ -39,6 +39,7 @@ from outbound.domain.presence import is_online as presence_online
 from outbound.domain.users import PresenceStatus, UserRole, clean_email, key_roles_for
 from outbound.errors import ConflictError, InvalidRequestError, NotFoundError
 from outbound.schemas import Page, PresenceOut, UserCreate, UserOut, UserUpdate
+from outbound.services.audit import CHANGED, diff, record_audit, snapshot
 from outbound.services.auth import Principal
 from outbound.services.pagination import fetch_page
 
@@ -63,6 +64,23 @@ _REFERENCES: tuple[Any, ...] = (
     ConversationNote.user_id,
     Message.sent_by_user_id,
 )
+
+
+_AUDITED = (
+    "email",
+    "name",
+    "role",
+    "languages",
+    "skills",
+    "capacity",
+    "active",
+    "time_zone",
+    "ui_language",
+)
+
+
+def _audited(user: User) -> dict[str, Any]:
+    return {**snapshot(user, _AUDITED), "password": user.password_hash}
 
 
 def is_online(user: User, now: datetime, timeout: float) -> bool:
@@ -182,7 +200,7 @@ class UserService:
         if session.execute(query).first() is not None:
             raise _duplicate_email()
 
-    def create(self, org_id: str, data: UserCreate) -> UserOut:
+    def create(self, org_id: str, data: UserCreate, *, by: Principal | None = None) -> UserOut:
         password_hash = (
             self._passwords.hash(data.password.get_secret_value()) if data.password else None
         )
@@ -209,6 +227,8 @@ class UserService:
                 raise NotFoundError(f"no organisation {org_id!r}", field="org_id")
             self._check_email_free(session, org_id, user.email)
             session.add(user)
+            changes = diff({}, _audited(user), secrets=["password"])
+            record_audit(session, org_id, by, "user.created", "user", user.id, now, changes=changes)
         return self._out(user)
 
     def get(self, org_id: str, user_id: str) -> UserOut:
@@ -247,6 +267,7 @@ class UserService:
         now = self._clock.now()
         with self._write() as session:
             user = load_user(session, org_id, user_id, lock=True)
+            before = _audited(user)
             own = by is not None and by.user_id == user.id
             role = data.role if data.role is not None and data.role != user.role else None
             deactivate = data.active is False and user.active
@@ -274,6 +295,10 @@ class UserService:
             elif data.active is not None:
                 user.active = data.active
             user.updated_at = now
+            changes = diff(before, _audited(user), secrets=["password"])
+            if "password" in given and "password" not in changes and password_hash is not None:
+                changes["password"] = CHANGED  # a new hash of any password differs anyway
+            record_audit(session, org_id, by, "user.updated", "user", user.id, now, changes=changes)
         return self._out(user)
 
     def delete(self, org_id: str, user_id: str, *, by: Principal | None = None) -> bool:
@@ -289,11 +314,25 @@ class UserService:
                 for column in _REFERENCES
             )
             if not named:
+                changes = diff(_audited(user), {}, secrets=["password"])
+                record_audit(
+                    session, org_id, by, "user.deleted", "user", user.id, now, changes=changes
+                )
                 session.delete(user)
                 return True
             self._revoke_keys(session, user, now, keep=frozenset())
             if user.active:
                 user.updated_at = now
+            record_audit(
+                session,
+                org_id,
+                by,
+                "user.deactivated",
+                "user",
+                user.id,
+                now,
+                changes={"active": {"from": user.active, "to": False}},
+            )
             _deactivate(session, user, now, by)
         return False
 

@@ -34,6 +34,7 @@ from outbound.domain.users import DEFAULT_CAPACITY, MAX_CAPACITY, PresenceStatus
 
 __all__ = [
     "ApiKey",
+    "AuditEvent",
     "Base",
     "CannedResponse",
     "Case",
@@ -66,6 +67,10 @@ __all__ = [
     "StreamEvent",
     "Template",
     "User",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WebhookEvent",
     "new_id",
 ]
 
@@ -952,3 +957,119 @@ class StreamEvent(Base):
     kind: Mapped[str] = mapped_column(sa.String(32))
     payload: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
     created_at: Mapped[datetime]
+
+
+WEBHOOK_DELIVERY_STATUSES = ("pending", "delivering", "succeeded", "failed")
+
+
+class WebhookEndpoint(Base):
+    """An integrator's URL that receives the events it subscribed to, signed with its secret.
+
+    ``failing_since``: the first failed attempt since the last success; an endpoint failing
+    for too long is disabled (``enabled`` false, with ``disabled_reason``).
+    """
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
+    org_id: Mapped[str] = mapped_column(sa.ForeignKey("organizations.id"), index=True)
+    url: Mapped[str] = mapped_column(sa.String(2000))
+    description: Mapped[str | None] = mapped_column(sa.String(200))
+    events: Mapped[list[str]] = mapped_column(sa.JSON)
+    secret_encrypted: Mapped[str] = mapped_column(sa.Text)
+    enabled: Mapped[bool] = mapped_column(default=True)
+    disabled_reason: Mapped[str | None] = mapped_column(sa.String(500))
+    disabled_at: Mapped[datetime | None]
+    failing_since: Mapped[datetime | None]
+    last_success_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class WebhookEvent(Base):
+    """One event for the integrator, written in the transaction of the change it tells of.
+
+    Its ``id`` is the ``webhook-id`` of every attempt to deliver it, to every endpoint, so
+    that receivers can drop what they already have.
+    """
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (sa.Index("ix_webhook_events_org_created", "org_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    org_id: Mapped[str] = mapped_column(sa.String(36))
+    type: Mapped[str] = mapped_column(sa.String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    created_at: Mapped[datetime]
+
+
+class WebhookDelivery(Base):
+    """One event to one endpoint: the webhook queue's row, claimed under a lease.
+
+    Deliveries with the same ``ordering_key`` (a message, a conversation) to one endpoint go
+    out one after the other, in ``id`` order.
+    """
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        sa.CheckConstraint(_check_in("status", WEBHOOK_DELIVERY_STATUSES), name="status"),
+        sa.Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+        sa.Index("ix_webhook_deliveries_order", "endpoint_id", "ordering_key", "id"),
+        sa.Index("ix_webhook_deliveries_endpoint", "endpoint_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(_BIGINT, primary_key=True, autoincrement=True)
+    org_id: Mapped[str] = mapped_column(sa.String(36))
+    endpoint_id: Mapped[str] = mapped_column(sa.ForeignKey("webhook_endpoints.id"))
+    event_id: Mapped[str] = mapped_column(sa.ForeignKey("webhook_events.id"), index=True)
+    ordering_key: Mapped[str | None] = mapped_column(sa.String(64))
+    status: Mapped[str] = mapped_column(sa.String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime]
+    lease_until: Mapped[datetime | None]
+    worker_id: Mapped[str | None] = mapped_column(sa.String(100))
+    last_status_code: Mapped[int | None]
+    last_error: Mapped[str | None] = mapped_column(sa.String(500))
+    created_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+
+class WebhookAttempt(Base):
+    """One HTTP call of a delivery: when, the answer's status code or the error, how long."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(_BIGINT, primary_key=True, autoincrement=True)
+    org_id: Mapped[str] = mapped_column(sa.String(36))
+    delivery_id: Mapped[int] = mapped_column(
+        _BIGINT, sa.ForeignKey("webhook_deliveries.id"), index=True
+    )
+    attempted_at: Mapped[datetime]
+    status_code: Mapped[int | None]
+    error: Mapped[str | None] = mapped_column(sa.String(500))
+    duration_ms: Mapped[int]
+
+
+class AuditEvent(Base):
+    """One administrative change: who (API key and user, or the command line), when, which
+    target, what changed (secrets only as changed). Written in the transaction of the change."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        sa.CheckConstraint(_check_in("via", ["api", "console", "cli"]), name="via"),
+        sa.Index("ix_audit_events_org_id", "org_id", "id"),
+        sa.Index("ix_audit_events_target", "org_id", "target_type", "target_id"),
+    )
+
+    id: Mapped[int] = mapped_column(_BIGINT, primary_key=True, autoincrement=True)
+    org_id: Mapped[str] = mapped_column(sa.String(36))
+    occurred_at: Mapped[datetime]
+    action: Mapped[str] = mapped_column(sa.String(64))
+    target_type: Mapped[str] = mapped_column(sa.String(32))
+    target_id: Mapped[str | None] = mapped_column(sa.String(64))
+    via: Mapped[str] = mapped_column(sa.String(8))
+    actor_key_id: Mapped[str | None] = mapped_column(sa.String(36))
+    actor_user_id: Mapped[str | None] = mapped_column(sa.String(36))
+    actor_role: Mapped[str | None] = mapped_column(sa.String(16))
+    changes: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)

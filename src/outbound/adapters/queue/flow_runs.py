@@ -28,7 +28,9 @@ from sqlalchemy.orm import Session
 
 from outbound.adapters.db.engine import Database
 from outbound.adapters.db.models import Flow, FlowRun, FlowRunBatch, FlowRunRow, new_id
+from outbound.adapters.queue.webhooks import NewEvent, emit
 from outbound.domain.flow_runs import FlowRunStatus
+from outbound.domain.webhooks import FLOW_RUN_COMPLETED
 
 __all__ = [
     "ACTIVE_RUN_STATUSES",
@@ -234,6 +236,8 @@ class FlowRunQueue:
             if error is not None:
                 add_errors(run, [{"at": None, "field": None, "message": error}])
             session.execute(sa.delete(FlowRunRow).where(FlowRunRow.run_id == run_id))
+            if status is FlowRunStatus.COMPLETED:
+                emit(session, [_completed_event(run, now)])
 
     def record_failure(self, run_id: str, now: datetime, message: str) -> None:
         """An attempt failed unexpectedly: retry the run later, or fail it after
@@ -266,3 +270,31 @@ class FlowRunQueue:
                 .order_by(FlowRunBatch.seq)
                 .limit(1)
             ).scalar_one_or_none()
+
+
+def _completed_event(run: FlowRun, now: datetime) -> NewEvent:
+    """``flow_run.completed``: the run's counts once its last batch was accepted."""
+    return NewEvent(
+        org_id=run.org_id,
+        type=FLOW_RUN_COMPLETED,
+        occurred_at=now,
+        ordering_key=run.id,
+        data={
+            "flow_run_id": run.id,
+            "flow_id": run.flow_id,
+            "status": run.status,
+            "trigger": run.trigger,
+            "total": run.total,
+            "scanned": run.scanned,
+            "matched": run.matched,
+            "queued": run.queued,
+            "skipped": run.skipped,
+            "rejected": run.rejected,
+            "batches": run.batches,
+            "error_count": run.error_count,
+            "started_at": run.started_at.isoformat().replace("+00:00", "Z")
+            if run.started_at
+            else None,
+            "finished_at": now.isoformat().replace("+00:00", "Z"),
+        },
+    )

@@ -4,7 +4,9 @@ Every writer of the history (accepting, claiming, recording, delivery reports, h
 builds its rows with :func:`message_event`, so that the rows have one shape and a move between
 two statuses is checked against the lifecycle of :mod:`outbound.domain.statuses` wherever the
 writer knows the status the message leaves. Writing them with :func:`write_events` also keeps
-the report rollups (:mod:`outbound.adapters.queue.rollups`) in the same transaction.
+the report rollups (:mod:`outbound.adapters.queue.rollups`) and writes the
+``message.status_changed`` webhook events (:mod:`outbound.adapters.queue.webhooks`) in the
+same transaction.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from outbound.adapters.db.models import MessageEvent
 from outbound.adapters.queue.rollups import MOVED_FROM, add_to_rollups
+from outbound.adapters.queue.webhooks import emit_status_changes
 from outbound.domain.statuses import MessageStatus, can_transition
 
 __all__ = ["message_event", "write_events"]
@@ -66,8 +69,8 @@ def write_events(
     *,
     messages: Iterable[Mapping[str, Any]] | None = None,
 ) -> None:
-    """Append rows built by :func:`message_event` to the history, in one statement, and add
-    what they count to the report rollups.
+    """Append rows built by :func:`message_event` to the history, in one statement, add what
+    they count to the report rollups, and queue a webhook event for each.
 
     ``messages``: the rows of the messages, when the caller has them at hand (it created
     them); otherwise the rollups read what they need of them.
@@ -77,3 +80,4 @@ def write_events(
             _EVENTS.insert(), [{k: v for k, v in e.items() if k != MOVED_FROM} for e in events]
         )
         add_to_rollups(session, events, messages)
+        emit_status_changes(session, events)

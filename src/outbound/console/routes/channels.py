@@ -126,7 +126,7 @@ async def create_channel(request: Request, who: Viewer = viewer_of(*ADMINS)) -> 
                 "rate_per_second": values["rate_per_second"] or None,
             }
         )
-        channel: ChannelOut = c.channels.create(who.org_id, data)
+        channel: ChannelOut = c.channels.create(who.org_id, data, by=who.principal)
     except ValidationError as exc:
         for error in exc.errors():
             loc = [str(part) for part in error.get("loc", ())]
@@ -203,7 +203,9 @@ async def update_channel(
         payload["credentials"] = credentials
     errors: dict[str, str] = {}
     try:
-        c.channels.update(who.org_id, channel_id, ChannelUpdate.model_validate(payload))
+        c.channels.update(
+            who.org_id, channel_id, ChannelUpdate.model_validate(payload), by=who.principal
+        )
     except ValidationError as exc:
         for error in exc.errors():
             loc = [str(part) for part in error.get("loc", ())]

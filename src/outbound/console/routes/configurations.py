@@ -231,7 +231,7 @@ async def create_configuration(request: Request, who: Viewer = viewer_of(*ADMINS
         data = ConfigurationCreate.model_validate(
             {**form.payload(), "channel_type": form.values["channel_type"] or "sms"}
         )
-        config: ConfigurationOut = c.configurations.create(who.org_id, data)
+        config: ConfigurationOut = c.configurations.create(who.org_id, data, by=who.principal)
     except (ValidationError, InvalidRequestError, ConflictError) as exc:
         form.refused(exc)
         return _page(request, who, form, None, status=422)
@@ -262,7 +262,7 @@ async def update_configuration(
     try:
         # Every field given: an empty window, cap or fallback (null) removes it.
         data = ConfigurationUpdate.model_validate(form.payload())
-        c.configurations.update(who.org_id, config_id, data)
+        c.configurations.update(who.org_id, config_id, data, by=who.principal)
     except (ValidationError, InvalidRequestError, ConflictError) as exc:
         form.refused(exc)
         return _page(request, who, form, config, status=422)
@@ -273,7 +273,7 @@ async def update_configuration(
 def delete_configuration(
     request: Request, config_id: str, who: Viewer = viewer_of(*ADMINS)
 ) -> Response:
-    request.app.state.container.configurations.delete(who.org_id, config_id)
+    request.app.state.container.configurations.delete(who.org_id, config_id, by=who.principal)
     return RedirectResponse("/configurations", status_code=303)
 
 

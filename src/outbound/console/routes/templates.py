@@ -304,7 +304,7 @@ def delete_template(
 ) -> Response:
     c = request.app.state.container
     try:
-        c.templates.delete(who.org_id, template_id)
+        c.templates.delete(who.org_id, template_id, by=who.principal)
     except ConflictError:
         template: TemplateOut = c.templates.get(who.org_id, template_id)
         used_by = _usage(request, who, template_id)

@@ -95,7 +95,7 @@ async def create_user(request: Request, who: Viewer = viewer_of(*ADMINS)) -> Res
     password = _text(form, "password")
     try:
         data = UserCreate.model_validate({**values, "password": password or None})
-        request.app.state.container.users.create(who.org_id, data)
+        request.app.state.container.users.create(who.org_id, data, by=who.principal)
     except (ValidationError, InvalidRequestError, ConflictError) as exc:
         return _page(request, who, user_values=values, user_errors=_errors(exc), status=422)
     return RedirectResponse("/users?done=created", status_code=303)
@@ -126,7 +126,7 @@ async def create_key(request: Request, who: Viewer = viewer_of(*ADMINS)) -> Resp
             {"name": values["name"], "role": values["role"], "user_id": values["user_id"] or None}
         )
         key, secret = create_api_key(
-            c.db, c.clock, who.org_id, data.role, data.name, user_id=data.user_id
+            c.db, c.clock, who.org_id, data.role, data.name, user_id=data.user_id, by=who.principal
         )
     except (ValidationError, InvalidRequestError, ConflictError) as exc:
         return _page(request, who, key_values=values, key_errors=_errors(exc), status=422)
@@ -137,5 +137,5 @@ async def create_key(request: Request, who: Viewer = viewer_of(*ADMINS)) -> Resp
 @router.post("/users/api-keys/{key_id}/revoke")
 def revoke_key(request: Request, key_id: str, who: Viewer = viewer_of(*ADMINS)) -> Response:
     c = request.app.state.container
-    revoke_api_key(c.db, c.clock, who.org_id, key_id)
+    revoke_api_key(c.db, c.clock, who.org_id, key_id, by=who.principal)
     return RedirectResponse("/users?done=revoked", status_code=303)

@@ -55,7 +55,7 @@ def get_org(request: Request, who: Principal = principal_of(*ALL_ROLES)) -> dict
 def post_channel(
     data: ChannelCreate, request: Request, who: Principal = principal_of(*ADMIN)
 ) -> ChannelOut:
-    return container(request).channels.create(who.org_id, data)
+    return container(request).channels.create(who.org_id, data, by=who)
 
 
 @router.get("/channels", tags=["channels"])
@@ -88,14 +88,14 @@ def _for(who: Principal, channel: ChannelOut) -> ChannelOut:
 def patch_channel(
     channel_id: str, data: ChannelUpdate, request: Request, who: Principal = principal_of(*ADMIN)
 ) -> ChannelOut:
-    return container(request).channels.update(who.org_id, channel_id, data)
+    return container(request).channels.update(who.org_id, channel_id, data, by=who)
 
 
 @router.delete("/channels/{channel_id}", status_code=204, tags=["channels"])
 def delete_channel(
     channel_id: str, request: Request, who: Principal = principal_of(*ADMIN)
 ) -> Response:
-    container(request).channels.delete(who.org_id, channel_id)
+    container(request).channels.delete(who.org_id, channel_id, by=who)
     return Response(status_code=204)
 
 
@@ -106,9 +106,7 @@ def delete_channel(
 def post_template(
     data: TemplateCreate, request: Request, who: Principal = principal_of(*ADMIN)
 ) -> TemplateOut:
-    return container(request).templates.create(
-        who.org_id, data, key_id=who.key_id, user_id=who.user_id
-    )
+    return container(request).templates.create(who.org_id, data, by=who)
 
 
 @router.get("/templates", tags=["templates"])
@@ -137,7 +135,7 @@ def patch_template(
     who: Principal = principal_of(*ADMIN),
 ) -> TemplateChangeOut:
     return container(request).templates.update(
-        who.org_id, template_id, data, dry_run=dry_run, key_id=who.key_id, user_id=who.user_id
+        who.org_id, template_id, data, dry_run=dry_run, by=who
     )
 
 
@@ -153,7 +151,7 @@ def list_template_versions(
 def delete_template(
     template_id: str, request: Request, who: Principal = principal_of(*ADMIN)
 ) -> Response:
-    container(request).templates.delete(who.org_id, template_id)
+    container(request).templates.delete(who.org_id, template_id, by=who)
     return Response(status_code=204)
 
 
@@ -174,7 +172,7 @@ def preview_template(
 def post_configuration(
     data: ConfigurationCreate, request: Request, who: Principal = principal_of(*ADMIN)
 ) -> ConfigurationOut:
-    return container(request).configurations.create(who.org_id, data)
+    return container(request).configurations.create(who.org_id, data, by=who)
 
 
 @router.get("/outbound-configurations", tags=["configurations"])
@@ -201,12 +199,12 @@ def patch_configuration(
     request: Request,
     who: Principal = principal_of(*ADMIN),
 ) -> ConfigurationOut:
-    return container(request).configurations.update(who.org_id, config_id, data)
+    return container(request).configurations.update(who.org_id, config_id, data, by=who)
 
 
 @router.delete("/outbound-configurations/{config_id}", status_code=204, tags=["configurations"])
 def delete_configuration(
     config_id: str, request: Request, who: Principal = principal_of(*ADMIN)
 ) -> Response:
-    container(request).configurations.delete(who.org_id, config_id)
+    container(request).configurations.delete(who.org_id, config_id, by=who)
     return Response(status_code=204)

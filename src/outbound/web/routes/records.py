@@ -8,7 +8,9 @@ from typing import Any
 import anyio.from_thread
 import anyio.to_thread
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
 
+from outbound.domain.roles import Role
 from outbound.errors import UnsupportedMediaTypeError
 from outbound.schemas import (
     CaseCreate,
@@ -18,12 +20,13 @@ from outbound.schemas import (
     ContactCreate,
     ContactOut,
     ContactUpdate,
+    ErasureIn,
     EventIn,
     EventOut,
     ImportResult,
     Page,
 )
-from outbound.services.auth import Principal
+from outbound.services.auth import Principal, require_role
 from outbound.services.contact_import import text_lines
 from outbound.web.deps import ALL_ROLES, SENDERS, container, principal_of
 from outbound.web.streaming import blocking_chunks
@@ -137,10 +140,28 @@ def patch_contact(
     responses={409: {"description": "The contact is the customer of cases"}},
 )
 def delete_contact(
-    contact_id: str, request: Request, who: Principal = principal_of(*SENDERS)
+    contact_id: str,
+    request: Request,
+    erase: bool = Query(
+        False,
+        description="Also erase the contact's numbers everywhere: messages to them (with "
+        "their text), customers' messages from them, consent, conversations (admin keys)",
+    ),
+    who: Principal = principal_of(*SENDERS),
 ) -> Response:
+    if erase:
+        require_role(who, (Role.ADMIN,))
+        return JSONResponse(container(request).retention.erase_contact(who.org_id, contact_id))
     container(request).records.delete_contact(who.org_id, contact_id)
     return Response(status_code=204)
+
+
+@router.post("/erasures", tags=["contacts"])
+def erase_number(
+    data: ErasureIn, request: Request, who: Principal = principal_of(Role.ADMIN)
+) -> JSONResponse:
+    """Erase every trace of a phone number in the organisation, and any contact with it."""
+    return JSONResponse(container(request).retention.erase_number(who.org_id, data.phone_number))
 
 
 # --- cases --------------------------------------------------------------------------------

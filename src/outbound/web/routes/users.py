@@ -38,7 +38,7 @@ Limit = Query(50, ge=1, le=500)
 
 @router.post("/users", status_code=201, tags=["users"])
 def post_user(data: UserCreate, request: Request, who: Principal = principal_of(*ADMIN)) -> UserOut:
-    return container(request).users.create(who.org_id, data)
+    return container(request).users.create(who.org_id, data, by=who)
 
 
 @router.get("/users", tags=["users"])
@@ -146,7 +146,7 @@ def post_api_key(
 ) -> ApiKeyCreated:
     c = container(request)
     key, secret = create_api_key(
-        c.db, c.clock, who.org_id, data.role, data.name, user_id=data.user_id
+        c.db, c.clock, who.org_id, data.role, data.name, user_id=data.user_id, by=who
     )
     return ApiKeyCreated(
         id=key.id,
@@ -177,5 +177,5 @@ def delete_api_key(
 ) -> Response:
     """Revokes the key: every process refuses it from the next request on."""
     c = container(request)
-    revoke_api_key(c.db, c.clock, who.org_id, key_id)
+    revoke_api_key(c.db, c.clock, who.org_id, key_id, by=who)
     return Response(status_code=204)

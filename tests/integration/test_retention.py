@@ -1,0 +1,99 @@
+"""Retention of bodies and payloads, and erasure of a contact or a number, on both databases."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from outbound.adapters.db.models import Contact, Event, InboundMessage, Message, MessageEvent
+from outbound.app import Container, create_app
+from outbound.domain.roles import Role
+from outbound.services.retention import Retention
+from outbound.testing import FakeClock
+from tests.acceptance.test_reports import _history
+from tests.helpers import Tenant, make_tenant
+
+
+@pytest.fixture
+def stenant(scripted_container: Container) -> Iterator[Tenant]:
+    with TestClient(create_app(scripted_container, run_worker=False)) as client:
+        yield make_tenant(scripted_container, client)
+
+
+def _messages(c: Container, org_id: str) -> list[Message]:
+    with c.db.read() as session:
+        return list(session.execute(sa.select(Message).where(Message.org_id == org_id)).scalars())
+
+
+async def test_bodies_older_than_the_retention_go_in_batches_and_the_rest_stays(
+    stenant: Tenant, scripted_container: Container, clock: FakeClock
+) -> None:
+    c = scripted_container
+    await _history(c, stenant, clock)
+    before = stenant.get("/v1/reports/messages", params={"since": "2026-01-15"}).json()
+    retention = Retention(c.db, clock, body_retention_days=7, batch=1)
+    clock.advance(6 * 86_400)
+    assert retention.purge_bodies() == (0, 0)  # not old enough yet
+    clock.advance(2 * 86_400)
+    cleared, _ = retention.purge_bodies()
+    assert cleared >= 2
+    messages = _messages(c, stenant.org_id)
+    assert all(m.body is None and m.context is None for m in messages)
+    assert sorted(m.status for m in messages) == ["delivered", "rejected", "skipped", "undelivered"]
+    with c.db.read() as session:
+        history = session.execute(sa.select(sa.func.count()).select_from(MessageEvent))
+        assert history.scalar_one() > 4
+    after = stenant.get("/v1/reports/messages", params={"since": "2026-01-15"}).json()
+    assert after["totals"] == before["totals"]
+    assert retention.purge_bodies() == (0, 0)
+    assert Retention(c.db, clock).purge_bodies() == (0, 0)  # no retention set: nothing
+
+
+async def test_erasing_a_contact_removes_its_number_bodies_and_replies_everywhere(
+    stenant: Tenant, scripted_container: Container, clock: FakeClock
+) -> None:
+    c = scripted_container
+    setup = await _history(c, stenant, clock)
+    contact = stenant.post("/v1/contacts", {"name": "Ana", "mobile_phone": "+33612345678"}).json()
+    webhook = setup.channel["webhook_url"].replace("http://testserver", "")
+    reply = stenant.client.post(
+        webhook, json={"id": "in-1", "from": "+33612345678", "to": "+15005550006", "body": "Hi"}
+    )
+    assert reply.status_code == 200, reply.text
+    assert (
+        stenant.delete(f"/v1/contacts/{contact['id']}?erase=true", Role.SENDER).status_code == 403
+    )
+    answer = stenant.delete(f"/v1/contacts/{contact['id']}?erase=true")
+    assert answer.status_code == 200, answer.text
+    done = answer.json()
+    assert "+33612345678" not in str(done)
+    assert done["erased"]["messages"] == 1
+    assert done["erased"]["inbound_messages"] == 1
+    with c.db.read() as session:
+        assert session.get(Contact, contact["id"]) is None
+        texts = list(session.execute(sa.select(InboundMessage.from_number, InboundMessage.body)))
+        assert texts == [("erased", "")]
+        kinds = list(session.execute(sa.select(Event.type).order_by(Event.id)).scalars())
+        assert kinds[-1] == "contact.erased"
+    numbers = [m.to_number for m in _messages(c, stenant.org_id)]
+    assert "+33612345678" not in numbers
+    assert "+33612345678" not in stenant.get("/v1/messages/export").text
+
+
+async def test_erasing_a_number(
+    stenant: Tenant, scripted_container: Container, clock: FakeClock
+) -> None:
+    await _history(scripted_container, stenant, clock)
+    answer = stenant.post("/v1/erasures", {"phone_number": "+33 6 12 34 56 79"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["erased"]["messages"] == 1
+    assert "+33612345679" not in stenant.get("/v1/messages/export").text
+    bad = stenant.post("/v1/erasures", {"phone_number": "nope"})
+    assert (bad.status_code, bad.json()["error"]["field"]) == (422, "phone_number")
+    assert (
+        stenant.post("/v1/erasures", {"phone_number": "+33612345679"}, Role.SENDER).status_code
+        == 403
+    )
