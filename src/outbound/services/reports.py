@@ -203,15 +203,23 @@ class _Group:
         self.cost += other.cost
         self.unpriced += other.unpriced
 
+    def empty(self) -> bool:
+        """Nothing counted: what one part of a report added, another took back."""
+        return (
+            not any(self.values.values())
+            and not any(self.failed.values())
+            and not any(n for codes in self.reasons.values() for n in codes.values())
+        )
+
     def out(self) -> dict[str, Any]:
         v = self.values
         sent, delivered = v["sent"], v["delivered"]
         return {
             "requested": v["requested"],
             "skipped": v["skipped"],
-            "skipped_by_reason": dict(sorted(self.reasons["skipped"].items())),
+            "skipped_by_reason": _counted(self.reasons["skipped"]),
             "rejected": v["rejected"],
-            "rejected_by_reason": dict(sorted(self.reasons["rejected"].items())),
+            "rejected_by_reason": _counted(self.reasons["rejected"]),
             "canceled": v["canceled"],
             "sent": sent,
             "delivered": delivered,
@@ -225,6 +233,7 @@ class _Group:
                     "meaning": error_meaning(provider, code),
                 }
                 for (provider, code), n in sorted(self.failed.items(), key=lambda i: -i[1])
+                if n
             ],
             "delivery_rate": _rate(delivered, sent),
             "failovers": v["failovers"],
@@ -279,6 +288,11 @@ def _sums(
         )
         .group_by(*keys)
     ).mappings()
+
+
+def _counted(codes: Mapping[str, int]) -> dict[str, int]:
+    """The codes with a count, in order (a code one part added and another took back has 0)."""
+    return {code: n for code, n in sorted(codes.items()) if n}
 
 
 def _rate(part: int, whole: int) -> float | None:
@@ -361,11 +375,7 @@ class ReportService:
         out_groups = []
         for key, group in sorted(groups.items(), key=lambda item: _sort_key(item[0])):
             totals.add(group)
-            if (
-                not any(group.values.values())
-                and not group.failed
-                and not any(group.reasons.values())
-            ):
+            if group.empty():
                 continue  # what one part added, another took back
             labels = (GROUPS[name] or name for name in query.group_by)
             out_groups.append({**dict(zip(labels, key, strict=True)), **group.out()})
