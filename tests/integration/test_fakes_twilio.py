@@ -24,6 +24,7 @@ from outbound.testing.fakes import (
     WebhookReceiver,
     twilio_signature,
 )
+from outbound.testing.fakes import __main__ as fakes_cli
 
 SID = "AC" + "a1" * 16
 TOKEN = "0123456789abcdef0123456789abcdef"
@@ -335,6 +336,47 @@ async def test_latency_and_slow_requests(fake: FakeTwilio) -> None:
     started = time.monotonic()
     await _raw_post(fake, VALID)
     assert time.monotonic() - started < 0.25
+
+
+async def test_dropped_after_the_message_was_created(fake: FakeTwilio) -> None:
+    fake.drop_after_next()
+    with pytest.raises(aiohttp.ClientError):
+        await _raw_post(fake, VALID)
+    assert len(fake.messages) == 1  # created, though its answer never came
+    status, _, _ = await _raw_post(fake, VALID)
+    assert (status, len(fake.messages)) == (201, 2)
+
+
+async def test_an_outage_answers_every_call_then_ends(fake: FakeTwilio) -> None:
+    fake.down_for(0.3)
+    assert fake.down
+    for _ in range(2):
+        status, body, _ = await _raw_post(fake, VALID)
+        assert (status, body["code"]) == (503, 20503)
+    fake.down_for(0.3, status=None)
+    with pytest.raises(aiohttp.ClientError):
+        await _raw_post(fake, VALID)
+    await asyncio.sleep(0.35)
+    assert not fake.down
+    assert (await _raw_post(fake, VALID))[0] == 201
+    assert len(fake.messages) == 1
+
+
+async def test_a_share_of_calls_is_slow() -> None:
+    async with FakeTwilio(SID, TOKEN, slow_share=0.25, slow_seconds=0.3) as fake:
+        took = []
+        for _ in range(8):
+            started = time.monotonic()
+            await _raw_post(fake, VALID)
+            took.append(time.monotonic() - started >= 0.3)
+        # One call in four, spread evenly: the 4th and the 8th.
+        assert took == [False, False, False, True] * 2
+
+
+def test_the_command_line_sets_the_slow_share() -> None:
+    args = fakes_cli.parser().parse_args(["twilio", "--slow-share", "0.1", "--slow-seconds", "5"])
+    fake = fakes_cli.build_fake(args)
+    assert (fake.slow_share, fake.slow_seconds) == (0.1, 5.0)
 
 
 async def test_concurrency_limit_answers_20429(fake: FakeTwilio) -> None:

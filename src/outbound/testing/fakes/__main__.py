@@ -49,6 +49,13 @@ def parser() -> argparse.ArgumentParser:
         sub.add_argument(
             "--max-concurrent", type=int, default=None, help="answer 429 beyond this many"
         )
+        sub.add_argument(
+            "--slow-share",
+            type=float,
+            default=0.0,
+            help="share of calls (0-1, spread evenly) that wait --slow-seconds more",
+        )
+        sub.add_argument("--slow-seconds", type=float, default=0.0, help="see --slow-share")
 
     twilio = commands.add_parser("twilio", help="Twilio Programmable Messaging (SMS, WhatsApp)")
     twilio.add_argument("--account-sid", default=DEFAULT_ACCOUNT_SID)
@@ -96,6 +103,8 @@ def build_fake(args: argparse.Namespace) -> FakeProviderServer:
         "latency": args.latency,
         "callback_delay": args.callback_delay,
         "max_concurrent": args.max_concurrent,
+        "slow_share": args.slow_share,
+        "slow_seconds": args.slow_seconds,
     }
     if args.provider == "twilio":
         return FakeTwilio(args.account_sid, args.auth_token, **common)

@@ -9,7 +9,12 @@ on ``127.0.0.1`` (port 0 picks a free port). :class:`FakeProviderServer` gives t
 - ``latency`` (seconds to wait before answering any API request) and fault injection on the next
   API requests, in the order they were queued: :meth:`~FakeProviderServer.fail_next` (answer with
   a status and body, optionally ``Retry-After``), :meth:`~FakeProviderServer.drop_next` (close the
-  connection without a response) and :meth:`~FakeProviderServer.slow_next` (extra delay);
+  connection without a response), :meth:`~FakeProviderServer.drop_after_next` (handle the
+  request -- the message is created -- then close the connection without the answer) and
+  :meth:`~FakeProviderServer.slow_next` (extra delay); :meth:`~FakeProviderServer.down_for`
+  answers every API request with an error for a while (an outage);
+- ``slow_share`` and ``slow_seconds``: that share of API requests, spread evenly (one in ten
+  for 0.1), waits ``slow_seconds`` more before being handled;
 - ``max_concurrent``: more API requests in flight than this get the provider's 429 answer;
 - callbacks (status reports, inbound messages, Event Grid events) POSTed by the fake with its own
   :class:`aiohttp.ClientSession`; each attempt is recorded in ``callback_results``
@@ -34,7 +39,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from types import TracebackType
-from typing import Any, ClassVar, Literal, Self, TypedDict, Unpack
+from typing import Any, ClassVar, Literal, NoReturn, Self, TypedDict, Unpack
 from urllib.parse import parse_qs
 
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
@@ -71,6 +76,8 @@ class ServerOptions(TypedDict, total=False):
     callback_retry_delays: Sequence[float]
     callback_timeout: float
     max_concurrent: int | None
+    slow_share: float
+    slow_seconds: float
 
 
 @dataclass(frozen=True)
@@ -123,7 +130,7 @@ class CallbackResult:
 
 @dataclass(frozen=True)
 class _Fault:
-    kind: Literal["fail", "drop", "slow"]
+    kind: Literal["fail", "drop", "drop_after", "slow"]
     status: int = 500
     body: bytes | None = None
     headers: tuple[tuple[str, str], ...] = ()
@@ -151,6 +158,11 @@ class FakeProviderServer:
         )
         self.callback_timeout: float = options.get("callback_timeout", 10.0)
         self.max_concurrent: int | None = options.get("max_concurrent")
+        self.slow_share: float = options.get("slow_share", 0.0)
+        self.slow_seconds: float = options.get("slow_seconds", 0.0)
+        self._api_requests = 0
+        self._down_until: float | None = None
+        self._down_status: int | None = None
         self.requests: list[CapturedRequest] = []
         self.callback_results: list[CallbackResult] = []
         self._faults: deque[_Fault] = deque()
@@ -260,6 +272,25 @@ class FakeProviderServer:
     def drop_next(self, count: int = 1) -> None:
         """Close the connection of the next ``count`` API requests without any response."""
         self._faults.extend([_Fault("drop")] * count)
+
+    def drop_after_next(self, count: int = 1) -> None:
+        """Handle the next ``count`` API requests (a send creates its message), then close the
+        connection without sending the answer: the caller cannot tell whether it was sent."""
+        self._faults.extend([_Fault("drop_after")] * count)
+
+    def down_for(self, seconds: float, status: int | None = 503) -> None:
+        """An outage: for ``seconds`` from now, every API request is answered with ``status``
+        (the provider's error body), or its connection closed unanswered when ``status`` is
+        ``None``. Queued faults wait until it is over."""
+        self._down_until = asyncio.get_running_loop().time() + seconds
+        self._down_status = status
+
+    @property
+    def down(self) -> bool:
+        """Whether an outage set by :meth:`down_for` is under way."""
+        if self._down_until is None:
+            return False
+        return asyncio.get_running_loop().time() < self._down_until
 
     def slow_next(self, count: int = 1, seconds: float = 1.0) -> None:
         """Delay the next ``count`` API requests by ``seconds`` (on top of ``latency``)."""
@@ -391,24 +422,39 @@ class FakeProviderServer:
         self._in_flight += 1
         try:
             over_limit = self.max_concurrent is not None and self._in_flight > self.max_concurrent
+            if self.down:
+                if self._down_status is None:
+                    self._drop(request)
+                return self._error_response(self._down_status, "Service Unavailable")
             fault = self._faults.popleft() if self._faults else None
             delay = self.latency + (fault.seconds if fault is not None else 0.0)
+            self._api_requests += 1
+            if self.slow_share > 0 and int(self._api_requests * self.slow_share) > int(
+                (self._api_requests - 1) * self.slow_share
+            ):
+                delay += self.slow_seconds
             if delay > 0:
                 await asyncio.sleep(delay)
             if fault is not None and fault.kind == "drop":
-                if request.transport is not None:
-                    request.transport.close()
-                # Ends the handler without writing anything; aiohttp treats it as a cancelled
-                # request and does not log an error.
-                raise asyncio.CancelledError
+                self._drop(request)
             if fault is not None and fault.kind == "fail":
                 return self._fault_response(fault)
             if over_limit:
                 return self._error_response(429, "Too Many Requests")
             response = await handler(request)
+            if fault is not None and fault.kind == "drop_after":
+                self._drop(request)
             return response
         finally:
             self._in_flight -= 1
+
+    @staticmethod
+    def _drop(request: web.Request) -> NoReturn:
+        if request.transport is not None:
+            request.transport.close()
+        # Ends the handler without writing anything; aiohttp treats it as a cancelled request
+        # and does not log an error.
+        raise asyncio.CancelledError
 
     def _fault_response(self, fault: _Fault) -> web.Response:
         if fault.body is None:
