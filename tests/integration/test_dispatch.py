@@ -415,3 +415,22 @@ async def test_a_batch_claimed_ahead_too_long_ago_goes_back_unsent(
         ["queued", "sending", "sent"],
         ["queued", "sending", "sent"],
     ]
+
+
+async def test_outcomes_are_recorded_as_the_calls_return(
+    stenant: Tenant, scripted_container: Container, provider: ScriptedProvider
+) -> None:
+    """One slow call does not hold back the record of the batch's other messages: a worker
+    killed while it waits leaves only that one message of unknown outcome."""
+    c = scripted_container
+    ids = _send(stenant, NUMBERS)
+    provider.slow[NUMBERS[0]] = 1.5
+    dispatcher = c.dispatcher("w")
+    task = asyncio.create_task(dispatcher.run_once())
+    await _until_sent(c, ids[1:])
+    statuses = [_status(c, i) for i in ids]
+    assert not task.done()  # the slow call is still in flight
+    assert statuses == ["sending", "sent", "sent"]
+    assert await asyncio.wait_for(task, 5) == 3
+    assert {_status(c, i) for i in ids} == {"sent"}
+    assert provider.sends_per_message() == {i: 1 for i in ids}

@@ -10,13 +10,14 @@ context of a batch, the channels' sending slots and stops).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
 import socket
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -62,6 +63,11 @@ log = logging.getLogger(__name__)
 
 DB_ERROR_MAX_PAUSE = 30.0
 RECORD_ATTEMPTS = 4
+# The outcomes of a batch are recorded as its calls return, in groups: a group is written at
+# most this long after its first outcome came back (or at once when the last call returned),
+# so that a worker killed mid-batch leaves unrecorded only the calls then in flight, plus
+# this much of the others, instead of every call of the batch.
+RECORD_GROUP_SECONDS = 0.1
 # A batch claimed ahead that waited more than this share of its lease is given back unsent.
 STALE_SHARE = 0.25
 
@@ -141,9 +147,13 @@ class Dispatcher:
         batch = await self._claim(limit)
         if batch is None:
             return 0
-        outcomes = await self._deliver(batch)
-        await self._finish(batch, outcomes)
+        await self._process(batch)
         return len(batch.claimed)
+
+    async def _process(self, batch: _Batch) -> None:
+        """Send a claimed batch and record every outcome."""
+        recording = await self._deliver(batch)
+        await recording
 
     async def _claim(self, limit: int | None = None) -> _Batch | None:
         """Lease due messages and load what sending them needs; ``None`` when none are due."""
@@ -160,56 +170,86 @@ class Dispatcher:
         context = await asyncio.to_thread(load_send_context, self._db, self._secrets, claimed)
         return _Batch(claimed, context, now)
 
-    async def _deliver(self, batch: _Batch) -> list[Outcome]:
-        """Send a claimed batch; returns the outcome of each message (none for a bug's).
+    async def _deliver(self, batch: _Batch) -> asyncio.Task[None]:
+        """Send a claimed batch, recording each outcome as its call returns.
 
-        The contact windows are checked and the sending slots reserved now, when the batch
-        starts, not when it was claimed (a lane claims its next batch ahead).
+        Returns once every call has returned, with the task that records the last outcomes
+        (a bug's exception leaves its message without an outcome: leased, see
+        :meth:`_send_and_keep`). The contact windows are checked and the sending slots
+        reserved now, when the batch starts, not when it was claimed (a lane claims its next
+        batch ahead).
         """
-        now = self._clock.now()
-        # Consent withdrawn since the message was accepted: skipped, without a provider call
-        # and without using an attempt.
-        withdrawn = [m for m in batch.claimed if m.id in batch.context.withdrawn]
-        claimed = [m for m in batch.claimed if m.id not in batch.context.withdrawn]
-        held = self._outside_window(claimed, batch.context, now)
-        in_window = [m for m in claimed if m.id not in held]
-        slots: dict[str, datetime] = {}
-        deferred: dict[str, datetime] = {}
-        wanted = self._rate_limited(in_window, batch.context)
-        if wanted:
-            # A message must be sent well within its lease, or another worker would take it.
-            horizon = self._lease / 2
-            slots, deferred = await asyncio.to_thread(
-                self._channel_state.reserve_slots,
-                wanted,
-                now=self._clock.now(),
-                until=batch.claimed_at + horizon,
-            )
-        deferred.update(held)
-        to_send = [m for m in claimed if m.id not in deferred]
-        results = await asyncio.gather(
-            *(self._send(message, batch.context, slots.get(message.id)) for message in to_send),
-            return_exceptions=True,
-        )
-        # Past the sender's rate, or the contact's window, for now: back to the queue until
-        # the next free slot or the window's opening.
-        outcomes: list[Outcome] = [
-            Outcome(message_id, MessageStatus.QUEUED, retry_at=when, refund_attempt=True)
-            for message_id, when in deferred.items()
-        ]
-        outcomes.extend(self._consent_withdrawn(m) for m in withdrawn)
-        for message, result in zip(to_send, results, strict=True):
-            if isinstance(result, Outcome):
-                outcomes.append(result)
-            elif isinstance(result, BaseException):
-                # A bug, not a provider answer: leave the message leased; after the lease it
-                # is claimed again and, past max_attempts, failed.
-                log.error(
-                    "unexpected error sending message %s",
-                    message.id,
-                    exc_info=(type(result), result, result.__traceback__),
+        recorder = _Recorder(self, batch)
+        recording = asyncio.create_task(recorder.run())
+        try:
+            now = self._clock.now()
+            # Consent withdrawn since the message was accepted: skipped, without a provider
+            # call and without using an attempt.
+            withdrawn = [m for m in batch.claimed if m.id in batch.context.withdrawn]
+            claimed = [m for m in batch.claimed if m.id not in batch.context.withdrawn]
+            held = self._outside_window(claimed, batch.context, now)
+            in_window = [m for m in claimed if m.id not in held]
+            slots: dict[str, datetime] = {}
+            deferred: dict[str, datetime] = {}
+            wanted = self._rate_limited(in_window, batch.context)
+            if wanted:
+                # A message must be sent well within its lease, or another worker would take it.
+                horizon = self._lease / 2
+                slots, deferred = await asyncio.to_thread(
+                    self._channel_state.reserve_slots,
+                    wanted,
+                    now=self._clock.now(),
+                    until=batch.claimed_at + horizon,
                 )
-        return outcomes
+            deferred.update(held)
+            # Past the sender's rate, or the contact's window, for now: back to the queue
+            # until the next free slot or the window's opening.
+            recorder.add_all(
+                Outcome(message_id, MessageStatus.QUEUED, retry_at=when, refund_attempt=True)
+                for message_id, when in deferred.items()
+            )
+            recorder.add_all(self._consent_withdrawn(m) for m in withdrawn)
+            to_send = [m for m in claimed if m.id not in deferred]
+            sends = [
+                asyncio.create_task(
+                    self._send_and_keep(message, batch.context, slots.get(message.id), recorder)
+                )
+                for message in to_send
+            ]
+            try:
+                await asyncio.gather(*sends)
+            except asyncio.CancelledError:
+                # Stopping past the grace period: the calls still in flight are abandoned
+                # (their messages stay leased); what came back is still recorded.
+                for task in sends:
+                    task.cancel()
+                await asyncio.gather(*sends, return_exceptions=True)
+                raise
+        except BaseException:
+            recorder.close()
+            try:
+                await asyncio.shield(recording)
+            except (Exception, asyncio.CancelledError):
+                log.exception("recording a batch failed while stopping")
+            raise
+        recorder.close()
+        return recording
+
+    async def _send_and_keep(
+        self,
+        message: ClaimedMessage,
+        context: SendContext,
+        slot: datetime | None,
+        recorder: _Recorder,
+    ) -> None:
+        try:
+            outcome = await self._send(message, context, slot)
+        except Exception:
+            # A bug, not a provider answer: leave the message leased; after the lease it is
+            # claimed again and, past max_attempts, failed.
+            log.exception("unexpected error sending message %s", message.id)
+            return
+        recorder.add(outcome)
 
     async def _finish(self, batch: _Batch, outcomes: list[Outcome]) -> None:
         """Record a batch's outcomes (retrying a database that is away for a moment)."""
@@ -557,10 +597,9 @@ class Dispatcher:
                         claimed = len(batch.claimed)
                         if not stop.is_set():
                             ahead = asyncio.create_task(self._claim())
-                        outcomes = await self._deliver(batch)
-                        # This batch's record starts before the previous one is awaited: an
+                        # This batch's record runs before the previous one is awaited: an
                         # error there must not keep this one from being recorded.
-                        finish = asyncio.create_task(self._finish(batch, outcomes))
+                        finish = await self._deliver(batch)
                         recording.add(finish)
                         finish.add_done_callback(recording.discard)
                         behind, previous = previous, finish
@@ -608,3 +647,57 @@ class Dispatcher:
                     await asyncio.shield(self._release(batch))
             except (Exception, asyncio.CancelledError):
                 log.exception("giving back a claimed batch failed while stopping")
+
+
+class _Recorder:
+    """The outcomes of one batch, recorded in groups as its provider calls return.
+
+    A group is written (one transaction, :meth:`Dispatcher._finish`) once
+    ``RECORD_GROUP_SECONDS`` have passed since its first outcome, or at once when the batch
+    has no call left in flight; the outcomes that come back meanwhile make the next group.
+    One group at a time per batch, so that a slow database gets fewer, larger groups.
+    """
+
+    def __init__(self, dispatcher: Dispatcher, batch: _Batch) -> None:
+        self._dispatcher = dispatcher
+        self._batch = batch
+        self._pending: list[Outcome] = []
+        self._arrived = asyncio.Event()
+        self._closed = asyncio.Event()
+
+    def add(self, outcome: Outcome) -> None:
+        self._pending.append(outcome)
+        self._arrived.set()
+
+    def add_all(self, outcomes: Iterable[Outcome]) -> None:
+        for outcome in outcomes:
+            self.add(outcome)
+
+    def close(self) -> None:
+        """No more outcomes will come: write what is left at once."""
+        self._closed.set()
+        self._arrived.set()
+
+    async def run(self) -> None:
+        error: Exception | None = None
+        while True:
+            await self._arrived.wait()
+            if self._pending and not self._closed.is_set():
+                # Let the calls that return within the window join this group.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._closed.wait(), RECORD_GROUP_SECONDS)
+            self._arrived.clear()
+            group, self._pending = self._pending, []
+            if group:
+                try:
+                    await self._dispatcher._finish(self._batch, group)
+                except Exception as exc:
+                    # The next groups are still recorded; the lane hears of the first error
+                    # after them.
+                    if error is not None:
+                        log.exception("recording %d outcomes failed", len(group))
+                    error = error or exc
+            if self._closed.is_set() and not self._pending:
+                break
+        if error is not None:
+            raise error

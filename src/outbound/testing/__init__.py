@@ -42,12 +42,15 @@ class ScriptedProvider:
     """Records sends; answers each with the next scripted answer for its number, else success.
 
     ``script["+33612345678"] = [TransientProviderError("busy", retry_after=5), "ok"]`` makes
-    the first send to that number fail transiently and the second succeed.
+    the first send to that number fail transiently and the second succeed. ``latency`` is
+    how long every call takes; ``slow["+33612345678"] = 2.0`` makes calls to that number take
+    that long instead.
     """
 
     def __init__(self, name: str = "sandbox", *, latency: float = 0.0) -> None:
         self.name = name
         self.latency = latency
+        self.slow: dict[str, float] = {}
         self.sent: list[OutgoingMessage] = []
         self.script: dict[str, list[Exception | str]] = {}
         self._ids = itertools.count(1)
@@ -56,8 +59,9 @@ class ScriptedProvider:
         self.script.setdefault(number, []).extend(errors)
 
     async def send(self, message: OutgoingMessage) -> SendResult:
-        if self.latency:
-            await asyncio.sleep(self.latency)
+        latency = self.slow.get(message.to, self.latency)
+        if latency:
+            await asyncio.sleep(latency)
         answers = self.script.get(message.to)
         answer = answers.pop(0) if answers else "ok"
         self.sent.append(message)
