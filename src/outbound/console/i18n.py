@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from functools import cache
 from importlib import resources
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale, UnknownLocaleError
+from babel.dates import format_date as babel_format_date
 from babel.dates import format_datetime as babel_format_datetime
 from babel.dates import get_timezone_name
 from babel.messages.mofile import write_mo
@@ -178,6 +179,10 @@ class Translator:
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
         return babel_format_datetime(value, format, tzinfo=self.zone, locale=self._formats)
+
+    def date(self, value: date, format: str = "medium") -> str:
+        """A calendar day in the user's language ("5 déc. 2026")."""
+        return babel_format_date(value, format, locale=self._formats)
 
     def number(self, value: float | int) -> str:
         return format_decimal(value, locale=self._formats)

@@ -31,6 +31,7 @@ MENU: list[MenuEntry] = [
     MenuEntry("/workspace", N_("Workspace"), EVERYONE),
     MenuEntry("/supervision", N_("Supervision"), MANAGERS),
     MenuEntry("/messages", N_("Messages"), EVERYONE),
+    MenuEntry("/reports", N_("Reports"), MANAGERS),
     MenuEntry("/templates", N_("Templates"), ADMINS),
     MenuEntry("/channels", N_("Channels"), ADMINS),
     MenuEntry("/configurations", N_("Configurations"), ADMINS),
