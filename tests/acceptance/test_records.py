@@ -501,6 +501,32 @@ def test_external_events_are_stored_and_listed(tenant: Tenant) -> None:
         assert_error(response, 422, "invalid_request", "cursor")
 
 
+def test_event_ids_tell_nothing_of_other_organisations(
+    tenant: Tenant, other_tenant: Tenant
+) -> None:
+    """Events are numbered across organisations; the ids shown are not those numbers."""
+
+    def post(who: Tenant) -> str:
+        response = who.post("/v1/events", {"type": "order.delayed", "record": {}})
+        assert response.status_code == 202, response.text
+        return str(response.json()["id"])
+
+    before = post(tenant)
+    for _ in range(5):
+        post(other_tenant)
+    after = post(tenant)
+    for public in (before, after):
+        assert public.startswith("evt_") and not public[4:].isdigit()
+    assert before[4:8] != after[4:8]
+    # Paging works with the organisation's own ids, and refuses another's.
+    first = tenant.get("/v1/events", params={"limit": 1}).json()
+    assert [e["id"] for e in first["data"]] == [after]
+    rest = tenant.get("/v1/events", params={"limit": 1, "cursor": first["next_cursor"]}).json()
+    assert [e["id"] for e in rest["data"]] == [before]
+    theirs = other_tenant.get("/v1/events", params={"cursor": first["next_cursor"]})
+    assert_error(theirs, 422, "invalid_request", "cursor")
+
+
 def test_invalid_external_event_is_422(tenant: Tenant) -> None:
     for body, field in [
         ({"record": {}}, "type"),

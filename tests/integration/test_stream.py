@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 
 from outbound.app import Container
+from outbound.domain.public_ids import IdKind, decode_public_id
 from outbound.services.conversation_log import publish
+from outbound.services.public_ids import org_id_key
 from outbound.services.stream import StreamHub, Subscriber
 from outbound.testing import FakeClock
 from tests.acceptance.test_agents import conversation_of, customer_writes, make_agent, make_queue
@@ -28,11 +30,17 @@ async def _events(
         if text.startswith(":"):
             continue
         fields = dict(line.split(": ", 1) for line in text.strip().split("\n"))
-        event = {"id": int(fields.get("id", "0")), "event": fields["event"]}
+        event: dict[str, Any] = {"id": fields.get("id"), "event": fields["event"]}
         event["data"] = json.loads(fields["data"])
         found.append(event)
         if event["event"] == until:
             return found
+
+
+def _number(container: Container, org_id: str, public: str) -> int:
+    number = decode_public_id(org_id_key(container.db, org_id), IdKind.UPDATE, public)
+    assert number is not None, public
+    return number
 
 
 async def test_live_updates_then_what_a_reconnecting_client_missed(
@@ -50,14 +58,15 @@ async def test_live_updates_then_what_a_reconnecting_client_missed(
     kinds = [e["event"] for e in seen]
     assert kinds[0] == "presence"
     assert kinds[-3:] == ["conversation.opened", "conversation.routed", "conversation.assigned"]
-    assert [e["id"] for e in seen] == sorted(e["id"] for e in seen)
+    numbers = [_number(container, tenant.org_id, e["id"]) for e in seen]
+    assert numbers == sorted(numbers)
     assigned = seen[-1]["data"]
     assert assigned["assigned_to"] == ana.id
     assert assigned["conversation_id"] == conversation_of(tenant)["id"]
     await live.aclose()
 
     # Away since the presence change: the reconnection replays the rest, in order.
-    back = hub.events(Subscriber(org_id=tenant.org_id, user_id=None, sees_all=True), seen[0]["id"])
+    back = hub.events(Subscriber(org_id=tenant.org_id, user_id=None, sees_all=True), numbers[0])
     replayed = await _events(back, "conversation.assigned")
     assert [e["id"] for e in replayed] == [e["id"] for e in seen[1:]]
     await back.aclose()
@@ -102,6 +111,30 @@ def test_the_stream_endpoint_needs_a_key_and_a_valid_last_event_id(tenant: Tenan
     response = tenant.get("/v1/stream", headers={**tenant.headers(), "Last-Event-ID": "abc"})
     assert response.status_code == 422
     assert response.json()["error"]["field"] == "Last-Event-ID"
+
+
+async def test_stream_ids_are_the_organisations_own(
+    tenant: Tenant, other_tenant: Tenant, setup: Setup, container: Container
+) -> None:
+    """An update's id is not its row number, and another organisation cannot resume from it."""
+    ana = make_agent(tenant, "Ana")
+    make_queue(tenant, "Support", [ana])
+    live = container.stream.events(
+        Subscriber(org_id=tenant.org_id, user_id=None, sees_all=True), None, heartbeat=0.2
+    )
+    assert await anext(live) == ": connected\n\n"
+    ana.available()
+    (event,) = await _events(live, "presence")
+    await live.aclose()
+    assert event["id"].startswith("upd_")
+    assert str(_number(container, tenant.org_id, event["id"])) not in event["id"]
+    theirs = {**other_tenant.headers(), "Last-Event-ID": event["id"]}
+    response = other_tenant.get("/v1/stream", headers=theirs)
+    assert response.status_code == 422
+    assert response.json()["error"]["field"] == "Last-Event-ID"
+    response = other_tenant.get(f"/v1/stream?after={event['id']}")
+    assert response.status_code == 422
+    assert response.json()["error"]["field"] == "after"
 
 
 async def test_an_answers_delivery_is_told_on_the_stream(

@@ -13,7 +13,7 @@ __all__ = ["AuditEventOut"]
 
 
 class AuditEventOut(OutputModel):
-    id: int
+    id: str = Field(description="aud_ and 26 letters.")
     occurred_at: datetime
     action: str = Field(description="What was done, such as template.updated or api_key.revoked.")
     target_type: str

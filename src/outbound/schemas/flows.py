@@ -65,7 +65,7 @@ class FlowRunOut(OutputModel):
     status: FlowRunStatus
     wait_reason: str | None
     due_at: datetime
-    event_id: int | None
+    event_id: str | None = Field(description="The event that started the run (automatic flows).")
     scheduled_for: str | None
     total: int | None = Field(description="Records in the source when the run started.")
     scanned: int = Field(description="Records read so far.")

@@ -164,7 +164,9 @@ class EventIn(InputModel):
 
 
 class EventOut(OutputModel):
-    id: int
+    id: str = Field(
+        description="evt_ and 26 letters: unique, and telling nothing of other organisations."
+    )
     type: str
     record_type: str = Field(description="contact, case, or external.")
     record_id: str | None

@@ -21,9 +21,11 @@ from sqlalchemy.orm import Session
 
 from outbound.adapters.db.engine import Database
 from outbound.adapters.db.models import AuditEvent
+from outbound.domain.public_ids import IdKind, encode_public_id
 from outbound.errors import InvalidRequestError
 from outbound.schemas import AuditEventOut, Page
 from outbound.services.pagination import MAX_PAGE_SIZE
+from outbound.services.public_ids import org_id_key, parse_public_id
 
 if TYPE_CHECKING:
     from outbound.services.auth import Principal
@@ -135,10 +137,6 @@ class AuditService:
         if not 1 <= limit <= MAX_PAGE_SIZE:
             raise InvalidRequestError(f"limit must be between 1 and {MAX_PAGE_SIZE}", field="limit")
         query = sa.select(AuditEvent).where(AuditEvent.org_id == org_id)
-        if cursor:
-            if not cursor.isdigit():
-                raise InvalidRequestError("malformed cursor", field="cursor")
-            query = query.where(AuditEvent.id < int(cursor))
         if target_type:
             query = query.where(AuditEvent.target_type == target_type)
         if target_id:
@@ -148,12 +146,21 @@ class AuditService:
         if since is not None:
             query = query.where(AuditEvent.occurred_at >= since)
         with self._db.read() as session:
+            if cursor:
+                before = parse_public_id(session, org_id, IdKind.AUDIT, cursor)
+                query = query.where(AuditEvent.id < before)
             rows = list(
                 session.execute(query.order_by(AuditEvent.id.desc()).limit(limit + 1)).scalars()
             )
-        more = len(rows) > limit
-        rows = rows[:limit]
+            more = len(rows) > limit
+            rows = rows[:limit]
+            key = org_id_key(session, org_id)
         return Page[AuditEventOut](
-            data=[AuditEventOut.model_validate(r) for r in rows],
-            next_cursor=str(rows[-1].id) if more else None,
+            data=[_audit_out(key, r) for r in rows],
+            next_cursor=encode_public_id(key, IdKind.AUDIT, rows[-1].id) if more else None,
         )
+
+
+def _audit_out(key: str, row: AuditEvent) -> AuditEventOut:
+    data = {c: getattr(row, c) for c in AuditEventOut.model_fields if c != "id"}
+    return AuditEventOut(id=encode_public_id(key, IdKind.AUDIT, row.id), **data)

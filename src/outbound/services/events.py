@@ -10,8 +10,6 @@ The flow engine claims events in ``id`` order (:mod:`outbound.adapters.queue.eve
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +26,7 @@ from outbound.domain.contacts import Problem
 from outbound.errors import ConflictError, InvalidRequestError
 from outbound.schemas import EventIn, EventOut, Page
 from outbound.services.pagination import MAX_PAGE_SIZE
+from outbound.services.public_ids import IdKind, parse_public_id, public_id
 
 __all__ = ["EventService", "RecordWriter", "raise_first", "record_event", "record_events"]
 
@@ -122,24 +121,9 @@ class RecordWriter:
 # --- events of other systems --------------------------------------------------------------
 
 
-def _event_out(e: Event) -> EventOut:
-    return EventOut.model_validate(e)
-
-
-def _event_cursor(event_id: int) -> str:
-    return base64.urlsafe_b64encode(f"event:{event_id}".encode()).decode().rstrip("=")
-
-
-def _event_before(cursor: str) -> int:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        raw = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
-        prefix, _, number = raw.partition(":")
-        if prefix != "event" or not number.isdigit():
-            raise ValueError(raw)
-        return int(number)
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise InvalidRequestError("malformed cursor", field="cursor") from exc
+def _event_out(session: Session, e: Event) -> EventOut:
+    data = {c: getattr(e, c) for c in EventOut.model_fields if c != "id"}
+    return EventOut(id=public_id(session, e.org_id, IdKind.EVENT, e.id), **data)
 
 
 def _check_limit(limit: int) -> None:
@@ -177,7 +161,7 @@ class EventService(RecordWriter):
                 data={"record": data.record},
                 source="external",
             )
-        return _event_out(event)
+            return _event_out(session, event)
 
     def list_events(
         self,
@@ -195,14 +179,15 @@ class EventService(RecordWriter):
             query = query.where(Event.type == type)
         if record_id is not None:
             query = query.where(Event.record_id == record_id)
-        if cursor:
-            query = query.where(Event.id < _event_before(cursor))
-        query = query.order_by(Event.id.desc()).limit(limit + 1)
         with self._db.read() as session:
+            if cursor:
+                before = parse_public_id(session, org_id, IdKind.EVENT, cursor)
+                query = query.where(Event.id < before)
+            query = query.order_by(Event.id.desc()).limit(limit + 1)
             rows = list(session.execute(query).scalars())
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return Page[EventOut](
-            data=[_event_out(e) for e in rows],
-            next_cursor=_event_cursor(rows[-1].id) if more else None,
-        )
+            more = len(rows) > limit
+            rows = rows[:limit]
+            return Page[EventOut](
+                data=[_event_out(session, e) for e in rows],
+                next_cursor=public_id(session, org_id, IdKind.EVENT, rows[-1].id) if more else None,
+            )

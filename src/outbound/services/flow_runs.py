@@ -103,7 +103,7 @@ class FlowRunner:
                 if run is None:
                     return  # canceled, or the lease was lost to another worker
                 if progress is not None:
-                    progress(run_out(run))
+                    progress(run_out(run, self._db))
                 if run.total is None:
                     self._count(run)
                 pending = self._queue.pending_batch(run_id)
@@ -127,7 +127,7 @@ class FlowRunner:
                 with self._db.read() as session:
                     final = session.get(FlowRun, run_id)
                     if final is not None:
-                        progress(run_out(final))
+                        progress(run_out(final, self._db))
 
     # --- the run's state -----------------------------------------------------------------
 

@@ -40,6 +40,7 @@ from outbound.domain.flows import (
 from outbound.errors import ConflictError, InvalidRequestError, NotFoundError
 from outbound.schemas import FlowOut, FlowRunError, FlowRunIn, FlowRunOut, Page
 from outbound.services.pagination import fetch_page
+from outbound.services.public_ids import IdKind, public_id
 
 __all__ = [
     "MAX_UPLOAD_ROWS",
@@ -77,7 +78,7 @@ def flow_out(flow: Flow) -> FlowOut:
     )
 
 
-def run_out(run: FlowRun) -> FlowRunOut:
+def run_out(run: FlowRun, db: Database) -> FlowRunOut:
     progress: float | None = None
     if run.status == FlowRunStatus.COMPLETED.value:
         progress = 1.0
@@ -93,7 +94,11 @@ def run_out(run: FlowRun) -> FlowRunOut:
         status=FlowRunStatus(run.status),
         wait_reason=run.wait_reason,
         due_at=run.due_at,
-        event_id=run.event_id,
+        event_id=(
+            public_id(db, run.org_id, IdKind.EVENT, run.event_id)
+            if run.event_id is not None
+            else None
+        ),
         scheduled_for=(run.params or {}).get("scheduled_for"),
         total=run.total,
         scanned=run.scanned,
@@ -345,7 +350,7 @@ class FlowService:
         with self._db.transaction() as session:
             session.add(run)
         if csv_lines is None:
-            return run_out(run)
+            return run_out(run, self._db)
         try:
             total = self._store_rows(run.id, csv_lines)
         except BaseException:
@@ -358,7 +363,7 @@ class FlowService:
             stored.wait_reason = None
             stored.due_at = self._clock.now()
             stored.updated_at = stored.due_at
-            return run_out(stored)
+            return run_out(stored, self._db)
 
     def _store_rows(self, run_id: str, lines: Iterable[str]) -> int:
         reader = csv.reader(_strip_bom(lines))
@@ -415,7 +420,7 @@ class FlowService:
             ).scalar_one_or_none()
             if run is None:
                 raise NotFoundError("flow run not found", field="run_id")
-            return run_out(run)
+            return run_out(run, self._db)
 
     def list_runs(
         self, org_id: str, reference: str, cursor: str | None, limit: int
@@ -423,7 +428,15 @@ class FlowService:
         with self._db.read() as session:
             flow = self._load(session, org_id, reference)
         query = sa.select(FlowRun).where(FlowRun.org_id == org_id, FlowRun.flow_id == flow.id)
-        return fetch_page(self._db, query, FlowRun.created_at, FlowRun.id, cursor, limit, run_out)
+        return fetch_page(
+            self._db,
+            query,
+            FlowRun.created_at,
+            FlowRun.id,
+            cursor,
+            limit,
+            lambda run: run_out(run, self._db),
+        )
 
     def cancel_run(self, org_id: str, run_id: str) -> FlowRunOut:
         """Stop a run: batches already sent stay sent; nothing more is sent."""
@@ -445,7 +458,7 @@ class FlowService:
             run.lease_until = None
             run.wait_reason = None
             session.execute(sa.delete(FlowRunRow).where(FlowRunRow.run_id == run.id))
-            return run_out(run)
+            return run_out(run, self._db)
 
 
 def _strip_bom(lines: Iterable[str]) -> Iterator[str]:

@@ -29,7 +29,9 @@ import sqlalchemy as sa
 
 from outbound.adapters.db.engine import Database
 from outbound.adapters.db.models import StreamEvent
+from outbound.domain.public_ids import IdKind, encode_public_id
 from outbound.services.conversation_log import NOTIFY_CHANNEL
+from outbound.services.public_ids import org_id_key
 
 __all__ = ["NOTIFY_CHANNEL", "StreamHub", "StreamItem", "Subscriber", "format_sse"]
 
@@ -73,14 +75,17 @@ async def _next(subscriber: Subscriber) -> StreamItem | None:
     return await subscriber.queue.get()
 
 
-def format_sse(item: StreamItem) -> str:
-    """One event in the ``text/event-stream`` format."""
+def format_sse(item: StreamItem, key: str) -> str:
+    """One event in the ``text/event-stream`` format, its id public under the organisation's
+    ``key`` (:mod:`outbound.domain.public_ids`)."""
     data = json.dumps(
         {**item.payload, "at": item.created_at.isoformat().replace("+00:00", "Z")},
         separators=(",", ":"),
         ensure_ascii=False,
     )
-    return f"id: {item.id}\nevent: {item.kind}\ndata: {data}\n\n"
+    return (
+        f"id: {encode_public_id(key, IdKind.UPDATE, item.id)}\nevent: {item.kind}\ndata: {data}\n\n"
+    )
 
 
 class StreamHub:
@@ -157,6 +162,7 @@ class StreamHub:
         self, subscriber: Subscriber, last_event_id: int | None, *, heartbeat: float = 15.0
     ) -> AsyncIterator[str]:
         """The text of the stream for one client: missed events first, then live ones."""
+        key = await asyncio.to_thread(org_id_key, self._db, subscriber.org_id)
         await self.subscribe(subscriber)
         try:
             sent = last_event_id or 0
@@ -170,7 +176,7 @@ class StreamHub:
                     for item in missed:
                         sent = item.id
                         replayed.add(item.id)
-                        yield format_sse(item)
+                        yield format_sse(item, key)
                     if len(missed) < BATCH:
                         break
             yield ": connected\n\n"
@@ -183,7 +189,7 @@ class StreamHub:
                 if live is None:
                     return
                 if live.id not in replayed:
-                    yield format_sse(live)
+                    yield format_sse(live, key)
         finally:
             self.unsubscribe(subscriber)
 

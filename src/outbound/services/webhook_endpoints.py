@@ -28,6 +28,7 @@ from outbound.adapters.queue.webhooks import NewEvent, emit
 from outbound.adapters.secrets import SecretBox
 from outbound.adapters.webhook_client import resolve_addresses
 from outbound.clock import Clock
+from outbound.domain.public_ids import IdKind, decode_public_id, encode_public_id
 from outbound.domain.webhooks import SECRET_PREFIX, TEST_EVENT, AllowedHosts, check_address
 from outbound.errors import (
     InvalidRequestError,
@@ -47,6 +48,7 @@ from outbound.schemas import (
 from outbound.services.audit import diff, record_audit, snapshot
 from outbound.services.auth import Principal
 from outbound.services.pagination import MAX_PAGE_SIZE, fetch_page
+from outbound.services.public_ids import org_id_key, parse_public_id
 
 __all__ = ["WebhookEndpointService", "endpoint_out", "new_secret"]
 
@@ -64,10 +66,10 @@ def endpoint_out(endpoint: WebhookEndpoint) -> WebhookEndpointOut:
 
 
 def _delivery_out(
-    row: Any, *, payload: dict[str, Any] | None = None, attempts: list[Any] | None = None
+    key: str, row: Any, *, payload: dict[str, Any] | None = None, attempts: list[Any] | None = None
 ) -> WebhookDeliveryOut:
     return WebhookDeliveryOut(
-        id=str(row.id),
+        id=encode_public_id(key, IdKind.DELIVERY, row.id),
         event_id=row.event_id,
         event_type=row.type,
         status=row.status,
@@ -285,20 +287,21 @@ class WebhookEndpointService:
             .order_by(WebhookDelivery.id.desc())
             .limit(limit + 1)
         )
-        if cursor:
-            if not cursor.isdigit():
-                raise InvalidRequestError("malformed cursor", field="cursor")
-            query = query.where(WebhookDelivery.id < int(cursor))
         if status:
             query = query.where(WebhookDelivery.status == status)
         with self._db.read() as session:
             self._load(session, org_id, endpoint_id)
+            key = org_id_key(session, org_id)
+            if cursor:
+                before = parse_public_id(session, org_id, IdKind.DELIVERY, cursor)
+                query = query.where(WebhookDelivery.id < before)
             rows = session.execute(query).all()
         more = len(rows) > limit
         rows = rows[:limit]
-        data = [_delivery_out(_Row(d, t)) for d, t in rows]
+        data = [_delivery_out(key, _Row(d, t)) for d, t in rows]
         return Page[WebhookDeliveryOut](
-            data=data, next_cursor=str(rows[-1][0].id) if more else None
+            data=data,
+            next_cursor=encode_public_id(key, IdKind.DELIVERY, rows[-1][0].id) if more else None,
         )
 
     def delivery(self, org_id: str, endpoint_id: str, delivery_id: str) -> WebhookDeliveryOut:
@@ -313,20 +316,24 @@ class WebhookEndpointService:
                 ).scalars()
             )
             return _delivery_out(
-                _Row(delivery, event.type), payload=event.payload, attempts=attempts
+                org_id_key(session, org_id),
+                _Row(delivery, event.type),
+                payload=event.payload,
+                attempts=attempts,
             )
 
     @staticmethod
     def _delivery(
         session: Any, org_id: str, endpoint_id: str, delivery_id: str
     ) -> tuple[WebhookDelivery, WebhookEvent]:
-        if not delivery_id.isdigit():
+        number = decode_public_id(org_id_key(session, org_id), IdKind.DELIVERY, delivery_id)
+        if number is None:
             raise NotFoundError("webhook delivery not found")
         row = session.execute(
             sa.select(WebhookDelivery, WebhookEvent)
             .join(WebhookEvent, WebhookEvent.id == WebhookDelivery.event_id)
             .where(
-                WebhookDelivery.id == int(delivery_id),
+                WebhookDelivery.id == number,
                 WebhookDelivery.endpoint_id == endpoint_id,
                 WebhookDelivery.org_id == org_id,
             )
@@ -355,7 +362,7 @@ class WebhookEndpointService:
             )
             session.add(again)
             session.flush()
-            return _delivery_out(_Row(again, event.type))
+            return _delivery_out(org_id_key(session, org_id), _Row(again, event.type))
 
     def send_test(self, org_id: str, endpoint_id: str) -> WebhookDeliveryOut:
         """Queue a ``webhook.test`` event for this endpoint only."""
@@ -372,7 +379,7 @@ class WebhookEndpointService:
             delivery = session.execute(
                 sa.select(WebhookDelivery).where(WebhookDelivery.event_id == event.id)
             ).scalar_one()
-            return _delivery_out(_Row(delivery, TEST_EVENT))
+            return _delivery_out(org_id_key(session, org_id), _Row(delivery, TEST_EVENT))
 
     def reencrypt_secrets(self) -> tuple[int, int]:
         """Re-encrypt every endpoint's secret under the first key: (re-encrypted, current)."""

@@ -27,6 +27,7 @@ from outbound.domain.channels import PROVIDER_NAMES, ChannelType
 from outbound.domain.conversations import CONVERSATION_STATUSES, ConversationMode
 from outbound.domain.flow_definitions import TriggerType
 from outbound.domain.flow_runs import FlowRunStatus
+from outbound.domain.public_ids import new_id_key
 from outbound.domain.reports import COUNTERS, LATENCY_BUCKETS
 from outbound.domain.roles import Role
 from outbound.domain.statuses import MessageStatus
@@ -136,6 +137,8 @@ class Organization(Base):
     fallback_queue_id: Mapped[str | None] = mapped_column(sa.String(36))
     # A customer message after a conversation closed reopens it (else a new one opens).
     reopen_closed: Mapped[bool] = mapped_column(default=False)
+    # The key of the organisation's public ids (outbound.domain.public_ids): never shown.
+    id_key: Mapped[str] = mapped_column(sa.String(32), default=new_id_key)
 
 
 class ApiKey(Base):

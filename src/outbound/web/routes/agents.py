@@ -7,9 +7,9 @@ from typing import Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from outbound.domain.roles import Role
-from outbound.errors import InvalidRequestError
 from outbound.schemas import (
     CannedResponseCreate,
     CannedResponseOut,
@@ -27,6 +27,7 @@ from outbound.schemas import (
 )
 from outbound.services.auth import Principal
 from outbound.services.lifecycle import Actor
+from outbound.services.public_ids import IdKind, parse_public_id
 from outbound.services.stream import Subscriber
 from outbound.web.deps import container, principal_of
 
@@ -222,20 +223,29 @@ def render_canned(
 async def stream(
     request: Request,
     last_event_id: str | None = Header(
-        None, alias="Last-Event-ID", json_schema_extra={"pattern": r"^\s*\d*\s*$"}
+        None,
+        alias="Last-Event-ID",
+        description="The id of the last event received: the stream goes on after it.",
+        json_schema_extra={"pattern": r"^\s*(upd_[a-z2-7]{26})?\s*$"},
     ),
-    after: int | None = Query(None, ge=0, description="Same as the Last-Event-ID header."),
+    after: str | None = Query(
+        None,
+        description="Same as the Last-Event-ID header.",
+        pattern=r"^upd_[a-z2-7]{26}$",
+    ),
     who: Principal = principal_of(*STAFF),
 ) -> StreamingResponse:
     """Server-Sent Events for the caller: conversations, messages, presence, queues."""
-    since: int | None = after
+    db = container(request).db
+    since: int | None = None
+    if after is not None:
+        since = await run_in_threadpool(
+            parse_public_id, db, who.org_id, IdKind.UPDATE, after, field="after"
+        )
     if last_event_id is not None and last_event_id.strip():
-        try:
-            since = int(last_event_id)
-        except ValueError as exc:
-            raise InvalidRequestError("must be an event id", field="Last-Event-ID") from exc
-        if since < 0:
-            raise InvalidRequestError("must be an event id", field="Last-Event-ID")
+        since = await run_in_threadpool(
+            parse_public_id, db, who.org_id, IdKind.UPDATE, last_event_id, field="Last-Event-ID"
+        )
     subscriber = Subscriber(
         org_id=who.org_id,
         user_id=who.user_id,
