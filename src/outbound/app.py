@@ -225,7 +225,12 @@ def build_container(
             settings.resolved_database_url, pool_size=max(10, settings.worker_batch_size // 20)
         )
     )
-    metrics = Metrics(db, clock, presence_timeout=settings.presence_timeout_seconds)
+    metrics = Metrics(
+        db,
+        clock,
+        presence_timeout=settings.presence_timeout_seconds,
+        tenant_labels=settings.metrics_tenant_labels,
+    )
     statuses = StatusService(db, clock, metrics=metrics)
     http = HttpClient(
         pool_size=max(10, settings.worker_concurrency),

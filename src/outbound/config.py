@@ -120,7 +120,13 @@ class Settings(BaseSettings):
     )
     metrics_token: str | None = Field(
         None,
-        description="Bearer token /metrics requires; unset, /metrics answers this machine only.",
+        description="Bearer token /metrics requires (on the API and on the worker's metrics "
+        "port); unset, /metrics answers this machine only.",
+    )
+    metrics_tenant_labels: Flag = Field(
+        False,
+        description="Label metrics with channel, queue and webhook endpoint ids and queue names; "
+        "off, those series are totals, naming no organisation's objects.",
     )
     opentelemetry: Flag = Field(
         False,

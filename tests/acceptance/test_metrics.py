@@ -6,6 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from outbound.adapters.metrics import Metrics
 from outbound.app import Container
 from tests.helpers import Setup, Tenant, contact, scrape_metrics
 
@@ -36,9 +37,15 @@ async def test_metrics_follow_messages_from_accept_to_delivery(
     assert before[("outbound_contacts_total", (("outcome", "skipped"),))] == 1
     assert before[("outbound_outbox_due_messages", ())] == 2
     assert before[("outbound_outbox_oldest_due_age_seconds", ())] == 0
-    channel = setup.channel["id"]
-    queued = (("channel_id", channel), ("provider", "sandbox"), ("status", "queued"))
+    queued = (("provider", "sandbox"), ("status", "queued"))
     assert before[("outbound_messages", queued)] == 2
+    assert setup.channel["id"] not in scrape_metrics(tenant.client).text
+    labelled = Metrics(container.db, container.clock, tenant_labels=True).render().decode()
+    channel = setup.channel["id"]
+    assert (
+        f'outbound_messages{{channel_id="{channel}",provider="sandbox",status="queued"}} 2.0'
+        in labelled
+    )
     route = (("method", "POST"), ("route", "/v1/outbound/send"), ("status", "202"))
     assert before[("outbound_http_request_seconds_count", route)] == 1
 
@@ -155,8 +162,19 @@ def test_metrics_show_queues_waiting_and_users_by_presence(
         for family in text_string_to_metric_families(scrape_metrics(client).text)
         for sample in family.samples
     }
+    # Without tenant labels: totals, naming no queue.
+    assert samples[("outbound_conversations_waiting", ())] == 2
+    assert samples[("outbound_conversations_oldest_wait_seconds", ())] == 300
+    assert queue_id not in scrape_metrics(client).text
+    labelled = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(
+            Metrics(container.db, container.clock, tenant_labels=True).render().decode()
+        )
+        for sample in family.samples
+    }
     labels = (("queue", "Support"), ("queue_id", queue_id))
-    assert samples[("outbound_conversations_waiting", labels)] == 2
-    assert samples[("outbound_conversations_oldest_wait_seconds", labels)] == 300
+    assert labelled[("outbound_conversations_waiting", labels)] == 2
+    assert labelled[("outbound_conversations_oldest_wait_seconds", labels)] == 300
     assert samples[("outbound_users_by_presence", (("presence", "available"),))] == 1
     assert samples[("outbound_users_by_presence", (("presence", "offline"),))] == 1

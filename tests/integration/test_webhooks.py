@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from standardwebhooks.webhooks import Webhook
 
 from outbound.adapters.db.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
+from outbound.adapters.metrics import Metrics
 from outbound.adapters.webhook_client import WebhookClient
 from outbound.app import Container
 from outbound.clock import SystemClock
@@ -415,17 +416,24 @@ async def test_metrics_show_the_queue_and_failures_by_endpoint(
 ) -> None:
     created = _endpoint(tenant, receiver.url)
     _send(tenant, setup, "+33612345678")
-    text = container.metrics.render().decode()
+    metrics = Metrics(container.db, container.clock, tenant_labels=True)
+    text = metrics.render().decode()
     assert f'outbound_webhook_pending{{endpoint_id="{created["id"]}"}} 1.0' in text
     assert "outbound_webhook_oldest_pending_age_seconds{" in text
     assert "outbound_webhook_endpoints_disabled 0.0" in text
+    # Without tenant labels (the default): totals, naming no endpoint.
+    plain = container.metrics.render().decode()
+    assert "outbound_webhook_pending 1.0" in plain and created["id"] not in plain
     receiver.fault = lambda _id, seen: ERROR if seen == 0 else "ok"
-    deliverer = _deliverer(container, metrics=container.metrics)
+    deliverer = _deliverer(container, metrics=metrics)
     await _run_until(deliverer, lambda: len(receiver.accepted) == 1)
-    text = container.metrics.render().decode()
+    text = metrics.render().decode()
     assert f'outbound_webhook_failures_total{{endpoint_id="{created["id"]}"}} 1.0' in text
     assert 'outbound_webhook_attempts_total{outcome="succeeded"} 1.0' in text
     assert f'outbound_webhook_pending{{endpoint_id="{created["id"]}"}}' not in text
+    container.metrics.webhook_failed(created["id"])
+    plain = container.metrics.render().decode()
+    assert "outbound_webhook_failures_total 1.0" in plain and created["id"] not in plain
 
 
 def test_erasing_a_number_blanks_it_in_webhook_events(

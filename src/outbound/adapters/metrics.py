@@ -7,12 +7,18 @@ database at scrape time, so every process reports the same shared figures.
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
+import socket
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from socketserver import ThreadingMixIn
 from typing import Any
+from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer, make_server
 
 import sqlalchemy as sa
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, make_wsgi_app
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -29,7 +35,7 @@ from outbound.adapters.db.models import (
 )
 from outbound.clock import Clock
 
-__all__ = ["CONTENT_TYPE", "Metrics"]
+__all__ = ["CONTENT_TYPE", "Metrics", "serve_metrics"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _IN_FLIGHT = ("queued", "sending", "sent")
@@ -40,9 +46,10 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.
 class _OutboxCollector(Collector):
     """Outbox depth, age of the oldest due message, and messages not yet final."""
 
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock, tenant_labels: bool) -> None:
         self._db = db
         self._clock = clock
+        self._tenant_labels = tenant_labels
 
     def describe(self) -> list[Any]:
         # Nothing to describe up front: collecting reads the database, which may not be ready.
@@ -68,10 +75,13 @@ class _OutboxCollector(Collector):
                     Message.status == "queued", Message.scheduled_at <= now
                 )
             ).one()
+            columns = [Message.status, Message.provider]
+            if self._tenant_labels:
+                columns.append(Message.channel_id)
             rows = session.execute(
-                sa.select(Message.status, Message.provider, Message.channel_id, sa.func.count())
+                sa.select(*columns, sa.func.count())
                 .where(Message.status.in_(_IN_FLIGHT))
-                .group_by(Message.status, Message.provider, Message.channel_id)
+                .group_by(*columns)
             ).all()
             events_pending, oldest_event = session.execute(
                 sa.select(sa.func.count(), sa.func.min(Event.occurred_at)).where(
@@ -93,13 +103,15 @@ class _OutboxCollector(Collector):
             "How long the oldest due message has waited",
             value=(now - oldest).total_seconds() if oldest is not None else 0.0,
         )
+        labels = ["status", "provider"] + (["channel_id"] if self._tenant_labels else [])
         family = GaugeMetricFamily(
             "outbound_messages",
-            "Messages not yet final, by status, provider and channel",
-            labels=["status", "provider", "channel_id"],
+            "Messages not yet final, by status and provider (and channel, where tenant labels "
+            "are on)",
+            labels=labels,
         )
-        for status, provider, channel_id, count in rows:
-            family.add_metric([status, provider, channel_id], count)
+        for *values, count in rows:
+            family.add_metric([str(v) for v in values], count)
         yield family
         yield GaugeMetricFamily(
             "outbound_events_pending",
@@ -125,10 +137,13 @@ class _OutboxCollector(Collector):
 class _AgentsCollector(Collector):
     """Conversations waiting per queue and their oldest wait; users by presence."""
 
-    def __init__(self, db: Database, clock: Clock, presence_timeout: float) -> None:
+    def __init__(
+        self, db: Database, clock: Clock, presence_timeout: float, tenant_labels: bool
+    ) -> None:
         self._db = db
         self._clock = clock
         self._presence_timeout = presence_timeout
+        self._tenant_labels = tenant_labels
 
     def describe(self) -> list[Any]:
         return []
@@ -162,23 +177,30 @@ class _AgentsCollector(Collector):
                 .where(User.active.is_(True))
                 .group_by(User.presence, User.last_seen_at)
             ).all()
+        labels = ["queue_id", "queue"] if self._tenant_labels else []
         count = GaugeMetricFamily(
             "outbound_conversations_waiting",
-            "Conversations waiting in a queue for an agent",
-            labels=["queue_id", "queue"],
+            "Conversations waiting in a queue for an agent (by queue, where tenant labels are on)",
+            labels=labels,
         )
         age = GaugeMetricFamily(
             "outbound_conversations_oldest_wait_seconds",
-            "How long the longest-waiting conversation of a queue has waited",
-            labels=["queue_id", "queue"],
+            "How long the longest-waiting conversation has waited (by queue, where tenant labels "
+            "are on)",
+            labels=labels,
         )
+        total, longest = 0, 0.0
         for queue_id, name, waiting_count, oldest in waiting:
-            count.add_metric([queue_id, name], waiting_count)
             if oldest is not None and oldest.tzinfo is None:
                 oldest = oldest.replace(tzinfo=UTC)
-            age.add_metric(
-                [queue_id, name], (now - oldest).total_seconds() if oldest is not None else 0.0
-            )
+            waited = (now - oldest).total_seconds() if oldest is not None else 0.0
+            total, longest = total + waiting_count, max(longest, waited)
+            if self._tenant_labels:
+                count.add_metric([queue_id, name], waiting_count)
+                age.add_metric([queue_id, name], waited)
+        if not self._tenant_labels:
+            count.add_metric([], total)
+            age.add_metric([], longest)
         yield count
         yield age
         totals: dict[str, int] = {}
@@ -199,11 +221,13 @@ class _AgentsCollector(Collector):
 
 
 class _WebhookCollector(Collector):
-    """The webhook queue: deliveries waiting, by endpoint; the oldest; endpoints disabled."""
+    """The webhook queue: deliveries waiting (by endpoint, where tenant labels are on); the
+    oldest; endpoints disabled."""
 
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock, tenant_labels: bool) -> None:
         self._db = db
         self._clock = clock
+        self._tenant_labels = tenant_labels
 
     def describe(self) -> list[Any]:
         return []
@@ -229,22 +253,29 @@ class _WebhookCollector(Collector):
             disabled = session.execute(
                 sa.select(sa.func.count()).where(WebhookEndpoint.enabled.is_(False))
             ).scalar_one()
+        labels = ["endpoint_id"] if self._tenant_labels else []
         pending = GaugeMetricFamily(
             "outbound_webhook_pending",
-            "Webhook deliveries not yet made (waiting, retrying or in flight), by endpoint",
-            labels=["endpoint_id"],
+            "Webhook deliveries not yet made (waiting, retrying or in flight)",
+            labels=labels,
         )
         oldest_by_endpoint = GaugeMetricFamily(
             "outbound_webhook_oldest_pending_age_seconds",
-            "How long the oldest delivery not yet made has waited, by endpoint",
-            labels=["endpoint_id"],
+            "How long the oldest delivery not yet made has waited",
+            labels=labels,
         )
+        total, longest = 0, 0.0
         for endpoint_id, count, oldest in rows:
             if oldest is not None and oldest.tzinfo is None:
                 oldest = oldest.replace(tzinfo=UTC)
-            pending.add_metric([endpoint_id], count)
-            age = (now - oldest).total_seconds() if oldest is not None else 0.0
-            oldest_by_endpoint.add_metric([endpoint_id], max(age, 0.0))
+            age = max((now - oldest).total_seconds() if oldest is not None else 0.0, 0.0)
+            total, longest = total + count, max(longest, age)
+            if self._tenant_labels:
+                pending.add_metric([endpoint_id], count)
+                oldest_by_endpoint.add_metric([endpoint_id], age)
+        if not self._tenant_labels:
+            pending.add_metric([], total)
+            oldest_by_endpoint.add_metric([], longest)
         yield pending
         yield oldest_by_endpoint
         yield GaugeMetricFamily(
@@ -263,8 +294,13 @@ class Metrics:
         clock: Clock | None = None,
         *,
         presence_timeout: float = 60.0,
+        tenant_labels: bool = False,
     ) -> None:
+        """``tenant_labels``: label series with channel, queue and endpoint ids (and queue
+        names), which tell who the organisations are and how much each does; off, those
+        series are totals."""
         self.registry = CollectorRegistry()
+        self.tenant_labels = tenant_labels
         self.accepted = Counter(
             "outbound_contacts_total",
             "Contacts of send requests, by outcome",
@@ -325,14 +361,21 @@ class Metrics:
         )
         self.webhook_failures = Counter(
             "outbound_webhook_failures_total",
-            "Webhook calls that failed (no answer, or not 2xx), by endpoint",
-            ["endpoint_id"],
+            "Webhook calls that failed (no answer, or not 2xx), by endpoint where tenant labels "
+            "are on",
+            ["endpoint_id"] if tenant_labels else [],
             registry=self.registry,
         )
         if db is not None and clock is not None:
-            self.registry.register(_OutboxCollector(db, clock))
-            self.registry.register(_WebhookCollector(db, clock))
-            self.registry.register(_AgentsCollector(db, clock, presence_timeout))
+            self.registry.register(_OutboxCollector(db, clock, tenant_labels))
+            self.registry.register(_WebhookCollector(db, clock, tenant_labels))
+            self.registry.register(_AgentsCollector(db, clock, presence_timeout, tenant_labels))
+
+    def webhook_failed(self, endpoint_id: str) -> None:
+        if self.tenant_labels:
+            self.webhook_failures.labels(endpoint_id).inc()
+        else:
+            self.webhook_failures.inc()
 
     def _observe_write(self, waited: float, took: float) -> None:
         self.db_write_wait.observe(waited)
@@ -340,3 +383,80 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _BareHandler(ServerHandler):
+    server_software = ""  # no Server banner
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access log lines on stderr, and no ``Server`` banner."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def handle(self) -> None:
+        self.raw_requestline = self.rfile.readline(65537)
+        if len(self.raw_requestline) > 65536:
+            self.send_error(414)
+            return
+        if not self.parse_request():
+            return
+        handler = _BareHandler(
+            self.rfile,
+            self.wfile,  # type: ignore[arg-type]
+            self.get_stderr(),
+            self.get_environ(),
+            multithread=True,
+        )
+        handler.request_handler = self  # type: ignore[attr-defined]
+        handler.run(self.server.get_app())  # type: ignore[attr-defined]
+
+
+class _MetricsServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped.is_loopback
+    return ip.is_loopback
+
+
+def _guarded(app: Any, token: str | None) -> Any:
+    """Metrics for whoever holds ``token``, or, without one, for this machine only."""
+
+    def guarded(environ: dict[str, Any], start_response: Any) -> Any:
+        if token:
+            scheme, _, given = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(
+                given.strip().encode(), token.encode()
+            ):
+                start_response(
+                    "401 Unauthorized",
+                    [("Content-Type", "text/plain"), ("WWW-Authenticate", "Bearer")],
+                )
+                return [b"/metrics needs 'Authorization: Bearer <metrics token>'\n"]
+        elif not _is_loopback(environ.get("REMOTE_ADDR", "")):
+            start_response("403 Forbidden", [("Content-Type", "text/plain")])
+            return [b"/metrics answers only this machine; set OUTBOUND_METRICS_TOKEN\n"]
+        return app(environ, start_response)
+
+    return guarded
+
+
+def serve_metrics(
+    port: int, host: str, registry: CollectorRegistry, *, token: str | None
+) -> WSGIServer:
+    """Serve ``registry`` at ``host:port`` in a thread, as the API guards its /metrics."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    server_class = type("_Server", (_MetricsServer,), {"address_family": family})
+    server: WSGIServer = make_server(
+        host, port, _guarded(make_wsgi_app(registry), token), server_class, _QuietHandler
+    )
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+    return server

@@ -105,10 +105,13 @@ def worker() -> None:
     container = start_service(settings, announce=True)
 
     if settings.worker_metrics_port:
-        from prometheus_client import start_http_server
+        from outbound.adapters.metrics import serve_metrics
 
-        start_http_server(
-            settings.worker_metrics_port, addr=settings.host, registry=container.metrics.registry
+        serve_metrics(
+            settings.worker_metrics_port,
+            settings.host,
+            container.metrics.registry,
+            token=settings.metrics_token,
         )
 
     async def main() -> None:

@@ -186,7 +186,7 @@ class WebhookDeliverer:
                 "succeeded" if result.succeeded else "failed"
             ).inc()
             if not result.succeeded:
-                self._metrics.webhook_failures.labels(delivery.endpoint_id).inc()
+                self._metrics.webhook_failed(delivery.endpoint_id)
         if not result.succeeded:
             log.info(
                 "webhook delivery %s to endpoint %s failed (%s), %s",
