@@ -69,6 +69,21 @@ async def test_reply_opens_then_continues_a_conversation(
     assert replies == [sent["message_id"], sent["message_id"]]
 
 
+def test_a_reply_with_nul_or_half_surrogates_is_kept_readable(tenant: Tenant, setup: Setup) -> None:
+    """A provider's callback cannot be refused without losing the customer's message: what no
+    database can store is dropped (NUL) or replaced (U+FFFD), and every listing still answers."""
+    raw = b'{"id": "in-\\u0000x", "from": "+33612345678", "body": "a\\u0000b\\ud800c\\udfff"}'
+    response = tenant.client.post(
+        setup.channel["webhook_url"], content=raw, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 200, response.text
+    for path in ("/v1/conversations", "/v1/messages"):
+        assert tenant.get(path, role=Role.ADMIN).status_code == 200, path
+    (conversation,) = tenant.get("/v1/conversations", role=Role.AGENT).json()["data"]
+    shown = tenant.get(f"/v1/conversations/{conversation['id']}", role=Role.AGENT).json()
+    assert [m["body"] for m in shown["messages"]] == ["ab\ufffdc\ufffd"]
+
+
 async def test_duplicate_inbound_is_stored_once(
     tenant: Tenant, setup: Setup, container: Container
 ) -> None:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
 
-__all__ = ["INT_MAX", "INT_MIN", "TOO_LARGE", "unstorable"]
+__all__ = ["INT_MAX", "INT_MIN", "TOO_LARGE", "storable", "unstorable"]
 
 _SURROGATE: Final = re.compile("[\ud800-\udfff]")
 INT_MIN: Final = -(2**63)
@@ -49,3 +50,28 @@ def unstorable(value: object, *, numbers: bool = True) -> str | None:
             if problem is not None:
                 return problem
     return None
+
+
+def storable(value: Any) -> Any:
+    """``value`` made storable, for what the service cannot refuse (a provider's callback):
+    NUL removed, half surrogates as U+FFFD, non-finite numbers and integers beyond 64 bits as
+    text; mappings and lists looked into. A storable value comes back as it is.
+
+    >>> storable({"body": "a\\x00b", "n": float("nan")})
+    {'body': 'ab', 'n': 'nan'}
+    """
+    if isinstance(value, str):
+        if value.isascii():
+            return value.replace("\x00", "") if "\x00" in value else value
+        return _SURROGATE.sub("\ufffd", value.replace("\x00", ""))
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, int) and not INT_MIN <= value <= INT_MAX:
+        return str(value)
+    if isinstance(value, Mapping):
+        return {storable(k): storable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable(item) for item in value]
+    return value

@@ -10,10 +10,12 @@ does the sandbox's. A call that fails verification stores nothing.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hmac
 import logging
 import time
 from collections.abc import Mapping
+from typing import Any
 
 import anyio.to_thread
 
@@ -22,6 +24,7 @@ from outbound.adapters.db.models import Channel
 from outbound.adapters.providers.base import WebhookAuth, WebhookEvents, WebhookReply
 from outbound.adapters.providers.registry import adapter_for
 from outbound.adapters.secrets import SecretBox
+from outbound.domain.texts import storable
 from outbound.errors import NotFoundError, WebhookSignatureError
 from outbound.services.inbound import InboundService
 from outbound.services.statuses import StatusService
@@ -174,4 +177,25 @@ class WebhookService:
         adapter = adapter_for(channel.provider)
         if adapter.webhook_auth is WebhookAuth.TOKEN and not _token_ok(channel, token):
             raise WebhookSignatureError("missing or wrong webhook token")
-        return adapter.parse_webhook(url, headers, body, credentials)
+        return _storable(adapter.parse_webhook(url, headers, body, credentials))
+
+
+def _storable(events: WebhookEvents) -> WebhookEvents:
+    """What a provider sent, made storable: its callbacks cannot be refused (the customer's
+    message would be lost), so NUL and half surrogate pairs are dropped or replaced instead."""
+
+    def clean(report: Any) -> Any:
+        changes = {
+            f.name: storable(getattr(report, f.name))
+            for f in dataclasses.fields(report)
+            if isinstance(getattr(report, f.name), str | Mapping | list)
+        }
+        return dataclasses.replace(report, **changes)
+
+    if not events.statuses and not events.inbound:
+        return events
+    return dataclasses.replace(
+        events,
+        statuses=[clean(r) for r in events.statuses],
+        inbound=[clean(r) for r in events.inbound],
+    )
