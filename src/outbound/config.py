@@ -20,6 +20,7 @@ from outbound.errors import SettingsError
 __all__ = [
     "DEFAULT_EVENT_RETENTION_DAYS",
     "DEFAULT_HOURLY_REQUEST_QUOTA",
+    "DEFAULT_HTTP_KEEP_ALIVE_SECONDS",
     "DEFAULT_IDEMPOTENCY_STALE_SECONDS",
     "DEFAULT_LEASE_SECONDS",
     "DEFAULT_MAX_ATTEMPTS",
@@ -54,6 +55,10 @@ DEFAULT_WORKER_POLL_INTERVAL = 0.2
 DEFAULT_RETRY_BASE_SECONDS = 2.0
 DEFAULT_RETRY_MAX_SECONDS = 900.0
 DEFAULT_SHUTDOWN_GRACE_SECONDS = 10.0
+# Longer than the idle pools of the clients that call the API and its webhooks again and again
+# (aiohttp keeps a connection 15 s, load balancers 60 s): the client drops an idle connection,
+# never the server just as the client sends on it.
+DEFAULT_HTTP_KEEP_ALIVE_SECONDS = 75
 DEFAULT_IDEMPOTENCY_STALE_SECONDS = 120.0
 DEFAULT_EVENT_RETENTION_DAYS = 30.0
 DEFAULT_PRESENCE_TIMEOUT_SECONDS = 60.0
@@ -107,6 +112,12 @@ class Settings(BaseSettings):
     )
     trust_forwarded_headers: Flag = Field(
         False, description="Rebuild the public URL from X-Forwarded-Proto/Host (behind a proxy)."
+    )
+    http_keep_alive_seconds: int = Field(
+        DEFAULT_HTTP_KEEP_ALIVE_SECONDS,
+        ge=1,
+        description="How long the API keeps an idle client connection open (s); above the "
+        "idle timeout of every client and proxy in front of it.",
     )
     http_timeout: float = Field(15.0, gt=0, description="Total timeout of a provider call (s).")
     http_connect_timeout: float = Field(5.0, gt=0)

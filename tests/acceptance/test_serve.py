@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import socket
 import subprocess
@@ -101,3 +102,22 @@ def test_no_server_banner(served: Served) -> None:
     status, headers = served.get("/healthz")
     assert status == 200
     assert "server" not in {name.lower() for name in headers}
+
+
+def test_an_idle_connection_outlives_the_callers_idle_pools(served: Served) -> None:
+    """A provider's callback client keeps its idle connections (aiohttp: 15 s) and sends the
+    next report on one: the server must not be closing it at that moment (uvicorn's own
+    keep-alive is 5 s), or the report is lost -- providers do not retry status callbacks."""
+    port = int(served.base.rsplit(":", 1)[1])
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        for pause in (0, 6):  # then idle past uvicorn's default keep-alive
+            time.sleep(pause)
+            connection.request("GET", "/healthz")
+            response = connection.getresponse()
+            response.read()
+            assert response.status == 200
+            assert response.getheader("connection", "").lower() != "close"
+        assert connection.sock is not None  # one connection, never reopened
+    finally:
+        connection.close()

@@ -89,6 +89,7 @@ def serve(
             host=host or settings.host,
             port=port or settings.port,
             log_level=settings.log_level,
+            keep_alive=settings.http_keep_alive_seconds,
         )
     )
     server.run()
