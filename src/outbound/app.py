@@ -58,7 +58,7 @@ from outbound.services.webhook_delivery import WebhookDeliverer
 from outbound.services.webhook_endpoints import WebhookEndpointService
 from outbound.services.webhooks import WebhookService, webhook_url
 from outbound.web.body_limit import install_body_limit
-from outbound.web.errors import install_error_handlers
+from outbound.web.errors import SafeJSONResponse, install_error_handlers
 from outbound.web.middleware import install_metrics, install_webhook_fast_path
 from outbound.web.openapi import install_openapi
 from outbound.web.routes import (
@@ -382,6 +382,7 @@ def create_app(container: Container, *, run_worker: bool | None = None) -> FastA
         version=__version__,
         description="Outbound SMS and WhatsApp messaging: templates, send API, tracking.",
         lifespan=lifespan,
+        default_response_class=SafeJSONResponse,
         docs_url=None,  # served by routes/docs.py, with a content policy
         redoc_url=None,
         telemetry=None

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from outbound.adapters.db.migrate import head_revision
+from outbound.adapters.db.models import Event
+from outbound.app import Container
 from tests.helpers import Setup, Tenant, assert_error
 
 # --- health ---------------------------------------------------------------------------------
@@ -144,6 +147,36 @@ def test_lone_surrogates_are_refused_naming_the_field(tenant: Tenant, setup: Set
         assert_error(response, 422, "invalid_request", field)
     assert [c["name"] for c in tenant.get("/v1/channels").json()["data"]] == ["SMS"]
     assert tenant.get("/v1/events").json()["data"] == []
+
+
+def test_answers_cannot_fail_on_a_value_stored_earlier(
+    tenant: Tenant, setup: Setup, container: Container
+) -> None:
+    """A value stored before such input was refused (half a surrogate pair, NaN) must not turn
+    every listing of the organisation into a 500: it is shown replaced, the rest as it is."""
+    with container.db.transaction() as session:
+        try:
+            session.add(
+                Event(
+                    org_id=tenant.org_id,
+                    type="order.late",
+                    record_type="external",
+                    record_id=None,
+                    data={"record": {"id": "a\ud800", "eta": float("nan"), "ok": "é"}},
+                    source="external",
+                    occurred_at=container.clock.now(),
+                    processed_at=None,
+                )
+            )
+            session.flush()
+        except sa.exc.DataError:
+            # PostgreSQL's JSON cannot hold either: nothing of the kind can be there.
+            assert container.db.dialect == "postgresql"
+            return
+    response = tenant.get("/v1/events")
+    assert response.status_code == 200, response.text
+    (event,) = response.json()["data"]
+    assert event["data"] == {"record": {"id": "a\ufffd", "eta": None, "ok": "é"}}
 
 
 def test_numbers_that_are_not_finite_are_refused_naming_the_field(

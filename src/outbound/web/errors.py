@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from outbound.domain.texts import storable
 from outbound.errors import (
     AuthenticationError,
     FlowDefinitionError,
@@ -49,15 +50,22 @@ _HTTP_CODES = {
 }
 
 
-class ErrorJSONResponse(JSONResponse):
-    """An error answer that renders whatever text it quotes back (a refused field name with half
-    of a surrogate pair, say) as escaped ASCII rather than failing on it."""
+class SafeJSONResponse(JSONResponse):
+    """A JSON answer that cannot fail on a value: what UTF-8 or JSON cannot hold (half of a
+    surrogate pair quoted back from a refused field, a value stored before such input was
+    refused, a NaN) is rendered as :func:`~outbound.domain.texts.storable` makes it, instead
+    of turning the whole answer into a 500. The default response class of the API."""
 
     def render(self, content: Any) -> bytes:
         try:
             return super().render(content)
-        except UnicodeEncodeError:
-            return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+        except (UnicodeEncodeError, ValueError):
+            return json.dumps(
+                storable(content), ensure_ascii=False, allow_nan=False, separators=(",", ":")
+            ).encode("utf-8")
+
+
+ErrorJSONResponse = SafeJSONResponse
 
 
 def error_body(code: str, message: str, field: str | None = None, **extra: Any) -> dict[str, Any]:
