@@ -233,6 +233,9 @@ class Run:
     write_wait_seconds: float = 0.0
     """Seconds write transactions waited for their turn, summed likewise."""
     writes: int = 0
+    stages: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+    """Statements, transactions and CPU seconds inside database sessions, by stage, summed
+    over the service's processes (/metrics)."""
 
 
 def _admin_key(database_url: str, secret: str, data_dir: Path) -> tuple[str, str]:
@@ -420,6 +423,7 @@ def _outbound(
             cpu_database = _postgres_cpu_seconds() - database_before if database_url else 0.0
             cpu_bench = time.process_time() - bench_before
             writes = _write_figures(metrics_urls)
+            stages = _stage_figures(metrics_urls)
             peak = max(_peak_rss_mb(p.pid) for p in processes)
             with engine.connect() as conn:
                 rows = conn.execute(
@@ -449,6 +453,7 @@ def _outbound(
         write_seconds=writes[0],
         write_wait_seconds=writes[1],
         writes=int(writes[2]),
+        stages=stages,
     )
 
 
@@ -471,6 +476,63 @@ def _write_figures(urls: list[str]) -> tuple[float, float, float]:
                 elif sample.name == "outbound_database_write_wait_seconds_sum":
                     waited += sample.value
     return took, waited, count
+
+
+def _stage_figures(urls: list[str]) -> dict[str, tuple[float, float, float]]:
+    """Statements, transactions and session CPU seconds by stage, summed over the processes."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    names = {
+        "outbound_database_statements_total": 0,
+        "outbound_database_transactions_total": 1,
+        "outbound_database_session_cpu_seconds_total": 2,
+    }
+    totals: dict[str, list[float]] = {}
+    for url in urls:
+        try:
+            text = httpx2.get(url, timeout=30).text
+        except httpx2.HTTPError:
+            continue
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                column = names.get(sample.name)
+                if column is not None:
+                    row = totals.setdefault(sample.labels["stage"], [0.0, 0.0, 0.0])
+                    row[column] += sample.value
+    return {name: (row[0], row[1], row[2]) for name, row in totals.items()}
+
+
+STAGE_COLUMNS = ("accept", "claim", "record", "dispatch", "report", "other")
+
+
+def _stage_table(latency: float) -> Table:
+    table = Table(
+        title=f"database work per message by stage, fake answering after {latency * 1000:.0f} ms"
+        " (statements / transactions / CPU ms inside sessions)"
+    )
+    table.add_column("scenario")
+    for column in ("statements", "transactions", *STAGE_COLUMNS, "CPU ms outside sessions"):
+        table.add_column(column, justify="right")
+    return table
+
+
+def _stage_row(label: str, run: Run, messages: int) -> list[str]:
+    stages = dict(run.stages)
+    for merged in ("inbound",):  # no customer writes in the benchmark: counted with "other"
+        extra = stages.pop(merged, (0.0, 0.0, 0.0))
+        other = stages.get("other", (0.0, 0.0, 0.0))
+        stages["other"] = (other[0] + extra[0], other[1] + extra[1], other[2] + extra[2])
+    statements = sum(v[0] for v in stages.values())
+    transactions = sum(v[1] for v in stages.values())
+    inside = sum(v[2] for v in stages.values())
+    cells = [label, f"{statements / messages:.2f}", f"{transactions / messages:.2f}"]
+    for name in STAGE_COLUMNS:
+        count, began, cpu = stages.get(name, (0.0, 0.0, 0.0))
+        cells.append(
+            f"{count / messages:.2f} / {began / messages:.2f} / {cpu * 1000 / messages:.2f}"
+        )
+    cells.append(f"{(run.cpu_service - inside) * 1000 / messages:.2f}")
+    return cells
 
 
 @contextmanager
@@ -553,6 +615,7 @@ def main() -> None:
 
     for latency in latencies:
         table = Table(title=f"fake Twilio answering after {latency * 1000:.0f} ms")
+        stage_table = _stage_table(latency)
         for column in (
             "scenario",
             "msg/s sent",
@@ -642,7 +705,9 @@ def main() -> None:
                     f"{run.write_wait_seconds * 1000 / max(run.writes, 1):.1f}",
                     f"{run.delivered_per_s / lifecycle:.2f}",
                 )
+                stage_table.add_row(*_stage_row(label, run, args.messages))
         console.print(table)
+        console.print(stage_table)
     console.print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}, {platform.system()} {platform.release()}; "

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from outbound import __version__
 from outbound.adapters.db import migrate
 from outbound.adapters.db.engine import Database, create_engine
+from outbound.adapters.db.stages import run_in_stage
 from outbound.adapters.metrics import Metrics
 from outbound.adapters.passwords import Passwords
 from outbound.adapters.providers.base import Provider, ProviderDeps
@@ -361,7 +362,9 @@ def create_app(container: Container, *, run_worker: bool | None = None) -> FastA
         stop = asyncio.Event()
         tasks: list[asyncio.Task[None]] = []
         if with_worker:
-            tasks.append(asyncio.create_task(container.dispatcher().run(stop)))
+            tasks.append(
+                asyncio.create_task(run_in_stage("dispatch", container.dispatcher().run(stop)))
+            )
             tasks.append(asyncio.create_task(container.flow_engine().run(stop)))
             tasks.append(asyncio.create_task(container.webhook_deliverer().run(stop)))
             tasks.append(

@@ -54,7 +54,9 @@ def test_send_benchmark_runs_and_prints_its_tables() -> None:
     result = _run(args, timeout=600)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
-    rows = _cells(result.stdout)
+    cells = _cells(result.stdout)
+    rows = [row for row in cells if len(row) > 10]
+    stage_rows = [row for row in cells if len(row) == 10]
     expected = [
         "limit (bare aiohttp)",
         "limit + callbacks (bare receiver)",
@@ -62,6 +64,13 @@ def test_send_benchmark_runs_and_prints_its_tables() -> None:
         *scenarios,
     ]
     assert [row[0] for row in rows] == expected * 2, output  # at 0 ms and at 50 ms
+    # The database work per message, by stage: statements / transactions / CPU ms.
+    assert [row[0] for row in stage_rows] == scenarios * 2, output
+    for row in stage_rows:
+        assert float(row[1]) > 0 and float(row[2]) > 0, row
+        for stage in row[3:8]:  # accept, claim, record, dispatch, report
+            statements, transactions, cpu = (float(v) for v in stage.split(" / "))
+            assert statements > 0 and transactions > 0 and cpu > 0, row
     for row in rows:
         assert float(row[1]) > 0, row  # messages per second sent
         if row[0].startswith("limit + callbacks"):

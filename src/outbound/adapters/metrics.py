@@ -19,7 +19,7 @@ from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer,
 
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, make_wsgi_app
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from outbound.adapters.db.engine import Database
@@ -347,6 +347,7 @@ class Metrics:
         )
         if db is not None:
             db.write_observer = self._observe_write
+            self.registry.register(_StagesCollector(db))
         self.first_response = Histogram(
             "outbound_first_response_seconds",
             "Time from a conversation's first customer message to its agent's first answer",
@@ -460,3 +461,37 @@ def serve_metrics(
     )
     threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
     return server
+
+
+class _StagesCollector(Collector):
+    """The database work of this process by stage (:mod:`outbound.adapters.db.stages`)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> Iterator[Any]:
+        statements = CounterMetricFamily(
+            "outbound_database_statements",
+            "Statements this process sent to the database, by stage",
+            labels=["stage"],
+        )
+        transactions = CounterMetricFamily(
+            "outbound_database_transactions",
+            "Transactions this process began (reads included), by stage",
+            labels=["stage"],
+        )
+        cpu = CounterMetricFamily(
+            "outbound_database_session_cpu_seconds",
+            "CPU time of this process's threads inside database sessions, by stage",
+            labels=["stage"],
+        )
+        for name, (count, began, seconds) in sorted(self._db.stages.snapshot().items()):
+            statements.add_metric([name], count)
+            transactions.add_metric([name], began)
+            cpu.add_metric([name], seconds)
+        yield statements
+        yield transactions
+        yield cpu

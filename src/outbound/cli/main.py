@@ -11,6 +11,7 @@ from typing import Any
 
 import typer
 
+from outbound.adapters.db.stages import run_in_stage
 from outbound.cli.common import (
     console,
     fail,
@@ -122,7 +123,7 @@ def worker() -> None:
             loop.add_signal_handler(sig, stop.set)
         try:
             await asyncio.gather(
-                container.dispatcher().run(stop),
+                run_in_stage("dispatch", container.dispatcher().run(stop)),
                 container.flow_engine().run(stop),
                 container.webhook_deliverer().run(stop),
                 container.conversation_sweep.run(stop, settings.routing_sweep_seconds),

@@ -21,6 +21,7 @@ from outbound.adapters.db.models import (
     InboundMessage,
     Message,
 )
+from outbound.adapters.db.stages import in_stage
 from outbound.adapters.providers.base import InboundReport
 from outbound.adapters.queue.rollups import count_reply
 from outbound.adapters.queue.webhooks import NewEvent, emit
@@ -91,6 +92,7 @@ class InboundService:
             is not None
         )
 
+    @in_stage("inbound")
     def receive(self, channel: Channel, incoming: InboundReport) -> InboundResult:
         now = self._clock.now()
         try:

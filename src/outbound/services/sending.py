@@ -33,6 +33,7 @@ from outbound.adapters.db.models import (
     Template,
     new_id,
 )
+from outbound.adapters.db.stages import in_stage
 from outbound.adapters.metrics import Metrics
 from outbound.adapters.providers.registry import adapter_for
 from outbound.adapters.queue.outbox import Outbox
@@ -116,6 +117,7 @@ class SendService:
             org.hourly_request_quota or self._hourly_request_quota,
         )
 
+    @in_stage("accept")
     def send(
         self,
         org_id: str,

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from outbound.adapters.db.engine import Database
 from outbound.adapters.db.models import Message, OrphanReport
+from outbound.adapters.db.stages import in_stage
 from outbound.adapters.metrics import Metrics
 from outbound.adapters.providers.base import StatusReport
 from outbound.adapters.queue.history import message_event, write_events
@@ -45,6 +46,7 @@ class StatusService:
         self._pending: list[tuple[StatusReport, str | None, asyncio.Future[bool]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
+    @in_stage("report")
     def apply_many(
         self,
         reports: Sequence[StatusReport],
@@ -338,6 +340,7 @@ class StatusService:
                 if not future.done():
                     future.set_result(result)
 
+    @in_stage("report")
     def _apply_groups(
         self, groups: dict[str | None, list[tuple[StatusReport, asyncio.Future[bool]]]]
     ) -> list[tuple[asyncio.Future[bool], bool]]:

@@ -33,6 +33,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import GenerativeSelect
 
+from outbound.adapters.db.stages import StageCounters
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not on Windows
@@ -286,6 +288,9 @@ class Database:
             if self.dialect == "sqlite"
             else None
         )
+        self.stages = StageCounters()
+        """Statements, transactions and CPU of this process's sessions, by stage."""
+        self.stages.watch(engine)
         self.write_observer: Callable[[float, float], None] | None = None
         """Called after each write transaction with the seconds it waited for its turn (SQLite)
         and the seconds it then took, commit included."""
@@ -317,6 +322,7 @@ class Database:
         try:
             if self._writers is None:
                 with (
+                    self.stages.timed(),
                     Session(self._write_engine, expire_on_commit=False) as session,
                     session.begin(),
                 ):
@@ -325,6 +331,7 @@ class Database:
             with self._writers.hold(urgent=urgent):
                 turn = time.perf_counter()
                 with (
+                    self.stages.timed(),
                     Session(self._write_engine, expire_on_commit=False) as session,
                     session.begin(),
                 ):
@@ -337,7 +344,7 @@ class Database:
     @contextmanager
     def read(self) -> Iterator[Session]:
         """A read-only session (its transaction is rolled back at the end)."""
-        with Session(self.engine, expire_on_commit=False) as session:
+        with self.stages.timed(), Session(self.engine, expire_on_commit=False) as session:
             yield session
 
     @contextmanager

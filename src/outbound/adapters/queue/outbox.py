@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from outbound.adapters.db.engine import Database
 from outbound.adapters.db.models import Channel, Message, OutboundConfiguration
+from outbound.adapters.db.stages import in_stage
 from outbound.adapters.queue.history import message_event, write_events
 from outbound.domain.statuses import MessageStatus
 
@@ -174,6 +175,7 @@ class Outbox:
         )
         return [row.id for row in rows]
 
+    @in_stage("claim")
     def claim(
         self, worker_id: str, limit: int, now: datetime, lease: timedelta
     ) -> list[ClaimedMessage]:
@@ -262,6 +264,7 @@ class Outbox:
             )
         return claimed
 
+    @in_stage("record")
     def record(self, worker_id: str, outcomes: Sequence[Outcome], now: datetime) -> int:
         """Write the outcomes of a batch in one transaction; returns rows updated.
 
