@@ -254,6 +254,7 @@ def build_container(
     )
     registry.update(providers or {})
     secrets = SecretBox(key, key_file=key_file)
+    reports = ReportService(db, prices=parse_prices(settings.price_per_segment))
     presence_timeout = timedelta(seconds=settings.presence_timeout_seconds)
     allowed_hosts = AllowedHosts.parse(settings.webhook_allowed_hosts)
     routing = RoutingService(db, clock, presence_timeout=presence_timeout)
@@ -292,8 +293,8 @@ def build_container(
             metrics=metrics,
         ),
         tracking=TrackingService(db),
-        dashboard=DashboardService(db, clock),
-        reports=ReportService(db, prices=parse_prices(settings.price_per_segment)),
+        dashboard=DashboardService(db, clock, reports),
+        reports=reports,
         retention=Retention(
             db,
             clock,

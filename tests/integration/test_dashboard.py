@@ -1,67 +1,107 @@
-"""The dashboard's figures, read from the messages on both databases."""
+"""The dashboard's figures on both databases: the last days per channel and the chart from
+the report rollups, what waits now from the messages."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
 import sqlalchemy as sa
+from fastapi.testclient import TestClient
 
 from outbound.adapters.db.models import Channel, Message
-from outbound.app import Container
-from outbound.testing import FakeClock
-from tests.helpers import Setup, Tenant, contact
+from outbound.adapters.providers.base import StatusReport
+from outbound.app import Container, create_app
+from outbound.domain.statuses import MessageStatus
+from outbound.errors import PermanentProviderError
+from outbound.testing import FakeClock, ScriptedProvider
+from tests.helpers import Setup, Tenant, contact, make_setup, make_tenant
 
 
-def _send(tenant: Tenant, setup: Setup, count: int, start: int = 0) -> list[str]:
+@pytest.fixture
+def stenant(scripted_container: Container) -> Iterator[Tenant]:
+    with TestClient(create_app(scripted_container, run_worker=False)) as client:
+        yield make_tenant(scripted_container, client)
+
+
+def _send(tenant: Tenant, setup: Setup, numbers: list[str]) -> list[str]:
     response = tenant.post(
         "/v1/outbound/send",
-        {
-            "configuration_id": setup.config_id,
-            "contacts": [contact(f"+336123456{start + i:02d}") for i in range(count)],
-        },
+        {"configuration_id": setup.config_id, "contacts": [contact(n) for n in numbers]},
     )
     assert response.status_code == 202, response.text
     return [r["message_id"] for r in response.json()["results"]]
 
 
-def _set_status(container: Container, ids: list[str], status: str) -> None:
-    with container.db.transaction() as session:
-        session.execute(sa.update(Message).where(Message.id.in_(ids)).values(status=status))
-
-
-def test_totals_per_channel_chart_outbox_and_stopped_channels(
-    container: Container, clock: FakeClock, tenant: Tenant, setup: Setup, other_tenant: Tenant
+async def test_totals_per_channel_chart_outbox_and_channels_that_wait(
+    scripted_container: Container,
+    provider: ScriptedProvider,
+    clock: FakeClock,
+    stenant: Tenant,
 ) -> None:
-    old = _send(tenant, setup, 2)
+    c = scripted_container
+    setup = make_setup(stenant)
+    _send(stenant, setup, ["+33612345600", "+33612345601"])
+    assert await c.dispatcher("w").run_once() == 2
     clock.advance(8 * 86400)  # older than the seven days
-    ids = _send(tenant, setup, 6, start=10)
-    _set_status(container, ids[:3], "delivered")
-    _set_status(container, ids[3:4], "undelivered")
-    _set_status(container, ids[4:5], "failed")
+    provider.fail_next("+33612345615", PermanentProviderError("unknown number", code="21211"))
+    numbers = [f"+336123456{10 + i:02d}" for i in range(6)]
+    _send(stenant, setup, numbers)
+    assert await c.dispatcher("w").run_once() == 6
+    c.statuses.apply_many(
+        [
+            *(StatusReport("sandbox", f"SCR{n:08d}", MessageStatus.DELIVERED) for n in (3, 4, 5)),
+            StatusReport("sandbox", "SCR00000006", MessageStatus.UNDELIVERED, error_code="30003"),
+        ],
+        channel_id=setup.channel["id"],
+    )
     clock.advance(3600)
-    later = _send(tenant, setup, 1, start=20)
-    with container.db.transaction() as session:
-        session.execute(
-            sa.update(Channel)
-            .where(Channel.id == setup.channel["id"])
-            .values(healthy=False, health_detail="credentials refused")
-        )
+    [later] = _send(stenant, setup, ["+33612345620"])
 
-    summary = container.dashboard.summary(tenant.org_id)
-    assert old and later
+    summary = c.dashboard.summary(stenant.org_id)
     [channel] = summary.channels
+    # Seven accepted: three delivered, two failed (undelivered, failed), one sent and
+    # waiting for its report, the latest queued.
     assert (channel.requested, channel.delivered, channel.failed, channel.pending) == (7, 3, 2, 2)
     assert not channel.warning  # 2 of 7 failed, but 2 failures are below the minimum
     assert round(channel.failed_rate, 3) == round(2 / 7, 3)
     hourly = summary.hourly
     assert len(hourly.hours) == 24
+    assert hourly.hours[-1] == clock.now().replace(minute=0, second=0, microsecond=0)
+    assert hourly.counts["requested"][-2:] == [6, 1]
     assert hourly.counts["delivered"][-2] == 3
-    assert hourly.counts["queued"][-2:] == [1, 1]
-    assert "sent" not in hourly.counts
-    assert summary.outbox_due == 4  # two old ones, one of the six, the latest
+    assert hourly.counts["failed"][-2] == 2
+    assert summary.outbox_due == 1
     assert summary.oldest_due is not None and summary.oldest_due.tzinfo is not None
+    assert summary.paused_channels == []
+
+    # The dispatcher put the latest back: its provider kept failing (the circuit is open).
+    retry_at = clock.now() + timedelta(seconds=30)
+    with c.db.transaction() as session:
+        session.execute(
+            sa.update(Message)
+            .where(Message.id == later)
+            .values(error_code="circuit_open", scheduled_at=retry_at)
+        )
+        session.execute(
+            sa.update(Channel)
+            .where(Channel.id == setup.channel["id"])
+            .values(healthy=False, health_detail="credentials refused")
+        )
+    summary = c.dashboard.summary(stenant.org_id)
+    assert summary.outbox_due == 0
+    [paused] = summary.paused_channels
+    assert (paused.name, paused.waiting, paused.retry_at) == (setup.channel["name"], 1, retry_at)
     assert [s.name for s in summary.stopped_channels] == [setup.channel["name"]]
     assert summary.stopped_channels[0].detail == "credentials refused"
     assert summary.runs == []
-    _set_status(container, ids[5:6], "rejected")
-    assert container.dashboard.summary(tenant.org_id).channels[0].warning
+
+    _send(stenant, setup, ["not a number"])  # rejected: a third failure
+    assert c.dashboard.summary(stenant.org_id).channels[0].warning
+
+
+def test_an_organisation_without_messages(container: Container, other_tenant: Tenant) -> None:
     empty = container.dashboard.summary(other_tenant.org_id)
     assert (empty.channels, empty.outbox_due, empty.stopped_channels) == ([], 0, [])
+    assert empty.hourly.counts == {} and len(empty.hourly.hours) == 24

@@ -1,13 +1,16 @@
 """The dashboard's figures: how sending went lately, and what needs attention now.
 
-Every figure is read by :meth:`DashboardService.summary`, by plain grouped queries on the
-messages of the organisation (``ix_messages_org_created`` bounds them to the period). It is
-the one place to change when the figures come from report rollups instead.
+The per-channel totals of the last days and the per-hour chart come from the report rollups,
+through :meth:`ReportService.messages <outbound.services.reports.ReportService.messages>`
+(a few rollup rows per channel, whatever the number of messages): messages counted in the
+hour they were accepted, by the stage they reached. What needs attention now is read from
+the messages by indexed queries bounded to what waits: the messages due (``ix_messages_due``),
+the channels stopped, the channels whose circuit is open (the messages that the dispatcher put
+back because their provider kept failing, recently scheduled), the flow runs going on.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,11 +20,14 @@ import sqlalchemy as sa
 from outbound.adapters.db.engine import Database
 from outbound.adapters.db.models import Channel, Flow, FlowRun, Message
 from outbound.clock import Clock
+from outbound.domain.reports import hour_of
 from outbound.domain.statuses import MessageStatus
+from outbound.services.reports import ReportQuery, ReportService
 
 __all__ = [
-    "DELIVERED_STATUSES",
-    "FAILED_STATUSES",
+    "CHART_STAGES",
+    "CIRCUIT_OPEN_CODE",
+    "FAILED_STAGES",
     "FAILURE_WARNING_MIN",
     "FAILURE_WARNING_RATE",
     "ChannelTotals",
@@ -29,15 +35,23 @@ __all__ = [
     "DashboardSummary",
     "FlowRunProgress",
     "HourlySeries",
+    "PausedChannel",
     "StoppedChannel",
 ]
 
-FAILED_STATUSES = frozenset({"failed", "undelivered", "rejected"})
-DELIVERED_STATUSES = frozenset({"delivered"})
+FAILED_STAGES = ("failed", "undelivered", "rejected")
+"""The report counters a channel's failures add up."""
+CHART_STAGES = ("requested", "sent", "delivered", "failed")
+"""The chart's series; ``failed`` adds up :data:`FAILED_STAGES`."""
 FAILURE_WARNING_RATE = 0.05
 """A channel whose failures reach this share of its messages is flagged..."""
 FAILURE_WARNING_MIN = 3
 """...once it has at least this many failures (two failures of three tell little)."""
+CIRCUIT_OPEN_CODE = "circuit_open"
+"""The error code of a message put back while its channel's circuit is open."""
+CIRCUIT_LOOKBACK = timedelta(minutes=10)
+"""A message put back by an open circuit is due again within the circuit's cooldown (seconds);
+one due longer ago than this is read as stale, not as a circuit open now."""
 SUMMARY_DAYS = 7
 CHART_HOURS = 24
 RUNS_SHOWN = 10
@@ -45,7 +59,7 @@ RUNS_SHOWN = 10
 
 @dataclass
 class ChannelTotals:
-    """One channel's messages created in the period, by outcome."""
+    """One channel's messages accepted in the period, by the stage they reached."""
 
     channel_id: str
     name: str
@@ -54,11 +68,16 @@ class ChannelTotals:
     requested: int = 0
     delivered: int = 0
     failed: int = 0
-    by_status: dict[str, int] = field(default_factory=dict)
+    by_stage: dict[str, int] = field(default_factory=dict)
+    """The report's other counters: skipped, rejected, canceled, sent, undelivered, failed."""
 
     @property
     def pending(self) -> int:
-        return self.requested - self.delivered - self.failed - self.by_status.get("skipped", 0)
+        """Neither delivered, failed, skipped nor canceled yet: queued, or sent and waiting
+        for the delivery report."""
+        done = self.delivered + self.failed
+        done += self.by_stage.get("skipped", 0) + self.by_stage.get("canceled", 0)
+        return max(0, self.requested - done)
 
     @property
     def delivered_rate(self) -> float:
@@ -75,7 +94,8 @@ class ChannelTotals:
 
 @dataclass(frozen=True)
 class HourlySeries:
-    """Messages created per hour (UTC hour starts), by their status now."""
+    """Messages accepted per hour (UTC hour starts), by the stage they reached
+    (:data:`CHART_STAGES`)."""
 
     hours: list[datetime]
     counts: dict[str, list[int]]
@@ -86,6 +106,17 @@ class StoppedChannel:
     id: str
     name: str
     detail: str | None
+
+
+@dataclass(frozen=True)
+class PausedChannel:
+    """A channel whose circuit is open: its provider kept failing, sending waits."""
+
+    id: str
+    name: str
+    waiting: int
+    """Messages put back until the circuit lets a call through."""
+    retry_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -114,6 +145,7 @@ class DashboardSummary:
     oldest_due: datetime | None
     stopped_channels: list[StoppedChannel]
     runs: list[FlowRunProgress]
+    paused_channels: list[PausedChannel] = field(default_factory=list)
 
     @property
     def totals(self) -> ChannelTotals:
@@ -122,8 +154,8 @@ class DashboardSummary:
             total.requested += channel.requested
             total.delivered += channel.delivered
             total.failed += channel.failed
-            for status, count in channel.by_status.items():
-                total.by_status[status] = total.by_status.get(status, 0) + count
+            for stage, count in channel.by_stage.items():
+                total.by_stage[stage] = total.by_stage.get(stage, 0) + count
         return total
 
 
@@ -133,26 +165,27 @@ def _aware(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC)
 
 
+def _failed(group: dict[str, Any]) -> int:
+    return sum(int(group[name]) for name in FAILED_STAGES)
+
+
 class DashboardService:
     """Reads the dashboard's figures of one organisation."""
 
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock, reports: ReportService) -> None:
         self._db = db
         self._clock = clock
-
-    def _hour(self, column: Any) -> Any:
-        """``column`` truncated to its hour, as the database can group by."""
-        if self._db.engine.dialect.name == "postgresql":
-            return sa.func.date_trunc("hour", sa.func.timezone("UTC", column))
-        return sa.func.strftime("%Y-%m-%d %H:00:00", column)
+        self._reports = reports
 
     def summary(
         self, org_id: str, *, days: int = SUMMARY_DAYS, hours: int = CHART_HOURS
     ) -> DashboardSummary:
         now = self._clock.now()
-        since = now - timedelta(days=days)
-        first_hour = (now - timedelta(hours=hours - 1)).replace(minute=0, second=0, microsecond=0)
-        hour = self._hour(Message.created_at).label("hour")
+        end = hour_of(now) + timedelta(hours=1)
+        since = end - timedelta(days=days)
+        first_hour = end - timedelta(hours=hours)
+        by_channel = self._reports.messages(org_id, ReportQuery(since, end, ["channel"]))
+        by_hour = self._reports.messages(org_id, ReportQuery(first_hour, end, ["hour"]))
         with self._db.read() as session:
             channels = {
                 row.id: ChannelTotals(row.id, row.name, row.type, row.provider)
@@ -162,21 +195,11 @@ class DashboardService:
                     .order_by(Channel.name)
                 )
             }
-            by_channel = session.execute(
-                sa.select(Message.channel_id, Message.status, sa.func.count())
-                .where(Message.org_id == org_id, Message.created_at >= since)
-                .group_by(Message.channel_id, Message.status)
-            ).all()
-            by_hour = session.execute(
-                sa.select(hour, Message.status, sa.func.count())
-                .where(Message.org_id == org_id, Message.created_at >= first_hour)
-                .group_by(hour, Message.status)
-            ).all()
             due, oldest = session.execute(
                 sa.select(sa.func.count(), sa.func.min(Message.scheduled_at)).where(
-                    Message.org_id == org_id,
                     Message.status == MessageStatus.QUEUED.value,
                     Message.scheduled_at <= now,
+                    Message.org_id == org_id,
                 )
             ).one()
             stopped = [
@@ -187,6 +210,16 @@ class DashboardService:
                     .order_by(Channel.name)
                 )
             ]
+            paused_rows = session.execute(
+                sa.select(Message.channel_id, sa.func.count(), sa.func.max(Message.scheduled_at))
+                .where(
+                    Message.status == MessageStatus.QUEUED.value,
+                    Message.scheduled_at >= now - CIRCUIT_LOOKBACK,
+                    Message.org_id == org_id,
+                    Message.error_code == CIRCUIT_OPEN_CODE,
+                )
+                .group_by(Message.channel_id)
+            ).all()
             runs = [
                 FlowRunProgress(
                     id=row.id,
@@ -213,39 +246,48 @@ class DashboardService:
                     .limit(RUNS_SHOWN)
                 )
             ]
-        for channel_id, status, count in by_channel:
+        for group in by_channel["groups"]:
+            channel_id = group["channel_id"] or ""
             totals = channels.get(channel_id) or channels.setdefault(
                 channel_id, ChannelTotals(channel_id, channel_id, "", "")
             )
-            totals.requested += count
-            totals.by_status[status] = totals.by_status.get(status, 0) + count
-            if status in DELIVERED_STATUSES:
-                totals.delivered += count
-            elif status in FAILED_STATUSES:
-                totals.failed += count
+            totals.requested += int(group["requested"])
+            totals.delivered += int(group["delivered"])
+            totals.failed += _failed(group)
+            for name in ("skipped", "rejected", "canceled", "sent", "undelivered", "failed"):
+                totals.by_stage[name] = totals.by_stage.get(name, 0) + int(group[name])
+        paused = [
+            PausedChannel(
+                id=channel_id,
+                name=channels[channel_id].name if channel_id in channels else channel_id,
+                waiting=int(count),
+                retry_at=_aware(retry_at),
+            )
+            for channel_id, count, retry_at in paused_rows
+        ]
         return DashboardSummary(
             since=since,
             channels=list(channels.values()),
-            hourly=self._series(by_hour, first_hour, hours),
+            hourly=self._series(by_hour["groups"], first_hour, hours),
             outbox_due=int(due),
             oldest_due=_aware(oldest),
             stopped_channels=stopped,
             runs=runs,
+            paused_channels=sorted(paused, key=lambda p: p.name),
         )
 
     @staticmethod
-    def _series(rows: Any, first_hour: datetime, hours: int) -> HourlySeries:
+    def _series(groups: list[dict[str, Any]], first_hour: datetime, hours: int) -> HourlySeries:
         slots = [first_hour + timedelta(hours=index) for index in range(hours)]
-        position = {slot.strftime("%Y-%m-%d %H"): index for index, slot in enumerate(slots)}
-        counts: dict[str, list[int]] = defaultdict(lambda: [0] * hours)
-        for bucket, status, count in rows:
-            key = (
-                bucket.strftime("%Y-%m-%d %H") if isinstance(bucket, datetime) else str(bucket)[:13]
-            )
-            index = position.get(key)
-            if index is not None:
-                counts[status][index] += count
-        ordered: dict[str, list[int]] = {
-            str(s.value): counts[s.value] for s in MessageStatus if s.value in counts
-        }
-        return HourlySeries(hours=slots, counts=ordered)
+        position = {slot: index for index, slot in enumerate(slots)}
+        counts = {stage: [0] * hours for stage in CHART_STAGES}
+        seen = False
+        for group in groups:
+            index = position.get(datetime.fromisoformat(group["hour"]).astimezone(UTC))
+            if index is None:
+                continue
+            seen = True
+            for stage in CHART_STAGES:
+                value = _failed(group) if stage == "failed" else int(group[stage])
+                counts[stage][index] += value
+        return HourlySeries(hours=slots, counts=counts if seen else {})

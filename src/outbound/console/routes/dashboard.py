@@ -8,11 +8,12 @@ from fastapi import Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from outbound.console.access import Viewer, console_router, state_of, viewer_of
+from outbound.console.i18n import N_
 from outbound.console.nav import MANAGERS
 from outbound.console.rendering import render
 from outbound.services.dashboard import FAILURE_WARNING_RATE, SUMMARY_DAYS
 
-__all__ = ["STATUS_COLOURS", "router"]
+__all__ = ["STAGE_LABELS", "STATUS_COLOURS", "router"]
 
 STATUS_COLOURS = {
     "queued": "#627d98",
@@ -26,6 +27,12 @@ STATUS_COLOURS = {
     "canceled": "#a16207",
 }
 """The status colours of console.css, for the chart."""
+STAGE_LABELS = {
+    "requested": N_("Requested"),
+    "sent": N_("Sent"),
+    "delivered": N_("Delivered"),
+    "failed": N_("Failed"),
+}
 
 router = console_router()
 
@@ -40,11 +47,11 @@ async def dashboard(request: Request, who: Viewer = viewer_of(*MANAGERS)) -> Res
         "x": [int(hour.timestamp()) for hour in summary.hourly.hours],
         "series": [
             {
-                "label": t.gettext(status),
-                "color": STATUS_COLOURS.get(status, "#52606d"),
+                "label": t.gettext(STAGE_LABELS.get(stage, stage)),
+                "color": STATUS_COLOURS.get(stage, "#627d98"),
                 "values": values,
             }
-            for status, values in summary.hourly.counts.items()
+            for stage, values in summary.hourly.counts.items()
         ],
     }
     return render(
