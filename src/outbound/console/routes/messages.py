@@ -6,17 +6,22 @@ from datetime import datetime, time, timedelta
 from urllib.parse import urlencode
 
 from fastapi import Query, Request, Response
+from fastapi.responses import RedirectResponse
 
 from outbound.console.access import Viewer, console_router, state_of, viewer_of
 from outbound.console.rendering import render
 from outbound.domain.statuses import TERMINAL_STATUSES, MessageStatus
-from outbound.errors import InvalidRequestError, NotFoundError
+from outbound.domain.users import UserRole
+from outbound.errors import ConflictError, InvalidRequestError, NotFoundError
 from outbound.services.tracking import MessageFilter
 
-__all__ = ["PAGE_SIZE", "router"]
+__all__ = ["CANCELERS", "PAGE_SIZE", "router"]
 
 PAGE_SIZE = 50
 TIMELINE_SHOWN = 20
+CANCELERS = (UserRole.ADMIN,)
+"""Who may cancel a queued message: as ``POST /v1/messages/{id}/cancel``, admins (sender keys
+are the API's other cancelers; the console has no senders)."""
 
 router = console_router()
 
@@ -95,10 +100,7 @@ def messages(
     )
 
 
-@router.get("/messages/{message_id}")
-def message_page(request: Request, message_id: str, who: Viewer = viewer_of()) -> Response:
-    """One message with its status history; the page refreshes its details while the
-    message is on its way."""
+def _message_context(request: Request, who: Viewer, message_id: str) -> dict[str, object]:
     c = request.app.state.container
     message = c.tracking.get(who.org_id, message_id)
     channel = configuration = None
@@ -113,14 +115,37 @@ def message_page(request: Request, message_id: str, who: Viewer = viewer_of()) -
         timeline = c.tracking.timeline(
             who.org_id, message.regarding_object_id, None, TIMELINE_SHOWN
         ).data
-    return render(
-        request,
-        "message.html",
-        {
-            "m": message,
-            "channel": channel,
-            "configuration": configuration,
-            "final": message.status in {s.value for s in TERMINAL_STATUSES},
-            "timeline": timeline,
-        },
-    )
+    return {
+        "m": message,
+        "channel": channel,
+        "configuration": configuration,
+        "final": message.status in {s.value for s in TERMINAL_STATUSES},
+        "cancelable": message.status == MessageStatus.QUEUED.value and who.may(*CANCELERS),
+        "timeline": timeline,
+        "cancel_error": None,
+    }
+
+
+@router.get("/messages/{message_id}")
+def message_page(request: Request, message_id: str, who: Viewer = viewer_of()) -> Response:
+    """One message with its status history; the page refreshes its details while the
+    message is on its way."""
+    return render(request, "message.html", _message_context(request, who, message_id))
+
+
+@router.post("/messages/{message_id}/cancel")
+def cancel_message(
+    request: Request, message_id: str, who: Viewer = viewer_of(*CANCELERS)
+) -> Response:
+    """Cancel a queued message, as ``POST /v1/messages/{id}/cancel``; a message that has
+    left the queue meanwhile is shown with the reason, unchanged."""
+    c = request.app.state.container
+    try:
+        c.cancellation.cancel_message(who.principal, message_id)
+    except ConflictError:
+        context = _message_context(request, who, message_id)
+        context["cancel_error"] = state_of(request).t.gettext(
+            "This message can no longer be canceled: it has left the queue."
+        )
+        return render(request, "message.html", context, status=409)
+    return RedirectResponse(f"/messages/{message_id}", status_code=303)
