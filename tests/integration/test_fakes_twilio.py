@@ -7,6 +7,7 @@ import base64
 import re
 import time
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import parse_qs
@@ -186,6 +187,71 @@ async def test_fetch_returns_the_stored_resource(fake: FakeTwilio, client: Clien
     with pytest.raises(TwilioRestException) as missing:
         await asyncio.to_thread(client.messages("SM" + "0" * 32).fetch)
     assert (missing.value.status, missing.value.code) == (404, 20404)
+
+
+async def _raw_get(fake: FakeTwilio, uri: str, password: str = TOKEN) -> tuple[int, Any]:
+    auth = {"Authorization": "Basic " + base64.b64encode(f"{SID}:{password}".encode()).decode()}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(fake.base_url + uri, headers=auth) as response,
+    ):
+        return response.status, await response.json()
+
+
+async def test_the_messages_list_filters_and_pages_as_twilio(
+    fake: FakeTwilio, client: Client
+) -> None:
+    for i in range(3):
+        await _create(client, to=USER, from_=SENDER, body=f"m{i}")
+    await _create(client, to="+15558675311", from_=SENDER, body="another number")
+    await _create(client, to=USER, from_="+15017122662", body="another sender")
+    await fake.drain()  # every message has been sent: it has its date_sent
+    today = datetime.now(UTC).date()
+    # The SDK's own paging follows next_page_uri.
+    listed = await asyncio.to_thread(
+        client.messages.list, to=USER, from_=SENDER, date_sent_after=today, page_size=2
+    )
+    assert [m.body for m in listed] == ["m2", "m1", "m0"]  # newest first
+    sent = fake.requests[-2:]
+    assert [r.query.get("PageSize") for r in sent] == ["2", "2"]
+    assert sent[0].query["DateSent>"] == f"{today.isoformat()}T00:00:00Z"
+    assert sent[1].query["PageToken"].startswith("PASM")
+
+    path = f"/2010-04-01/Accounts/{SID}/Messages.json"
+    status, first = await _raw_get(
+        fake, f"{path}?To=%2B15558675310&DateSent%3E={today.isoformat()}&PageSize=2"
+    )
+    assert status == 200
+    assert [m["body"] for m in first["messages"]] == ["another sender", "m2"]
+    assert (first["page"], first["page_size"], first["start"], first["end"]) == (0, 2, 0, 1)
+    assert first["previous_page_uri"] is None
+    status, second = await _raw_get(fake, first["next_page_uri"])
+    assert [m["body"] for m in second["messages"]] == ["m1", "m0"]
+    assert second["next_page_uri"] is None
+    assert (second["page"], second["start"], second["end"]) == (1, 2, 3)
+
+    tomorrow = (today + timedelta(days=1)).isoformat()
+    yesterday = (today - timedelta(days=1)).isoformat()
+    for query, count in [
+        (f"DateSent%3E={tomorrow}", 0),
+        (f"DateSent%3C={yesterday}", 0),
+        (f"DateSent={today.isoformat()}", 5),
+        ("From=%2B15017122662", 1),
+    ]:
+        status, page = await _raw_get(fake, f"{path}?{query}")
+        assert (status, len(page["messages"])) == (200, count), query
+    # A message not sent yet has no date_sent: no DateSent filter finds it.
+    fake.callback_delay = 5
+    await _create(client, to=USER, from_=SENDER, body="not sent yet")
+    _, page = await _raw_get(fake, f"{path}?To=%2B15558675310&DateSent%3E={yesterday}")
+    assert "not sent yet" not in [m["body"] for m in page["messages"]]
+    _, page = await _raw_get(fake, f"{path}?To=%2B15558675310")
+    assert page["messages"][0]["body"] == "not sent yet"
+
+    assert (await _raw_get(fake, f"{path}?PageSize=1001"))[0] == 400
+    assert (await _raw_get(fake, f"{path}?DateSent=soon"))[0] == 400
+    status, body = await _raw_get(fake, path, password="wrong")
+    assert (status, body["code"]) == (401, 20003)
 
 
 async def test_api_key_credentials_are_accepted(fake: FakeTwilio) -> None:

@@ -11,6 +11,15 @@ Serves what Twilio's REST API does for messages (wire facts: shared docs ``provi
   **201** with the Message resource (``sid`` ``SM``/``MM`` + 32 hex, ``status`` ``queued`` or
   ``accepted`` with a Messaging Service or ``scheduled``, ``num_segments`` as a string, RFC 2822
   dates...).
+- ``GET .../Messages.json``: the Messages list, newest first (``date_created``), filtered by
+  ``To``, ``From`` and ``DateSent`` (``DateSent<`` on or before, ``DateSent>`` on or after; a
+  date ``YYYY-MM-DD`` compares the day a message was sent, a date and time compares that
+  instant; a message not sent yet has no ``date_sent`` and matches no ``DateSent`` filter),
+  paged by ``PageSize`` (default 50, at most 1000), ``Page`` and ``PageToken`` as Twilio
+  pages: ``{"messages": [...], "page", "page_size", "start", "end", "uri",
+  "first_page_uri", "next_page_uri", "previous_page_uri"}``, with ``next_page_uri`` ``null``
+  on the last page and ``PageToken`` ``PA`` followed by the SID of the previous page's last
+  message.
 - ``GET .../Messages/{Sid}.json``: the stored resource, with its current status.
 - ``POST .../Messages/{Sid}.json``: ``Status=canceled`` cancels a scheduled message;
   ``Body=`` (empty) redacts the body.
@@ -62,7 +71,7 @@ import secrets
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar, Unpack
 from urllib.parse import parse_qs, urlencode, urlparse
 
@@ -89,6 +98,8 @@ DEFAULT_ACCOUNT_SID = "AC" + "0" * 31 + "1"
 DEFAULT_AUTH_TOKEN = "fake-twilio-auth-token"
 WHATSAPP = "whatsapp:"
 WINDOW = timedelta(hours=24)
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
 
 E164_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
 ALPHA_SENDER_RE = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
@@ -387,6 +398,7 @@ class FakeTwilio(FakeProviderServer):
         base = f"/{API_VERSION}/Accounts/{{account_sid}}/Messages"
         return [
             web.post(base + ".json", self._create),
+            web.get(base + ".json", self._list),
             web.get(base + "/{sid}.json", self._fetch),
             web.post(base + "/{sid}.json", self._update),
         ]
@@ -447,6 +459,79 @@ class FakeTwilio(FakeProviderServer):
         if message.status != "scheduled":
             self._spawn(self._run_lifecycle(message, self._plan(message)))
         return web.json_response(message.resource(), status=201)
+
+    async def _list(self, request: web.Request) -> web.Response:
+        denied = self._authenticate(request)
+        if denied is not None:
+            return denied
+        query = request.query
+        try:
+            page_size = int(query.get("PageSize", str(DEFAULT_PAGE_SIZE)))
+            page = int(query.get("Page", "0"))
+            sent_on = _date_filter(query.get("DateSent"))
+            sent_before = _date_filter(query.get("DateSent<"))
+            sent_after = _date_filter(query.get("DateSent>"))
+        except ValueError as exc:
+            return self._twilio_error(400, 20001, str(exc))
+        if not 1 <= page_size <= MAX_PAGE_SIZE or page < 0:
+            return self._twilio_error(
+                400, 20001, f"PageSize must be between 1 and {MAX_PAGE_SIZE}, Page at least 0"
+            )
+        to, from_ = query.get("To"), query.get("From")
+
+        def wanted(message: TwilioMessage) -> bool:
+            if (to is not None and message.to != to) or (
+                from_ is not None and message.from_ != from_
+            ):
+                return False
+            sent = message.date_sent
+            if sent_on is not None and (sent is None or _day_or_instant(sent, sent_on) != 0):
+                return False
+            if sent_before is not None and (sent is None or _day_or_instant(sent, sent_before) > 0):
+                return False
+            return sent_after is None or (
+                sent is not None and _day_or_instant(sent, sent_after) >= 0
+            )
+
+        # Newest first; messages created in the same instant keep their order of creation.
+        ordered = [m for m in reversed(self.messages.values()) if wanted(m)]
+        ordered.sort(key=lambda m: m.date_created, reverse=True)
+        start = page * page_size
+        token = query.get("PageToken")
+        if token is not None:
+            sids = [m.sid for m in ordered]
+            after = token.removeprefix("PA")
+            if not token.startswith("PA") or after not in sids:
+                return self._twilio_error(400, 20001, f"Invalid PageToken {token}")
+            start = sids.index(after) + 1
+        chunk = ordered[start : start + page_size]
+        filters = [
+            (name, query[name])
+            for name in ("To", "From", "DateSent", "DateSent<", "DateSent>")
+            if name in query
+        ]
+        path = f"/{API_VERSION}/Accounts/{self.account_sid}/Messages.json"
+
+        def uri(number: int, page_token: str | None) -> str:
+            params = [*filters, ("PageSize", str(page_size)), ("Page", str(number))]
+            if page_token is not None:
+                params.append(("PageToken", page_token))
+            return f"{path}?{urlencode(params)}"
+
+        more = start + page_size < len(ordered)
+        return web.json_response(
+            {
+                "messages": [m.resource() for m in chunk],
+                "page": page,
+                "page_size": page_size,
+                "start": start,
+                "end": start + max(len(chunk) - 1, 0),
+                "uri": uri(page, token),
+                "first_page_uri": uri(0, None),
+                "next_page_uri": uri(page + 1, "PA" + chunk[-1].sid) if more and chunk else None,
+                "previous_page_uri": uri(page - 1, None) if page > 0 else None,
+            }
+        )
 
     async def _fetch(self, request: web.Request) -> web.Response:
         denied = self._authenticate(request)
@@ -691,6 +776,29 @@ class FakeTwilio(FakeProviderServer):
             "I-Twilio-Idempotency-Token": str(uuid.uuid4()),
             "User-Agent": "TwilioProxy/1.1",
         }
+
+
+def _date_filter(value: str | None) -> datetime | date | None:
+    """A ``DateSent`` filter's value: a day (``YYYY-MM-DD``) or an instant (ISO 8601, as the
+    helper libraries send it)."""
+    if value is None:
+        return None
+    try:
+        if len(value) == 10:
+            return date.fromisoformat(value)
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"Invalid DateSent value {value!r}") from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def _day_or_instant(sent: datetime, bound: datetime | date) -> int:
+    """-1, 0 or 1 as ``sent`` is before, on or after ``bound`` (a day, or an instant)."""
+    if isinstance(bound, datetime):
+        left, right = sent.timestamp(), bound.timestamp()
+    else:
+        left, right = sent.astimezone(UTC).date().toordinal(), bound.toordinal()
+    return (left > right) - (left < right)
 
 
 def _valid_callback(url: str) -> bool:
