@@ -326,6 +326,13 @@ class Metrics:
             ["provider", "kind"],
             registry=self.registry,
         )
+        self.provider_lookups = Counter(
+            "outbound_provider_lookups_total",
+            "Look-ups at the provider of a send of unknown outcome before sending it again, by "
+            "provider and result (found, not_found, unavailable, error)",
+            ["provider", "result"],
+            registry=self.registry,
+        )
         self.http_latency = Histogram(
             "outbound_http_request_seconds",
             "Duration of API requests",

@@ -25,7 +25,13 @@ import sqlalchemy as sa
 
 from outbound.adapters.db.engine import Database
 from outbound.adapters.metrics import Metrics
-from outbound.adapters.providers.base import ChannelInfo, OutgoingMessage, Provider, SendResult
+from outbound.adapters.providers.base import (
+    ChannelInfo,
+    OutgoingMessage,
+    Provider,
+    SendLookup,
+    SendResult,
+)
 from outbound.adapters.queue.channel_state import ChannelState
 from outbound.adapters.queue.outbox import ClaimedMessage, Outbox, Outcome
 from outbound.adapters.queue.send_context import SendContext, load_send_context
@@ -49,6 +55,7 @@ from outbound.domain.windows import next_window_open
 from outbound.errors import (
     CredentialsError,
     PermanentProviderError,
+    ProviderError,
     RecipientOptedOutError,
     TransientProviderError,
 )
@@ -68,6 +75,8 @@ RECORD_ATTEMPTS = 4
 # so that a worker killed mid-batch leaves unrecorded only the calls then in flight, plus
 # this much of the others, instead of every call of the batch.
 RECORD_GROUP_SECONDS = 0.1
+# Provider ids found by look-ups, remembered until their record is surely committed.
+ADOPTED_MEMORY = 10_000
 # A batch claimed ahead that waited more than this share of its lease is given back unsent.
 STALE_SHARE = 0.25
 
@@ -141,6 +150,7 @@ class Dispatcher:
         self._rng = rng or random.Random()
         self._semaphore = asyncio.Semaphore(concurrency)
         self._breakers: dict[str, CircuitBreaker] = {}
+        self._adopted: set[str] = set()
 
     async def run_once(self, limit: int | None = None) -> int:
         """Claim one batch, send it, record it; returns how many messages were claimed."""
@@ -182,11 +192,24 @@ class Dispatcher:
         recorder = _Recorder(self, batch)
         recording = asyncio.create_task(recorder.run())
         try:
+            # Messages whose last attempt has an unknown outcome, asked of their provider
+            # first: one it accepted then is recorded sent, whatever would happen to it now.
+            found = await self._found(batch)
+            recorder.add_all(found)
+            found_ids = {o.message_id for o in found}
             now = self._clock.now()
             # Consent withdrawn since the message was accepted: skipped, without a provider
             # call and without using an attempt.
-            withdrawn = [m for m in batch.claimed if m.id in batch.context.withdrawn]
-            claimed = [m for m in batch.claimed if m.id not in batch.context.withdrawn]
+            withdrawn = [
+                m
+                for m in batch.claimed
+                if m.id in batch.context.withdrawn and m.id not in found_ids
+            ]
+            claimed = [
+                m
+                for m in batch.claimed
+                if m.id not in batch.context.withdrawn and m.id not in found_ids
+            ]
             held = self._outside_window(claimed, batch.context, now)
             in_window = [m for m in claimed if m.id not in held]
             slots: dict[str, datetime] = {}
@@ -451,6 +474,112 @@ class Dispatcher:
             return await self._attempt(message, fallback, context, failover=True)
         return outcome
 
+    async def _found(self, batch: _Batch) -> list[Outcome]:
+        """The outcomes of the batch's messages that a look-up found sent (see
+        :meth:`_look_up`)."""
+        unknown = [m for m in batch.claimed if m.previous_attempt_at is not None]
+        if not unknown:
+            return []
+        context = batch.context
+        results = await asyncio.gather(
+            *(
+                self._look_up(
+                    m,
+                    (
+                        context.channels.get(m.channel_id),
+                        context.fallbacks.get(m.configuration_id or ""),
+                    ),
+                    context,
+                )
+                for m in unknown
+            ),
+            return_exceptions=True,
+        )
+        found: list[Outcome] = []
+        for message, result in zip(unknown, results, strict=True):
+            if isinstance(result, Outcome):
+                found.append(result)
+            elif isinstance(result, asyncio.CancelledError):
+                raise result
+            elif isinstance(result, BaseException):
+                # Sent again, as without a look-up.
+                log.error(
+                    "looking up message %s failed",
+                    message.id,
+                    exc_info=(type(result), result, result.__traceback__),
+                )
+        return found
+
+    async def _look_up(
+        self,
+        message: ClaimedMessage,
+        channels: tuple[ChannelInfo | None, ChannelInfo | None],
+        context: SendContext,
+    ) -> Outcome | None:
+        """An earlier attempt of ``message`` has an unknown outcome (its worker died while it
+        was sending): ask the providers that can tell whether they accepted it. Its outcome
+        ``sent`` when one did; None (send it) when none did or none can tell."""
+        assert message.previous_attempt_at is not None
+        for channel in channels:
+            if channel is None:
+                continue
+            provider = self._providers.get(channel.provider)
+            if not isinstance(provider, SendLookup):
+                continue
+            outgoing = self._outgoing(message, channel, context)
+            try:
+                async with self._semaphore:
+                    ids = await provider.find_sent(outgoing, message.previous_attempt_at)
+            except ProviderError as exc:
+                # Sent again: at least once, as without a look-up.
+                self._metrics.provider_lookups.labels(channel.provider, "error").inc()
+                log.warning(
+                    "message %s: looking up its earlier send at %s failed (%s %s)",
+                    message.id,
+                    channel.provider,
+                    type(exc).__name__,
+                    exc.code,
+                    extra={"message_id": message.id, "provider": channel.provider},
+                )
+                continue
+            if ids is None:
+                self._metrics.provider_lookups.labels(channel.provider, "unavailable").inc()
+                continue
+            # A match may be another of our messages, same text to the same number, that was
+            # recorded: only one not recorded yet is this one's.
+            taken = await asyncio.to_thread(self._outbox.known_provider_ids, channel.provider, ids)
+            free = [i for i in ids if i not in taken and i not in self._adopted]
+            if not free:
+                self._metrics.provider_lookups.labels(channel.provider, "not_found").inc()
+                continue
+            self._metrics.provider_lookups.labels(channel.provider, "found").inc()
+            self._adopt(free[0])
+            log.info(
+                "message %s: its earlier send was accepted by %s as %s; not sent again",
+                message.id,
+                channel.provider,
+                free[0],
+                extra={"message_id": message.id, "provider": channel.provider},
+            )
+            failover = channel.id != message.channel_id
+            return Outcome(
+                message.id,
+                MessageStatus.SENT,
+                provider_message_id=free[0],
+                sent_via_channel_id=channel.id if failover else None,
+                provider=channel.provider if failover else None,
+                from_number=channel.sender if failover else None,
+                found=True,
+            )
+        return None
+
+    def _adopt(self, provider_message_id: str) -> None:
+        # Until its record is committed, a provider id found is not in the database yet: two
+        # messages of one batch must not both take it.
+        if len(self._adopted) >= ADOPTED_MEMORY:
+            self._adopted.clear()
+        self._adopted.add(provider_message_id)
+
     async def _attempt(
         self,
         message: ClaimedMessage,
@@ -546,6 +675,27 @@ class Dispatcher:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set, then finish in-flight batches within the grace period."""
+        presence = self._db.presence("dispatchers")
+        await asyncio.to_thread(presence.join, self._reclaim_dead)
+        try:
+            await self._run(stop)
+        finally:
+            presence.leave()
+
+    def _reclaim_dead(self) -> None:
+        """No other dispatcher is alive on this (SQLite) database: the leases still running
+        are those of dead ones, and their messages are due now rather than when the leases
+        would end."""
+        count = self._outbox.expire_leases(self._clock.now())
+        if count:
+            log.warning(
+                "dispatcher %s: %d messages were being sent by a dispatcher that is gone; "
+                "their leases end now",
+                self.worker_id,
+                count,
+            )
+
+    async def _run(self, stop: asyncio.Event) -> None:
         lanes = max(1, 2 * self._concurrency // self._batch_size)
         lanes = min(lanes, 16)
         log.info("dispatcher %s started with %d lanes", self.worker_id, lanes)

@@ -40,7 +40,7 @@ try:
 except ImportError:  # pragma: no cover - not on Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["Database", "WriterQueue", "affected", "create_engine"]
+__all__ = ["Database", "Presence", "WriterQueue", "affected", "create_engine"]
 
 log = logging.getLogger(__name__)
 
@@ -265,11 +265,62 @@ class WriterQueue:
                 self._fd = None
 
 
-def _writer_lock_path(engine: Engine) -> str | None:
+def _beside_database(engine: Engine, suffix: str) -> str | None:
     database = engine.url.database
     if not database or database == ":memory:" or database.startswith("file:"):
         return None
-    return f"{os.path.abspath(database)}-writer"
+    return f"{os.path.abspath(database)}-{suffix}"
+
+
+def _writer_lock_path(engine: Engine) -> str | None:
+    return _beside_database(engine, "writer")
+
+
+class Presence:
+    """Which processes of a kind are alive, for a SQLite database: each holds a shared lock on
+    a file beside it (``<database>-<kind>``) while it runs, which the system drops the moment
+    the process ends, however it ends.
+
+    :meth:`join` tells the first one in whether it is alone, and lets it act on that while it
+    still holds the lock alone: a dispatcher that finds no other one alive knows that every
+    lease still running belongs to a dead one. Without a file (PostgreSQL, a database in
+    memory, a file system without locks) nobody is ever alone.
+    """
+
+    def __init__(self, path: str | None) -> None:
+        self._path = path
+        self._fd: int | None = None
+
+    def join(self, when_alone: Callable[[], object]) -> bool:
+        """Hold the shared lock until :meth:`leave`; if no other process held it, call
+        ``when_alone`` first (under an exclusive lock) and return True."""
+        if self._path is None or fcntl is None or self._fd is not None:
+            return False
+        try:
+            fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            log.warning("cannot open %s (%s): other processes cannot be seen", self._path, exc)
+            return False
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                alone = True
+            except BlockingIOError:
+                alone = False
+            if alone:
+                when_alone()
+            # Waits, at most, for another process's when_alone.
+            fcntl.flock(fd, fcntl.LOCK_SH)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        return alone
+
+    def leave(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 class Database:
@@ -340,6 +391,11 @@ class Database:
             if self.write_observer is not None:
                 ended = time.perf_counter()
                 self.write_observer(turn - began, ended - turn)
+
+    def presence(self, kind: str) -> Presence:
+        """The processes of ``kind`` alive on this database, as far as SQLite can tell
+        (:class:`Presence`); on PostgreSQL, none can be seen."""
+        return Presence(_beside_database(self.engine, kind) if self.dialect == "sqlite" else None)
 
     @contextmanager
     def read(self) -> Iterator[Session]:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from outbound.domain.statuses import MessageStatus
 
@@ -33,6 +33,7 @@ __all__ = [
     "Provider",
     "ProviderAdapter",
     "ProviderDeps",
+    "SendLookup",
     "SendResult",
     "StatusReport",
     "StatusReporter",
@@ -146,6 +147,19 @@ class Provider(Protocol):
 
     async def aclose(self) -> None:
         """Release connections and background tasks."""
+        ...
+
+
+@runtime_checkable
+class SendLookup(Protocol):
+    """A provider whose sends can be found again: the dispatcher asks it, before sending a
+    message again whose earlier attempt has an unknown outcome (its worker died), whether that
+    attempt was accepted."""
+
+    async def find_sent(self, message: OutgoingMessage, since: datetime) -> list[str] | None:
+        """The provider ids of the messages it accepted for ``message`` (same recipient,
+        sender and text) since ``since``, oldest first; ``None`` when such a message cannot
+        be told apart (a template send); a ProviderError subclass when the look-up failed."""
         ...
 
 

@@ -2,17 +2,20 @@
 
 No idempotency key exists on Twilio's create call: a send whose response is lost (timeout,
 dropped connection) is retried and may reach the handset twice. That window is the request
-timeout; see docs/architecture.md.
+timeout; see docs/architecture.md. A send whose worker died before recording it is looked up
+in the Messages list before it is sent again (:meth:`TwilioProvider.find_sent`).
 """
 
 from __future__ import annotations
 
 import base64
+import email.utils
 import hashlib
 import hmac
 import json
 from collections.abc import Callable, Iterable, Mapping
-from typing import ClassVar
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from outbound.adapters.providers.base import (
@@ -50,6 +53,12 @@ __all__ = [
 
 TWILIO_API_BASE = "https://api.twilio.com"
 USER_AGENT = "outbound/0.1 (twilio adapter)"
+
+# The look-up of a send of unknown outcome: pages of this many messages, at most this many
+# pages; Twilio's dates have whole seconds and its clock is not ours.
+LOOKUP_PAGE_SIZE = 100
+LOOKUP_MAX_PAGES = 5
+LOOKUP_CLOCK_SKEW = timedelta(seconds=5)
 
 CREDENTIAL_CODES = frozenset({"20003"})
 TRANSIENT_CODES = frozenset({"20429", "21611"})
@@ -162,6 +171,88 @@ class TwilioProvider(HttpProvider):
             credentials_codes=CREDENTIAL_CODES,
             transient_codes=TRANSIENT_CODES,
         )
+
+    async def find_sent(self, message: OutgoingMessage, since: datetime) -> list[str] | None:
+        """Twilio's messages to the same address, from the same sender, with the same body,
+        created since ``since``: ``GET .../Messages.json?To=&From=&DateSent>=&PageSize=``,
+        newest first, following ``next_page_uri`` until a message older than ``since``."""
+        if message.send_as_template and message.content_sid:
+            # Twilio stores the template's rendering, which the body need not equal.
+            return None
+        channel = message.channel
+        account_sid, authorization = _basic_auth(channel.credentials)
+        base = (channel.base_url or TWILIO_API_BASE).rstrip("/")
+        service = channel.sender if channel.sender.startswith("MG") else None
+        params = [("To", _address(channel.type, message.to))]
+        if service is None:
+            params.append(("From", _address(channel.type, channel.sender)))
+        # DateSent filters by day (UTC): the creation time is checked below.
+        params.append(("DateSent>", since.astimezone(UTC).date().isoformat()))
+        params.append(("PageSize", str(LOOKUP_PAGE_SIZE)))
+        url = f"{base}/2010-04-01/Accounts/{account_sid}/Messages.json?{urlencode(params)}"
+        headers = {"Authorization": authorization, "Accept": "application/json"}
+        headers["User-Agent"] = USER_AGENT
+        earliest = since - LOOKUP_CLOCK_SKEW
+        found: list[str] = []
+        for _ in range(LOOKUP_MAX_PAGES):
+            response = await self.http.request(HttpRequest("GET", url, headers))
+            data = _json_object(response.body)
+            if not 200 <= response.status < 300:
+                raise self.transient_or_permanent(
+                    response,
+                    str(data["code"]) if data.get("code") is not None else None,
+                    str(data.get("message") or f"Twilio answered HTTP {response.status}"),
+                    credentials_codes=CREDENTIAL_CODES,
+                    transient_codes=TRANSIENT_CODES,
+                )
+            older = False
+            for item in data.get("messages") or []:
+                created = _rfc2822(item.get("date_created"))
+                if created is None or created < earliest:
+                    older = True
+                    continue
+                if (
+                    item.get("direction") == "outbound-api"
+                    and item.get("body") == message.body
+                    and (service is None or item.get("messaging_service_sid") == service)
+                    and item.get("sid")
+                ):
+                    found.append(str(item["sid"]))
+            next_uri = data.get("next_page_uri")
+            if older or not next_uri:
+                break
+            url = f"{base}{next_uri}"
+        return found[::-1]
+
+
+def _basic_auth(credentials: Mapping[str, str]) -> tuple[str, str]:
+    """The account SID and the ``Authorization`` header of a channel's credentials."""
+    try:
+        account_sid = credentials["account_sid"]
+        user = credentials.get("api_key_sid") or account_sid
+        password = credentials.get("api_key_secret") or credentials["auth_token"]
+    except KeyError as exc:
+        raise CredentialsError(f"missing Twilio credential {exc}", code="credentials") from exc
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return account_sid, f"Basic {token}"
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(body or b"{}")
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _rfc2822(value: object) -> datetime | None:
+    """Twilio's dates (``Thu, 30 Jul 2015 20:12:31 +0000``), or None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def twilio_signature(url: str, params: Iterable[tuple[str, str]], auth_token: str) -> str:

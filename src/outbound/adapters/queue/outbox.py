@@ -19,7 +19,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from outbound.adapters.db.engine import Database
+from outbound.adapters.db.engine import Database, affected
 from outbound.adapters.db.models import Channel, Message, OutboundConfiguration
 from outbound.adapters.db.stages import in_stage
 from outbound.adapters.queue.history import message_event, write_events
@@ -33,6 +33,7 @@ _MESSAGES = cast(sa.Table, Message.__table__)
 _STATUS_OF = {status.value: status for status in MessageStatus}
 _QUEUED = MessageStatus.QUEUED.value
 _SENDING = MessageStatus.SENDING.value
+_EXPIRED = timedelta(seconds=1)
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,9 @@ class ClaimedMessage:
     reclaimed: bool
     first_attempt_at: datetime | None = None
     time_zone: str | None = None
+    previous_attempt_at: datetime | None = None
+    """For a message ``reclaimed`` (its earlier lease expired while it was ``sending``): when
+    that attempt, of unknown outcome, began."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,8 @@ class Outcome:
     from_number: str | None = None
     # Why the message was not sent (a skip's reason), shown as the message's reason.
     reason: str | None = None
+    # Found at the provider (an earlier attempt of unknown outcome had been accepted), not sent.
+    found: bool = False
 
 
 _RETURNING = (
@@ -193,7 +199,7 @@ class Outbox:
             .where(Channel.healthy.is_(True))
         )
         pick = (
-            sa.select(Message.id, Message.status)
+            sa.select(Message.id, Message.status, Message.updated_at)
             .where(
                 due,
                 sa.or_(
@@ -208,7 +214,8 @@ class Outbox:
         with self._db.transaction() as session:
             # The rows stay locked (PostgreSQL) or the database stays ours (SQLite, BEGIN
             # IMMEDIATE) until commit, so no other worker can take them in between.
-            previous = {row.id: row.status for row in session.execute(pick)}
+            # A message still sending was last changed by the claim of its lost attempt.
+            previous = {row.id: (row.status, row.updated_at) for row in session.execute(pick)}
             if not previous:
                 return []
             rows = session.execute(
@@ -241,9 +248,12 @@ class Outbox:
                     send_as_template=r.send_as_template,
                     content_sid=r.content_sid,
                     template_parameters=r.template_parameters,
-                    reclaimed=previous[r.id] == _SENDING,
+                    reclaimed=previous[r.id][0] == _SENDING,
                     first_attempt_at=r.first_attempt_at,
                     time_zone=r.time_zone,
+                    previous_attempt_at=previous[r.id][1]
+                    if previous[r.id][0] == _SENDING
+                    else None,
                 )
                 for r in rows
             ]
@@ -357,7 +367,11 @@ class Outbox:
                             o.message_id,
                             ours[o.message_id],
                             o.status,
-                            source="failover" if o.sent_via_channel_id else "worker",
+                            source="lookup"
+                            if o.found
+                            else "failover"
+                            if o.sent_via_channel_id
+                            else "worker",
                             occurred_at=now,
                             moved_from=MessageStatus.SENDING,
                             error_code=o.error_code,
@@ -368,3 +382,32 @@ class Outbox:
                     ],
                 )
         return updated
+
+    def known_provider_ids(self, provider: str, provider_ids: Sequence[str]) -> set[str]:
+        """Which of ``provider``'s ``provider_ids`` a message is already recorded with."""
+        if not provider_ids:
+            return set()
+        with self._db.read() as session:
+            return {
+                str(pid)
+                for pid in session.execute(
+                    sa.select(Message.provider_message_id).where(
+                        Message.provider == provider,
+                        Message.provider_message_id.in_(list(provider_ids)),
+                    )
+                ).scalars()
+            }
+
+    def expire_leases(self, now: datetime) -> int:
+        """End every lease at once (they become due): for a dispatcher that knows it is the
+        only one alive, so that the leases still running belong to dead workers. Returns
+        how many were ended."""
+        with self._db.transaction() as session:
+            result = session.execute(
+                sa.update(Message)
+                .where(Message.status == _SENDING, Message.lease_until >= now)
+                # Already past, so that a claim at this same instant takes them.
+                .values(lease_until=now - _EXPIRED)
+                .execution_options(synchronize_session=False)
+            )
+        return affected(result)
