@@ -11,7 +11,8 @@ seconds), one table row per scenario:
 - *naive*: a loop over the official ``twilio`` SDK, as a team without this service would write;
 - *outbound SQLite*: ``outbound serve`` (API and worker in one process) fed 100-contact requests
   over HTTP, until every message is ``sent`` and until every delivery callback is recorded;
-- *outbound PostgreSQL* (with ``--postgres``): 2 API processes and 1, then 2, worker processes.
+- *outbound PostgreSQL* (with ``--postgres``): 2 API processes and 1, then 2, worker processes
+  (``--workers 1,2,3,4`` for others), with a table of how the throughput grows with them.
 
 The fake provider and the service run in processes of their own; figures come from the
 database and from each process's /proc entry. Record results with the machine in
@@ -535,6 +536,37 @@ def _stage_row(label: str, run: Run, messages: int) -> list[str]:
     return cells
 
 
+def _scale_table(latency: float, runs: list[tuple[int, Run]], messages: int) -> Table:
+    """How throughput grows with the workers sharing one PostgreSQL database."""
+    table = Table(
+        title=f"PostgreSQL scale-out, fake answering after {latency * 1000:.0f} ms "
+        "(2 API processes)"
+    )
+    for column in (
+        "workers",
+        "msg/s sent",
+        "x 1st row",
+        "msg/s delivered",
+        "CPU ms/msg service / db",
+        "statements/msg",
+    ):
+        table.add_column(column, justify="right")
+    base = runs[0][1].sent_per_s
+    for workers, run in runs:
+        statements = sum(v[0] for v in run.stages.values())
+        table.add_row(
+            str(workers),
+            f"{run.sent_per_s:.0f}",
+            f"{run.sent_per_s / base:.2f}",
+            f"{run.delivered_per_s:.0f}"
+            if run.delivered_per_s == run.delivered_per_s
+            else f"{run.delivered_share:.0%} recorded",
+            f"{run.cpu_service * 1000 / messages:.2f} / {run.cpu_database * 1000 / messages:.2f}",
+            f"{statements / messages:.2f}",
+        )
+    return table
+
+
 @contextmanager
 def _fresh(server_url: str | None) -> Iterator[str | None]:
     """A new, empty PostgreSQL database for one run (dropped afterwards)."""
@@ -584,7 +616,8 @@ def main() -> None:
     parser.add_argument(
         "--only",
         default=None,
-        help="comma-separated outbound scenarios to run: sqlite, sqlite-split, pg-1, pg-2",
+        help="comma-separated outbound scenarios to run: sqlite, sqlite-split, pg-N (N of "
+        "--workers)",
     )
     parser.add_argument(
         "--latencies",
@@ -592,7 +625,19 @@ def main() -> None:
         default="both",
         help="run at 0 ms, at --latency, or both (default)",
     )
+    parser.add_argument(
+        "--workers",
+        default="1,2",
+        help="with --postgres: the numbers of worker processes to run against one database "
+        "(2 API processes each), e.g. 1,2,3,4; a table shows how throughput grows with them",
+    )
     args = parser.parse_args()
+    try:
+        worker_counts = sorted({int(n) for n in args.workers.split(",")})
+    except ValueError:
+        parser.error("--workers: comma-separated numbers of workers, such as 1,2,3,4")
+    if not worker_counts or worker_counts[0] < 1:
+        parser.error("--workers: at least one worker")
 
     scenarios = [
         ("sqlite", "outbound SQLite, 1 process", None, 1, 0, True),
@@ -600,8 +645,15 @@ def main() -> None:
     ]
     if args.postgres:
         scenarios += [
-            ("pg-1", "outbound PostgreSQL, 2 API + 1 worker", args.postgres, 2, 1, False),
-            ("pg-2", "outbound PostgreSQL, 2 API + 2 workers", args.postgres, 2, 2, False),
+            (
+                f"pg-{n}",
+                f"outbound PostgreSQL, 2 API + {n} worker{'s' if n > 1 else ''}",
+                args.postgres,
+                2,
+                n,
+                False,
+            )
+            for n in worker_counts
         ]
     if args.only:
         wanted = set(args.only.split(","))
@@ -616,6 +668,7 @@ def main() -> None:
     for latency in latencies:
         table = Table(title=f"fake Twilio answering after {latency * 1000:.0f} ms")
         stage_table = _stage_table(latency)
+        scale: list[tuple[int, Run]] = []
         for column in (
             "scenario",
             "msg/s sent",
@@ -706,8 +759,12 @@ def main() -> None:
                     f"{run.delivered_per_s / lifecycle:.2f}",
                 )
                 stage_table.add_row(*_stage_row(label, run, args.messages))
+                if url is not None:
+                    scale.append((workers, run))
         console.print(table)
         console.print(stage_table)
+        if len(scale) > 1:
+            console.print(_scale_table(latency, scale, args.messages))
     console.print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}, {platform.system()} {platform.release()}; "
