@@ -136,6 +136,23 @@ def _insert(session: Session, table: sa.Table) -> Any:
     return sqlite.insert(table)
 
 
+_UPSERTS: dict[tuple[str, str], Any] = {}
+
+
+def _upsert(session: Session, table: sa.Table, keys: list[str], added: list[str]) -> Any:
+    """The statement adding ``added`` columns to the row of ``keys``, made once per database
+    kind and table: building ``excluded`` again for every batch cost more than running it."""
+    cache_key = (session.get_bind().dialect.name, table.name)
+    stmt = _UPSERTS.get(cache_key)
+    if stmt is None:
+        stmt = _insert(session, table)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=keys, set_={name: table.c[name] + stmt.excluded[name] for name in added}
+        )
+        _UPSERTS[cache_key] = stmt
+    return stmt
+
+
 def _upsert_rollups(session: Session, rows: Mapping[Key, Mapping[str, int]]) -> None:
     if not rows:
         return
@@ -146,12 +163,7 @@ def _upsert_rollups(session: Session, rows: Mapping[Key, Mapping[str, int]]) -> 
         }
         for key, values in sorted(rows.items(), key=lambda item: _sortable(item[0]))
     ]
-    stmt = _insert(session, _ROLLUPS)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=list(_KEY),
-        set_={name: _ROLLUPS.c[name] + stmt.excluded[name] for name in _VALUES},
-    )
-    session.connection().execute(stmt, params)
+    session.connection().execute(_upsert(session, _ROLLUPS, list(_KEY), list(_VALUES)), params)
 
 
 def _upsert_reasons(session: Session, reasons: Mapping[tuple[Key, str, str], int]) -> None:
@@ -163,11 +175,7 @@ def _upsert_reasons(session: Session, reasons: Mapping[tuple[Key, str, str], int
             reasons.items(), key=lambda item: (_sortable(item[0][0]), item[0][1], item[0][2])
         )
     ]
-    stmt = _insert(session, _REASONS)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[*_KEY, "kind", "code"],
-        set_={"count": _REASONS.c.count + stmt.excluded.count},
-    )
+    stmt = _upsert(session, _REASONS, [*_KEY, "kind", "code"], ["count"])
     session.connection().execute(stmt, params)
 
 
