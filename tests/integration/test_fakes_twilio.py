@@ -502,6 +502,33 @@ async def test_failing_number_ends_undelivered_with_error_code(
     assert fake.messages[message.sid].resource()["error_code"] == 30003
 
 
+async def test_dropped_callbacks_never_arrive_and_the_resource_still_tells_the_status(
+    fake: FakeTwilio, client: Client, receiver: WebhookReceiver
+) -> None:
+    fake.drop_callbacks()
+    message = await _create(
+        client, to=USER, from_=SENDER, body="hi", status_callback=receiver.url()
+    )
+    await fake.drain()
+    assert receiver.requests == []
+    assert [(r.status, r.error) for r in fake.callback_results] == [(None, "dropped (fault)")] * 2
+    fetched = await asyncio.to_thread(client.messages(message.sid).fetch)
+    assert fetched.status == "delivered"
+    fake.restore_callbacks()
+    await fake.deliver(message.sid, "delivered")
+    assert len(await receiver.wait_for(1)) == 1
+
+
+async def test_a_count_of_dropped_callbacks(
+    fake: FakeTwilio, client: Client, receiver: WebhookReceiver
+) -> None:
+    fake.drop_callbacks(1)
+    await _create(client, to=USER, from_=SENDER, body="hi", status_callback=receiver.url())
+    hooks = await receiver.wait_for(1)
+    await fake.drain()
+    assert [_params(h)["MessageStatus"] for h in hooks] == ["delivered"]
+
+
 async def test_webhook_failures_are_recorded(fake: FakeTwilio, client: Client) -> None:
     async with WebhookReceiver(status=500) as broken:
         await _create(client, to=USER, from_=SENDER, body="hi", status_callback=broken.url())

@@ -13,6 +13,8 @@ on ``127.0.0.1`` (port 0 picks a free port). :class:`FakeProviderServer` gives t
   request -- the message is created -- then close the connection without the answer) and
   :meth:`~FakeProviderServer.slow_next` (extra delay); :meth:`~FakeProviderServer.down_for`
   answers every API request with an error for a while (an outage);
+  :meth:`~FakeProviderServer.drop_callbacks` loses callbacks instead (as when the service they
+  go to is down: the provider's own record of each message still changes);
 - ``slow_share`` and ``slow_seconds``: that share of API requests, spread evenly (one in ten
   for 0.1), waits ``slow_seconds`` more before being handled;
 - ``max_concurrent``: more API requests in flight than this get the provider's 429 answer;
@@ -166,6 +168,7 @@ class FakeProviderServer:
         self.requests: list[CapturedRequest] = []
         self.callback_results: list[CallbackResult] = []
         self._faults: deque[_Fault] = deque()
+        self._callbacks_to_drop: int | None = 0
         self._in_flight = 0
         self._runner: web.AppRunner | None = None
         self._session: ClientSession | None = None
@@ -296,6 +299,16 @@ class FakeProviderServer:
         """Delay the next ``count`` API requests by ``seconds`` (on top of ``latency``)."""
         self._faults.extend([_Fault("slow", seconds=seconds)] * count)
 
+    def drop_callbacks(self, count: int | None = None) -> None:
+        """Lose the next ``count`` callback attempts, or every one until
+        :meth:`restore_callbacks` (``None``): none is POSTed, each is recorded in
+        ``callback_results`` without a status, and no retry is made for it."""
+        self._callbacks_to_drop = count
+
+    def restore_callbacks(self) -> None:
+        """POST callbacks again."""
+        self._callbacks_to_drop = 0
+
     def clear_faults(self) -> None:
         """Forget the faults not yet used."""
         self._faults.clear()
@@ -344,7 +357,8 @@ class FakeProviderServer:
         while True:
             attempt += 1
             result = await self._post_once(kind, url, body, headers, attempt)
-            if self._callback_accepted(result) or attempt > len(retry_delays):
+            dropped = result.error == "dropped (fault)"
+            if self._callback_accepted(result) or dropped or attempt > len(retry_delays):
                 return result
             await asyncio.sleep(retry_delays[attempt - 1])
 
@@ -360,12 +374,17 @@ class FakeProviderServer:
         status: int | None = None
         response_body = b""
         error: str | None = None
-        try:
-            async with self._session.post(url, data=body, headers=dict(headers)) as response:
-                status = response.status
-                response_body = await response.read()
-        except (ClientError, TimeoutError) as exc:
-            error = f"{type(exc).__name__}: {exc}"
+        if self._callbacks_to_drop is None or self._callbacks_to_drop > 0:
+            if self._callbacks_to_drop is not None:
+                self._callbacks_to_drop -= 1
+            error = "dropped (fault)"
+        else:
+            try:
+                async with self._session.post(url, data=body, headers=dict(headers)) as response:
+                    status = response.status
+                    response_body = await response.read()
+            except (ClientError, TimeoutError) as exc:
+                error = f"{type(exc).__name__}: {exc}"
         result = CallbackResult(
             kind=kind,
             url=url,
