@@ -30,7 +30,9 @@
         ├── TransientProviderError       retry later (has .retry_after, optional)
         └── PermanentProviderError       never retry (has .code)
             ├── CredentialsError         the provider refused the channel's credentials
-            └── RecipientOptedOutError   the recipient withdrew consent at the provider
+            ├── RecipientOptedOutError   the recipient withdrew consent at the provider
+            └── UnknownProviderMessageError  a status check named a message the provider
+                                         does not know (404)
 
 Only :class:`RequestError` carries an HTTP status: ``outbound.web.errors.error_response`` maps
 every error to its HTTP answer (a flow document's faults to 422), so domain errors stay free of
@@ -74,6 +76,7 @@ __all__ = [
     "SettingsError",
     "TemplateSyntaxError",
     "TransientProviderError",
+    "UnknownProviderMessageError",
     "UnsafeWebhookAddressError",
     "UnsupportedMediaTypeError",
     "WebhookSignatureError",
@@ -315,3 +318,7 @@ class CredentialsError(PermanentProviderError):
 
 class RecipientOptedOutError(PermanentProviderError):
     """The recipient withdrew consent at the provider (Twilio 21610, a STOP to this sender)."""
+
+
+class UnknownProviderMessageError(PermanentProviderError):
+    """A status check asked about a message the provider does not know (it answered 404)."""

@@ -35,6 +35,7 @@ __all__ = [
     "ProviderDeps",
     "SendLookup",
     "SendResult",
+    "StatusLookup",
     "StatusReport",
     "StatusReporter",
     "WebhookAuth",
@@ -160,6 +161,29 @@ class SendLookup(Protocol):
         """The provider ids of the messages it accepted for ``message`` (same recipient,
         sender and text) since ``since``, oldest first; ``None`` when such a message cannot
         be told apart (a template send); a ProviderError subclass when the look-up failed."""
+        ...
+
+
+@runtime_checkable
+class StatusLookup(Protocol):
+    """A provider that answers what became of one message it accepted (Twilio, TeleSign).
+
+    Status callbacks are not retried by every provider: a report that arrives while the
+    service is down is lost, and the message would stay ``sent``. The status checks
+    (:mod:`outbound.services.status_checks`) ask such providers instead.
+    """
+
+    name: str
+
+    async def fetch_status(
+        self, channel: ChannelInfo, provider_message_id: str
+    ) -> StatusReport | None:
+        """The message's final status as a report (as its callback would have made it), or
+        ``None`` while the provider has none yet.
+
+        Raises a :class:`~outbound.errors.ProviderError` like a send: transient when the
+        provider could not answer, permanent when it does not know the message (404).
+        """
         ...
 
 

@@ -33,6 +33,7 @@ from outbound.errors import (
     PermanentProviderError,
     ProviderError,
     TransientProviderError,
+    UnknownProviderMessageError,
 )
 
 __all__ = [
@@ -213,6 +214,22 @@ class HttpProvider(ABC):
                 text, code=code or str(response.status), retry_after=retry_after
             )
         return PermanentProviderError(text, code=code or str(response.status))
+
+    def status_error(
+        self,
+        response: HttpResponse,
+        code: str | None,
+        text: str,
+        *,
+        credentials_codes: frozenset[str] = frozenset(),
+    ) -> ProviderError:
+        """Map an unsuccessful status look-up: 404 is a message the provider does not know,
+        anything else as for a send."""
+        if response.status == 404:
+            return UnknownProviderMessageError(text, code=code or "404")
+        return self.transient_or_permanent(
+            response, code, text, credentials_codes=credentials_codes
+        )
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, nothing to close by default
         """The shared client is closed by its owner, not by each adapter."""

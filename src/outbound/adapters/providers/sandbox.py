@@ -7,6 +7,11 @@ same :class:`StatusReporter` the webhooks use. A channel's ``options`` may overr
 ``delivery_delay`` (seconds) and ``failure_rate`` (0..1), and set ``send_latency`` (seconds the
 simulated API call takes, like a provider across the internet).
 
+Like Twilio and TeleSign it answers a status look-up (:meth:`SandboxProvider.fetch_status`):
+a report it could not make (no message matched it, however often it tried) is kept and
+given to the status checks; a message whose report is still to come has no status yet. It
+knows only the messages this process sent: any other is unknown to it, as a provider's 404.
+
 Its webhook (:func:`parse_sandbox_webhook`) lets the demo and tests play the customer and the
 provider: the channel's URL carries its secret token, as the sandbox signs nothing.
 """
@@ -22,6 +27,7 @@ from collections.abc import Mapping
 from typing import ClassVar
 
 from outbound.adapters.providers.base import (
+    ChannelInfo,
     InboundReport,
     OutgoingMessage,
     ProviderAdapter,
@@ -34,7 +40,11 @@ from outbound.adapters.providers.base import (
     WebhookReply,
 )
 from outbound.domain.statuses import MessageStatus
-from outbound.errors import PermanentProviderError, WebhookSignatureError
+from outbound.errors import (
+    PermanentProviderError,
+    UnknownProviderMessageError,
+    WebhookSignatureError,
+)
 
 __all__ = ["ADAPTER", "SANDBOX_UNDELIVERED_CODE", "SandboxProvider", "parse_sandbox_webhook"]
 
@@ -69,6 +79,9 @@ class SandboxProvider:
         self._failure_rate = failure_rate
         self._rng = rng or random.Random()
         self._tasks: set[asyncio.Task[None]] = set()
+        # Provider ids whose report is still to come, and the reports that matched nothing.
+        self._coming: set[str] = set()
+        self._unreported: dict[str, StatusReport] = {}
 
     @classmethod
     def create(cls, deps: ProviderDeps) -> SandboxProvider:
@@ -95,6 +108,7 @@ class SandboxProvider:
         latency = float(options.get("send_latency", 0.0))
         if latency > 0:
             await asyncio.sleep(latency)
+        self._coming.add(provider_id)
         task = asyncio.get_running_loop().create_task(self._report_later(provider_id, delay, fails))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -109,14 +123,33 @@ class SandboxProvider:
             error_code=SANDBOX_UNDELIVERED_CODE if fails else None,
             error_message="sandbox: simulated delivery failure" if fails else None,
         )
-        for _ in range(_REPORT_RETRIES):
-            try:
-                if await self._reporter.report(report):
-                    return
-            except Exception:  # a report must never kill the loop; log and try again
-                log.exception("sandbox status report failed for %s", provider_id)
-            await asyncio.sleep(_REPORT_RETRY_DELAY)
-        log.warning("sandbox status report for %s matched no message", provider_id)
+        try:
+            for _ in range(_REPORT_RETRIES):
+                try:
+                    if await self._reporter.report(report):
+                        return
+                except Exception:  # a report must never kill the loop; log and try again
+                    log.exception("sandbox status report failed for %s", provider_id)
+                await asyncio.sleep(_REPORT_RETRY_DELAY)
+            log.warning("sandbox status report for %s matched no message", provider_id)
+            self._unreported[provider_id] = report
+        finally:
+            self._coming.discard(provider_id)
+
+    async def fetch_status(
+        self, channel: ChannelInfo, provider_message_id: str
+    ) -> StatusReport | None:
+        """The report this process could not make for the message, ``None`` while it is
+        still to come; a message it did not send is unknown."""
+        report = self._unreported.get(provider_message_id)
+        if report is not None:
+            return report
+        if provider_message_id in self._coming:
+            return None
+        raise UnknownProviderMessageError(
+            f"the sandbox of this process did not send {provider_message_id}",
+            code="sandbox_unknown_message",
+        )
 
     async def drain(self) -> None:
         """Wait until every pending delivery report has been made."""

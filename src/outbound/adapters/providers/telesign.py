@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import email.utils
 import hashlib
 import hmac
 import json
 import uuid
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any, ClassVar
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from outbound.adapters.providers.base import (
+    ChannelInfo,
     InboundReport,
     OutgoingMessage,
     ProviderAdapter,
@@ -43,6 +46,7 @@ __all__ = [
     "TeleSignProvider",
     "parse_telesign_webhook",
     "status_from_code",
+    "status_report",
     "telesign_callback_signature",
     "telesign_signature",
     "verify_telesign_callback",
@@ -120,6 +124,26 @@ def verify_telesign_callback(
     return hmac.compare_digest(expected, signature.strip())
 
 
+def _credentials(channel: ChannelInfo) -> tuple[str, str]:
+    try:
+        customer_id = channel.credentials["customer_id"]
+        api_key = channel.credentials["api_key"]
+        _key(api_key)
+    except (KeyError, binascii.Error, ValueError) as exc:
+        raise CredentialsError(
+            f"TeleSign credentials unusable: {type(exc).__name__}", code="credentials"
+        ) from exc
+    return customer_id, api_key
+
+
+def _json_object(response: HttpResponse) -> dict[str, Any]:
+    try:
+        data: Any = json.loads(response.body or b"{}")
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def _e164(number: str) -> str:
     digits = number.strip()
     return f"+{digits}" if digits.isdigit() else digits
@@ -171,14 +195,7 @@ class TeleSignProvider(HttpProvider):
 
     def build_request(self, message: OutgoingMessage) -> HttpRequest:
         channel = message.channel
-        try:
-            customer_id = channel.credentials["customer_id"]
-            api_key = channel.credentials["api_key"]
-            _key(api_key)
-        except (KeyError, binascii.Error, ValueError) as exc:
-            raise CredentialsError(
-                f"TeleSign credentials unusable: {type(exc).__name__}", code="credentials"
-            ) from exc
+        customer_id, api_key = _credentials(channel)
         fields = [
             ("phone_number", message.to.lstrip("+")),
             ("message", message.body),
@@ -219,12 +236,7 @@ class TeleSignProvider(HttpProvider):
         )
 
     def parse_response(self, message: OutgoingMessage, response: HttpResponse) -> SendResult:
-        try:
-            data: Any = json.loads(response.body or b"{}")
-        except ValueError:
-            data = {}
-        if not isinstance(data, dict):
-            data = {}
+        data = _json_object(response)
         status = data.get("status") if isinstance(data.get("status"), dict) else {}
         status_code = status.get("code") if isinstance(status, dict) else None
         reference = data.get("reference_id")
@@ -249,6 +261,94 @@ class TeleSignProvider(HttpProvider):
             text,
             credentials_codes=CREDENTIAL_CODES,
         )
+
+    async def fetch_status(
+        self, channel: ChannelInfo, provider_message_id: str
+    ) -> StatusReport | None:
+        """``GET /v1/messaging/{reference_id}``, signed like a send (no body, no content
+        type): the message's ``status.code`` read as a delivery report's."""
+        customer_id, api_key = _credentials(channel)
+        resource = f"{RESOURCE}/{quote(provider_message_id, safe='')}"
+        date = email.utils.format_datetime(self.clock.now(), usegmt=True)
+        nonce = self._nonce()
+        signature = telesign_signature(
+            api_key,
+            method="GET",
+            content_type="",
+            date=date,
+            nonce=nonce,
+            body="",
+            resource=resource,
+        )
+        base = (channel.base_url or TELESIGN_API_BASE).rstrip("/")
+        response = await self.http.request(
+            HttpRequest(
+                method="GET",
+                url=base + resource,
+                headers={
+                    "Authorization": f"TSA {customer_id}:{signature}",
+                    "Date": date,
+                    "x-ts-auth-method": "HMAC-SHA256",
+                    "x-ts-nonce": nonce,
+                    "Accept": "application/json",
+                    "User-Agent": USER_AGENT,
+                },
+            )
+        )
+        data = _json_object(response)
+        if 200 <= response.status < 300 and data.get("reference_id"):
+            report = status_report(data)
+            if report is None:
+                return None
+            # When the provider's status changed: the delivery's time, not the look-up's.
+            updated_on = data["status"].get("updated_on")
+            return dataclasses.replace(report, occurred_at=_updated_on(updated_on))
+        errors = data.get("errors") if isinstance(data.get("errors"), list) else []
+        first = errors[0] if errors and isinstance(errors[0], dict) else {}
+        code = first.get("code")
+        text = str(first.get("description") or f"TeleSign answered HTTP {response.status}")
+        raise self.status_error(
+            response,
+            str(code) if code is not None else None,
+            text,
+            credentials_codes=CREDENTIAL_CODES,
+        )
+
+
+def status_report(data: Mapping[str, Any]) -> StatusReport | None:
+    """A delivery report's (or a status look-up's) body as a report; ``None`` for the codes of
+    a message still on its way (203, 290...)."""
+    raw_status = data.get("status")
+    status_block: Mapping[str, Any] = raw_status if isinstance(raw_status, dict) else {}
+    code = status_block.get("code")
+    if not isinstance(code, int):
+        return None
+    status = status_from_code(code)
+    if status is None:
+        return None
+    failed = status is not MessageStatus.DELIVERED
+    return StatusReport(
+        provider="telesign",
+        provider_message_id=str(data["reference_id"]),
+        status=status,
+        error_code=str(code) if failed else None,
+        error_message=str(status_block.get("description")) if failed else None,
+        raw=data,
+    )
+
+
+def _updated_on(value: object) -> datetime | None:
+    """``updated_on``, written in RFC 3339 or RFC 1123; ``None`` when unreadable."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 def parse_telesign_webhook(
@@ -282,27 +382,8 @@ def parse_telesign_webhook(
                 )
             ]
         )
-    raw_status = data.get("status")
-    status_block: dict[str, Any] = raw_status if isinstance(raw_status, dict) else {}
-    code = status_block.get("code")
-    if not isinstance(code, int):
-        return WebhookEvents()
-    status = status_from_code(code)
-    if status is None:
-        return WebhookEvents()
-    failed = status is not MessageStatus.DELIVERED
-    return WebhookEvents(
-        statuses=[
-            StatusReport(
-                provider="telesign",
-                provider_message_id=reference,
-                status=status,
-                error_code=str(code) if failed else None,
-                error_message=str(status_block.get("description")) if failed else None,
-                raw=data,
-            )
-        ]
-    )
+    report = status_report(data)
+    return WebhookEvents(statuses=[report] if report is not None else [])
 
 
 ADAPTER: type[ProviderAdapter] = TeleSignProvider

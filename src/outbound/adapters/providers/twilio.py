@@ -16,9 +16,10 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from outbound.adapters.providers.base import (
+    ChannelInfo,
     InboundReport,
     OutgoingMessage,
     ProviderAdapter,
@@ -47,6 +48,7 @@ __all__ = [
     "form_pairs",
     "parse_twilio_webhook",
     "status_from_callback",
+    "status_from_resource",
     "twilio_signature",
     "verify_twilio_signature",
 ]
@@ -223,6 +225,57 @@ class TwilioProvider(HttpProvider):
                 break
             url = f"{base}{next_uri}"
         return found[::-1]
+
+    async def fetch_status(
+        self, channel: ChannelInfo, provider_message_id: str
+    ) -> StatusReport | None:
+        """``GET /2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json``: the Message
+        resource, whose ``status`` and ``error_code`` are read as a status callback's."""
+        account_sid, authorization = _basic_auth(channel.credentials)
+        base = (channel.base_url or TWILIO_API_BASE).rstrip("/")
+        sid = quote(provider_message_id, safe="")
+        response = await self.http.request(
+            HttpRequest(
+                method="GET",
+                url=f"{base}/2010-04-01/Accounts/{account_sid}/Messages/{sid}.json",
+                headers={
+                    "Authorization": authorization,
+                    "Accept": "application/json",
+                    "Accept-Charset": "utf-8",
+                    "User-Agent": USER_AGENT,
+                },
+            )
+        )
+        data = _json_object(response.body)
+        if 200 <= response.status < 300 and data.get("sid"):
+            return status_from_resource(data)
+        code = str(data["code"]) if data.get("code") is not None else None
+        text = str(data.get("message") or f"Twilio answered HTTP {response.status}")
+        raise self.status_error(response, code, text, credentials_codes=CREDENTIAL_CODES)
+
+
+def status_from_resource(resource: Mapping[str, Any]) -> StatusReport | None:
+    """A Message resource's status as the report its callback carries; ``None`` while it has
+    none we track beyond ``sent`` (``queued``, ``sending``, ``sent``...)."""
+    status = TWILIO_STATUS_MAP.get(str(resource.get("status") or "").lower())
+    if status is None or status is MessageStatus.SENT:
+        return None
+    failed = status in (MessageStatus.FAILED, MessageStatus.UNDELIVERED)
+    raw_code = resource.get("error_code")
+    error_code = str(raw_code) if failed and raw_code not in (None, "") else None
+    error_message = None
+    if error_code is not None:
+        error_message = str(resource.get("error_message") or f"Twilio error {error_code}")
+    updated = _rfc2822(resource.get("date_updated"))
+    return StatusReport(
+        provider="twilio",
+        provider_message_id=str(resource["sid"]),
+        status=status,
+        occurred_at=updated.astimezone(UTC) if updated and updated.tzinfo else None,
+        error_code=error_code,
+        error_message=error_message,
+        raw=resource,
+    )
 
 
 def _basic_auth(credentials: Mapping[str, str]) -> tuple[str, str]:
