@@ -50,6 +50,7 @@ from outbound.services.reports import ReportService
 from outbound.services.retention import Retention
 from outbound.services.routing import RoutingService
 from outbound.services.sending import SendService
+from outbound.services.status_checks import StatusChecker
 from outbound.services.statuses import StatusService
 from outbound.services.stream import StreamHub
 from outbound.services.templates import TemplateService
@@ -157,6 +158,21 @@ class Container:
             metrics=self.metrics,
             statuses=self.statuses,
             retention=self.retention,
+            status_checker=self.status_checker(),
+            status_check_after_seconds=settings.status_check_after_seconds,
+        )
+
+    def status_checker(self) -> StatusChecker:
+        """The status checks of sent messages whose final status did not come."""
+        return StatusChecker(
+            self.db,
+            self.secrets,
+            self.clock,
+            self.providers,
+            self.statuses,
+            after_seconds=self.settings.status_check_after_seconds,
+            rate=self.settings.status_check_rate,
+            metrics=self.metrics,
         )
 
     def flow_engine(self, worker_id: str | None = None) -> FlowEngine:
@@ -232,7 +248,12 @@ def build_container(
         presence_timeout=settings.presence_timeout_seconds,
         tenant_labels=settings.metrics_tenant_labels,
     )
-    statuses = StatusService(db, clock, metrics=metrics)
+    statuses = StatusService(
+        db,
+        clock,
+        metrics=metrics,
+        status_check_after=timedelta(seconds=settings.status_check_after_seconds),
+    )
     http = HttpClient(
         pool_size=max(10, settings.worker_concurrency),
         connect_timeout=settings.http_connect_timeout,

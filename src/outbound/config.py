@@ -31,6 +31,8 @@ __all__ = [
     "DEFAULT_RETRY_BASE_SECONDS",
     "DEFAULT_RETRY_MAX_SECONDS",
     "DEFAULT_SHUTDOWN_GRACE_SECONDS",
+    "DEFAULT_STATUS_CHECK_AFTER_SECONDS",
+    "DEFAULT_STATUS_CHECK_RATE",
     "DEFAULT_WEBHOOK_CONCURRENCY",
     "DEFAULT_WEBHOOK_DISABLE_AFTER_SECONDS",
     "DEFAULT_WEBHOOK_RETENTION_DAYS",
@@ -67,6 +69,8 @@ DEFAULT_WEBHOOK_TIMEOUT = 10.0
 DEFAULT_WEBHOOK_CONCURRENCY = 50
 DEFAULT_WEBHOOK_DISABLE_AFTER_SECONDS = 24 * 3600.0
 DEFAULT_WEBHOOK_RETENTION_DAYS = 7.0
+DEFAULT_STATUS_CHECK_AFTER_SECONDS = 600.0
+DEFAULT_STATUS_CHECK_RATE = 1.0
 
 
 def default_data_dir() -> Path:
@@ -174,6 +178,18 @@ class Settings(BaseSettings):
         DEFAULT_COOLDOWN_SECONDS, gt=0, description="Open circuit pause (s)."
     )
     shutdown_grace_seconds: float = Field(DEFAULT_SHUTDOWN_GRACE_SECONDS, ge=0)
+    status_check_after_seconds: float = Field(
+        DEFAULT_STATUS_CHECK_AFTER_SECONDS,
+        gt=0,
+        description="A message still `sent` this long after its send (no final status "
+        "reported) has its status asked of the provider, then again with backoff for 72 h.",
+    )
+    status_check_rate: float = Field(
+        DEFAULT_STATUS_CHECK_RATE,
+        gt=0,
+        le=1_000,
+        description="Status checks per second per channel, for all workers together.",
+    )
     idempotency_stale_seconds: float = Field(DEFAULT_IDEMPOTENCY_STALE_SECONDS, gt=0)
     event_retention_days: float = Field(
         DEFAULT_EVENT_RETENTION_DAYS,

@@ -361,6 +361,14 @@ class Metrics:
             buckets=(5, 15, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600, 24 * 3600),
             registry=self.registry,
         )
+        self.status_checks = Counter(
+            "outbound_status_checks_total",
+            "Status checks of sent messages without a final status, by provider and result "
+            "(delivered, undelivered, failed, canceled, pending, error, unknown, gave_up, "
+            "unsupported)",
+            ["provider", "result"],
+            registry=self.registry,
+        )
         self.webhook_attempts = Counter(
             "outbound_webhook_attempts_total",
             "Webhook calls made by this process, by outcome (succeeded, failed)",

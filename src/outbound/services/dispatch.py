@@ -42,6 +42,7 @@ from outbound.config import (
     DEFAULT_RETRY_BASE_SECONDS,
     DEFAULT_RETRY_MAX_SECONDS,
     DEFAULT_SHUTDOWN_GRACE_SECONDS,
+    DEFAULT_STATUS_CHECK_AFTER_SECONDS,
     DEFAULT_WORKER_BATCH_SIZE,
     DEFAULT_WORKER_CONCURRENCY,
     DEFAULT_WORKER_POLL_INTERVAL,
@@ -62,6 +63,7 @@ from outbound.errors import (
 from outbound.services.consent import record_consent
 from outbound.services.housekeeping import Housekeeping
 from outbound.services.retention import Retention
+from outbound.services.status_checks import StatusChecker
 from outbound.services.statuses import StatusService
 
 __all__ = ["Dispatcher", "default_worker_id"]
@@ -126,11 +128,14 @@ class Dispatcher:
         metrics: Metrics | None = None,
         statuses: StatusService | None = None,
         retention: Retention | None = None,
+        status_checker: StatusChecker | None = None,
+        status_check_after_seconds: float = DEFAULT_STATUS_CHECK_AFTER_SECONDS,
     ) -> None:
         self._metrics = metrics or Metrics()
         self._statuses = statuses
         self._db = db
-        self._outbox = Outbox(db)
+        self._outbox = Outbox(db, status_check_after=timedelta(seconds=status_check_after_seconds))
+        self._status_checker = status_checker
         self._channel_state = ChannelState(db)
         self._housekeeping = Housekeeping(db, clock, retention=retention)
         self._providers = providers
@@ -704,6 +709,10 @@ class Dispatcher:
         if self._statuses is not None:
             tasks.append(
                 asyncio.create_task(self._housekeeping.sweep_orphans(stop, self._statuses))
+            )
+        if self._status_checker is not None:
+            tasks.append(
+                asyncio.create_task(self._housekeeping.check_statuses(stop, self._status_checker))
             )
         await stop.wait()
         done, pending = await asyncio.wait(tasks, timeout=self._shutdown_grace_seconds)

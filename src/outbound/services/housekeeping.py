@@ -8,7 +8,10 @@ Every worker runs it (the statements are idempotent, so several at once do no ha
 - once a day (in each process, from its start), the retention of message bodies and payloads
   (:meth:`~outbound.services.retention.Retention.purge_bodies`), when one is set;
 - every few seconds, a sweep for status reports kept as orphans whose send has been recorded
-  since (see :meth:`~outbound.services.statuses.StatusService.sweep_orphans`).
+  since (see :meth:`~outbound.services.statuses.StatusService.sweep_orphans`);
+- every few seconds, the status checks of sent messages whose final status did not come
+  (:class:`~outbound.services.status_checks.StatusChecker`; claimed, so that two workers
+  never make the same one).
 
 Each loop survives errors, so that a database away for a moment or a bug never ends it.
 """
@@ -27,12 +30,14 @@ from outbound.clock import Clock
 from outbound.services.idempotency import forget_expired_keys
 from outbound.services.quota import purge_old_buckets
 from outbound.services.retention import Retention
+from outbound.services.status_checks import StatusChecker
 from outbound.services.statuses import ORPHAN_SWEEP_BATCH, StatusService
 
 __all__ = [
     "MAINTENANCE_INTERVAL_SECONDS",
     "ORPHAN_LIFETIME",
     "ORPHAN_SWEEP_SECONDS",
+    "STATUS_CHECK_SECONDS",
     "Housekeeping",
 ]
 
@@ -41,6 +46,7 @@ log = logging.getLogger(__name__)
 MAINTENANCE_INTERVAL_SECONDS = 60.0
 ORPHAN_SWEEP_SECONDS = 5.0
 ORPHAN_LIFETIME = timedelta(hours=24)
+STATUS_CHECK_SECONDS = 5.0
 RETENTION_INTERVAL = timedelta(days=1)
 
 
@@ -82,6 +88,23 @@ class Housekeeping:
             except Exception:
                 # A bug: logged, and the next sweep goes on (a dead loop would strand reports).
                 log.exception("sweeping early status reports failed; will retry")
+
+    async def check_statuses(self, stop: asyncio.Event, checker: StatusChecker) -> None:
+        """Every few seconds, make the status checks that are due (batch after batch while
+        there are more), until ``stop`` is set."""
+        while not stop.is_set():
+            try:
+                while await checker.run_once() and not stop.is_set():
+                    pass
+            except sa.exc.OperationalError:
+                log.warning("status checks failed; will retry", exc_info=True)
+            except Exception:
+                # A bug: logged, and the next round goes on (a dead loop would check nothing).
+                log.exception("status checks failed; will retry")
+            try:
+                await asyncio.wait_for(stop.wait(), STATUS_CHECK_SECONDS)
+            except TimeoutError:
+                pass
 
     def purge(self) -> None:
         """Delete or release, in one transaction, what has outlived its use."""

@@ -22,6 +22,7 @@ from outbound.adapters.metrics import Metrics
 from outbound.adapters.providers.base import StatusReport
 from outbound.adapters.queue.history import message_event, write_events
 from outbound.clock import Clock
+from outbound.config import DEFAULT_STATUS_CHECK_AFTER_SECONDS
 from outbound.domain.statuses import MessageStatus, can_transition
 from outbound.services.conversation_log import publish
 
@@ -34,15 +35,24 @@ ORPHAN_SWEEP_AGE = timedelta(seconds=2)
 log = logging.getLogger(__name__)
 
 MAX_REPORT_BATCH = 500
+DEFAULT_STATUS_CHECK_AFTER = timedelta(seconds=DEFAULT_STATUS_CHECK_AFTER_SECONDS)
 
 
 class StatusService:
     """Applies provider status reports idempotently; a status never moves backwards."""
 
-    def __init__(self, db: Database, clock: Clock, *, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        *,
+        metrics: Metrics | None = None,
+        status_check_after: timedelta = DEFAULT_STATUS_CHECK_AFTER,
+    ) -> None:
         self._db = db
         self._clock = clock
         self._metrics = metrics
+        self._status_check_after = status_check_after
         self._pending: list[tuple[StatusReport, str | None, asyncio.Future[bool]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
@@ -69,7 +79,7 @@ class StatusService:
             matched = [(r.provider, r.provider_message_id) in found for r in reports]
             updates, events = self._moves(reports, found, now)
             if updates:
-                self._write(session, updates, events, now)
+                self._write(session, updates, events, now, now + self._status_check_after)
                 self._tell_conversations(session, updates, found, now)
             if channel_id is not None:
                 # Too early: keep them for when the send is recorded (replay_orphans).
@@ -190,14 +200,23 @@ class StatusService:
         updates: list[dict[str, Any]],
         events: list[dict[str, Any]],
         now: datetime,
+        check_at: datetime,
     ) -> None:
-        """Each message's new status (an error only replaces one when the report has one)."""
+        """Each message's new status (an error only replaces one when the report has one).
+
+        A final status ends the message's status checks; a report of ``sent`` (before the
+        worker recorded it) sets them up at ``check_at``, as the record would have.
+        """
         table = cast(sa.Table, Message.__table__)
         session.connection().execute(
             sa.update(table)
             .where(table.c.id == sa.bindparam("b_id"))
             .values(
                 status=sa.bindparam("b_status"),
+                status_check_at=sa.case(
+                    (sa.bindparam("b_status") == MessageStatus.SENT.value, check_at),
+                    else_=None,
+                ),
                 error_code=sa.func.coalesce(
                     sa.bindparam("b_code", type_=sa.String), table.c.error_code
                 ),

@@ -248,6 +248,9 @@ class Channel(Base):
     # worker through next_slot_at: the time of the next free sending slot.
     rate_per_second: Mapped[float | None] = mapped_column(sa.Float)
     next_slot_at: Mapped[datetime | None]
+    # The next free slot for asking the provider a message's status (status checks are
+    # limited per channel, for every worker together, like sends).
+    next_status_check_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -367,6 +370,13 @@ class Message(Base):
         sa.Index("ix_messages_provider_id", "provider", "provider_message_id"),
         sa.Index("ix_messages_regarding", "org_id", "regarding_object_id"),
         sa.Index("ix_messages_org_to", "org_id", "to_number"),
+        # Only messages waiting for a status check are in it: sent, with no final report yet.
+        sa.Index(
+            "ix_messages_status_check",
+            "status_check_at",
+            postgresql_where=sa.text("status_check_at IS NOT NULL"),
+            sqlite_where=sa.text("status_check_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
@@ -415,6 +425,9 @@ class Message(Base):
     scheduled_at: Mapped[datetime]
     lease_until: Mapped[datetime | None]
     worker_id: Mapped[str | None] = mapped_column(sa.String(100))
+    # A sent message whose final status has not been reported: when to ask the provider
+    # (services/status_checks.py). Cleared by a final status, and when the checks end.
+    status_check_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

@@ -23,7 +23,7 @@ from outbound.adapters.queue.rollups import MOVED_FROM, add_to_rollups
 from outbound.adapters.queue.webhooks import emit_status_changes
 from outbound.domain.statuses import MessageStatus, can_transition
 
-__all__ = ["message_event", "write_events"]
+__all__ = ["message_event", "write_events", "write_notes"]
 
 _EVENTS = cast(sa.Table, MessageEvent.__table__)
 
@@ -81,3 +81,13 @@ def write_events(
         )
         add_to_rollups(session, events, messages)
         emit_status_changes(session, events)
+
+
+def write_notes(session: Session, events: Sequence[dict[str, Any]]) -> None:
+    """Append rows built by :func:`message_event` that record something about a message
+    which keeps its status (the status checks that ended without finding one): no move, so
+    nothing for the rollups to count and no ``message.status_changed`` event."""
+    if events:
+        session.connection().execute(
+            _EVENTS.insert(), [{k: v for k, v in e.items() if k != MOVED_FROM} for e in events]
+        )

@@ -23,6 +23,7 @@ from outbound.adapters.db.engine import Database, affected
 from outbound.adapters.db.models import Channel, Message, OutboundConfiguration
 from outbound.adapters.db.stages import in_stage
 from outbound.adapters.queue.history import message_event, write_events
+from outbound.config import DEFAULT_STATUS_CHECK_AFTER_SECONDS
 from outbound.domain.statuses import MessageStatus
 
 __all__ = ["ClaimedMessage", "Outbox", "Outcome"]
@@ -34,6 +35,7 @@ _STATUS_OF = {status.value: status for status in MessageStatus}
 _QUEUED = MessageStatus.QUEUED.value
 _SENDING = MessageStatus.SENDING.value
 _EXPIRED = timedelta(seconds=1)
+DEFAULT_STATUS_CHECK_AFTER = timedelta(seconds=DEFAULT_STATUS_CHECK_AFTER_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -102,10 +104,17 @@ _RETURNING = (
 
 
 class Outbox:
-    """Queue operations on the ``messages`` table."""
+    """Queue operations on the ``messages`` table.
 
-    def __init__(self, db: Database) -> None:
+    ``status_check_after``: how long after its record a ``sent`` message waits for its final
+    status before the provider is asked (:mod:`outbound.services.status_checks`).
+    """
+
+    def __init__(
+        self, db: Database, *, status_check_after: timedelta = DEFAULT_STATUS_CHECK_AFTER
+    ) -> None:
         self._db = db
+        self._status_check_after = status_check_after
 
     def enqueue(self, session: Session, messages: Sequence[dict[str, Any]], *, source: str) -> None:
         """Insert new messages, each with its first status event, in the caller's transaction.
@@ -286,6 +295,7 @@ class Outbox:
         # One outcome per message: a batch that holds a message twice (claimed again by this
         # worker after its lease ran out) records, and counts, it once.
         outcomes = list({o.message_id: o for o in reversed(outcomes)}.values())[::-1]
+        check_at = now + self._status_check_after
         updated = 0
         table = cast(sa.Table, Message.__table__)
         stmt = (
@@ -317,6 +327,7 @@ class Outbox:
                     sa.bindparam("b_provider", type_=sa.String), table.c.provider
                 ),
                 reason=sa.func.coalesce(sa.bindparam("b_reason", type_=sa.String), table.c.reason),
+                status_check_at=sa.bindparam("b_check", type_=Message.status_check_at.type),
                 lease_until=None,
                 worker_id=None,
                 updated_at=now,
@@ -335,6 +346,7 @@ class Outbox:
                 "b_from": o.from_number,
                 "b_provider": o.provider,
                 "b_reason": o.reason,
+                "b_check": check_at if o.status is MessageStatus.SENT else None,
             }
             for o in outcomes
         ]

@@ -9,7 +9,7 @@ on their channel since they were accepted (one query for the batch).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -22,7 +22,7 @@ from outbound.adapters.queue.outbox import ClaimedMessage
 from outbound.adapters.secrets import SecretBox
 from outbound.domain.windows import ContactWindow
 
-__all__ = ["SendContext", "load_send_context"]
+__all__ = ["SendContext", "load_channels", "load_send_context"]
 
 
 @dataclass(frozen=True)
@@ -117,6 +117,17 @@ def _withdrawn(session: Session, claimed: Sequence[ClaimedMessage]) -> frozenset
     if not pairs:
         return frozenset()
     return frozenset(m.id for m in claimed if (m.channel_id, m.to_number) in pairs)
+
+
+def load_channels(
+    db: Database, secrets: SecretBox, channel_ids: Collection[str]
+) -> dict[str, ChannelInfo]:
+    """These channels (those that still exist) with their decrypted credentials, by id."""
+    with db.read() as session:
+        channels = list(
+            session.execute(sa.select(Channel).where(Channel.id.in_(list(channel_ids)))).scalars()
+        )
+    return {c.id: _channel_info(c, secrets) for c in channels}
 
 
 def _channel_info(channel: Channel, secrets: SecretBox) -> ChannelInfo:
