@@ -191,6 +191,54 @@ async def test_a_message_whose_reports_were_lost_is_delivered_by_a_check_after_t
     assert len(_lookups(twilio)) == 1
 
 
+async def test_the_worker_makes_the_checks_beside_its_dispatcher(
+    down: tuple[Container, Tenant], twilio: FakeTwilio, clock: FakeClock
+) -> None:
+    c, tenant = down
+    (message_id,) = await _send(c, tenant, _twilio(tenant, twilio), CUSTOMER)
+    await twilio.drain()
+    clock.advance(AFTER)
+    stop = asyncio.Event()
+    worker = asyncio.create_task(c.dispatcher().run(stop))
+    try:
+        for _ in range(200):
+            if _message(c, message_id).status == "delivered":
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await worker
+    assert _message(c, message_id).status == "delivered"
+
+
+async def test_a_look_up_that_fails_unexpectedly_is_made_again_later(
+    down: tuple[Container, Tenant], twilio: FakeTwilio, clock: FakeClock
+) -> None:
+    c, tenant = down
+    (message_id,) = await _send(c, tenant, _twilio(tenant, twilio), CUSTOMER)
+    await twilio.drain()
+    clock.advance(AFTER)
+    twilio.messages[next(iter(twilio.messages))].status = "delivered"
+    checker = c.status_checker()
+    lookup = c.providers["twilio"]
+    real = lookup.fetch_status  # type: ignore[attr-defined]
+
+    async def broken(*args: Any) -> None:
+        raise RuntimeError("a bug")
+
+    lookup.fetch_status = broken  # type: ignore[attr-defined]
+    try:
+        assert await checker.run_once() == 1
+    finally:
+        lookup.fetch_status = real  # type: ignore[attr-defined]
+    assert _checks(c, "twilio", "error") == 1
+    check_at = _message(c, message_id).status_check_at
+    assert check_at is not None
+    clock.set(check_at)
+    assert await checker.run_once() == 1
+    assert _message(c, message_id).status == "delivered"
+
+
 async def test_undelivered_and_failed_carry_the_error_codes_the_webhooks_would(
     down: tuple[Container, Tenant],
     twilio: FakeTwilio,

@@ -119,9 +119,11 @@ class StatusChecker:
         channels = await asyncio.to_thread(
             load_channels, self._db, self._secrets, {c.channel_id for c in checks}
         )
-        answers = await asyncio.gather(
-            *(self._check(check, channels.get(check.channel_id)) for check in checks)
+        results = await asyncio.gather(
+            *(self._check(check, channels.get(check.channel_id)) for check in checks),
+            return_exceptions=True,
         )
+        answers = [self._answer(c, r) for c, r in zip(checks, results, strict=True)]
         # Shielded: a shutdown must not lose what the provider told.
         await asyncio.shield(asyncio.to_thread(self._record, checks, answers))
         return len(checks) + sum(ended.values())
@@ -152,6 +154,21 @@ class StatusChecker:
         if report is None or report.status not in TERMINAL_STATUSES:
             return _Answer("pending")
         return _Answer(report.status.value, report=report)
+
+    @staticmethod
+    def _answer(check: DueCheck, result: _Answer | BaseException) -> _Answer:
+        if isinstance(result, _Answer):
+            return result
+        if isinstance(result, asyncio.CancelledError):
+            raise result
+        # A bug, not the provider's answer: logged, and the message is asked again later.
+        log.error(
+            "status check of message %s failed unexpectedly",
+            check.message_id,
+            exc_info=(type(result), result, result.__traceback__),
+            extra={"message_id": check.message_id, "provider": check.provider},
+        )
+        return _Answer("error", detail=type(result).__name__)
 
     def _record(self, checks: Sequence[DueCheck], answers: Sequence[_Answer]) -> None:
         now = self._clock.now()
