@@ -53,6 +53,16 @@ def sign_in(page: Page, base_url: str, email: str, password: str) -> None:
     expect(page.get_by_role("button", name="Sign out")).to_be_visible()
 
 
+def open_menu(page: Page, group: str, entry: str) -> None:
+    """Open a screen through the main menu: its group, then its entry (a group of which the
+    user may open one screen only is that screen's link)."""
+    menu = page.get_by_role("navigation", name="Main menu")
+    link = menu.get_by_role("link", name=entry, exact=True)
+    if not link.is_visible():
+        menu.locator("summary", has_text=group).click()
+    link.click()
+
+
 def wait_until_final(container: Container, org_id: str, message_ids: list[str]) -> None:
     """Wait (at most 20 s) until the worker has brought every message to a final status."""
     final = {status.value for status in TERMINAL_STATUSES}

@@ -9,7 +9,7 @@ from playwright.sync_api import Page, expect
 
 from outbound.schemas import CaseCreate, ContactCreate
 from tests.browser.conftest import PASSWORD, ConsoleServer
-from tests.browser.helpers import sign_in, snap
+from tests.browser.helpers import open_menu, sign_in, snap
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
@@ -33,7 +33,7 @@ def test_finding_editing_and_importing_contacts(
     c.records.create_case(org, CaseCreate(number="CAS-7", title="Late parcel", contact_id=ana.id))
     base = console_server.url
     sign_in(page, base, console_server.admin.email, PASSWORD)
-    page.get_by_role("navigation", name="Main menu").get_by_role("link", name="Contacts").click()
+    open_menu(page, "Customers", "Contacts")
     table = page.get_by_role("table")
     expect(table.get_by_role("row")).to_have_count(3)
 

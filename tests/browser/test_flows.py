@@ -15,7 +15,7 @@ from outbound.schemas import (
     TemplateCreate,
 )
 from tests.browser.conftest import PASSWORD, ConsoleServer
-from tests.browser.helpers import sign_in, snap
+from tests.browser.helpers import open_menu, sign_in, snap
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
@@ -79,7 +79,7 @@ def test_writing_and_running_a_flow(
     _catalog(console_server, 12)
     base = console_server.url
     sign_in(page, base, console_server.admin.email, PASSWORD)
-    page.get_by_role("navigation", name="Main menu").get_by_role("link", name="Flows").click()
+    open_menu(page, "Sending", "Flows")
     expect(page.get_by_text("No flows yet.")).to_be_visible()
     page.get_by_role("link", name="Write the first flow").click()
 

@@ -28,7 +28,10 @@ def test_an_admin_signs_in_and_out(page: Page, console_server: ConsoleServer) ->
     sign_in(page, base, console_server.admin.email, PASSWORD)
     expect(page).to_have_url(re.compile(r"/dashboard$"))
     menu = page.get_by_role("navigation", name="Main menu")
-    expect(menu.get_by_role("link")).to_have_count(len(MENU))
+    expect(menu.locator("summary")).to_have_text(
+        ["Tracking", "Sending", "Customers", "Agents", "Administration"]
+    )
+    expect(menu.locator("a")).to_have_count(len(MENU))
 
     page.get_by_role("button", name="Sign out").click()
     expect(page).to_have_url(re.compile(r"/login$"))
@@ -40,16 +43,65 @@ def test_an_agent_cannot_reach_the_admin_screens(page: Page, console_server: Con
     base = console_server.url
     sign_in(page, base, console_server.agent.email, PASSWORD)
     menu = page.get_by_role("navigation", name="Main menu")
-    expect(menu.get_by_role("link", name="Messages")).to_be_visible()
+    # One screen in a group is its link, not a group.
+    expect(menu.get_by_role("link")).to_have_text(["Messages", "Workspace"])
+    expect(menu.locator("summary")).to_have_count(0)
     forbidden = [entry for entry in MENU if UserRole.AGENT not in entry.roles]
     assert forbidden
     for entry in forbidden:
-        expect(menu.get_by_role("link", name=entry.label)).to_have_count(0)
+        expect(menu.locator(f'a[href="{entry.path}"]')).to_have_count(0)
     for path in [entry.path for entry in forbidden]:
         response = page.goto(base + path)
         assert response is not None and response.status == 403, path
         expect(page.get_by_role("heading", name="Not allowed")).to_be_visible()
     snap(page, "not-allowed")
+
+
+def test_the_menu_works_with_the_keyboard_and_on_a_phone(
+    browser: Browser, page: Page, console_server: ConsoleServer
+) -> None:
+    sign_in(page, console_server.url, console_server.admin.email, PASSWORD)
+    menu = page.get_by_role("navigation", name="Main menu")
+    tracking = menu.locator("summary", has_text="Tracking")
+    # The page's own group is marked; its screen is the current page.
+    expect(menu.locator("details[data-current] > summary")).to_have_text("Tracking")
+    tracking.focus()
+    page.keyboard.press("Enter")
+    expect(menu.get_by_role("link", name="Reports")).to_be_visible()
+    expect(menu.get_by_role("link", name="Dashboard")).to_have_attribute("aria-current", "page")
+    snap(page, "menu")
+    # Another group closes the first; Escape closes it and gives the focus back.
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    expect(menu.locator("summary", has_text="Sending")).to_be_focused()
+    page.keyboard.press("Space")
+    expect(menu.get_by_role("link", name="Templates")).to_be_visible()
+    expect(menu.get_by_role("link", name="Reports")).to_have_count(0)
+    page.keyboard.press("Tab")
+    page.keyboard.press("Escape")
+    expect(menu.get_by_role("link", name="Templates")).to_have_count(0)
+    expect(menu.locator("summary", has_text="Sending")).to_be_focused()
+    page.get_by_role("heading", name="Dashboard").click()
+    # On a phone, in French: the groups fit, a group opens in the page's flow.
+    context = browser.new_context(
+        locale="fr-FR", viewport={"width": 320, "height": 640}, timezone_id="Europe/Paris"
+    )
+    try:
+        phone = context.new_page()
+        phone.goto(console_server.url + "/login")
+        phone.get_by_label("Adresse e-mail").fill(console_server.admin.email)
+        phone.get_by_label("Mot de passe").fill(PASSWORD)
+        phone.get_by_role("button", name="Se connecter").click()
+        menu = phone.get_by_role("navigation", name="Menu principal")
+        menu.locator("summary", has_text="Administration").click()
+        expect(menu.get_by_role("link", name="Réglages")).to_be_visible()
+        width = phone.evaluate("document.documentElement.scrollWidth")
+        assert width <= 320, width
+        phone.screenshot(path=str(snap(phone, "menu-phone")), full_page=True)
+    finally:
+        context.close()
 
 
 def test_a_form_without_its_csrf_token_is_refused(
@@ -83,6 +135,10 @@ def test_the_french_console_speaks_french(browser: Browser, console_server: Cons
         page.get_by_label("Mot de passe").fill(PASSWORD)
         page.get_by_role("button", name="Se connecter").click()
         menu = page.get_by_role("navigation", name="Menu principal")
+        expect(menu.locator("summary")).to_have_text(
+            ["Suivi", "Envoi", "Clients", "Agents", "Administration"]
+        )
+        menu.locator("summary", has_text="Suivi").click()
         expect(menu.get_by_role("link", name="Tableau de bord")).to_be_visible()
         expect(page.get_by_role("button", name="Se déconnecter")).to_be_visible()
         expect(page.locator("footer")).to_contain_text("Les heures sont affichées en")

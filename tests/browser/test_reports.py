@@ -8,7 +8,7 @@ import re
 from playwright.sync_api import Browser, Page, expect
 
 from tests.browser.conftest import PASSWORD, ConsoleServer
-from tests.browser.helpers import seed_messages, sign_in, snap
+from tests.browser.helpers import open_menu, seed_messages, sign_in, snap
 
 
 def test_a_report_by_configuration_with_its_chart_funnel_and_csv(
@@ -16,7 +16,7 @@ def test_a_report_by_configuration_with_its_chart_funnel_and_csv(
 ) -> None:
     seed_messages(console_server.container, console_server.org_id)
     sign_in(page, console_server.url, console_server.admin.email, PASSWORD)
-    page.get_by_role("link", name="Reports").click()
+    open_menu(page, "Tracking", "Reports")
     expect(page.get_by_role("heading", name="Reports", exact=True)).to_be_visible()
     page.get_by_label("Group by").select_option(label="Configuration")
     page.get_by_role("button", name="Show").click()

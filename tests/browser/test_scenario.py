@@ -11,7 +11,7 @@ from playwright.sync_api import Page, expect
 
 from outbound.testing.fakes import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN
 from tests.browser.conftest import PASSWORD, ConsoleServer
-from tests.browser.helpers import sign_in, snap
+from tests.browser.helpers import open_menu, sign_in, snap
 
 ENGLISH = "Hi {CustomerName}, your case {CaseName} has been updated."
 FRENCH = "Bonjour {CustomerName}, votre dossier {CaseName} a été mis à jour."
@@ -25,10 +25,9 @@ def test_an_admin_sets_up_sending_and_a_test_is_delivered(
 ) -> None:
     base = console_server.url
     sign_in(page, base, console_server.admin.email, PASSWORD)
-    menu = page.get_by_role("navigation", name="Main menu")
 
     # A Twilio channel, on the fake Twilio server.
-    menu.get_by_role("link", name="Channels").click()
+    open_menu(page, "Administration", "Channels")
     expect(page.get_by_text("No channels yet.")).to_be_visible()
     page.get_by_role("link", name="New channel").click()
     page.get_by_label("Name").fill("Twilio SMS")
@@ -45,7 +44,7 @@ def test_an_admin_sets_up_sending_and_a_test_is_delivered(
     snap(page, "channel")
 
     # A template in English and French.
-    menu.get_by_role("link", name="Templates").click()
+    open_menu(page, "Sending", "Templates")
     page.get_by_role("link", name="New template").click()
     page.get_by_label("Name").fill("Case update")
     default_text = page.get_by_label("Default text", exact=True)
@@ -64,7 +63,7 @@ def test_an_admin_sets_up_sending_and_a_test_is_delivered(
     expect(page.get_by_role("status")).to_have_text("Template saved.")
 
     # A configuration tying them together.
-    menu.get_by_role("link", name="Configurations").click()
+    open_menu(page, "Sending", "Configurations")
     page.get_by_role("link", name="New configuration").click()
     page.get_by_label("Name").fill("Case updates by SMS")
     page.get_by_label("Channel", exact=True).select_option(label="Twilio SMS (twilio, sms)")

@@ -8,7 +8,7 @@ from playwright.sync_api import Page, expect
 
 from outbound.schemas import ChannelCreate, ConfigurationCreate
 from tests.browser.conftest import PASSWORD, ConsoleServer
-from tests.browser.helpers import sign_in, snap
+from tests.browser.helpers import open_menu, sign_in, snap
 
 GSM_TEXT = (
     "Hi {CustomerName}, your case {CaseName} has been updated. Reply STOP to opt out of texts."
@@ -20,7 +20,7 @@ def test_writing_a_template_in_english_and_french(
 ) -> None:
     base = console_server.url
     sign_in(page, base, console_server.admin.email, PASSWORD)
-    page.get_by_role("navigation", name="Main menu").get_by_role("link", name="Templates").click()
+    open_menu(page, "Sending", "Templates")
     expect(page.get_by_text("No templates yet.")).to_be_visible()
     page.get_by_role("link", name="Write the first template").click()
 

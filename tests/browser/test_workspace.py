@@ -24,7 +24,7 @@ from outbound.schemas import (
 from outbound.services.lifecycle import Actor
 from outbound.testing.fakes import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN
 from tests.browser.conftest import PASSWORD, ConsoleServer, FakeTwilioThread, Person
-from tests.browser.helpers import sign_in, snap, wait_until_final
+from tests.browser.helpers import open_menu, sign_in, snap, wait_until_final
 
 CUSTOMER = "+33612345678"
 SECOND_CUSTOMER = "+33698765432"
@@ -119,7 +119,7 @@ def _setup(server: ConsoleServer) -> Setup:
 
 def _available(page: Page, base: str, person: Person) -> None:
     sign_in(page, base, person.email, PASSWORD)
-    page.get_by_role("navigation", name="Main menu").get_by_role("link", name="Workspace").click()
+    open_menu(page, "Agents", "Workspace")
     page.get_by_role("button", name="Available").click()
     expect(page.get_by_role("button", name="Available")).to_have_attribute("aria-pressed", "true")
     expect(page.get_by_test_id("inbox-empty")).to_be_visible()
@@ -255,7 +255,7 @@ def test_a_supervisor_sees_agents_and_queues_and_reassigns(
     )
 
     sign_in(page, console_server.url, console_server.supervisor.email, PASSWORD)
-    page.get_by_role("navigation", name="Main menu").get_by_role("link", name="Supervision").click()
+    open_menu(page, "Agents", "Supervision")
     expect(page.get_by_role("heading", name="Supervision", exact=True)).to_be_visible()
     row = page.locator(f'tr[data-user="{agent.id}"]')
     expect(row).to_contain_text("Busy")

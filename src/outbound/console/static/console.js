@@ -44,6 +44,27 @@
     if (question && !window.confirm(question)) event.preventDefault();
   }, true);
 
+  // The menu's groups (details/summary): one open at a time; Escape or a click elsewhere
+  // closes it, Escape bringing the focus back to its summary.
+  function closeMenus(except) {
+    document.querySelectorAll("details.menu-group[open]").forEach(function (group) {
+      if (group !== except) group.removeAttribute("open");
+    });
+  }
+  document.addEventListener("toggle", function (event) {
+    var group = event.target;
+    if (group.matches && group.matches("details.menu-group") && group.open) closeMenus(group);
+  }, true);
+  document.addEventListener("click", function (event) {
+    if (!event.target.closest("details.menu-group")) closeMenus(null);
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") return;
+    var group = event.target.closest && event.target.closest("details.menu-group[open]");
+    closeMenus(null);
+    if (group) group.querySelector("summary").focus();
+  });
+
   // Tabs: buttons role=tab with aria-controls; arrows move between them.
   function selectTab(tab) {
     var list = tab.closest("[role=tablist]");
