@@ -8,12 +8,14 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from outbound.adapters.db.models import (
     ROLLUP_DIMENSIONS,
+    Channel,
     Message,
     MessageEvent,
     MessageRollup,
@@ -29,11 +31,14 @@ from outbound.domain.reports import (
     hour_of,
     latency_bucket,
     local_day,
+    parse_prices,
+    percentile,
+    price_of,
     reason_code,
 )
 from outbound.domain.statuses import MessageStatus
 from outbound.services.auth import create_organization
-from outbound.services.reports import ReportQuery
+from outbound.services.reports import GROUPS, ReportQuery, ReportService
 from outbound.testing import FakeClock
 from tests.helpers import Setup, Tenant
 
@@ -297,3 +302,164 @@ def test_a_report_by_local_day_counts_each_message_on_its_day(
     assert {g["day"]: g["requested"] for g in report["groups"]} == expected
     totals = container.reports.messages(org_id, ReportQuery(since, until))["totals"]
     assert totals["requested"] == sum(expected.values())
+
+
+_GROUPINGS = [
+    [],
+    ["day"],
+    ["hour"],
+    ["configuration", "day"],
+    ["provider"],
+    ["country", "hour"],
+    ["locale"],
+    ["flow_run", "day"],
+    ["channel_type", "template"],
+]
+
+
+def _expected(
+    c: Container, org_id: str, query: ReportQuery, prices: dict
+) -> dict[tuple, dict[str, object]]:
+    """The report's groups computed from the full scan alone: each hour of the scan given to
+    its group by its dimensions and its local day or hour."""
+    with c.db.read() as session:
+        channels = {
+            row.id: (row.provider, row.type)
+            for row in session.execute(
+                sa.select(Channel.id, Channel.provider, Channel.type).where(
+                    Channel.org_id == org_id
+                )
+            )
+        }
+    values, reasons = _scan(c, org_id)
+    groups: dict[tuple, dict] = {}
+
+    def group_of(key: tuple) -> dict | None:
+        period, hour, *dimensions = key
+        if period != "hour" or not query.since <= hour < query.until:
+            return None
+        row = dict(zip(ROLLUP_DIMENSIONS, dimensions, strict=True))
+        provider, channel_type = channels.get(row["channel_id"], (None, None))
+        labels = []
+        for name in query.group_by:
+            if name == "day":
+                labels.append(local_day(hour, query.zone).isoformat())
+            elif name == "hour":
+                labels.append(hour.astimezone(query.zone).isoformat())
+            elif name == "provider":
+                labels.append(provider)
+            elif name == "channel_type":
+                labels.append(channel_type)
+            else:
+                labels.append(row[GROUPS[name]] or None)
+        group = groups.setdefault(
+            tuple(labels), {"values": Counter(), "why": Counter(), "cost": 0.0, "unpriced": 0}
+        )
+        group["provider"] = provider or ""
+        group["price"] = price_of(prices, channel_type or "", row["country"])
+        return group
+
+    for key, counted in values.items():
+        group = group_of(key)
+        if group is not None:
+            group["values"].update(counted)
+            if group["price"] is None:
+                group["unpriced"] += counted["segments"]
+            else:
+                group["cost"] += counted["segments"] * group["price"]
+    for (key, kind, code), n in reasons.items():
+        group = group_of(key)
+        if group is not None:
+            group["why"][(kind, group["provider"] if kind == "failed" else "", code)] += n
+    return {
+        labels: {
+            **{name: group["values"][name] for name in COUNTERS},
+            "skipped_by_reason": {
+                code: n for (kind, _, code), n in sorted(group["why"].items()) if kind == "skipped"
+            },
+            "failed_by_code": {
+                (provider or None, code or None): n
+                for (kind, provider, code), n in group["why"].items()
+                if kind == "failed"
+            },
+            "estimated_cost": round(group["cost"], 6),
+            "unpriced_segments": group["unpriced"],
+            "accept_to_sent": {
+                "p50": percentile([group["values"][f"sent_latency_{i}"] for i in range(14)], 0.5),
+                "p95": percentile([group["values"][f"sent_latency_{i}"] for i in range(14)], 0.95),
+            },
+        }
+        for labels, group in groups.items()
+        if +group["values"]
+    }
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    data=st.data(),
+    group_by=st.sampled_from(_GROUPINGS),
+    zone=st.sampled_from(["UTC", "Europe/Paris", "Asia/Kolkata", "America/New_York"]),
+    prices=st.sampled_from(["", "sms=0.05", "sms:FR=0.07,sms=0.05", "sms:US=0.1"]),
+)
+def test_a_report_equals_the_report_of_a_full_scan(
+    container: Container,
+    clock: FakeClock,
+    setup: Setup,
+    data: st.DataObject,
+    group_by: list[str],
+    zone: str,
+    prices: str,
+) -> None:
+    """Any grouping, zone and prices: the groups summed by the database (day rows, edge hours,
+    hours moved between local days) are those of the messages and their history."""
+    org_id = create_organization(container.db, container.clock, "Each example's own").id
+    with container.db.transaction() as session:
+        channel = Channel(
+            org_id=org_id,
+            name="SMS",
+            type="sms",
+            provider="sandbox",
+            sender="+15005550006",
+            created_at=clock.now(),
+            updated_at=clock.now(),
+        )
+        session.add(channel)
+        session.flush()
+        own = Setup({"id": channel.id}, setup.template, setup.configuration)
+    _run(container, clock, own, org_id, data)
+    now = hour_of(clock.now())
+    since = now - timedelta(hours=data.draw(st.integers(0, 60)))
+    until = now + timedelta(hours=data.draw(st.integers(1, 40)))
+    query = ReportQuery(since, until, group_by, ZoneInfo(zone))
+    service = ReportService(container.db, prices=parse_prices(prices))
+    report = service.messages(org_id, query)
+    keys = [GROUPS[name] or name for name in group_by]
+    got = {
+        tuple(group[k] for k in keys): {
+            **{name: group[name] for name in COUNTERS if name != "segments"},
+            "segments": group["segments"],
+            "skipped_by_reason": group["skipped_by_reason"],
+            "failed_by_code": {
+                (entry["provider"], entry["code"]): entry["count"]
+                for entry in group["failed_by_code"]
+            },
+            "estimated_cost": pytest.approx(group["estimated_cost"]),
+            "unpriced_segments": group["unpriced_segments"],
+            "accept_to_sent": group["accept_to_sent"],
+        }
+        for group in report["groups"]
+    }
+    expected = _expected(container, org_id, query, parse_prices(prices))
+    assert got.keys() == expected.keys()
+    for key, values in expected.items():
+        differing = {
+            name: (got[key][name], value)
+            for name, value in values.items()
+            if got[key][name] != value
+        }
+        assert not differing, (key, differing)
+    assert report["totals"]["requested"] == sum(g["requested"] for g in expected.values())

@@ -12,7 +12,7 @@ answered and closed, agents' times) are read from their own, much smaller, table
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -28,7 +28,6 @@ from outbound.adapters.db.models import (
     Message,
     MessageRollup,
     MessageRollupReason,
-    UTCDateTime,
 )
 from outbound.domain.provider_errors import error_meaning
 from outbound.domain.reports import (
@@ -38,7 +37,6 @@ from outbound.domain.reports import (
     hour_of,
     local_day,
     percentile,
-    price_of,
 )
 from outbound.errors import InvalidRequestError
 
@@ -247,6 +245,10 @@ class _Group:
         }
 
 
+def _contiguous(starts: Sequence[datetime], step: timedelta) -> bool:
+    return len(starts) == (starts[-1] - starts[0]) // step + 1
+
+
 def _sums(
     session: Any,
     table: sa.Table,
@@ -254,40 +256,87 @@ def _sums(
     query: ReportQuery,
     period: str,
     entries: list[tuple[datetime, str, int]],
-    columns: list[str],
-) -> Any:
-    """The sums of ``table``'s values over the rows of ``period`` that ``entries`` name, per
-    ``columns`` and label, each row counted with its entry's sign."""
-    parts = (
-        sa.values(
-            sa.column("starts_at", UTCDateTime()),
-            sa.column("label", sa.String(40)),
-            sa.column("sign", sa.Integer()),
-            name="parts",
-        )
-        .data(entries)
-        .cte("parts")
+    keys: Sequence[sa.ColumnElement[Any]],
+    values: Sequence[tuple[str, sa.ColumnElement[Any]]],
+) -> Iterator[tuple[str, int, Mapping[str, Any]]]:
+    """The sums of ``values`` (name, expression of ``table``'s columns) over the rows of
+    ``period`` that ``entries`` name, per ``keys`` and entry: ``(label, sign, row)``.
+
+    Summed in the database, so that only the report's groups come back: over the whole
+    range when no entry has a label (a report not by time), else per row start, each start
+    then given to its entries' labels with their signs (an hour a zone moves to another day
+    is added to one and taken from the other, read once).
+    """
+    starts = sorted({e[0] for e in entries})
+    step = timedelta(days=1) if period == "day" else timedelta(hours=1)
+    if len(starts) == (starts[-1] - starts[0]) // step + 1:
+        # One range of the key (org, period, start): the database reads it in key order.
+        when: list[sa.ColumnElement[bool]] = [
+            table.c.starts_at >= starts[0],
+            table.c.starts_at <= starts[-1],
+        ]
+    else:
+        when = [table.c.starts_at.in_(starts)]
+    where = [*query.where(table, org_id), table.c.period == period, *when]
+    sums = [sa.func.sum(expression).label(name) for name, expression in values]
+    if all(label == "" and sign == 1 for _, label, sign in entries):
+        stmt = sa.select(*keys, *sums).where(*where).group_by(*keys)
+        for row in session.execute(stmt).mappings():
+            yield "", 1, row
+        return
+    given: dict[datetime, list[tuple[str, int]]] = {}
+    for start, label, sign in entries:
+        given.setdefault(start, []).append((label, sign))
+    start_column = table.c.starts_at.label("_start")
+    stmt = sa.select(*keys, start_column, *sums).where(*where).group_by(*keys, table.c.starts_at)
+    for row in session.execute(stmt).mappings():
+        for label, sign in given[row["_start"]]:
+            yield label, sign, row
+
+
+def _by_channel(
+    table: sa.Table, channels: Mapping[str, tuple[str, str]], index: int
+) -> sa.ColumnElement[Any]:
+    """The provider (``index`` 0) or type (1) of each row's channel; NULL for a channel the
+    organisation no longer has."""
+    if not channels:
+        return sa.null()
+    return sa.case(
+        {cid: sa.literal(values[index]) for cid, values in channels.items()},
+        value=table.c.channel_id,
     )
-    signed = any(sign != 1 for _, _, sign in entries)
-    values = [c for c in (*_VALUES, "count") if c in table.c and c not in columns]
 
-    def total(name: str) -> Any:
-        column = table.c[name] * parts.c.sign if signed else table.c[name]
-        return sa.func.sum(column).label(name)
 
-    keys = [*(table.c[c] for c in columns), parts.c.label]
-    return session.execute(
-        sa.select(*keys, *(total(v) for v in values))
-        .join(parts, parts.c.starts_at == table.c.starts_at)
-        .where(
-            *query.where(table, org_id),
-            table.c.period == period,
-            # The rows by their keys (not a range: a local day's few hours are spread over
-            # the month), so that the database looks each one up.
-            table.c.starts_at.in_(sorted({e[0] for e in entries})),
+def _price(
+    table: sa.Table, channels: Mapping[str, tuple[str, str]], prices: Prices
+) -> sa.ColumnElement[Any]:
+    """The price of one segment of each row (:func:`price_of` of its channel's type and its
+    country); NULL when unpriced."""
+    by_type: dict[str, list[str]] = {}
+    for channel_id, (_, channel_type) in channels.items():
+        by_type.setdefault(channel_type, []).append(channel_id)
+    whens = []
+    for channel_type, ids in sorted(by_type.items()):
+        default = prices.get((channel_type, "*"))
+        countries = {
+            country: sa.literal(price, sa.Float)
+            for (kind, country), price in prices.items()
+            if kind == channel_type and country != "*"
+        }
+        otherwise: sa.ColumnElement[Any] = (
+            sa.null() if default is None else sa.literal(default, sa.Float)
         )
-        .group_by(*keys)
-    ).mappings()
+        price: sa.ColumnElement[Any]
+        if countries:
+            price = sa.case(countries, value=sa.func.upper(table.c.country), else_=otherwise)
+        elif default is not None:
+            price = otherwise
+        else:
+            continue
+        whens.append((table.c.channel_id.in_(sorted(ids)), price))
+    if not whens:
+        return sa.null()
+    return sa.case(*whens)
 
 
 def _counted(codes: Mapping[str, int]) -> dict[str, int]:
@@ -325,15 +374,6 @@ class ReportService:
 
     def messages(self, org_id: str, query: ReportQuery) -> dict[str, Any]:
         """Messages accepted in the range, per group, and their totals."""
-        columns = list(
-            dict.fromkeys(
-                [
-                    *(c for g in query.group_by if (c := GROUPS[g]) is not None),
-                    "channel_id",
-                    "country",
-                ]
-            )
-        )
         groups: dict[tuple[Any, ...], _Group] = {}
         with self._db.read() as session:
             channels = {
@@ -344,28 +384,49 @@ class ReportService:
                     )
                 )
             }
+            keys = _keys(_ROLLUPS, query, channels)
+            price = _price(_ROLLUPS, channels, self._prices)
+            segments = _ROLLUPS.c.segments
+            values = [
+                *((name, _ROLLUPS.c[name]) for name in _VALUES),
+                ("_cost", segments * price),
+                ("_unpriced", sa.case((price.is_(None), segments), else_=0)),
+            ]
+            reason_keys = [
+                *_keys(_REASONS, query, channels),
+                _REASONS.c.kind,
+                _REASONS.c.code,
+                sa.case(
+                    (_REASONS.c.kind == "failed", _by_channel(_REASONS, channels, 0)),
+                    else_=sa.literal(""),
+                ).label("_provider"),
+            ]
             for period, entries in query.parts():
-                for row in _sums(session, _ROLLUPS, org_id, query, period, entries, columns):
-                    group = groups.setdefault(self._key(row, query, channels), _Group())
-                    for name in _VALUES:
-                        group.values[name] += int(row[name] or 0)
-                    channel_type = channels.get(row["channel_id"], ("", ""))[1]
-                    price = price_of(self._prices, channel_type, row["country"])
-                    segments = int(row["segments"] or 0)
-                    if price is None:
-                        group.unpriced += segments
-                    else:
-                        group.cost += price * segments
-                for row in _sums(
-                    session, _REASONS, org_id, query, period, entries, [*columns, "kind", "code"]
+                for label, sign, row in _sums(
+                    session, _ROLLUPS, org_id, query, period, entries, keys, values
                 ):
-                    n = int(row["count"] or 0)
+                    group = groups.setdefault(_key(row, query.group_by, label), _Group())
+                    counted = group.values
+                    for name in _VALUES:
+                        counted[name] += sign * int(row[name] or 0)
+                    group.cost += sign * float(row["_cost"] or 0)
+                    group.unpriced += sign * int(row["_unpriced"] or 0)
+                for label, sign, row in _sums(
+                    session,
+                    _REASONS,
+                    org_id,
+                    query,
+                    period,
+                    entries,
+                    reason_keys,
+                    [("count", _REASONS.c.count)],
+                ):
+                    n = sign * int(row["count"] or 0)
                     if not n:
                         continue
-                    group = groups.setdefault(self._key(row, query, channels), _Group())
+                    group = groups.setdefault(_key(row, query.group_by, label), _Group())
                     if row["kind"] == "failed":
-                        provider = channels.get(row["channel_id"], ("", ""))[0]
-                        key = (provider, row["code"])
+                        key = (row["_provider"] or "", row["code"])
                         group.failed[key] = group.failed.get(key, 0) + n
                     else:
                         codes = group.reasons[row["kind"]]
@@ -388,23 +449,6 @@ class ReportService:
             "groups": out_groups,
             "totals": {**totals.out(), **extras},
         }
-
-    @staticmethod
-    def _key(
-        row: Mapping[Any, Any], query: ReportQuery, channels: Mapping[str, tuple[str, str]]
-    ) -> tuple[Any, ...]:
-        key: list[Any] = []
-        for name in query.group_by:
-            column = GROUPS[name]
-            if column is not None:
-                key.append(row[column] or None)
-            elif name == "provider":
-                key.append(channels.get(row["channel_id"], (None, None))[0])
-            elif name == "channel_type":
-                key.append(channels.get(row["channel_id"], (None, None))[1])
-            else:
-                key.append(row["label"])
-        return tuple(key)
 
     @staticmethod
     def _extras(session: Any, org_id: str, query: ReportQuery) -> dict[str, int]:
@@ -446,21 +490,24 @@ class ReportService:
             raise InvalidRequestError("by configuration or flow_run", field="by")
         stages: dict[str | None, dict[str, int]] = {}
         with self._db.read() as session:
+            values = [(name, _ROLLUPS.c[name]) for name in ("sent", "delivered", "replied")]
             for period, entries in query.parts():
-                for row in _sums(session, _ROLLUPS, org_id, query, period, entries, [column]):
+                for _, sign, row in _sums(
+                    session, _ROLLUPS, org_id, query, period, entries, [_ROLLUPS.c[column]], values
+                ):
                     entry = stages.setdefault(
                         row[column] or None,
                         {"sent": 0, "delivered": 0, "replied": 0, "answered": 0, "closed": 0},
                     )
                     for name in ("sent", "delivered", "replied"):
-                        entry[name] += int(row[name] or 0)
+                        entry[name] += sign * int(row[name] or 0)
             dimension = getattr(Message, column)
             answered = sa.func.count(sa.distinct(Message.id)).filter(
                 Conversation.first_response_at.is_not(None)
             )
             closed = sa.func.count(sa.distinct(Message.id)).filter(Conversation.status == "closed")
             filters = [getattr(Message, k) == v for k, v in query.filters.items()]
-            for row in session.execute(
+            for counted in session.execute(
                 sa.select(dimension, answered, closed)
                 .join(Message, Message.id == Conversation.answered_message_id)
                 .where(
@@ -474,10 +521,10 @@ class ReportService:
                 .group_by(dimension)
             ):
                 entry = stages.setdefault(
-                    row[0] or None,
+                    counted[0] or None,
                     {"sent": 0, "delivered": 0, "replied": 0, "answered": 0, "closed": 0},
                 )
-                entry["answered"], entry["closed"] = int(row[1]), int(row[2])
+                entry["answered"], entry["closed"] = int(counted[1]), int(counted[2])
         return {
             "since": query.since.isoformat(),
             "until": query.until.isoformat(),
@@ -546,6 +593,31 @@ def _agent_groups(rows: Iterable[Any], attribute: str, name: str) -> list[dict[s
         }
         for key, values in sorted(groups.items(), key=lambda i: i[0] or "")
     ]
+
+
+def _keys(
+    table: sa.Table, query: ReportQuery, channels: Mapping[str, tuple[str, str]]
+) -> list[sa.ColumnElement[Any]]:
+    """What the rows are summed per: the grouping's dimensions (a provider or channel type
+    from the row's channel); day and hour come from the parts' labels."""
+    keys: list[sa.ColumnElement[Any]] = []
+    for name in query.group_by:
+        column = GROUPS[name]
+        if column is not None:
+            keys.append(table.c[column])
+        elif name in ("provider", "channel_type"):
+            index = 0 if name == "provider" else 1
+            keys.append(_by_channel(table, channels, index).label(name))
+    return keys
+
+
+def _key(row: Mapping[str, Any], group_by: Sequence[str], label: str) -> tuple[Any, ...]:
+    """A summed row's group, in the grouping's order: its dimensions (None for none), and
+    the part's label for day or hour."""
+    return tuple(
+        label if name in ("day", "hour") else (row[GROUPS[name] or name] or None)
+        for name in group_by
+    )
 
 
 def _sort_key(key: tuple[Any, ...]) -> tuple[str, ...]:
