@@ -103,3 +103,11 @@ def test_console_benchmark_runs_and_prints_its_table() -> None:
     rows = {row[0]: row for row in _cells(result.stdout)}
     for what in ("GET /dashboard", "DashboardService.summary", "GET /messages"):
         assert what in rows, output
+
+
+def test_status_checks_benchmark_runs_and_claims_every_due_check() -> None:
+    result = _run(["bench.status_checks", "--messages", "2000", "--due", "25"], timeout=300)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "ix_messages_status_check" in result.stdout, output  # the partial index is read
+    assert "claimed 25 in " in result.stdout, output
