@@ -72,6 +72,9 @@ def add_to_rollups(
     ``messages``: the rows of the messages concerned when the caller holds them (accepting
     a request); otherwise they are read.
     """
+    # A claim (sending) and a retry (back to queued) count nothing: a batch of them reads no
+    # message and writes no row.
+    events = [e for e in events if _may_count(e)]
     if not events:
         return
     by_id: dict[str, Mapping[Any, Any]]
@@ -117,6 +120,14 @@ def add_to_rollups(
                 reasons[(key, kind, code)] = reasons.get((key, kind, code), 0) + n
     _upsert_rollups(session, rows)
     _upsert_reasons(session, reasons)
+
+
+def _may_count(event: Mapping[Any, Any]) -> bool:
+    """Whether :func:`status_deltas` may count anything for this history row."""
+    status = event["status"]
+    if status == MessageStatus.SENDING:
+        return False
+    return not (status == MessageStatus.QUEUED and event.get(MOVED_FROM) is not None)
 
 
 def count_reply(session: Session, message_id: str) -> None:
