@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from outbound.adapters.db.models import Message, MessageEvent
+from outbound.adapters.db.models import Message, MessageEvent, MessageRollup, WebhookEvent
 from outbound.adapters.queue.status_checks import StatusCheckQueue
 from outbound.app import Container, build_container, create_app
 from outbound.config import Settings
@@ -43,7 +43,11 @@ def down(settings: Settings, clock: FakeClock) -> Iterator[tuple[Container, Tena
     """The service, whose public webhook URL answers nothing (it is down)."""
     c = build_container(
         settings.model_copy(
-            update={"public_base_url": "http://127.0.0.1:9", "status_check_rate": 50.0}
+            update={
+                "public_base_url": "http://127.0.0.1:9",
+                "status_check_rate": 50.0,
+                "webhook_allowed_hosts": "127.0.0.1",
+            }
         ),
         clock=clock,
     )
@@ -189,6 +193,31 @@ async def test_a_message_whose_reports_were_lost_is_delivered_by_a_check_after_t
     clock.advance(AFTER * 10)
     assert await checker.run_once() == 0
     assert len(_lookups(twilio)) == 1
+
+
+async def test_a_status_found_counts_in_the_reports_and_is_an_event_for_the_integrator(
+    down: tuple[Container, Tenant], twilio: FakeTwilio, clock: FakeClock
+) -> None:
+    c, tenant = down
+    endpoint = tenant.post(
+        "/v1/webhook-endpoints",
+        {"url": "http://127.0.0.1:9/outbound", "events": ["message.status_changed"]},
+    )
+    assert endpoint.status_code == 201, endpoint.text
+    (message_id,) = await _send(c, tenant, _twilio(tenant, twilio), CUSTOMER)
+    await twilio.drain()
+    clock.advance(AFTER)
+    assert await c.status_checker().run_once() == 1
+    with c.db.read() as session:
+        delivered = session.execute(
+            sa.select(sa.func.sum(MessageRollup.delivered)).where(MessageRollup.period == "day")
+        ).scalar_one()
+        events = [
+            payload["data"]
+            for payload in session.execute(sa.select(WebhookEvent.payload)).scalars()
+        ]
+    assert delivered == 1
+    assert [(e["message_id"], e["status"]) for e in events][-1] == (message_id, "delivered")
 
 
 async def test_the_worker_makes_the_checks_beside_its_dispatcher(
