@@ -15,6 +15,7 @@ from outbound.services.flow_triggers import FlowTriggers
 from outbound.services.inbound import InboundService
 from outbound.services.records import RecordService
 from outbound.services.sending import SendService
+from outbound.services.status_checks import StatusChecker
 
 # service -> {keyword argument: the setting it comes from}
 WIRING: dict[type, dict[str, str]] = {
@@ -28,7 +29,9 @@ WIRING: dict[type, dict[str, str]] = {
         "circuit_threshold": "circuit_threshold",
         "circuit_cooldown_seconds": "circuit_cooldown_seconds",
         "shutdown_grace_seconds": "shutdown_grace_seconds",
+        "status_check_after_seconds": "status_check_after_seconds",
     },
+    StatusChecker: {"after_seconds": "status_check_after_seconds", "rate": "status_check_rate"},
     SendService: {
         "default_region": "default_region",
         "max_contacts_per_request": "max_contacts_per_request",
