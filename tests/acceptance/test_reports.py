@@ -14,6 +14,14 @@ from outbound.app import Container, create_app
 from outbound.domain.reports import parse_prices
 from outbound.domain.roles import Role
 from outbound.domain.statuses import MessageStatus
+from outbound.schemas.reports import (
+    AgentReport,
+    FunnelGroup,
+    FunnelReport,
+    MessageReport,
+    MessageReportGroup,
+    MessageTotals,
+)
 from outbound.services.reports import ReportQuery, ReportService
 from outbound.testing import FakeClock
 from tests.helpers import Setup, Tenant, contact, make_setup, make_tenant
@@ -179,3 +187,34 @@ def test_bad_parameters_name_their_field(tenant: Tenant, params: dict, field: st
     answer = tenant.get("/v1/reports/messages", params=params)
     assert answer.status_code == 422
     assert answer.json()["error"]["field"] == field
+
+
+async def test_the_description_declares_every_member_of_the_reports(
+    stenant: Tenant, scripted_container: Container, clock: FakeClock
+) -> None:
+    await _history(scripted_container, stenant, clock)
+    spec = stenant.get("/openapi.json").json()
+    for path, model in (
+        ("/v1/reports/messages", MessageReport),
+        ("/v1/reports/funnel", FunnelReport),
+        ("/v1/reports/agents", AgentReport),
+    ):
+        content = spec["paths"][path]["get"]["responses"]["200"]["content"]
+        assert content["application/json"]["schema"] == {
+            "$ref": f"#/components/schemas/{model.__name__}"
+        }
+        assert "text/csv" in content
+    for group_by in ("", "configuration,day", "provider,hour", "country,channel_type,locale"):
+        params = {"since": "2026-01-15", "group_by": group_by, "time_zone": "Asia/Kolkata"}
+        report = stenant.get("/v1/reports/messages", params=params).json()
+        MessageReport.model_validate(report)
+        assert report["groups"]
+        for group in report["groups"]:
+            assert set(group) <= set(MessageReportGroup.model_fields)
+        assert set(report["totals"]) == set(MessageTotals.model_fields)
+    for by in ("configuration", "flow_run"):
+        funnel = stenant.get("/v1/reports/funnel", params={"since": "2026-01-15", "by": by})
+        FunnelReport.model_validate(funnel.json())
+        assert {k for g in funnel.json()["groups"] for k in g} <= set(FunnelGroup.model_fields)
+    agents = stenant.get("/v1/reports/agents", params={"since": "2026-01-15"}).json()
+    assert set(agents) == set(AgentReport.model_fields)

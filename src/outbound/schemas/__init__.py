@@ -14,7 +14,8 @@ One module per concept, each built on :mod:`~outbound.schemas.base` (every reque
 - :mod:`~outbound.schemas.records`: contacts, cases, events and the CSV import;
 - :mod:`~outbound.schemas.flows`: flows and flow runs;
 - :mod:`~outbound.schemas.webhooks`: webhook endpoints, their deliveries and attempts;
-- :mod:`~outbound.schemas.audit`: the audit log of administrative changes.
+- :mod:`~outbound.schemas.audit`: the audit log of administrative changes;
+- :mod:`~outbound.schemas.reports`: the message report, the funnel and agents' times.
 
 Every public name is importable from here too, as are the vocabularies of ``domain/`` that the
 models use (:class:`Role`, :class:`ChannelType`, ...).
@@ -122,6 +123,20 @@ from outbound.schemas.records import (
     ImportResult,
     ImportRowError,
 )
+from outbound.schemas.reports import (
+    AgentReport,
+    AgentRow,
+    FailedByCode,
+    FunnelGroup,
+    FunnelReport,
+    LatencyPercentiles,
+    MessageCounts,
+    MessageReport,
+    MessageReportGroup,
+    MessageTotals,
+    QueueRow,
+    TimeStats,
+)
 from outbound.schemas.sending import (
     MAX_CONTEXT_VALUE_CHARACTERS,
     ContactItem,
@@ -145,6 +160,8 @@ __all__ = [
     "LOCALIZED_TEXT_LIMIT",
     "MAX_CONTEXT_VALUE_CHARACTERS",
     "MAX_IMPORT_ERRORS",
+    "AgentReport",
+    "AgentRow",
     "AnsweredMessage",
     "ApiKeyCreate",
     "ApiKeyCreated",
@@ -190,21 +207,29 @@ __all__ = [
     "ErasureIn",
     "EventIn",
     "EventOut",
+    "FailedByCode",
     "FlowOut",
     "FlowRunError",
     "FlowRunIn",
     "FlowRunOut",
     "FlowRunStatus",
     "FrequencyCapSpec",
+    "FunnelGroup",
+    "FunnelReport",
     "HistoryEntry",
     "ImportResult",
     "ImportRowError",
     "InputModel",
     "IsoDateTime",
+    "LatencyPercentiles",
     "LocaleChoice",
     "LocaleValue",
+    "MessageCounts",
     "MessageEventOut",
     "MessageOut",
+    "MessageReport",
+    "MessageReportGroup",
+    "MessageTotals",
     "NamedRef",
     "NoteEntry",
     "NoteIn",
@@ -220,6 +245,7 @@ __all__ = [
     "ProviderName",
     "QueueCreate",
     "QueueOut",
+    "QueueRow",
     "QueueUpdate",
     "RenderedCanned",
     "ReplyIn",
@@ -241,6 +267,7 @@ __all__ = [
     "TemplateUpdate",
     "TemplateVersionOut",
     "TemplateWarning",
+    "TimeStats",
     "TransferIn",
     "UserCreate",
     "UserOut",

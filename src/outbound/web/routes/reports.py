@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from outbound.domain.roles import Role
 from outbound.errors import InvalidRequestError
+from outbound.schemas.reports import AgentReport, FunnelReport, MessageReport
 from outbound.services.auth import Principal
 from outbound.services.reports import ReportQuery, parse_group_by, parse_range, parse_zone
 from outbound.web.deps import container, principal_of
@@ -20,6 +21,9 @@ __all__ = ["csv_rows", "router", "wants_csv"]
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 REPORTERS = (Role.ADMIN, Role.SUPERVISOR, Role.SENDER)
+_CSV: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {"schema": {"type": "string"}}}}
+}
 _FILTERS = ("configuration_id", "template_id", "channel_id", "flow_run_id", "locale", "country")
 
 
@@ -93,7 +97,7 @@ def _answer(
     )
 
 
-@router.get("/messages")
+@router.get("/messages", response_model=MessageReport, responses=_CSV)
 def message_report(
     request: Request,
     since: str | None = Query(None, description="date or time; a date is local midnight"),
@@ -114,7 +118,7 @@ def message_report(
     return _answer(request, report, "groups", format, "message-report")
 
 
-@router.get("/funnel")
+@router.get("/funnel", response_model=FunnelReport, responses=_CSV)
 def funnel_report(
     request: Request,
     by: str = Query("configuration", description="configuration or flow_run"),
@@ -130,7 +134,7 @@ def funnel_report(
     return _answer(request, report, "groups", format, "funnel")
 
 
-@router.get("/agents")
+@router.get("/agents", response_model=AgentReport, responses=_CSV)
 def agent_report(
     request: Request,
     since: str | None = None,
