@@ -12,11 +12,13 @@ realistic proportions, reasons for skips, rejections and failures, and latency h
 own rows among others'.
 
 Then each report runs R times through ``ReportService`` (the code behind
-``GET /v1/reports/…``, without HTTP): totals only; by configuration and day in Europe/Paris
-and in Asia/Kolkata (a half-hour offset); by country and provider; by flow run; by hour; the
+``GET /v1/reports/…``, without HTTP): totals only; by day (UTC, Europe/Paris, Asia/Kolkata: a
+half-hour offset) and by hour; by each dimension alone (configuration, template, channel,
+provider, flow run, locale, country); by two dimensions; by a dimension and day or hour; the
 funnel by configuration. Printed: rollup rows, load time, and per report the groups returned
-and the median and p95 time. SQLite always; PostgreSQL too with ``--postgres``. Record results
-with the machine in bench/results.md.
+and the median and p95 time. SQLite and, with ``--postgres``, PostgreSQL (``--no-sqlite``:
+PostgreSQL only; ``--only TEXT``: the reports whose names hold TEXT). Record results with the
+machine in bench/results.md.
 """
 
 from __future__ import annotations
@@ -219,16 +221,30 @@ def _scenarios(service: ReportService) -> list[tuple[str, Callable[[], int]]]:
 
     return [
         ("totals", report([])),
+        ("day", report(["day"])),
+        ("day (Europe/Paris)", report(["day"], "Europe/Paris")),
+        ("day (Asia/Kolkata)", report(["day"], "Asia/Kolkata")),
+        ("hour", report(["hour"])),
+        ("hour (Europe/Paris)", report(["hour"], "Europe/Paris")),
+        ("configuration", report(["configuration"])),
+        ("template", report(["template"])),
+        ("channel", report(["channel"])),
+        ("provider", report(["provider"])),
+        ("flow run", report(["flow_run"])),
+        ("locale", report(["locale"])),
+        ("country", report(["country"])),
+        ("country, provider", report(["country", "provider"])),
         ("configuration, day (Europe/Paris)", report(["configuration", "day"], "Europe/Paris")),
         ("configuration, day (Asia/Kolkata)", report(["configuration", "day"], "Asia/Kolkata")),
-        ("country, provider", report(["country", "provider"])),
-        ("flow run", report(["flow_run"])),
-        ("hour", report(["hour"])),
+        ("country, hour", report(["country", "hour"])),
+        ("configuration, hour", report(["configuration", "hour"])),
         ("funnel by configuration", funnel),
     ]
 
 
-def _measure(label: str, url: str, data_dir: Path, messages: int, runs: int) -> None:
+def _measure(
+    label: str, url: str, data_dir: Path, messages: int, runs: int, only: str | None = None
+) -> None:
     settings = Settings(
         data_dir=data_dir, database_url=url, secret_key=Fernet.generate_key().decode()
     )
@@ -241,6 +257,8 @@ def _measure(label: str, url: str, data_dir: Path, messages: int, runs: int) -> 
     )
     table = Table("report (30 days)", "groups", "median ms", "p95 ms", title=label)
     for name, run in _scenarios(container.reports):
+        if only and only not in name:
+            continue
         run()  # warm: the first query reads the pages into the cache
         times, groups = [], 0
         for _ in range(runs):
@@ -259,19 +277,21 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=10_000_000)
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--postgres", help="a PostgreSQL server URL (a database is created)")
+    parser.add_argument("--only", help="the reports whose names hold this text")
+    parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
     args = parser.parse_args()
     console.print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}, SQLite {sqlite3.sqlite_version}"
     )
-    with tempfile.TemporaryDirectory() as tmp:
-        _measure(
-            "SQLite", f"sqlite:///{Path(tmp) / 'reports.db'}", Path(tmp), args.messages, args.runs
-        )
+    if not args.no_sqlite:
+        with tempfile.TemporaryDirectory() as tmp:
+            url = f"sqlite:///{Path(tmp) / 'reports.db'}"
+            _measure("SQLite", url, Path(tmp), args.messages, args.runs, args.only)
     if args.postgres:
         with _fresh(args.postgres) as url, tempfile.TemporaryDirectory() as tmp:
             assert url is not None
-            _measure("PostgreSQL", url, Path(tmp), args.messages, args.runs)
+            _measure("PostgreSQL", url, Path(tmp), args.messages, args.runs, args.only)
 
 
 if __name__ == "__main__":
