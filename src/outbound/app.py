@@ -25,6 +25,7 @@ from outbound.adapters.webhook_client import WebhookClient
 from outbound.clock import Clock, SystemClock
 from outbound.config import Settings
 from outbound.console import install_console
+from outbound.console.session import SESSION_MAX_AGE_SECONDS
 from outbound.domain.reports import parse_prices
 from outbound.domain.webhooks import AllowedHosts
 from outbound.services.agent_replies import AgentReplyService
@@ -34,6 +35,7 @@ from outbound.services.cancellation import CancelService
 from outbound.services.channels import ChannelService
 from outbound.services.configurations import ConfigurationService
 from outbound.services.consent import ConsentService
+from outbound.services.console_sessions import ConsoleSessions
 from outbound.services.conversation_sweep import ConversationSweep, SweepPolicy
 from outbound.services.conversations import ConversationService
 from outbound.services.dashboard import DashboardService
@@ -114,6 +116,7 @@ class Container:
     http: HttpClient
     flows: FlowService
     users: UserService
+    console_sessions: ConsoleSessions
     presence: PresenceService
     queues: QueueService
     routing: RoutingService
@@ -331,6 +334,9 @@ def build_container(
         flows=FlowService(db, clock),
         users=UserService(
             db, clock, Passwords(), presence_timeout=settings.presence_timeout_seconds
+        ),
+        console_sessions=ConsoleSessions(
+            db, clock, max_age=timedelta(seconds=SESSION_MAX_AGE_SECONDS)
         ),
         presence=PresenceService(
             db,

@@ -163,3 +163,28 @@ def test_the_api_documentation_loads_nothing_from_elsewhere(
     page.get_by_role("button", name=re.compile("Authorize")).first.click()
     expect(page.get_by_text("apiKey  (http, Bearer)")).to_be_visible()
     assert [url for url in elsewhere if not url.startswith(("data:", "blob:"))] == []
+
+
+def test_a_user_signs_out_their_other_sessions(
+    browser: Browser, page: Page, console_server: ConsoleServer
+) -> None:
+    base = console_server.url
+    phone = browser.new_context(viewport={"width": 390, "height": 800}, locale="en-GB")
+    try:
+        other = phone.new_page()
+        sign_in(other, base, console_server.agent.email, PASSWORD)
+        sign_in(page, base, console_server.agent.email, PASSWORD)
+        page.get_by_role("link", name=console_server.agent.name).click()
+        expect(page.get_by_role("heading", name="Your sessions")).to_be_visible()
+        rows = page.get_by_role("table").get_by_role("row")
+        expect(rows).to_have_count(3)  # the header, two sessions
+        expect(rows.filter(has_text="this session")).to_have_count(1)
+        snap(page, "sessions")
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.get_by_role("button", name="Sign out all other sessions").click()
+        expect(page.get_by_role("status")).to_have_text("1 session was signed out.")
+        expect(rows).to_have_count(2)
+        other.reload()
+        expect(other.get_by_role("heading", name="Sign in to outbound")).to_be_visible()
+    finally:
+        phone.close()

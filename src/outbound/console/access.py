@@ -144,6 +144,8 @@ def load_viewer(request: Request, state: ConsoleState) -> Viewer:
         raise LoginRequiredError from None
     if not user.active:
         raise LoginRequiredError
+    if not _container(request).console_sessions.alive(session.sid, user.id):
+        raise LoginRequiredError  # signed out, from here or elsewhere
     viewer = Viewer(user=user, org_id=session.org_id)
     state.viewer = viewer
     language, formats = choose_locale(user.ui_language, request.headers.get("accept-language"))

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from outbound.adapters.db.engine import Database
 from outbound.adapters.db.models import (
     ApiKey,
+    ConsoleSession,
     Conversation,
     ConversationEvent,
     ConversationNote,
@@ -41,6 +42,7 @@ from outbound.errors import ConflictError, InvalidRequestError, NotFoundError
 from outbound.schemas import Page, PresenceOut, UserCreate, UserOut, UserUpdate
 from outbound.services.audit import CHANGED, diff, record_audit, snapshot
 from outbound.services.auth import Principal
+from outbound.services.console_sessions import end_user_sessions
 from outbound.services.pagination import fetch_page
 
 __all__ = [
@@ -287,6 +289,8 @@ class UserService:
                     setattr(user, name, getattr(data, name))
             if "password" in given:
                 user.password_hash = password_hash
+                # A new password ends every console session signed in with the old one.
+                end_user_sessions(session, user.id, now)
             if role is not None:
                 user.role = role.value
                 self._revoke_keys(session, user, now, keep=key_roles_for(role))
@@ -318,6 +322,8 @@ class UserService:
                 record_audit(
                     session, org_id, by, "user.deleted", "user", user.id, now, changes=changes
                 )
+                # Their sessions name them, but only to let them in: they go with them.
+                session.execute(sa.delete(ConsoleSession).where(ConsoleSession.user_id == user.id))
                 session.delete(user)
                 return True
             self._revoke_keys(session, user, now, keep=frozenset())
@@ -413,8 +419,10 @@ class UserService:
 
 
 def _deactivate(session: Session, user: User, now: datetime, by: Principal | None) -> None:
-    """Deactivate ``user`` (their keys stop working) and set them offline."""
+    """Deactivate ``user`` (their keys stop working, their console sessions end) and set
+    them offline."""
     user.active = False
+    end_user_sessions(session, user.id, now)
     change_presence(
         session,
         user,

@@ -41,6 +41,7 @@ __all__ = [
     "Case",
     "Channel",
     "ConsentEvent",
+    "ConsoleSession",
     "Contact",
     "Conversation",
     "ConversationEvent",
@@ -156,6 +157,26 @@ class ApiKey(Base):
     created_at: Mapped[datetime]
     # Written at most once a minute per key (see services.auth), not on every request.
     last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class ConsoleSession(Base):
+    """A signed-in console session: the cookie names it by a random id, kept here hashed.
+
+    A request of the session is accepted only while its row is not ``revoked_at``: signing
+    out, another session's "sign out", a new password or a deactivation ends it everywhere.
+    """
+
+    __tablename__ = "console_sessions"
+    __table_args__ = (sa.Index("ix_console_sessions_user", "user_id", "created_at"),)
+
+    id_hash: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    org_id: Mapped[str] = mapped_column(sa.ForeignKey("organizations.id"))
+    user_id: Mapped[str] = mapped_column(sa.ForeignKey("users.id"))
+    user_agent: Mapped[str | None] = mapped_column(sa.String(300))
+    created_at: Mapped[datetime]
+    # Written at most once a minute per session, not on every request.
+    last_seen_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
 
 

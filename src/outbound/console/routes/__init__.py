@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from outbound.console.routes import (
+    account,
     auth,
     channels,
     configurations,
@@ -29,6 +30,7 @@ __all__ = ["ROUTERS"]
 
 ROUTERS: list[APIRouter] = [
     auth.router,
+    account.router,
     dashboard.router,
     messages.router,
     reports.router,

@@ -113,11 +113,19 @@ async def login(
         error = t.gettext("The e-mail address or the password is wrong.")
         return render(request, "login.html", {**context, "error": error}, status=400)
     org_id, user = signed
-    state.start_session(SessionData.signed_in(user.id, org_id))
+    started = SessionData.signed_in(user.id, org_id)
+    await run_in_threadpool(
+        c.console_sessions.start, org_id, user.id, started.sid, request.headers.get("user-agent")
+    )
+    state.start_session(started)
     return RedirectResponse(_safe_next(next) or home_for(user.role), status_code=303)
 
 
 @router.post("/logout")
 def logout(request: Request) -> Response:
-    state_of(request).start_session(SessionData.anonymous())
+    """Sign out: the session ends everywhere (a copy of its cookie is worth nothing)."""
+    state = state_of(request)
+    if state.session.user_id is not None:
+        request.app.state.container.console_sessions.end(state.session.sid)
+    state.start_session(SessionData.anonymous())
     return RedirectResponse("/login", status_code=303)
