@@ -60,6 +60,7 @@ from bench.drills.harness import (
     FINAL,
     GONE_OUT,
     STATUS_CHECK_AFTER,
+    STATUS_CHECK_RATE,
     Counts,
     Run,
     drill_settings,
@@ -452,6 +453,7 @@ def main() -> None:
     settings = (
         f"lease {options.lease:g} s, provider timeout {options.http_timeout:g} s, retries "
         f"0.5 s doubling to 4 s, circuit cooldown 2 s, status asked after {STATUS_CHECK_AFTER:g} s"
+        f" at up to {STATUS_CHECK_RATE:g}/s"
     )
     console.print(f"machine: {machine()}; service settings: {settings}")
     if args.markdown:

@@ -54,6 +54,7 @@ FINAL = frozenset({"delivered", "undelivered", "failed", "skipped", "rejected", 
 GONE_OUT = frozenset({"sent", "delivered", "undelivered"})
 """Statuses that say the provider took the message."""
 STATUS_CHECK_AFTER = 8.0
+STATUS_CHECK_RATE = 100.0
 SENDERS = {"twilio": "+15005550006", "acs": "+18005550100", "telesign": "+15005550007"}
 
 
@@ -70,6 +71,7 @@ def drill_settings(lease: float, http_timeout: float) -> dict[str, str]:
         "OUTBOUND_SHUTDOWN_GRACE_SECONDS": "2",
         # Where the service asks the provider about messages left `sent` without a report.
         "OUTBOUND_STATUS_CHECK_AFTER_SECONDS": str(STATUS_CHECK_AFTER),
+        "OUTBOUND_STATUS_CHECK_RATE": str(STATUS_CHECK_RATE),
     }
 
 
@@ -154,6 +156,17 @@ class FakeThread:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.run(lambda f: f.stop())
+
+        async def cancel_the_rest(_fake: Any) -> None:
+            # Handlers of calls whose caller was killed may still wait (slow calls).
+            current = asyncio.current_task()
+            rest = [t for t in asyncio.all_tasks() if t is not current]
+            for task in rest:
+                task.cancel()
+            await asyncio.gather(*rest, return_exceptions=True)
+
+        with contextlib.suppress(Exception):
+            self.run(cancel_the_rest)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
         self._loop.close()
