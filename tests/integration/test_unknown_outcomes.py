@@ -198,6 +198,36 @@ async def test_an_acs_send_of_unknown_outcome_is_not_a_second_sms(
         assert (row.status, row.provider_message_id) == ("sent", next(iter(acs.messages)))
 
 
+async def test_an_acs_retry_past_its_repeatability_window_is_sent_not_refused(
+    tenant: Tenant, container: Container, clock: FakeClock
+) -> None:
+    """ACS refuses a first-sent time older than 5 minutes (412): a message retried later than
+    that after its first attempt is still sent, once."""
+    async with FakeACS(callback_delay=0.01, clock=clock) as acs:
+        channel = tenant.post(
+            "/v1/channels",
+            {
+                "name": "acs",
+                "type": "sms",
+                "provider": "acs",
+                "sender": "+18005550100",
+                "base_url": acs.base_url,
+                "credentials": {"access_key": DEFAULT_ACCESS_KEY},
+            },
+        ).json()
+        (message_id,) = _send(tenant, _configuration(tenant, channel), NUMBERS[0])
+        acs.fail_next(1, 503)
+        assert await container.dispatcher("w").run_once() == 1
+        assert _row(container, message_id).status == "queued"
+        clock.advance(6 * 60)
+        assert await container.dispatcher("w").run_once() == 1
+        row = _row(container, message_id)
+        assert (row.status, row.error_code) == ("sent", None), row.error_message
+        assert acs.sends == 1
+        ids = {r.json()["smsRecipients"][0]["repeatabilityRequestId"] for r in acs.requests}
+        assert len(ids) == 1  # the same request, first sent again
+
+
 async def _sent_within(container: Container, message_id: str, seconds: float) -> bool:
     for _ in range(int(seconds / 0.02)):
         if _row(container, message_id).status == "sent":

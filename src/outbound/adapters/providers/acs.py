@@ -2,8 +2,11 @@
 
 Each send carries ``repeatabilityRequestId`` (derived from our message id) and
 ``repeatabilityFirstSent`` (the message's first attempt), so a retry after a lost response is
-answered with the first outcome instead of a second SMS. Delivery reports and inbound messages
-arrive through Event Grid.
+answered with the first outcome instead of a second SMS. ACS tracks a repeatable request for 5
+minutes and refuses one whose first-sent time is older (412, "unsafe to re-execute"): a retry
+later than ``REPEATABLE_FOR`` after the first attempt says it was first sent now, under the
+same id, so that it is sent (and still answered with the first result while ACS remembers the
+id) instead of failing. Delivery reports and inbound messages arrive through Event Grid.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import hmac
 import json
 import uuid
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -43,6 +47,7 @@ from outbound.errors import CredentialsError, PermanentProviderError, TransientP
 __all__ = [
     "ACS_API_VERSION",
     "ADAPTER",
+    "REPEATABLE_FOR",
     "AcsProvider",
     "acs_authorization",
     "parse_event_grid",
@@ -52,6 +57,9 @@ __all__ = [
 ACS_API_VERSION = "2021-03-07"
 USER_AGENT = "outbound/0.1 (acs adapter)"
 _REPEATABILITY_NAMESPACE = uuid.UUID("0b8f3f44-83f5-4a55-9a6d-39cbbdb8a0d4")
+# ACS tracks repeatable requests 5 minutes; a first-sent time this old is renewed, with a
+# margin for the clocks and for the request's own time on the way.
+REPEATABLE_FOR = timedelta(minutes=4)
 
 
 def repeatability_id(message_id: str) -> str:
@@ -106,7 +114,10 @@ class AcsProvider(HttpProvider):
         if not channel.base_url:
             raise PermanentProviderError("ACS channel has no endpoint", code="no_endpoint")
         endpoint = channel.base_url.rstrip("/")
-        first_sent = message.first_attempt_at or self.clock.now()
+        now = self.clock.now()
+        first_sent = message.first_attempt_at or now
+        if now - first_sent > REPEATABLE_FOR:
+            first_sent = now
         payload = {
             "from": channel.sender,
             "smsRecipients": [
@@ -128,7 +139,7 @@ class AcsProvider(HttpProvider):
                 method="POST",
                 path_and_query=path_and_query,
                 host=host,
-                date=email.utils.format_datetime(self.clock.now(), usegmt=True),
+                date=email.utils.format_datetime(now, usegmt=True),
                 body=body,
             )
         except (KeyError, binascii.Error, ValueError) as exc:
