@@ -8,13 +8,24 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from outbound.adapters.db.models import Contact, Event, InboundMessage, Message, MessageEvent
+from outbound.adapters.db.models import (
+    Contact,
+    Conversation,
+    ConversationNote,
+    Event,
+    FlowRunRow,
+    InboundMessage,
+    Message,
+    MessageEvent,
+    StreamEvent,
+)
 from outbound.app import Container, create_app
 from outbound.domain.roles import Role
 from outbound.services.retention import Retention
 from outbound.testing import FakeClock
+from tests.acceptance.test_flows import INSTANT, apply
 from tests.acceptance.test_reports import _history
-from tests.helpers import Tenant, make_tenant
+from tests.helpers import Setup, Tenant, make_tenant
 
 
 @pytest.fixture
@@ -97,3 +108,66 @@ async def test_erasing_a_number(
         stenant.post("/v1/erasures", {"phone_number": "+33612345679"}, Role.SENDER).status_code
         == 403
     )
+
+
+def test_erasing_a_number_reaches_notes_live_updates_and_flow_run_lists(
+    tenant: Tenant, setup: Setup, container: Container, clock: FakeClock
+) -> None:
+    flow = INSTANT.replace("records: contacts", "records: csv").replace(
+        "conditions:\n  - field: contact.custom.city\n    op: eq\n    value: Lyon\n", ""
+    )
+    assert (
+        apply(tenant, flow.replace("{contact.custom.order}", "{record.order}")).status_code == 201
+    )
+    body = (
+        "name,mobile_phone,consent_sms,order\r\n"
+        "Ana,+33612345678,yes,O-1\r\n"
+        "Bo,+33612345679,yes,O-2\r\n"
+    )
+    started = tenant.post(
+        "/v1/flows/weather-delay/runs", content=body.encode(), headers={"Content-Type": "text/csv"}
+    )
+    assert started.status_code == 202, started.text
+    now = clock.now()
+    with container.db.transaction() as session:
+        conversation = Conversation(
+            org_id=tenant.org_id,
+            channel_id=setup.channel["id"],
+            customer_number="+33612345678",
+            created_at=now,
+            updated_at=now,
+            last_message_at=now,
+        )
+        session.add(conversation)
+        session.flush()
+        for text in ("Called +33612345678 back", "Nothing to say"):
+            session.add(
+                ConversationNote(
+                    org_id=tenant.org_id, conversation_id=conversation.id, body=text, created_at=now
+                )
+            )
+        session.add(
+            StreamEvent(
+                org_id=tenant.org_id,
+                kind="message",
+                payload={"from": "+33612345678", "body": "Hello", "id": "x"},
+                created_at=now,
+            )
+        )
+    answer = tenant.post("/v1/erasures", {"phone_number": "+33612345678"})
+    assert answer.status_code == 200, answer.text
+    erased = answer.json()["erased"]
+    assert (erased["conversation_notes"], erased["stream_events"], erased["flow_run_rows"]) == (
+        1,
+        1,
+        1,
+    )
+    with container.db.read() as session:
+        notes = sorted(session.execute(sa.select(ConversationNote.body)).scalars())
+        stream = list(session.execute(sa.select(StreamEvent.payload)).scalars())
+        rows = [r.data for r in session.execute(sa.select(FlowRunRow)).scalars()]
+    assert notes == ["Called erased back", "Nothing to say"]
+    assert "+33612345678" not in str(stream)
+    assert {"from": "erased", "body": "", "id": "x"} in stream
+    assert "+33612345678" not in str(rows)
+    assert "+33612345679" in str(rows)  # the other recipient's row is kept as it was

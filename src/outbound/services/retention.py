@@ -6,14 +6,15 @@
   their history, the rollups and every other column stay: reports and tracking keep working.
 - :meth:`Retention.erase_number` and :meth:`Retention.erase_contact`: every trace of a phone
   number in the organisation (messages to it, customers' messages from it, consent, the
-  conversations' number, the contact) is removed or blanked, and an event records what was
-  done (with the number masked).
+  conversations' number, agents' notes, live updates of the event stream, webhook events, the
+  rows of lists uploaded for flow runs, the contact) is removed or blanked, and an event
+  records what was done (with the number masked).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -25,11 +26,15 @@ from outbound.adapters.db.models import (
     ConsentEvent,
     Contact,
     Conversation,
+    ConversationNote,
+    FlowRun,
+    FlowRunRow,
     InboundMessage,
     Message,
     Recipient,
+    StreamEvent,
 )
-from outbound.adapters.queue.webhooks import erase_numbers
+from outbound.adapters.queue.webhooks import erase_numbers, scrub_numbers
 from outbound.clock import Clock
 from outbound.domain.numbers import mask_number, normalize_number
 from outbound.errors import InvalidNumberError, InvalidRequestError, NotFoundError
@@ -171,6 +176,9 @@ class Retention:
                 "conversations": 0,
                 "consent": 0,
                 "webhook_events": 0,
+                "conversation_notes": 0,
+                "stream_events": 0,
+                "flow_run_rows": 0,
             }
         messages = session.execute(
             sa.update(Message)
@@ -218,6 +226,7 @@ class Retention:
             "conversations": conversations,
             "consent": consent,
             "webhook_events": webhook_events,
+            **_erase_elsewhere(session, org_id, numbers),
         }
 
     def _record(
@@ -244,3 +253,54 @@ class Retention:
         )
         log.info("%s for %s: %s", kind, ", ".join(data["numbers"]), counts)
         return {**data, "erased_at": now.isoformat()}
+
+
+def _naming(column: Any, numbers: Sequence[str]) -> sa.ColumnElement[bool]:
+    """``column`` (a text, or a JSON document read as text) holds one of ``numbers``."""
+    text = column if isinstance(column.type, sa.Text) else sa.cast(column, sa.Text)
+    return sa.or_(*(text.contains(number, autoescape=True) for number in numbers))
+
+
+def _erase_elsewhere(session: Any, org_id: str, numbers: Sequence[str]) -> dict[str, int]:
+    """The number in the free texts and documents that may name it: agents' notes (the number
+    replaced), live updates of the event stream and the rows of lists uploaded for flow runs
+    (each text naming it replaced by ``erased``, message bodies cleared)."""
+    notes = session.execute(
+        sa.select(ConversationNote.id, ConversationNote.body).where(
+            ConversationNote.org_id == org_id, _naming(ConversationNote.body, numbers)
+        )
+    ).all()
+    for note in notes:
+        body = note.body
+        for number in numbers:
+            body = body.replace(number, ERASED)
+        session.execute(
+            sa.update(ConversationNote).where(ConversationNote.id == note.id).values(body=body)
+        )
+    stream = session.execute(
+        sa.select(StreamEvent.id, StreamEvent.payload).where(
+            StreamEvent.org_id == org_id, _naming(StreamEvent.payload, numbers)
+        )
+    ).all()
+    for event in stream:
+        session.execute(
+            sa.update(StreamEvent)
+            .where(StreamEvent.id == event.id)
+            .values(payload=scrub_numbers(event.payload, numbers, ERASED))
+        )
+    rows = session.execute(
+        sa.select(FlowRunRow.run_id, FlowRunRow.seq, FlowRunRow.data)
+        .join(FlowRun, FlowRun.id == FlowRunRow.run_id)
+        .where(FlowRun.org_id == org_id, _naming(FlowRunRow.data, numbers))
+    ).all()
+    for row in rows:
+        session.execute(
+            sa.update(FlowRunRow)
+            .where(FlowRunRow.run_id == row.run_id, FlowRunRow.seq == row.seq)
+            .values(data=scrub_numbers(row.data, numbers, ERASED))
+        )
+    return {
+        "conversation_notes": len(notes),
+        "stream_events": len(stream),
+        "flow_run_rows": len(rows),
+    }

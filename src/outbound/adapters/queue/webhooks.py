@@ -48,6 +48,7 @@ __all__ = [
     "emit_status_changes",
     "erase_numbers",
     "new_event_id",
+    "scrub_numbers",
 ]
 
 _PENDING = "pending"
@@ -488,16 +489,16 @@ def _duration(value: timedelta) -> str:
     return f"{seconds} seconds"
 
 
-def _scrub(value: Any, numbers: Sequence[str], erased: str) -> Any:
+def scrub_numbers(value: Any, numbers: Sequence[str], erased: str) -> Any:
     """``value`` with every text that holds one of ``numbers`` replaced by ``erased``, and
     every ``body`` cleared, looking into mappings and lists."""
     if isinstance(value, dict):
         return {
-            key: "" if key == "body" else _scrub(item, numbers, erased)
+            key: "" if key == "body" else scrub_numbers(item, numbers, erased)
             for key, item in value.items()
         }
     if isinstance(value, list):
-        return [_scrub(item, numbers, erased) for item in value]
+        return [scrub_numbers(item, numbers, erased) for item in value]
     if isinstance(value, str) and any(number in value for number in numbers):
         return erased
     return value
@@ -519,6 +520,6 @@ def erase_numbers(session: Session, org_id: str, numbers: Sequence[str], erased:
         session.execute(
             sa.update(WebhookEvent)
             .where(WebhookEvent.id == row.id)
-            .values(payload=_scrub(row.payload, numbers, erased))
+            .values(payload=scrub_numbers(row.payload, numbers, erased))
         )
     return len(rows)
