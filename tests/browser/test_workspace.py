@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from playwright.sync_api import Browser, Page, expect
 
+from outbound.adapters.db.models import InboundMessage, Recipient
 from outbound.domain.users import PresenceStatus
 from outbound.schemas import (
     ChannelCreate,
@@ -123,6 +126,17 @@ def _available(page: Page, base: str, person: Person) -> None:
     page.get_by_role("button", name="Available").click()
     expect(page.get_by_role("button", name="Available")).to_have_attribute("aria-pressed", "true")
     expect(page.get_by_test_id("inbox-empty")).to_be_visible()
+
+
+def _assigned(server: ConsoleServer, user_id: str) -> Any:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        live = server.container.conversations.list(server.org_id, "active", None, 10).data
+        mine = [conv for conv in live if conv.assigned_to == user_id]
+        if mine:
+            return mine[0]
+        time.sleep(0.05)
+    raise AssertionError("the customer's message was not given to the agent")
 
 
 def _offered(server: ConsoleServer) -> Any:
@@ -284,3 +298,89 @@ def _principal(server: ConsoleServer, person: Person) -> Any:
     from outbound.services.auth import Principal
 
     return Principal(org_id=server.org_id, key_id="test", role=Role.AGENT, user_id=person.id)
+
+
+CONTENT_SID = "HX" + "0123456789abcdef" * 2
+
+
+def test_once_the_whatsapp_window_has_closed_the_agent_sends_an_approved_template(
+    browser: Browser, console_server: ConsoleServer, fake_twilio: FakeTwilioThread
+) -> None:
+    c, org, base = console_server.container, console_server.org_id, console_server.url
+    channel = c.channels.create(
+        org,
+        ChannelCreate(
+            name="Twilio WhatsApp",
+            type="whatsapp",
+            provider="twilio",
+            sender=SENDER,
+            base_url=console_server.twilio_url,
+            credentials={"account_sid": DEFAULT_ACCOUNT_SID, "auth_token": DEFAULT_AUTH_TOKEN},
+        ),
+    )
+    for name, content_sid in (("Parcel news", CONTENT_SID), ("Not approved", None)):
+        c.templates.create(
+            org,
+            TemplateCreate(
+                name=name,
+                channel_type="whatsapp",
+                default_locale="en-GB",
+                default_text="Hello, news of your parcel: may we write to you?",
+                content_sid=content_sid,
+            ),
+        )
+    c.queues.create_queue(org, QueueCreate(name="WhatsApp", members=[console_server.agent.id]))
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 800}, locale="en-GB", timezone_id="Europe/Paris"
+    )
+    try:
+        page = context.new_page()
+        _available(page, base, console_server.agent)
+        assert (
+            fake_twilio.send_inbound(
+                channel.webhook_url, f"whatsapp:{CUSTOMER}", f"whatsapp:{SENDER}", QUESTION
+            )
+            == 200
+        )
+        # The queue assigns at once (no offer): the conversation is the agent's.
+        conversation = _assigned(console_server, console_server.agent.id)
+        page.locator(f'[data-conversation="{conversation.id}"]').get_by_role("link").first.click()
+        expect(page.get_by_role("heading", name=f"Conversation with {CUSTOMER}")).to_be_visible()
+        expect(page.get_by_test_id("window")).to_be_visible()  # open: free text, with its countdown
+        expect(page.get_by_role("textbox", name="Answer")).to_be_visible()
+
+        # A day later: the customer's message is older than WhatsApp's 24-hour window.
+        day_ago = c.clock.now() - timedelta(hours=25)
+        with c.db.transaction() as session:
+            session.execute(
+                sa.update(Recipient)
+                .where(Recipient.channel_id == channel.id)
+                .values(last_inbound_at=day_ago)
+            )
+            session.execute(
+                sa.update(InboundMessage)
+                .where(InboundMessage.channel_id == channel.id)
+                .values(received_at=day_ago)
+            )
+        page.reload()
+        expect(page.get_by_role("alert").or_(page.locator(".alert.warn"))).to_contain_text(
+            "WhatsApp only takes an approved template now"
+        )
+        expect(page.get_by_role("textbox", name="Answer")).to_have_count(0)
+        picker = page.get_by_label("Template")
+        expect(picker.get_by_role("option")).to_have_text(["Parcel news"])  # approved only
+        snap(page, "workspace-template")
+        page.get_by_role("button", name="Send the template").click()
+        expect(page.locator(".bubble.outbound").last).to_contain_text("news of your parcel")
+
+        deadline = time.monotonic() + 20
+        received: list[Any] = []
+        while time.monotonic() < deadline and not received:
+            received = [
+                m for m in list(fake_twilio.fake.messages.values()) if m.content_sid == CONTENT_SID
+            ]
+            time.sleep(0.1)
+        assert received, "the fake Twilio server never received the template"
+        assert received[0].to == f"whatsapp:{CUSTOMER}"
+    finally:
+        context.close()
