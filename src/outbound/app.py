@@ -25,7 +25,6 @@ from outbound.adapters.webhook_client import WebhookClient
 from outbound.clock import Clock, SystemClock
 from outbound.config import Settings
 from outbound.console import install_console
-from outbound.console.session import SESSION_MAX_AGE_SECONDS
 from outbound.domain.reports import parse_prices
 from outbound.domain.webhooks import AllowedHosts
 from outbound.services.agent_replies import AgentReplyService
@@ -335,9 +334,7 @@ def build_container(
         users=UserService(
             db, clock, Passwords(), presence_timeout=settings.presence_timeout_seconds
         ),
-        console_sessions=ConsoleSessions(
-            db, clock, max_age=timedelta(seconds=SESSION_MAX_AGE_SECONDS)
-        ),
+        console_sessions=ConsoleSessions(db, clock),
         presence=PresenceService(
             db,
             clock,

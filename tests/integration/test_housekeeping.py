@@ -1,4 +1,5 @@
-"""Housekeeping: what has outlived its use goes (quota buckets, orphans, idempotency keys)."""
+"""Housekeeping: what has outlived its use goes (quota buckets, orphans, idempotency keys,
+console sessions)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from outbound.adapters.db.models import OrphanReport, RateCounter, SendRequest
+from outbound.adapters.db.models import ConsoleSession, OrphanReport, RateCounter, SendRequest
 from outbound.app import Container
+from outbound.schemas import UserCreate
 from outbound.services.auth import create_organization
 from outbound.services.housekeeping import Housekeeping
 from outbound.services.quota import BUCKET_SECONDS, WINDOW_BUCKETS
@@ -47,6 +49,18 @@ def test_the_purge_removes_only_what_is_past_its_lifetime(container: Container) 
             )
         for n in (bucket - WINDOW_BUCKETS, bucket - WINDOW_BUCKETS + 1):
             session.add(RateCounter(org_id=org.id, bucket=n, count=1))
+    user = c.users.create(org.id, UserCreate(email="a@example.com", name="A", role="agent"))
+    with c.db.transaction() as session:
+        for key, created in (("expired", now - timedelta(hours=13)), ("alive", recent)):
+            session.add(
+                ConsoleSession(
+                    id_hash=key,
+                    org_id=org.id,
+                    user_id=user.id,
+                    created_at=created,
+                    last_seen_at=created,
+                )
+            )
 
     Housekeeping(c.db, c.clock).purge()
 
@@ -58,3 +72,5 @@ def test_the_purge_removes_only_what_is_past_its_lifetime(container: Container) 
         assert sorted(map(str, keys)) == ["None", "done-lately", "stuck-long-ago"]
         buckets = session.execute(sa.select(RateCounter.bucket)).scalars()
         assert list(buckets) == [bucket - WINDOW_BUCKETS + 1]
+        sessions = session.execute(sa.select(ConsoleSession.id_hash)).scalars()
+        assert list(sessions) == ["alive"]

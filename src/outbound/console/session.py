@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
+from outbound.services.console_sessions import SESSION_LIFETIME
+
 __all__ = [
     "COOKIE_NAME",
     "CSRF_FIELD",
@@ -37,7 +39,7 @@ __all__ = [
 COOKIE_NAME = "outbound_session"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
-SESSION_MAX_AGE_SECONDS = 12 * 3600
+SESSION_MAX_AGE_SECONDS = int(SESSION_LIFETIME.total_seconds())
 KEY_PURPOSE = "outbound console session"
 
 

@@ -20,8 +20,17 @@ from outbound.adapters.db.engine import Database
 from outbound.adapters.db.models import ConsoleSession
 from outbound.clock import Clock
 
-__all__ = ["ConsoleSessionOut", "ConsoleSessions", "end_user_sessions", "session_key"]
+__all__ = [
+    "SESSION_LIFETIME",
+    "ConsoleSessionOut",
+    "ConsoleSessions",
+    "end_user_sessions",
+    "forget_old_sessions",
+    "session_key",
+]
 
+SESSION_LIFETIME = timedelta(hours=12)
+"""How long a session lasts after its sign-in (its cookie expires then too)."""
 TOUCH_EVERY = timedelta(minutes=1)
 """``last_seen_at`` is written at most this often per session, not on every request."""
 USER_AGENT_LENGTH = 300
@@ -54,10 +63,21 @@ def end_user_sessions(
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
+def forget_old_sessions(session: Session, now: datetime) -> int:
+    """Delete the sessions signed in longer ago than :data:`SESSION_LIFETIME` (ended or not:
+    their cookies have expired), in the caller's transaction; how many."""
+    result = session.execute(
+        sa.delete(ConsoleSession).where(ConsoleSession.created_at < now - SESSION_LIFETIME)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
 class ConsoleSessions:
     """The console sessions of the users of every organisation."""
 
-    def __init__(self, db: Database, clock: Clock, *, max_age: timedelta) -> None:
+    def __init__(
+        self, db: Database, clock: Clock, *, max_age: timedelta = SESSION_LIFETIME
+    ) -> None:
         self._db = db
         self._clock = clock
         self._max_age = max_age

@@ -4,7 +4,8 @@ Every worker runs it (the statements are idempotent, so several at once do no ha
 
 - every minute, a purge: quota buckets that no longer count, status reports kept for sends
   never recorded (another system's ids, lost sends) after a day, and idempotency keys after a
-  day, after which a key may be used again;
+  day, after which a key may be used again, and console sessions signed in longer ago than a
+  session lasts;
 - once a day (in each process, from its start), the retention of message bodies and payloads
   (:meth:`~outbound.services.retention.Retention.purge_bodies`), when one is set;
 - every few seconds, a sweep for status reports kept as orphans whose send has been recorded
@@ -27,6 +28,7 @@ import sqlalchemy as sa
 from outbound.adapters.db.engine import Database
 from outbound.adapters.db.models import OrphanReport
 from outbound.clock import Clock
+from outbound.services.console_sessions import forget_old_sessions
 from outbound.services.idempotency import forget_expired_keys
 from outbound.services.quota import purge_old_buckets
 from outbound.services.retention import Retention
@@ -116,6 +118,7 @@ class Housekeeping:
                 sa.delete(OrphanReport).where(OrphanReport.received_at < now - ORPHAN_LIFETIME)
             )
             forget_expired_keys(session, now)
+            forget_old_sessions(session, now)
         if self._retention is not None and now >= self._retention_due:
             self._retention_due = now + RETENTION_INTERVAL
             self._retention.purge_bodies()
