@@ -268,7 +268,7 @@ def _sums(
     entries: list[tuple[datetime, str, int]],
     keys: Sequence[sa.ColumnElement[Any]],
     values: Sequence[tuple[str, sa.ColumnElement[Any]]],
-) -> Iterator[tuple[str, int, Mapping[str, Any]]]:
+) -> Iterator[tuple[str, int, sa.Row[Any]]]:
     """The sums of ``values`` (name, expression of ``table``'s columns) over the rows of
     ``period`` that ``entries`` name, per ``keys`` and entry: ``(label, sign, row)``.
 
@@ -291,16 +291,16 @@ def _sums(
     sums = [sa.func.sum(expression).label(name) for name, expression in values]
     if all(label == "" and sign == 1 for _, label, sign in entries):
         stmt = sa.select(*keys, *sums).where(*where).group_by(*keys)
-        for row in session.execute(stmt).mappings():
+        for row in session.execute(stmt):
             yield "", 1, row
         return
     given: dict[datetime, list[tuple[str, int]]] = {}
     for start, label, sign in entries:
         given.setdefault(start, []).append((label, sign))
     start_column = table.c.starts_at.label("_start")
-    stmt = sa.select(*keys, start_column, *sums).where(*where).group_by(*keys, table.c.starts_at)
-    for row in session.execute(stmt).mappings():
-        for label, sign in given[row["_start"]]:
+    stmt = sa.select(*keys, *sums, start_column).where(*where).group_by(*keys, table.c.starts_at)
+    for row in session.execute(stmt):
+        for label, sign in given[row._mapping["_start"]]:
             yield label, sign, row
 
 
@@ -403,6 +403,7 @@ class ReportService:
                 ("_cost", segments * price),
                 ("_unpriced", sa.case((price.is_(None), segments), else_=0)),
             ]
+            first, last = len(keys), len(keys) + len(_VALUES)  # where the values are
             reason_keys = [
                 *_keys(_REASONS, query, channels),
                 _REASONS.c.kind,
@@ -416,12 +417,16 @@ class ReportService:
                 for label, sign, row in _sums(
                     session, _ROLLUPS, org_id, query, period, entries, keys, values
                 ):
-                    group = groups.setdefault(_key(row, query.group_by, label), _Group())
+                    group = _group(groups, _key(row._mapping, query.group_by, label))
                     counted = group.values
-                    for name in _VALUES:
-                        counted[name] += sign * int(row[name] or 0)
-                    group.cost += sign * float(row["_cost"] or 0)
-                    group.unpriced += sign * int(row["_unpriced"] or 0)
+                    # By position, and only what is not 0 (most latency buckets are): this
+                    # loop runs for every summed row.
+                    for name, n in zip(_VALUES, row[first:last], strict=True):
+                        if n:
+                            counted[name] += sign * int(n)
+                    cost, unpriced = row[last : last + 2]
+                    group.cost += sign * float(cost or 0)
+                    group.unpriced += sign * int(unpriced or 0)
                 for label, sign, row in _sums(
                     session,
                     _REASONS,
@@ -432,16 +437,17 @@ class ReportService:
                     reason_keys,
                     [("count", _REASONS.c.count)],
                 ):
-                    n = sign * int(row["count"] or 0)
+                    reason = row._mapping
+                    n = sign * int(reason["count"] or 0)
                     if not n:
                         continue
-                    group = groups.setdefault(_key(row, query.group_by, label), _Group())
-                    if row["kind"] == "failed":
-                        key = (row["_provider"] or "", row["code"])
+                    group = _group(groups, _key(reason, query.group_by, label))
+                    if reason["kind"] == "failed":
+                        key = (reason["_provider"] or "", reason["code"])
                         group.failed[key] = group.failed.get(key, 0) + n
                     else:
-                        codes = group.reasons[row["kind"]]
-                        codes[row["code"]] = codes.get(row["code"], 0) + n
+                        codes = group.reasons[reason["kind"]]
+                        codes[reason["code"]] = codes.get(reason["code"], 0) + n
             extras = self._extras(session, org_id, query)
         totals = _Group()
         out_groups = []
@@ -507,12 +513,13 @@ class ReportService:
                 for _, sign, row in _sums(
                     session, _ROLLUPS, org_id, query, period, entries, [_ROLLUPS.c[column]], values
                 ):
+                    summed = row._mapping
                     entry = stages.setdefault(
-                        row[column] or None,
+                        summed[column] or None,
                         {"sent": 0, "delivered": 0, "replied": 0, "answered": 0, "closed": 0},
                     )
                     for name in ("sent", "delivered", "replied"):
-                        entry[name] += sign * int(row[name] or 0)
+                        entry[name] += sign * int(summed[name] or 0)
             dimension = getattr(Message, column)
             answered = sa.func.count(sa.distinct(Message.id)).filter(
                 Conversation.first_response_at.is_not(None)
@@ -623,7 +630,15 @@ def _keys(
     return keys
 
 
-def _key(row: Mapping[str, Any], group_by: Sequence[str], label: str) -> tuple[Any, ...]:
+def _group(groups: dict[tuple[Any, ...], _Group], key: tuple[Any, ...]) -> _Group:
+    """The group of ``key``, made when first met (not once per row, as ``setdefault`` would)."""
+    group = groups.get(key)
+    if group is None:
+        group = groups[key] = _Group()
+    return group
+
+
+def _key(row: Mapping[Any, Any], group_by: Sequence[str], label: str) -> tuple[Any, ...]:
     """A summed row's group, in the grouping's order: its dimensions (None for none), and
     the part's label for day or hour."""
     return tuple(
