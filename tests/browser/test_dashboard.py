@@ -9,7 +9,7 @@ from playwright.sync_api import Page, expect
 
 from outbound.adapters.db.models import Channel, Message
 from tests.browser.conftest import PASSWORD, ConsoleServer
-from tests.browser.helpers import seed_messages, sign_in, snap
+from tests.browser.helpers import screenshots_dir, seed_messages, sign_in, snap
 
 
 def test_the_dashboard_shows_the_last_days_per_channel(
@@ -30,6 +30,8 @@ def test_the_dashboard_shows_the_last_days_per_channel(
     expect(page.locator(".chart canvas")).to_be_visible()
     expect(page.locator(".chart")).to_contain_text("Delivered")
     snap(page, "dashboard")
+    chart = page.get_by_role("region", name="Messages per hour, last 24 hours")
+    chart.screenshot(path=str(screenshots_dir() / "dashboard-chart.png"), animations="disabled")
 
 
 def test_a_supervisor_sees_the_dashboard_without_admin_links(

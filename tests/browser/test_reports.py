@@ -8,7 +8,7 @@ import re
 from playwright.sync_api import Browser, Page, expect
 
 from tests.browser.conftest import PASSWORD, ConsoleServer
-from tests.browser.helpers import open_menu, seed_messages, sign_in, snap
+from tests.browser.helpers import open_menu, screenshots_dir, seed_messages, sign_in, snap
 
 
 def test_a_report_by_configuration_with_its_chart_funnel_and_csv(
@@ -67,6 +67,11 @@ def test_a_supervisor_reads_reports_in_french_and_an_agent_may_not(
         expect(table.get_by_role("row").filter(has_text="Sandbox SMS")).to_be_visible()
         expect(french.get_by_role("columnheader", name="Taux de remise")).to_be_visible()
         snap(french, "reports-fr")
+        chart = french.get_by_role("region", name="Dans le temps")
+        expect(chart.locator("canvas")).to_be_visible()
+        chart.screenshot(
+            path=str(screenshots_dir() / "reports-chart-fr.png"), animations="disabled"
+        )
     finally:
         context.close()
     sign_in(page, console_server.url, console_server.agent.email, PASSWORD)

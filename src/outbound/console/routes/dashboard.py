@@ -53,6 +53,9 @@ async def dashboard(request: Request, who: Viewer = viewer_of(*MANAGERS)) -> Res
             }
             for stage, values in summary.hourly.counts.items()
         ],
+        "zone": t.zone.key,
+        "time_label": t.gettext("When"),
+        "locale": (t.locale or t.language).replace("_", "-"),
     }
     return render(
         request,

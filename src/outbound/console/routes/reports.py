@@ -184,6 +184,9 @@ def _chart(request: Request, form: _Form, org_id: str) -> dict[str, Any]:
             for stage, label_of in CHART_STAGES.items()
         ],
         "empty": not report["groups"],
+        "zone": form.zone.key,
+        "time_label": t.gettext("When"),
+        "locale": (t.locale or t.language).replace("_", "-"),
     }
 
 

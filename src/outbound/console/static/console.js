@@ -105,14 +105,34 @@
       var source = document.getElementById(el.getAttribute("data-chart"));
       if (!source) return;
       var data = JSON.parse(source.textContent);
-      var series = [{}].concat(data.series.map(function (s) {
+      // Times in the user's zone and language (the page's), not the browser's.
+      var lang = data.locale || document.documentElement.lang || "en";
+      var daily = data.x.length > 1 && data.x[1] - data.x[0] >= 86400;
+      var zone = data.zone || undefined;
+      var tick = new Intl.DateTimeFormat(lang, daily
+        ? { timeZone: zone, day: "numeric", month: "short" }
+        : { timeZone: zone, hour: "2-digit", minute: "2-digit" });
+      var full = new Intl.DateTimeFormat(lang, daily
+        ? { timeZone: zone, weekday: "short", day: "numeric", month: "short" }
+        : { timeZone: zone, day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" });
+      var series = [{
+        label: data.time_label || "Time",
+        value: function (u, v) { return v == null ? "–" : full.format(new Date(v * 1000)); },
+      }].concat(data.series.map(function (s) {
         return { label: s.label, stroke: s.color, fill: s.color + "33", width: 2 };
       }));
       var opts = {
         width: Math.max(el.clientWidth, 280),
         height: 240,
         series: series,
-        axes: [{}, { size: 50 }],
+        axes: [
+          { incrs: daily ? [86400, 2 * 86400, 7 * 86400, 14 * 86400, 28 * 86400]
+                         : [3600, 2 * 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400],
+            values: function (u, splits) {
+              return splits.map(function (v) { return tick.format(new Date(v * 1000)); });
+            } },
+          { size: 50 },
+        ],
         legend: { show: true },
         scales: { x: { time: true } },
       };
