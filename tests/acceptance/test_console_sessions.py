@@ -141,3 +141,28 @@ def test_a_new_password_or_a_deactivation_ends_the_users_sessions(
     assert container.console_sessions.list(user_id) == []
     # A user whom nothing else names is deleted with their sessions.
     assert tenant.delete(f"/v1/users/{user_id}").status_code == 204
+
+
+def test_an_admin_signs_a_user_out_everywhere(
+    container: Container, tenant: Tenant, client: TestClient, other_browser: TestClient
+) -> None:
+    user_id = _user(container, tenant)
+    _user(container, tenant, "admin")
+    _sign_in(other_browser, "agent@example.com", "Phone browser")
+    _sign_in(client, "admin@example.com", "Laptop browser")
+    page = client.get("/users")
+    assert "Sign Agent out everywhere" in page.text
+    token = _token(client, "/users")
+    path = f"/users/{user_id}/sessions/end"
+    # The agent may not (their role), nor may a form without its token.
+    assert (
+        other_browser.post(path, data={"csrf_token": _token(other_browser, "/account")}).status_code
+        == 403
+    )
+    assert client.post(path, data={"csrf_token": "forged"}).status_code == 403
+    assert _signed_in(other_browser)
+    response = client.post(path, data={"csrf_token": token}, follow_redirects=False)
+    assert response.headers["location"] == "/users?done=signed-out"
+    assert not _signed_in(other_browser)
+    assert _signed_in(client)
+    assert client.post("/users/unknown/sessions/end", data={"csrf_token": token}).status_code == 404

@@ -17,8 +17,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from outbound.adapters.db.engine import Database
-from outbound.adapters.db.models import ConsoleSession
+from outbound.adapters.db.models import ConsoleSession, User
 from outbound.clock import Clock
+from outbound.errors import NotFoundError
 
 __all__ = [
     "SESSION_LIFETIME",
@@ -134,6 +135,31 @@ class ConsoleSessions:
                 ConsoleSessionOut(r.id_hash, r.user_agent, r.created_at, r.last_seen_at)
                 for r in rows
             ]
+
+    def alive_by_user(self, org_id: str) -> dict[str, int]:
+        """How many live sessions each user of the organisation has (those with any)."""
+        since = self._clock.now() - self._max_age
+        with self._db.read() as session:
+            rows = session.execute(
+                sa.select(ConsoleSession.user_id, sa.func.count())
+                .where(
+                    ConsoleSession.org_id == org_id,
+                    ConsoleSession.revoked_at.is_(None),
+                    ConsoleSession.created_at >= since,
+                )
+                .group_by(ConsoleSession.user_id)
+            ).all()
+        return {user_id: int(n) for user_id, n in rows}
+
+    def end_all(self, org_id: str, user_id: str) -> int:
+        """End every session of a user of the organisation (an admin's "sign out everywhere")."""
+        with self._db.transaction() as session:
+            known = session.execute(
+                sa.select(User.id).where(User.id == user_id, User.org_id == org_id)
+            ).first()
+            if known is None:
+                raise NotFoundError("no such user", field="user_id")
+            return end_user_sessions(session, user_id, self._clock.now())
 
     def end(self, sid: str) -> None:
         """End the session of ``sid`` (signing out)."""

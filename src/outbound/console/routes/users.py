@@ -29,6 +29,7 @@ NOTICES = {
     "deactivated": N_("User deactivated: their keys are revoked and they are signed out."),
     "activated": N_("User activated."),
     "revoked": N_("Key revoked: it is refused from the next request on."),
+    "signed-out": N_("The user is signed out of every console session."),
 }
 
 
@@ -69,6 +70,7 @@ def _page(
         {
             "users": users,
             "names": {u.id: u.name for u in users},
+            "sessions": c.console_sessions.alive_by_user(who.org_id),
             "keys": keys,
             "roles": [role.value for role in Role],
             "user_values": user_values or {"role": "agent"},
@@ -114,6 +116,15 @@ async def set_active(request: Request, user_id: str, who: Viewer = viewer_of(*AD
     return RedirectResponse(
         f"/users?done={'activated' if active else 'deactivated'}", status_code=303
     )
+
+
+@router.post("/users/{user_id}/sessions/end")
+def sign_out_everywhere(
+    request: Request, user_id: str, who: Viewer = viewer_of(*ADMINS)
+) -> Response:
+    """End every console session of a user (their keys are another matter)."""
+    request.app.state.container.console_sessions.end_all(who.org_id, user_id)
+    return RedirectResponse("/users?done=signed-out", status_code=303)
 
 
 @router.post("/users/api-keys")
