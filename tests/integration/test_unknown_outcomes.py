@@ -149,6 +149,57 @@ async def test_a_twilio_send_of_unknown_outcome_is_found_not_sent_again(
     assert _lookups(container, "not_found") == 1
 
 
+def _twilio_channel(tenant: Tenant, twilio: FakeTwilio) -> dict[str, Any]:
+    response = tenant.post(
+        "/v1/channels",
+        {
+            "name": "twilio",
+            "type": "sms",
+            "provider": "twilio",
+            "sender": "+15005550006",
+            "base_url": twilio.base_url,
+            "credentials": {"account_sid": DEFAULT_ACCOUNT_SID, "auth_token": DEFAULT_AUTH_TOKEN},
+        },
+    )
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def test_a_send_whose_answer_was_lost_is_looked_up_before_its_retry(
+    tenant: Tenant, container: Container, twilio: FakeTwilio, clock: FakeClock
+) -> None:
+    """The connection closed after Twilio created the message: the retry finds it."""
+    config_id = _configuration(tenant, _twilio_channel(tenant, twilio))
+    (message_id,) = _send(tenant, config_id, NUMBERS[0])
+    twilio.drop_after_next(1)
+    assert await container.dispatcher("w").run_once() == 1
+    row = _row(container, message_id)
+    assert (row.status, row.error_code) == ("queued", "connection_lost")
+    await twilio.drain()
+    clock.advance(3600)
+    assert await container.dispatcher("w").run_once() == 1
+    assert len(twilio.messages) == 1  # not sent a second time
+    row = _row(container, message_id)
+    assert (row.status, row.provider_message_id) == ("sent", next(iter(twilio.messages)))
+    assert _sources(container, message_id)[-1] == ("sent", "lookup")
+    assert _lookups(container, "found") == 1
+
+
+async def test_a_send_lost_before_the_provider_had_it_is_sent_again_after_the_look_up(
+    tenant: Tenant, container: Container, twilio: FakeTwilio, clock: FakeClock
+) -> None:
+    config_id = _configuration(tenant, _twilio_channel(tenant, twilio))
+    (message_id,) = _send(tenant, config_id, NUMBERS[0])
+    twilio.drop_next(1)  # closed before Twilio created anything
+    assert await container.dispatcher("w").run_once() == 1
+    assert _row(container, message_id).error_code == "connection_lost"
+    clock.advance(3600)
+    assert await container.dispatcher("w").run_once() == 1
+    assert len(twilio.messages) == 1
+    assert _row(container, message_id).status == "sent"
+    assert _lookups(container, "not_found") == 1
+
+
 async def test_a_failed_look_up_sends_again(
     tenant: Tenant, container: Container, twilio: FakeTwilio, clock: FakeClock
 ) -> None:

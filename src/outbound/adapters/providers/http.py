@@ -136,11 +136,21 @@ class HttpClient:
                     body=body,
                     elapsed=time.perf_counter() - started,
                 )
+        except aiohttp.ConnectionTimeoutError as exc:
+            raise TransientProviderError(
+                "connecting to the provider timed out", code="connect_timeout"
+            ) from exc
         except TimeoutError as exc:
+            # The request may have been received: the outcome is unknown.
             raise TransientProviderError("provider request timed out", code="timeout") from exc
-        except aiohttp.ClientError as exc:
+        except aiohttp.ClientConnectorError as exc:
             raise TransientProviderError(
                 f"provider connection failed: {type(exc).__name__}", code="connection_error"
+            ) from exc
+        except aiohttp.ClientError as exc:
+            # Connected, then the connection ended before an answer: the outcome is unknown.
+            raise TransientProviderError(
+                f"provider connection lost: {type(exc).__name__}", code="connection_lost"
             ) from exc
 
     async def aclose(self) -> None:

@@ -24,6 +24,7 @@ from outbound.adapters.db.models import Channel, Message, OutboundConfiguration
 from outbound.adapters.db.stages import in_stage
 from outbound.adapters.queue.history import message_event, write_events
 from outbound.config import DEFAULT_STATUS_CHECK_AFTER_SECONDS
+from outbound.domain.provider_errors import UNKNOWN_OUTCOME_CODES
 from outbound.domain.statuses import MessageStatus
 
 __all__ = ["ClaimedMessage", "Outbox", "Outcome"]
@@ -58,8 +59,9 @@ class ClaimedMessage:
     first_attempt_at: datetime | None = None
     time_zone: str | None = None
     previous_attempt_at: datetime | None = None
-    """For a message ``reclaimed`` (its earlier lease expired while it was ``sending``): when
-    that attempt, of unknown outcome, began."""
+    """When an earlier attempt of unknown outcome began: for a message ``reclaimed`` (its
+    lease expired while it was ``sending``), its claim; for one queued again after a timeout
+    or a lost connection, a lease before that attempt was recorded (at the latest)."""
 
 
 @dataclass(frozen=True)
@@ -208,7 +210,7 @@ class Outbox:
             .where(Channel.healthy.is_(True))
         )
         pick = (
-            sa.select(Message.id, Message.status, Message.updated_at)
+            sa.select(Message.id, Message.status, Message.updated_at, Message.error_code)
             .where(
                 due,
                 sa.or_(
@@ -223,8 +225,20 @@ class Outbox:
         with self._db.transaction() as session:
             # The rows stay locked (PostgreSQL) or the database stays ours (SQLite, BEGIN
             # IMMEDIATE) until commit, so no other worker can take them in between.
-            # A message still sending was last changed by the claim of its lost attempt.
-            previous = {row.id: (row.status, row.updated_at) for row in session.execute(pick)}
+            # A message still sending was last changed by the claim of its lost attempt; one
+            # queued after an attempt of unknown outcome, by the record of that attempt, which
+            # began within a lease before.
+            previous = {
+                row.id: (
+                    row.status,
+                    row.updated_at
+                    if row.status == _SENDING
+                    else row.updated_at - lease
+                    if row.error_code in UNKNOWN_OUTCOME_CODES
+                    else None,
+                )
+                for row in session.execute(pick)
+            }
             if not previous:
                 return []
             rows = session.execute(
@@ -260,9 +274,7 @@ class Outbox:
                     reclaimed=previous[r.id][0] == _SENDING,
                     first_attempt_at=r.first_attempt_at,
                     time_zone=r.time_zone,
-                    previous_attempt_at=previous[r.id][1]
-                    if previous[r.id][0] == _SENDING
-                    else None,
+                    previous_attempt_at=previous[r.id][1],
                 )
                 for r in rows
             ]
