@@ -79,6 +79,8 @@ RECORD_ATTEMPTS = 4
 RECORD_GROUP_SECONDS = 0.1
 # Provider ids found by look-ups, remembered until their record is surely committed.
 ADOPTED_MEMORY = 10_000
+# A lane waiting for another to find work claims again itself after this many poll intervals.
+IDLE_WAIT_INTERVALS = 25
 # A batch claimed ahead that waited more than this share of its lease is given back unsent.
 STALE_SHARE = 0.25
 
@@ -100,8 +102,9 @@ class Dispatcher:
 
     ``batch_size`` messages are claimed at a time, each under a lease of ``lease_seconds``;
     at most ``concurrency`` provider calls are in flight, and the lanes (twice the
-    concurrency over the batch size, up to 16) poll every ``poll_interval`` seconds when
-    nothing is due. A transient failure is retried after a backoff between
+    concurrency over the batch size, up to 16) claim again at once after a batch; when
+    nothing is due, one of them polls every ``poll_interval`` seconds and wakes the others
+    when it finds work. A transient failure is retried after a backoff between
     ``retry_base_seconds`` and ``retry_max_seconds``; ``circuit_threshold`` of them in a row
     pause a channel for ``circuit_cooldown_seconds``. On stopping, in-flight batches get
     ``shutdown_grace_seconds`` to finish.
@@ -156,6 +159,10 @@ class Dispatcher:
         self._semaphore = asyncio.Semaphore(concurrency)
         self._breakers: dict[str, CircuitBreaker] = {}
         self._adopted: set[str] = set()
+        # When nothing is due, one lane polls and the others wait for it to find work, so
+        # that an idle worker makes one claim per poll interval, not one per lane.
+        self._polling = False
+        self._work_found: asyncio.Event | None = None
 
     async def run_once(self, limit: int | None = None) -> int:
         """Claim one batch, send it, record it; returns how many messages were claimed."""
@@ -776,14 +783,52 @@ class Dispatcher:
                     failures += 1
                     pause = min(DB_ERROR_MAX_PAUSE, self._poll_interval * 2**failures)
                     log.exception("dispatcher batch failed; retrying in %.1f s", pause)
-                if claimed == 0:
+                if claimed:
+                    self._found_work()
+                elif failures:
                     try:
                         await asyncio.wait_for(stop.wait(), pause)
                     except TimeoutError:
                         pass
+                else:
+                    await self._idle(stop)
         finally:
             last = {previous} if previous is not None else set()
             await self._drain_lane(ahead, recording | last)
+
+    def _found_work(self) -> None:
+        if self._work_found is not None:
+            # Wakes the lanes waiting now; set and clear, as a pulse.
+            self._work_found.set()
+            self._work_found.clear()
+
+    async def _idle(self, stop: asyncio.Event) -> None:
+        """Nothing was due: wait a poll interval if no other lane is polling, else until the
+        lane that polls finds work (or a few intervals, in case it stopped)."""
+        if self._work_found is None:
+            self._work_found = asyncio.Event()
+        if self._polling:
+            waits = [
+                asyncio.ensure_future(self._work_found.wait()),
+                asyncio.ensure_future(stop.wait()),
+            ]
+            try:
+                await asyncio.wait(
+                    waits,
+                    timeout=self._poll_interval * IDLE_WAIT_INTERVALS,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+            finally:
+                for waiting in waits:
+                    waiting.cancel()
+            return
+        self._polling = True
+        try:
+            await asyncio.wait_for(stop.wait(), self._poll_interval)
+        except TimeoutError:
+            pass
+        finally:
+            self._polling = False
 
     def _stale(self, batch: _Batch) -> bool:
         """Whether a batch claimed ahead waited so long that its lease could run out mid-send."""
