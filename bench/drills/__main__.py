@@ -15,8 +15,9 @@ lease and more), and counts, from the service's database and from what the fake 
 The drills (``--only`` takes these names, or ``name:provider``):
 
 - ``kill-service``: ``kill -9`` of ``outbound serve`` (SQLite, API and worker in one process)
-  while a tenth of the provider's calls take ``--slow`` seconds, once the provider created 30%
-  of the messages; started again at once.
+  while a tenth of the provider's calls take ``--slow`` seconds (2, under the service's
+  timeout: calls it would have waited for), once the provider created 30% of the messages;
+  started again at once.
 - ``kill-worker``: the same against one of two ``outbound worker`` processes on PostgreSQL.
 - ``429``, ``500``: the next tenth of the calls answered so (429 with ``Retry-After: 1``).
 - ``timeout``: a tenth of the calls answered after the service's timeout (``--http-timeout``);
@@ -394,7 +395,12 @@ def main() -> None:
         "--providers", default=",".join(PROVIDERS), help="providers of the fault rows"
     )
     parser.add_argument("--down", type=float, default=60.0, help="provider outage (s)")
-    parser.add_argument("--slow", type=float, default=5.0, help="slow calls of kill drills (s)")
+    parser.add_argument(
+        "--slow",
+        type=float,
+        default=2.0,
+        help="slow calls of the kill drills (s); under --http-timeout, or they are timeouts too",
+    )
     parser.add_argument("--pg-down", type=float, default=10.0, help="PostgreSQL stopped (s)")
     parser.add_argument("--lease", type=float, default=10.0, help="OUTBOUND_LEASE_SECONDS")
     parser.add_argument("--http-timeout", type=float, default=3.0, help="OUTBOUND_HTTP_TIMEOUT (s)")
