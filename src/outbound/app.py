@@ -162,6 +162,7 @@ class Container:
             retention=self.retention,
             status_checker=self.status_checker(),
             status_check_after_seconds=settings.status_check_after_seconds,
+            http_timeout=settings.http_timeout,
         )
 
     def status_checker(self) -> StatusChecker:

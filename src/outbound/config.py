@@ -61,6 +61,7 @@ DEFAULT_SHUTDOWN_GRACE_SECONDS = 10.0
 # (aiohttp keeps a connection 15 s, load balancers 60 s): the client drops an idle connection,
 # never the server just as the client sends on it.
 DEFAULT_HTTP_KEEP_ALIVE_SECONDS = 75
+DEFAULT_HTTP_TIMEOUT = 15.0
 DEFAULT_IDEMPOTENCY_STALE_SECONDS = 120.0
 DEFAULT_EVENT_RETENTION_DAYS = 30.0
 DEFAULT_PRESENCE_TIMEOUT_SECONDS = 60.0
@@ -123,7 +124,9 @@ class Settings(BaseSettings):
         description="How long the API keeps an idle client connection open (s); above the "
         "idle timeout of every client and proxy in front of it.",
     )
-    http_timeout: float = Field(15.0, gt=0, description="Total timeout of a provider call (s).")
+    http_timeout: float = Field(
+        DEFAULT_HTTP_TIMEOUT, gt=0, description="Total timeout of a provider call (s)."
+    )
     http_connect_timeout: float = Field(5.0, gt=0)
     migrate_on_start: Flag = True
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -302,15 +302,48 @@ async def test_a_restarted_dispatcher_alone_on_sqlite_reclaims_dead_leases_at_on
 ) -> None:
     c = scripted_container
     (message_id,) = _scripted_setup(c)(NUMBERS[:1])
+    # Claimed long enough ago that its send cannot still be on its way (a quarter of the
+    # lease to begin, the HTTP timeout to arrive); its lease runs for another 29 s.
     claimed = Outbox(c.db).claim("dead", 10, clock.now(), timedelta(seconds=60))
     assert [m.id for m in claimed] == [message_id]
-    # The clock stands still: the dead worker's lease runs for another minute.
+    clock.advance(c.settings.lease_seconds / 4 + c.settings.http_timeout + 1)
     sent = await _run_briefly(c.dispatcher("restarted"), c, message_id)
     # SQLite sees that no other dispatcher is alive; PostgreSQL (several machines) cannot.
     assert sent is (backend == "sqlite")
     if sent:
         assert provider.sends_per_message() == {message_id: 1}
         assert ("sending", "reclaimed") in _sources(c, message_id)
+
+
+async def test_a_dead_workers_send_that_may_still_be_on_its_way_waits_for_it(
+    backend: str, scripted_container: Container, provider: ScriptedProvider, clock: FakeClock
+) -> None:
+    """Reclaimed at once, a send the dead process had just made could reach the provider
+    after the look-up: it is taken over once it cannot be on its way any more (SQLite; on
+    PostgreSQL the lease runs its course)."""
+    c = scripted_container
+    (message_id,) = _scripted_setup(c)(NUMBERS[:1])
+    Outbox(c.db).claim("dead", 10, clock.now(), timedelta(seconds=60))
+    assert not await _run_briefly(c.dispatcher("restarted"), c, message_id)
+    clock.advance(c.settings.lease_seconds / 4 + c.settings.http_timeout + 1)
+    sent = await _run_briefly(c.dispatcher("restarted"), c, message_id)
+    assert sent is (backend == "sqlite")
+    if sent:
+        assert provider.sends_per_message() == {message_id: 1}
+
+
+async def test_a_retry_after_a_timeout_waits_until_the_request_cannot_be_on_its_way(
+    tenant: Tenant, container: Container, twilio: FakeTwilio, clock: FakeClock
+) -> None:
+    config_id = _configuration(tenant, _twilio_channel(tenant, twilio))
+    (message_id,) = _send(tenant, config_id, NUMBERS[0])
+    twilio.drop_after_next(1)
+    before = clock.now()
+    assert await container.dispatcher("w").run_once() == 1
+    row = _row(container, message_id)
+    assert row.error_code == "connection_lost"
+    waited = (row.scheduled_at - before).total_seconds()
+    assert waited >= container.settings.http_timeout
 
 
 async def test_leases_are_kept_while_another_dispatcher_is_alive(

@@ -30,6 +30,7 @@ WIRING: dict[type, dict[str, str]] = {
         "circuit_cooldown_seconds": "circuit_cooldown_seconds",
         "shutdown_grace_seconds": "shutdown_grace_seconds",
         "status_check_after_seconds": "status_check_after_seconds",
+        "http_timeout": "http_timeout",
     },
     StatusChecker: {"after_seconds": "status_check_after_seconds", "rate": "status_check_rate"},
     SendService: {

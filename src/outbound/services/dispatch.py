@@ -38,6 +38,7 @@ from outbound.adapters.queue.send_context import SendContext, load_send_context
 from outbound.adapters.secrets import SecretBox
 from outbound.clock import Clock
 from outbound.config import (
+    DEFAULT_HTTP_TIMEOUT,
     DEFAULT_LEASE_SECONDS,
     DEFAULT_RETRY_BASE_SECONDS,
     DEFAULT_RETRY_MAX_SECONDS,
@@ -50,6 +51,7 @@ from outbound.config import (
 from outbound.domain.circuit import DEFAULT_COOLDOWN_SECONDS, DEFAULT_THRESHOLD, CircuitBreaker
 from outbound.domain.consent import CONSENT_WITHDRAWN
 from outbound.domain.numbers import mask_number
+from outbound.domain.provider_errors import UNKNOWN_OUTCOME_CODES
 from outbound.domain.retry import retry_delay
 from outbound.domain.statuses import MessageStatus
 from outbound.domain.windows import next_window_open
@@ -133,6 +135,7 @@ class Dispatcher:
         retention: Retention | None = None,
         status_checker: StatusChecker | None = None,
         status_check_after_seconds: float = DEFAULT_STATUS_CHECK_AFTER_SECONDS,
+        http_timeout: float = DEFAULT_HTTP_TIMEOUT,
     ) -> None:
         self._metrics = metrics or Metrics()
         self._statuses = statuses
@@ -149,6 +152,9 @@ class Dispatcher:
         self._poll_interval = poll_interval
         self._lease_seconds = lease_seconds
         self._lease = timedelta(seconds=lease_seconds)
+        # An attempt of unknown outcome may still be on its way to the provider for up to the
+        # HTTP timeout after it began: it is looked up (and sent again) only after that.
+        self._in_flight = timedelta(seconds=http_timeout)
         self._retry_base_seconds = retry_base_seconds
         self._retry_max_seconds = retry_max_seconds
         self._circuit_threshold = circuit_threshold
@@ -613,6 +619,11 @@ class Dispatcher:
                 retry_after=exc.retry_after,
                 rng=self._rng,
             )
+            if exc.code in UNKNOWN_OUTCOME_CODES and isinstance(
+                self._providers.get(channel.provider), SendLookup
+            ):
+                # The request may still reach the provider: look it up once it cannot.
+                delay = max(delay, self._in_flight.total_seconds())
             log.info(
                 "message %s to %s: transient error %s, retry in %.1f s",
                 message.id,
@@ -698,11 +709,15 @@ class Dispatcher:
         """No other dispatcher is alive on this (SQLite) database: the leases still running
         are those of dead ones, and their messages are due now rather than when the leases
         would end."""
-        count = self._outbox.expire_leases(self._clock.now())
+        # A send begins at most a quarter of a lease after its claim (a batch that waited
+        # longer is given back unsent) and may be on its way for the HTTP timeout after.
+        count = self._outbox.expire_leases(
+            self._clock.now(), self._lease * STALE_SHARE + self._in_flight
+        )
         if count:
             log.warning(
                 "dispatcher %s: %d messages were being sent by a dispatcher that is gone; "
-                "their leases end now",
+                "their leases end once their sends can no longer be on their way",
                 self.worker_id,
                 count,
             )

@@ -19,7 +19,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from outbound.adapters.db.engine import Database, affected
+from outbound.adapters.db.engine import Database
 from outbound.adapters.db.models import Channel, Message, OutboundConfiguration
 from outbound.adapters.db.stages import in_stage
 from outbound.adapters.queue.history import message_event, write_events
@@ -422,16 +422,29 @@ class Outbox:
                 ).scalars()
             }
 
-    def expire_leases(self, now: datetime) -> int:
-        """End every lease at once (they become due): for a dispatcher that knows it is the
-        only one alive, so that the leases still running belong to dead workers. Returns
-        how many were ended."""
+    def expire_leases(self, now: datetime, in_flight: timedelta) -> int:
+        """End the leases still running (for a dispatcher that knows it is the only one
+        alive, so that they belong to dead workers) as soon as their sends can no longer be
+        on their way to the provider: ``in_flight`` after their claim, or now when that has
+        passed. Returns how many were shortened."""
         with self._db.transaction() as session:
-            result = session.execute(
-                sa.update(Message)
-                .where(Message.status == _SENDING, Message.lease_until >= now)
-                # Already past, so that a claim at this same instant takes them.
-                .values(lease_until=now - _EXPIRED)
-                .execution_options(synchronize_session=False)
-            )
-        return affected(result)
+            rows = session.execute(
+                sa.select(Message.id, Message.updated_at, Message.lease_until).where(
+                    Message.status == _SENDING, Message.lease_until >= now
+                )
+            ).all()
+            # Already past when due now, so that a claim at this same instant takes them.
+            ends = [
+                {"b_id": row.id, "b_until": max(row.updated_at + in_flight, now - _EXPIRED)}
+                for row in rows
+                if row.updated_at + in_flight < row.lease_until
+            ]
+            if ends:
+                table = cast(sa.Table, Message.__table__)
+                session.connection().execute(
+                    sa.update(table)
+                    .where(table.c.id == sa.bindparam("b_id"), table.c.status == _SENDING)
+                    .values(lease_until=sa.bindparam("b_until", type_=Message.lease_until.type)),
+                    ends,
+                )
+        return len(ends)
