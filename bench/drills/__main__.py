@@ -68,6 +68,7 @@ from bench.drills.harness import (
     fresh_database,
     run_dir,
 )
+from outbound.services.housekeeping import STATUS_CHECK_SECONDS
 
 console = Console(width=max(170, int(os.environ.get("COLUMNS", "0") or 0)))
 
@@ -91,8 +92,9 @@ class Options:
 
     @property
     def stall(self) -> float:
-        """Nothing changed for this long: nothing more will."""
-        return self.lease + 10
+        """Nothing changed for this long: nothing more will (a lease, and the time a message
+        recorded sent without its reports waits for its status to be asked, and more)."""
+        return self.lease + STATUS_CHECK_AFTER + STATUS_CHECK_SECONDS + 10
 
 
 Act = Callable[[Run, Options, "Cluster | None"], None]
