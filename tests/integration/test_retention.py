@@ -25,7 +25,7 @@ from outbound.services.retention import Retention
 from outbound.testing import FakeClock
 from tests.acceptance.test_flows import INSTANT, apply
 from tests.acceptance.test_reports import _history
-from tests.helpers import Setup, Tenant, make_tenant
+from tests.helpers import Setup, Tenant, contact, make_tenant
 
 
 @pytest.fixture
@@ -154,14 +154,24 @@ def test_erasing_a_number_reaches_notes_live_updates_and_flow_run_lists(
                 created_at=now,
             )
         )
+    request = {"configuration_id": setup.config_id, "contacts": [contact("+33612345678")]}
+    keyed = {**tenant.headers(), "Idempotency-Key": "erase-1"}
+    sent = tenant.client.post("/v1/outbound/send", json=request, headers=keyed)
+    assert sent.status_code == 202, sent.text
+    assert sent.json()["results"][0]["to"] == "+33612345678"
     answer = tenant.post("/v1/erasures", {"phone_number": "+33612345678"})
     assert answer.status_code == 200, answer.text
     erased = answer.json()["erased"]
-    assert (erased["conversation_notes"], erased["stream_events"], erased["flow_run_rows"]) == (
-        1,
-        1,
-        1,
-    )
+    assert (
+        erased["conversation_notes"],
+        erased["stream_events"],
+        erased["flow_run_rows"],
+        erased["send_responses"],
+    ) == (1, 1, 1, 1)
+    # A replay of the request answers what is kept: without the number.
+    replayed = tenant.client.post("/v1/outbound/send", json=request, headers=keyed)
+    assert replayed.status_code == 202, replayed.text
+    assert replayed.json()["results"][0]["to"] == "erased"
     with container.db.read() as session:
         notes = sorted(session.execute(sa.select(ConversationNote.body)).scalars())
         stream = list(session.execute(sa.select(StreamEvent.payload)).scalars())

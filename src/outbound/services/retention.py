@@ -32,6 +32,7 @@ from outbound.adapters.db.models import (
     InboundMessage,
     Message,
     Recipient,
+    SendRequest,
     StreamEvent,
 )
 from outbound.adapters.queue.webhooks import erase_numbers, scrub_numbers
@@ -179,6 +180,7 @@ class Retention:
                 "conversation_notes": 0,
                 "stream_events": 0,
                 "flow_run_rows": 0,
+                "send_responses": 0,
             }
         messages = session.execute(
             sa.update(Message)
@@ -299,8 +301,23 @@ def _erase_elsewhere(session: Any, org_id: str, numbers: Sequence[str]) -> dict[
             .where(FlowRunRow.run_id == row.run_id, FlowRunRow.seq == row.seq)
             .values(data=scrub_numbers(row.data, numbers, ERASED))
         )
+    # Send responses kept for idempotent replays list each contact's number.
+    responses = session.execute(
+        sa.select(SendRequest.id, SendRequest.response).where(
+            SendRequest.org_id == org_id,
+            SendRequest.response.is_not(None),
+            _naming(SendRequest.response, numbers),
+        )
+    ).all()
+    for response in responses:
+        session.execute(
+            sa.update(SendRequest)
+            .where(SendRequest.id == response.id)
+            .values(response=scrub_numbers(response.response, numbers, ERASED))
+        )
     return {
         "conversation_notes": len(notes),
         "stream_events": len(stream),
         "flow_run_rows": len(rows),
+        "send_responses": len(responses),
     }
