@@ -97,16 +97,8 @@ async def _die_after_sending(container: Container, sent: set[str]) -> _Batch:
     return batch
 
 
-@pytest.fixture
-async def twilio(clock: FakeClock) -> AsyncIterator[FakeTwilio]:
-    async with FakeTwilio(callback_delay=0.01, clock=clock) as fake:
-        yield fake
-
-
-async def test_a_twilio_send_of_unknown_outcome_is_found_not_sent_again(
-    tenant: Tenant, container: Container, twilio: FakeTwilio, clock: FakeClock
-) -> None:
-    channel = tenant.post(
+def _twilio_channel(tenant: Tenant, twilio: FakeTwilio) -> dict[str, Any]:
+    response = tenant.post(
         "/v1/channels",
         {
             "name": "twilio",
@@ -116,7 +108,21 @@ async def test_a_twilio_send_of_unknown_outcome_is_found_not_sent_again(
             "base_url": twilio.base_url,
             "credentials": {"account_sid": DEFAULT_ACCOUNT_SID, "auth_token": DEFAULT_AUTH_TOKEN},
         },
-    ).json()
+    )
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+@pytest.fixture
+async def twilio(clock: FakeClock) -> AsyncIterator[FakeTwilio]:
+    async with FakeTwilio(callback_delay=0.01, clock=clock) as fake:
+        yield fake
+
+
+async def test_a_twilio_send_of_unknown_outcome_is_found_not_sent_again(
+    tenant: Tenant, container: Container, twilio: FakeTwilio, clock: FakeClock
+) -> None:
+    channel = _twilio_channel(tenant, twilio)
     config_id = _configuration(tenant, channel)
     # An earlier message, same text to the same number, recorded: not this one's send.
     (earlier,) = _send(tenant, config_id, NUMBERS[1])
@@ -147,22 +153,6 @@ async def test_a_twilio_send_of_unknown_outcome_is_found_not_sent_again(
     assert lookups[0].query["DateSent>"] == clock.now().date().isoformat()
     assert _lookups(container, "found") == 1
     assert _lookups(container, "not_found") == 1
-
-
-def _twilio_channel(tenant: Tenant, twilio: FakeTwilio) -> dict[str, Any]:
-    response = tenant.post(
-        "/v1/channels",
-        {
-            "name": "twilio",
-            "type": "sms",
-            "provider": "twilio",
-            "sender": "+15005550006",
-            "base_url": twilio.base_url,
-            "credentials": {"account_sid": DEFAULT_ACCOUNT_SID, "auth_token": DEFAULT_AUTH_TOKEN},
-        },
-    )
-    assert response.status_code == 201, response.text
-    return dict(response.json())
 
 
 async def test_a_send_whose_answer_was_lost_is_looked_up_before_its_retry(
@@ -203,17 +193,7 @@ async def test_a_send_lost_before_the_provider_had_it_is_sent_again_after_the_lo
 async def test_a_failed_look_up_sends_again(
     tenant: Tenant, container: Container, twilio: FakeTwilio, clock: FakeClock
 ) -> None:
-    channel = tenant.post(
-        "/v1/channels",
-        {
-            "name": "twilio",
-            "type": "sms",
-            "provider": "twilio",
-            "sender": "+15005550006",
-            "base_url": twilio.base_url,
-            "credentials": {"account_sid": DEFAULT_ACCOUNT_SID, "auth_token": DEFAULT_AUTH_TOKEN},
-        },
-    ).json()
+    channel = _twilio_channel(tenant, twilio)
     (message_id,) = _send(tenant, _configuration(tenant, channel), NUMBERS[0])
     await _die_after_sending(container, set())
     clock.advance(container.settings.lease_seconds + 1)
