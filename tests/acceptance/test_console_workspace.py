@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
+from collections.abc import Callable, MutableMapping
 
 import pytest
 from fastapi.testclient import TestClient
 
 from outbound.app import Container
 from outbound.console.routes import auth
-from outbound.schemas import UserCreate
+from outbound.console.session import COOKIE_NAME
+from outbound.schemas import UserCreate, UserUpdate
 from tests.helpers import Tenant
 
 PASSWORD = "console-password-1"
@@ -129,3 +133,91 @@ def test_the_whatsapp_window_closes_24_hours_after_the_customer_wrote() -> None:
     )
     assert whatsapp_window_end(conv, "whatsapp") == wrote + timedelta(hours=24)
     assert whatsapp_window_end(conv, "sms") is None
+
+
+async def _stream_until_it_ends(
+    client: TestClient, end_session: Callable[[], object], limit: float = 10.0
+) -> bytes:
+    """Open the workspace's stream with the client's cookie, call ``end_session`` once it is
+    connected, and return what it sent; fails if it is still open ``limit`` seconds later.
+
+    The application is called directly: the test client reads a response to its end, which
+    a stream that never ends does not have."""
+    received: list[bytes] = []
+    disconnected = asyncio.Event()
+
+    async def receive() -> dict[str, object]:
+        await disconnected.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: MutableMapping[str, object]) -> None:
+        if message["type"] == "http.response.body":
+            received.append(bytes(message.get("body", b"")))  # type: ignore[arg-type]
+
+    cookie = f"{COOKIE_NAME}={client.cookies[COOKIE_NAME]}"
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/workspace/stream",
+        "raw_path": b"/workspace/stream",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"testserver"), (b"cookie", cookie.encode())],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+        "state": {},
+    }
+    task = asyncio.create_task(client.app(scope, receive, send))
+    try:
+        async with asyncio.timeout(limit):
+            while b": connected" not in b"".join(received):
+                await asyncio.sleep(0.01)
+        await asyncio.to_thread(end_session)
+        await asyncio.wait_for(asyncio.shield(task), timeout=limit)
+    finally:
+        disconnected.set()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    return b"".join(received)
+
+
+@pytest.mark.parametrize(
+    "ended_by", ["sign-out in another tab", "an admin", "deactivation", "expiry"]
+)
+async def test_the_stream_ends_when_its_session_is_ended_elsewhere(
+    container: Container,
+    tenant: Tenant,
+    client: TestClient,
+    monkeypatch: pytest.MonkeyPatch,
+    ended_by: str,
+) -> None:
+    user_id = _signed_in(container, tenant, client, "agent")
+    token = _token(client, "/workspace")
+    # A heartbeat every 50 ms instead of every 15 s.
+    monkeypatch.setattr(container.presence, "seen_every", 0.05)
+
+    def end_session() -> None:
+        if ended_by == "sign-out in another tab":
+            client.post("/logout", data={"csrf_token": token})
+        elif ended_by == "an admin":
+            container.console_sessions.end_all(tenant.org_id, user_id)
+        elif ended_by == "deactivation":
+            container.users.update(tenant.org_id, user_id, UserUpdate(active=False))
+        else:  # the cookie's lifetime is over
+            monkeypatch.setattr(client.app.state.console_sessions, "max_age", 0)
+
+    sent = await _stream_until_it_ends(client, end_session)
+    assert sent.startswith(b": connected")
+
+
+async def test_the_stream_stays_open_while_its_session_lives(
+    container: Container, tenant: Tenant, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _signed_in(container, tenant, client, "agent")
+    monkeypatch.setattr(container.presence, "seen_every", 0.05)
+    with pytest.raises(TimeoutError):  # ten heartbeats, each with its check, and still open
+        await _stream_until_it_ends(client, lambda: None, limit=0.5)

@@ -15,6 +15,7 @@ the menu shows (:mod:`outbound.console.nav`) and what the server accepts.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -52,6 +53,7 @@ __all__ = [
     "home_for",
     "load_viewer",
     "state_of",
+    "still_signed_in",
     "viewer_of",
 ]
 
@@ -151,6 +153,19 @@ def load_viewer(request: Request, state: ConsoleState) -> Viewer:
     language, formats = choose_locale(user.ui_language, request.headers.get("accept-language"))
     state.t = Translator(language, user.time_zone, formats)
     return viewer
+
+
+def still_signed_in(request: Request, state: ConsoleState) -> bool:
+    """Whether the session of a long request (the live stream) is still signed in as when the
+    request began: not ended, not expired, its user active (it queries: call it in a thread)."""
+    session = state.session
+    if session.issued_at and time.time() - session.issued_at >= state.codec.max_age:
+        return False
+    try:
+        viewer = load_viewer(request, state)
+    except LoginRequiredError:
+        return False
+    return viewer.user.id == session.user_id
 
 
 def viewer_of(*roles: UserRole) -> Any:

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -160,7 +160,7 @@ class StreamHub:
 
     async def events(
         self, subscriber: Subscriber, last_event_id: int | None, *, heartbeat: float = 15.0
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         """The text of the stream for one client: missed events first, then live ones."""
         key = await asyncio.to_thread(org_id_key, self._db, subscriber.org_id)
         await self.subscribe(subscriber)

@@ -11,7 +11,9 @@ for its inbox and its conversation again when something changed.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -20,7 +22,13 @@ from fastapi import Query, Request, Response
 from fastapi.responses import RedirectResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from outbound.console.access import Viewer, console_router, state_of, viewer_of
+from outbound.console.access import (
+    Viewer,
+    console_router,
+    state_of,
+    still_signed_in,
+    viewer_of,
+)
 from outbound.console.rendering import render
 from outbound.console.routes.templates import Counter
 from outbound.domain.encoding import sms_info
@@ -237,19 +245,32 @@ def inbox_fragment(
 @router.get("/workspace/stream")
 async def stream(request: Request, who: Viewer = viewer_of()) -> StreamingResponse:
     """The viewer's live updates as ``event: update`` (what changed is in the data; the page
-    only needs to know that something did), keeping them seen while it is open."""
+    only needs to know that something did), keeping them seen while it is open.
+
+    The stream ends once its session is over (signed out in another tab, ended from the
+    account page or by an admin, expired, the user deactivated): the session is checked
+    again at each heartbeat, and at least as often while updates keep coming."""
     c = _c(request)
+    state = state_of(request)
     subscriber = Subscriber(org_id=who.org_id, user_id=who.user.id, sees_all=_supervises(who))
     seen_every = c.presence.seen_every
 
     async def events() -> AsyncIterator[str]:
         last_seen = c.clock.now()
-        async for chunk in c.stream.events(subscriber, None, heartbeat=seen_every):
-            now = c.clock.now()
-            if now - last_seen >= timedelta(seconds=seen_every):
-                last_seen = now
-                await run_in_threadpool(c.presence.seen, who.org_id, who.user.id)
-            yield _EVENT_LINE.sub("event: update", chunk)
+        checked = time.monotonic()
+        updates = c.stream.events(subscriber, None, heartbeat=seen_every)
+        async with aclosing(updates):
+            async for chunk in updates:
+                heartbeat = chunk.startswith(": keep-alive")
+                if heartbeat or time.monotonic() - checked >= seen_every:
+                    checked = time.monotonic()
+                    if not await run_in_threadpool(still_signed_in, request, state):
+                        return
+                now = c.clock.now()
+                if now - last_seen >= timedelta(seconds=seen_every):
+                    last_seen = now
+                    await run_in_threadpool(c.presence.seen, who.org_id, who.user.id)
+                yield _EVENT_LINE.sub("event: update", chunk)
 
     return StreamingResponse(
         events(),
