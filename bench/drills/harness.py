@@ -33,6 +33,7 @@ from cryptography.fernet import Fernet
 from bench.__main__ import PYTHON, _admin_key, _free_port, _wait_port
 from outbound.adapters.db.engine import create_engine
 from outbound.adapters.db.migrate import upgrade
+from outbound.adapters.db.models import MessageEvent
 from outbound.testing.fakes import (
     DEFAULT_ACCESS_KEY,
     DEFAULT_ACCOUNT_SID,
@@ -127,6 +128,21 @@ class FakeThread:
         if self.provider == "acs":
             return self.call(lambda f: {i: _digits(m.to) for i, m in f.messages.items()})
         return self.call(lambda f: {i: _digits(m.phone_number) for i, m in f.messages.items()})
+
+    def sends_to(self, numbers: set[str]) -> dict[str, list[str]]:
+        """Digits of a number -> what the fake created for it (id and times), oldest first."""
+
+        def describe(fake: Any) -> dict[str, list[str]]:
+            found: dict[str, list[str]] = {}
+            for key, message in fake.messages.items():
+                number = _digits(getattr(message, "to", None) or message.phone_number)
+                if number in numbers and getattr(message, "direction", "") != "inbound":
+                    created = getattr(message, "date_created", None)
+                    when = created.isoformat(timespec="milliseconds") if created else "?"
+                    found.setdefault(number, []).append(f"{key} created {when}")
+            return found
+
+        return self.call(describe)
 
     def send_calls(self) -> int:
         """How many send requests reached the fake (answered, failed or dropped)."""
@@ -447,6 +463,8 @@ class Run:
                 lost += 1  # recorded as sent, but the provider never had it
         numbers = set(self.accepted.values())
         duplicated = sum(1 for number, n in created.items() if n > 1 and number in numbers)
+        if duplicated:
+            self.write_duplicates({number for number, n in created.items() if n > 1})
         statuses = Counter(status_of[m] for m in self.accepted if m in status_of)
         final = sum(statuses[s] for s in FINAL)
         return Counts(
@@ -460,6 +478,29 @@ class Run:
             seconds=seconds,
             statuses=dict(statuses),
         )
+
+    def write_duplicates(self, numbers: set[str]) -> None:
+        """Write, beside the row's logs, each message sent twice: what the provider created
+        for its number, and the message's status history."""
+        ids = [m for m, number in self.accepted.items() if number in numbers]
+        with self.engine.connect() as conn:
+            history = conn.execute(
+                sa.select(MessageEvent.message_id, MessageEvent.occurred_at, MessageEvent.status)
+                .add_columns(MessageEvent.source, MessageEvent.error_code)
+                .where(MessageEvent.message_id.in_(ids))
+                .order_by(MessageEvent.message_id, MessageEvent.id)
+            ).all()
+        sends = self.fake.sends_to(numbers)
+        with (self.service.data_dir / "duplicated.txt").open("w") as out:
+            for message_id in ids:
+                number = self.accepted[message_id]
+                out.write(f"message {message_id} to ...{number[-4:]}\n")
+                for line in sends.get(number, []):
+                    out.write(f"  provider: {line}\n")
+                for row in history:
+                    if row.message_id == message_id:
+                        when = row.occurred_at.isoformat(timespec="milliseconds")
+                        out.write(f"  {when} {row.status} ({row.source}) {row.error_code or ''}\n")
 
 
 @contextlib.contextmanager
