@@ -155,6 +155,54 @@ async def test_a_twilio_send_of_unknown_outcome_is_found_not_sent_again(
     assert _lookups(container, "not_found") == 1
 
 
+async def test_a_send_taken_over_twice_is_still_found(
+    tenant: Tenant, container: Container, twilio: FakeTwilio, clock: FakeClock
+) -> None:
+    """The worker that took the message over died too, before its look-up: the next one
+    looks from the first attempt on, not from the take-over."""
+    (message_id,) = _send(
+        tenant, _configuration(tenant, _twilio_channel(tenant, twilio)), NUMBERS[0]
+    )
+    await _die_after_sending(container, {message_id})
+    await twilio.drain()
+    clock.advance(container.settings.lease_seconds + 1)
+    await _die_after_sending(container, set())  # took it over, then died
+    clock.advance(container.settings.lease_seconds + 1)
+
+    assert await container.dispatcher("survivor").run_once() == 1
+    assert len(twilio.messages) == 1  # not sent a second time
+    row = _row(container, message_id)
+    assert (row.status, row.provider_message_id) == ("sent", next(iter(twilio.messages)))
+    assert _sources(container, message_id)[-1] == ("sent", "lookup")
+
+
+async def test_a_taken_over_send_given_back_before_its_look_up_is_looked_up_later(
+    tenant: Tenant, container: Container, twilio: FakeTwilio, clock: FakeClock
+) -> None:
+    """A batch that waited too long for its turn goes back to the queue unsent; its messages
+    of unknown outcome keep a code that has them looked up when claimed again."""
+    (message_id,) = _send(
+        tenant, _configuration(tenant, _twilio_channel(tenant, twilio)), NUMBERS[0]
+    )
+    await _die_after_sending(container, {message_id})
+    await twilio.drain()
+    clock.advance(container.settings.lease_seconds + 1)
+    late = container.dispatcher("late")
+    batch = await late._claim()
+    assert batch is not None
+    await late._release(batch)
+    row = _row(container, message_id)
+    assert (row.status, row.error_code) == ("queued", "interrupted")
+    assert row.attempts == 1  # the give-back used no attempt
+
+    assert await container.dispatcher("survivor").run_once() == 1
+    assert len(twilio.messages) == 1
+    row = _row(container, message_id)
+    assert (row.status, row.error_code) == ("sent", None)
+    assert _sources(container, message_id)[-1] == ("sent", "lookup")
+    assert _lookups(container, "found") == 1
+
+
 async def test_a_send_whose_answer_was_lost_is_looked_up_before_its_retry(
     tenant: Tenant, container: Container, twilio: FakeTwilio, clock: FakeClock
 ) -> None:

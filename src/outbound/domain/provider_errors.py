@@ -7,12 +7,15 @@ Twilio: twilio.com/docs/api/errors; TeleSign: the status codes of its SMS callba
 
 from __future__ import annotations
 
-__all__ = ["UNKNOWN_OUTCOME_CODES", "error_meaning"]
+__all__ = ["INTERRUPTED", "UNKNOWN_OUTCOME_CODES", "error_meaning"]
 
 # Transport failures after which the provider may have created the message: the request went
 # out and no answer came back. Before such a message is sent again, providers that can be
 # asked are (outbound.services.dispatch). A connection that could not be opened sent nothing.
-UNKNOWN_OUTCOME_CODES = ("timeout", "connection_lost")
+# ``interrupted``: a message taken over from a worker that stopped while sending it, given
+# back to the queue before it could be looked up; it is looked up when claimed again.
+INTERRUPTED = "interrupted"
+UNKNOWN_OUTCOME_CODES = ("timeout", "connection_lost", INTERRUPTED)
 
 _TWILIO = {
     "21211": "Invalid 'To' phone number",
@@ -54,6 +57,8 @@ _OURS = {
     "opted_out": "The recipient withdrew consent (the provider refused the send)",
     "timeout": "The provider did not answer in time (it may have accepted the message)",
     "connection_lost": "The connection closed before the provider answered (it may have "
+    "accepted the message)",
+    "interrupted": "The worker sending it stopped before the provider answered (it may have "
     "accepted the message)",
     "connection_error": "The provider could not be reached (nothing was sent)",
     "connect_timeout": "Connecting to the provider timed out (nothing was sent)",

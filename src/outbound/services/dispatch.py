@@ -51,7 +51,7 @@ from outbound.config import (
 from outbound.domain.circuit import DEFAULT_COOLDOWN_SECONDS, DEFAULT_THRESHOLD, CircuitBreaker
 from outbound.domain.consent import CONSENT_WITHDRAWN
 from outbound.domain.numbers import mask_number
-from outbound.domain.provider_errors import UNKNOWN_OUTCOME_CODES
+from outbound.domain.provider_errors import INTERRUPTED, UNKNOWN_OUTCOME_CODES, error_meaning
 from outbound.domain.retry import retry_delay
 from outbound.domain.statuses import MessageStatus
 from outbound.domain.windows import next_window_open
@@ -329,11 +329,20 @@ class Dispatcher:
         """Give back a claimed batch that will not be sent (shutdown, or it waited too long
         for its turn): queued, due at once, without using an attempt."""
         now = self._clock.now()
-        await self._record(
-            [
-                Outcome(m.id, MessageStatus.QUEUED, retry_at=now, refund_attempt=True)
-                for m in batch.claimed
-            ]
+        await self._record([self._given_back(m, now) for m in batch.claimed])
+
+    @staticmethod
+    def _given_back(message: ClaimedMessage, now: datetime) -> Outcome:
+        if message.previous_attempt_at is None:
+            return Outcome(message.id, MessageStatus.QUEUED, retry_at=now, refund_attempt=True)
+        # Not looked up yet: it keeps a code that has it looked up when claimed again.
+        return Outcome(
+            message.id,
+            MessageStatus.QUEUED,
+            retry_at=now,
+            refund_attempt=True,
+            error_code=INTERRUPTED,
+            error_message=error_meaning(None, INTERRUPTED),
         )
 
     @staticmethod

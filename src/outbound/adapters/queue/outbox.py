@@ -210,7 +210,13 @@ class Outbox:
             .where(Channel.healthy.is_(True))
         )
         pick = (
-            sa.select(Message.id, Message.status, Message.updated_at, Message.error_code)
+            sa.select(
+                Message.id,
+                Message.status,
+                Message.updated_at,
+                Message.error_code,
+                Message.first_attempt_at,
+            )
             .where(
                 due,
                 sa.or_(
@@ -225,16 +231,14 @@ class Outbox:
         with self._db.transaction() as session:
             # The rows stay locked (PostgreSQL) or the database stays ours (SQLite, BEGIN
             # IMMEDIATE) until commit, so no other worker can take them in between.
-            # A message still sending was last changed by the claim of its lost attempt; one
-            # queued after an attempt of unknown outcome, by the record of that attempt, which
-            # began within a lease before.
+            # A message still sending, or queued after an attempt of unknown outcome, may have
+            # been accepted by its provider: looked up from its first attempt on (a lost
+            # attempt began at or after it; the attempt itself may have been a take-over).
             previous = {
                 row.id: (
                     row.status,
-                    row.updated_at
-                    if row.status == _SENDING
-                    else row.updated_at - lease
-                    if row.error_code in UNKNOWN_OUTCOME_CODES
+                    (row.first_attempt_at or row.updated_at - lease)
+                    if row.status == _SENDING or row.error_code in UNKNOWN_OUTCOME_CODES
                     else None,
                 )
                 for row in session.execute(pick)
