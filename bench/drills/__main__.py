@@ -36,6 +36,9 @@ PostgreSQL rows run on a private cluster the drill starts (``initdb``, ``pg_ctl`
 port; as the ``postgres`` user when run as root), else on ``--postgres URL``; a row that cannot
 run says why. The target -- 0 lost, 0 duplicated -- applies to every row but those where the
 provider created a message whose answer it did not give (``timeout``, ``drop-after``).
+
+With ``--logs DIR``, each row's directory is kept there: the service's logs and, when a message
+was sent twice, ``duplicated.txt`` (what the provider created for it, and its status history).
 """
 
 from __future__ import annotations
@@ -408,7 +411,9 @@ def main() -> None:
     parser.add_argument("--http-timeout", type=float, default=3.0, help="OUTBOUND_HTTP_TIMEOUT (s)")
     parser.add_argument("--timeout", type=float, default=600.0, help="longest wait of a row (s)")
     parser.add_argument("--postgres", default=None, help="PostgreSQL URL if no private cluster")
-    parser.add_argument("--logs", type=Path, default=None, help="keep each row's files here")
+    parser.add_argument(
+        "--logs", type=Path, default=None, help="keep each row's logs (and duplicated.txt) here"
+    )
     parser.add_argument("--markdown", action="store_true", help="also print a Markdown table")
     args = parser.parse_args()
     options = Options(
