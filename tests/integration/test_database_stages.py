@@ -53,3 +53,13 @@ async def test_each_stage_counts_its_statements_and_transactions(
     assert samples[("outbound_database_statements_total", "accept")] >= 1
     assert samples[("outbound_database_transactions_total", "claim")] >= 1
     assert samples[("outbound_database_session_cpu_seconds_total", "record")] > 0
+
+
+def test_an_executemany_counts_a_statement_per_parameter_set(container: Container) -> None:
+    before = container.db.stages.snapshot()["inbound"][0]
+    with stage("inbound"), container.db.transaction() as session:
+        session.connection().execute(
+            sa.text("UPDATE messages SET status = status WHERE id = :id"),
+            [{"id": "a"}, {"id": "b"}, {"id": "c"}],
+        )
+    assert container.db.stages.snapshot()["inbound"][0] - before == 3

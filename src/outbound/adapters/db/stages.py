@@ -9,7 +9,9 @@ database calls made in a worker thread count for the stage that asked for them.
 
 Counted per process, for the benchmark and for operators (``/metrics``):
 
-- statements sent to the database (``BEGIN`` and ``COMMIT`` left out);
+- statements the database runs (``BEGIN`` and ``COMMIT`` left out): an ``executemany`` runs
+  its statement once per parameter set, and counts that many (a multi-row ``INSERT`` that
+  SQLAlchemy batches from one, once per batch);
 - transactions begun (read sessions included: each read is one on both databases);
 - CPU seconds of the threads while they were inside a session of the stage: the work of the
   ORM, of the driver and of the code between statements, not the database server's.
@@ -27,6 +29,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.engine.interfaces import ExecuteStyle
 
 __all__ = ["STAGES", "StageCounters", "current_stage", "in_stage", "run_in_stage", "stage"]
 
@@ -87,13 +90,19 @@ class StageCounters:
 
         @event.listens_for(engine, "after_cursor_execute")
         def _statement(
-            _conn: Any, _cursor: Any, statement: str, _params: Any, _context: Any, many: bool
+            _conn: Any, _cursor: Any, statement: str, params: Any, context: Any, many: bool
         ) -> None:
             if statement.startswith(("BEGIN", "COMMIT", "ROLLBACK")):
                 return
+            # One batch of "insertmanyvalues" is a single statement, its parameters flattened.
+            runs = (
+                len(params)
+                if many and context.execute_style is not ExecuteStyle.INSERTMANYVALUES
+                else 1
+            )
             name = _stage.get()
             with self._lock:
-                self.statements[name] = self.statements.get(name, 0) + 1
+                self.statements[name] = self.statements.get(name, 0) + runs
 
         @event.listens_for(engine, "begin")
         def _begin(_conn: Any) -> None:
