@@ -67,7 +67,7 @@ def write_events(
     session: Session,
     events: Sequence[dict[str, Any]],
     *,
-    messages: Iterable[Mapping[str, Any]] | None = None,
+    messages: Iterable[Mapping[Any, Any]] | None = None,
 ) -> None:
     """Append rows built by :func:`message_event` to the history, in one statement, add what
     they count to the report rollups, and queue a webhook event for each.

@@ -20,9 +20,11 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from outbound.adapters.db.engine import Database
-from outbound.adapters.db.models import Channel, Message, OutboundConfiguration
+from outbound.adapters.db.models import Channel, Message, OutboundConfiguration, UTCDateTime
+from outbound.adapters.db.rowsets import RowSet
 from outbound.adapters.db.stages import in_stage
 from outbound.adapters.queue.history import message_event, write_events
+from outbound.adapters.queue.rollups import COUNTED_COLUMNS
 from outbound.config import DEFAULT_STATUS_CHECK_AFTER_SECONDS
 from outbound.domain.provider_errors import UNKNOWN_OUTCOME_CODES
 from outbound.domain.statuses import MessageStatus
@@ -304,7 +306,9 @@ class Outbox:
         """Write the outcomes of a batch in one transaction; returns rows updated.
 
         Only rows still ``sending`` under this worker's lease change: if the lease expired and
-        another worker took the message over, that worker's record wins.
+        another worker took the message over, that worker's record wins. One statement
+        updates them all (:meth:`_record_statement`) and returns those it changed, which
+        decide the history rows to write.
         """
         if not outcomes:
             return 0
@@ -312,104 +316,60 @@ class Outbox:
         # worker after its lease ran out) records, and counts, it once.
         outcomes = list({o.message_id: o for o in reversed(outcomes)}.values())[::-1]
         check_at = now + self._status_check_after
-        updated = 0
-        table = cast(sa.Table, Message.__table__)
-        stmt = (
-            sa.update(table)
-            .where(
-                table.c.id == sa.bindparam("b_id"),
-                table.c.status == _SENDING,
-                table.c.worker_id == worker_id,
-            )
-            .values(
-                status=sa.bindparam("b_status"),
-                provider_message_id=sa.func.coalesce(
-                    sa.bindparam("b_pid", type_=sa.String), table.c.provider_message_id
-                ),
-                error_code=sa.bindparam("b_code", type_=sa.String),
-                error_message=sa.bindparam("b_msg", type_=sa.Text),
-                scheduled_at=sa.func.coalesce(
-                    sa.bindparam("b_retry", type_=Message.scheduled_at.type),
-                    table.c.scheduled_at,
-                ),
-                attempts=table.c.attempts - sa.bindparam("b_refund", type_=sa.Integer),
-                sent_via_channel_id=sa.func.coalesce(
-                    sa.bindparam("b_via", type_=sa.String), table.c.sent_via_channel_id
-                ),
-                from_number=sa.func.coalesce(
-                    sa.bindparam("b_from", type_=sa.String), table.c.from_number
-                ),
-                provider=sa.func.coalesce(
-                    sa.bindparam("b_provider", type_=sa.String), table.c.provider
-                ),
-                reason=sa.func.coalesce(sa.bindparam("b_reason", type_=sa.String), table.c.reason),
-                status_check_at=sa.bindparam("b_check", type_=Message.status_check_at.type),
-                lease_until=None,
-                worker_id=None,
-                updated_at=now,
-            )
+        dialect = self._db.engine.dialect
+        params = _OUTCOMES.parameters(
+            dialect,
+            (
+                {
+                    "id": o.message_id,
+                    "status": o.status.value,
+                    "pid": o.provider_message_id,
+                    "code": o.error_code,
+                    "msg": o.error_message,
+                    "retry_at": o.retry_at,
+                    "refund": 1 if o.refund_attempt else 0,
+                    "via": o.sent_via_channel_id,
+                    "from_number": o.from_number,
+                    "provider": o.provider,
+                    "reason": o.reason,
+                    "check_at": check_at if o.status is MessageStatus.SENT else None,
+                }
+                for o in outcomes
+            ),
         )
-        params = [
-            {
-                "b_id": o.message_id,
-                "b_status": o.status.value,
-                "b_pid": o.provider_message_id,
-                "b_code": o.error_code,
-                "b_msg": o.error_message,
-                "b_retry": o.retry_at,
-                "b_refund": 1 if o.refund_attempt else 0,
-                "b_via": o.sent_via_channel_id,
-                "b_from": o.from_number,
-                "b_provider": o.provider,
-                "b_reason": o.reason,
-                "b_check": check_at if o.status is MessageStatus.SENT else None,
-            }
-            for o in outcomes
-        ]
         with self._db.transaction() as session:
-            # Which rows are still ours decides which events to write. They stay locked
-            # (PostgreSQL) until commit, so that a claim taking one over after its lease
-            # cannot slip in between and leave a history row (and a count) without its move.
             ours = {
-                row.id: row.org_id
-                for row in session.execute(
-                    self._db.for_update(
-                        sa.select(Message.id, Message.org_id)
-                        .where(
-                            Message.id.in_([o.message_id for o in outcomes]),
-                            Message.status == _SENDING,
-                            Message.worker_id == worker_id,
-                        )
-                        .order_by(Message.id)
-                    )
+                row["id"]: row
+                for row in session.connection()
+                .execute(
+                    _record_statement(dialect),
+                    {**params, "b_worker": worker_id, "b_now": now},
                 )
+                .mappings()
             }
-            mine = [p for p in params if p["b_id"] in ours]
-            if mine:
-                session.connection().execute(stmt, mine)
-                updated = len(mine)
-                write_events(
-                    session,
-                    [
-                        message_event(
-                            o.message_id,
-                            ours[o.message_id],
-                            o.status,
-                            source="lookup"
-                            if o.found
-                            else "failover"
-                            if o.sent_via_channel_id
-                            else "worker",
-                            occurred_at=now,
-                            moved_from=MessageStatus.SENDING,
-                            error_code=o.error_code,
-                            error_message=o.error_message,
-                        )
-                        for o in outcomes
-                        if o.message_id in ours
-                    ],
-                )
-        return updated
+            write_events(
+                session,
+                [
+                    message_event(
+                        o.message_id,
+                        ours[o.message_id]["org_id"],
+                        o.status,
+                        source="lookup"
+                        if o.found
+                        else "failover"
+                        if o.sent_via_channel_id
+                        else "worker",
+                        occurred_at=now,
+                        moved_from=MessageStatus.SENDING,
+                        error_code=o.error_code,
+                        error_message=o.error_message,
+                    )
+                    for o in outcomes
+                    if o.message_id in ours
+                ],
+                messages=ours.values(),
+            )
+        return len(ours)
 
     def known_provider_ids(self, provider: str, provider_ids: Sequence[str]) -> set[str]:
         """Which of ``provider``'s ``provider_ids`` a message is already recorded with."""
@@ -452,3 +412,73 @@ class Outbox:
                     ends,
                 )
         return len(ends)
+
+
+_OUTCOMES = RowSet(
+    "outcome",
+    {
+        "id": sa.String(),
+        "status": sa.String(),
+        "pid": sa.String(),
+        "code": sa.String(),
+        "msg": sa.Text(),
+        "retry_at": UTCDateTime(),
+        "refund": sa.Integer(),
+        "via": sa.String(),
+        "from_number": sa.String(),
+        "provider": sa.String(),
+        "reason": sa.String(),
+        "check_at": UTCDateTime(),
+    },
+)
+_RECORD_STATEMENTS: dict[str, sa.Update] = {}
+
+
+def _record_statement(dialect: sa.Dialect) -> sa.Update:
+    """``UPDATE messages … FROM`` the outcomes, of the rows still ``sending`` under the
+    worker's lease, ``RETURNING`` them (with what the rollups count them by); made once per
+    database kind.
+
+    On PostgreSQL the rows are first locked in id order (a ``SELECT … ORDER BY id FOR
+    UPDATE`` the update joins), so that two transactions on the same rows never wait for
+    each other in a circle. A claim that took a row over commits before that lock is granted
+    (the row no longer matches: not returned, no history row) or waits until this commit
+    (then it sees the message recorded, no longer due). SQLite has one writer.
+    """
+    stmt = _RECORD_STATEMENTS.get(dialect.name)
+    if stmt is not None:
+        return stmt
+    table = _MESSAGES
+    v = _OUTCOMES.table(dialect)
+    ours = sa.and_(
+        table.c.status == _SENDING, table.c.worker_id == sa.bindparam("b_worker", type_=sa.String)
+    )
+    stmt = sa.update(table).where(table.c.id == v.c.id, ours)
+    if dialect.name == "postgresql":
+        locked = (
+            sa.select(table.c.id)
+            .where(table.c.id.in_(sa.select(v.c.id)), ours)
+            .order_by(table.c.id)
+            .with_for_update()
+            .cte("locked")
+            .prefix_with("MATERIALIZED")
+        )
+        stmt = stmt.where(table.c.id.in_(sa.select(locked.c.id)))
+    stmt = stmt.values(
+        status=v.c.status,
+        provider_message_id=sa.func.coalesce(v.c.pid, table.c.provider_message_id),
+        error_code=v.c.code,
+        error_message=v.c.msg,
+        scheduled_at=sa.func.coalesce(v.c.retry_at, table.c.scheduled_at),
+        attempts=table.c.attempts - v.c.refund,
+        sent_via_channel_id=sa.func.coalesce(v.c.via, table.c.sent_via_channel_id),
+        from_number=sa.func.coalesce(v.c.from_number, table.c.from_number),
+        provider=sa.func.coalesce(v.c.provider, table.c.provider),
+        reason=sa.func.coalesce(v.c.reason, table.c.reason),
+        status_check_at=v.c.check_at,
+        lease_until=None,
+        worker_id=None,
+        updated_at=sa.bindparam("b_now", type_=UTCDateTime()),
+    ).returning(*(table.c[c.key] for c in COUNTED_COLUMNS))
+    _RECORD_STATEMENTS[dialect.name] = stmt
+    return stmt

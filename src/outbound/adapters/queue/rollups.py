@@ -28,7 +28,7 @@ from outbound.adapters.db.models import MessageRollupReason as Reason
 from outbound.domain.reports import COUNTERS, LATENCY_BUCKETS, hour_of, status_deltas
 from outbound.domain.statuses import MessageStatus
 
-__all__ = ["MOVED_FROM", "add_to_rollups", "count_reply", "rollup_keys"]
+__all__ = ["COUNTED_COLUMNS", "MOVED_FROM", "add_to_rollups", "count_reply", "rollup_keys"]
 
 MOVED_FROM = "_moved_from"
 """The key of a history row (as :func:`message_event` builds it) that carries the status the
@@ -40,13 +40,15 @@ _STATUS_OF = {status.value: status for status in MessageStatus}
 _LATENCY = [f"{kind}_latency_{i}" for kind in ("sent", "delivered") for i in range(LATENCY_BUCKETS)]
 _VALUES = (*COUNTERS, *_LATENCY)
 _KEY = ("org_id", "period", "starts_at", *ROLLUP_DIMENSIONS)
-_MESSAGE_COLUMNS = (
+COUNTED_COLUMNS = (
     Message.id,
     Message.org_id,
     Message.created_at,
     Message.segments,
     *(getattr(Message, name) for name in ROLLUP_DIMENSIONS),
 )
+"""The columns of a message that :func:`add_to_rollups` reads: a writer that has them at hand
+(read with the change itself) passes them and saves it the look-up."""
 
 Key = tuple[Any, ...]
 
@@ -83,7 +85,7 @@ def add_to_rollups(
         by_id = {
             row["id"]: row
             for row in session.execute(
-                sa.select(*_MESSAGE_COLUMNS).where(Message.id.in_(ids))
+                sa.select(*COUNTED_COLUMNS).where(Message.id.in_(ids))
             ).mappings()
         }
     else:
@@ -133,7 +135,7 @@ def _may_count(event: Mapping[Any, Any]) -> bool:
 def count_reply(session: Session, message_id: str) -> None:
     """Count a message answered for the first time (its first reply) in its rollup row."""
     message = (
-        session.execute(sa.select(*_MESSAGE_COLUMNS).where(Message.id == message_id))
+        session.execute(sa.select(*COUNTED_COLUMNS).where(Message.id == message_id))
         .mappings()
         .one_or_none()
     )

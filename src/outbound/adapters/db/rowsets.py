@@ -1,0 +1,96 @@
+"""A batch of rows sent as one parameter and read by the database as a table.
+
+A statement that applies a batch (``UPDATE … FROM`` the batch, each message its own values)
+would otherwise run once per row (an ``executemany``), or be a ``VALUES`` list whose text,
+and whose types where a column holds only NULLs, change with the batch. Here the rows go as
+one JSON array of objects, read back with ``json_to_recordset`` on PostgreSQL (typed by a
+column definition list) and ``json_each`` on SQLite: one statement of one text for a batch of
+any size, compiled once and prepared by the server like any other.
+
+Datetimes are encoded as each database stores them (SQLite: SQLAlchemy's text form of naive
+UTC; PostgreSQL: ISO 8601 with its offset, read as ``timestamptz``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.sql.type_api import TypeEngine
+
+__all__ = ["RowSet"]
+
+
+class RowSet:
+    """Rows of ``columns`` (name and type) as a table named ``name``, one parameter."""
+
+    def __init__(self, name: str, columns: Mapping[str, TypeEngine[Any]]) -> None:
+        self.name = name
+        self.columns = dict(columns)
+        self._param = f"{name}_rows"
+        self._tables: dict[str, sa.FromClause] = {}
+        self._encoders: dict[str, list[tuple[str, Callable[[Any], Any] | None]]] = {}
+
+    def table(self, dialect: sa.Dialect) -> sa.FromClause:
+        """The rows as a table, to select or update from (its columns are ``columns``)."""
+        table = self._tables.get(dialect.name)
+        if table is None:
+            rows = sa.bindparam(self._param, type_=sa.JSON)
+            if dialect.name == "postgresql":
+                table = (
+                    sa.func.json_to_recordset(rows)
+                    .table_valued(*(sa.column(name, type_) for name, type_ in self.columns.items()))
+                    .render_derived(name=self.name, with_types=True)
+                )
+            else:
+                each = sa.func.json_each(rows).table_valued("value")
+                table = sa.select(
+                    *(
+                        sa.type_coerce(
+                            sa.func.json_extract(each.c.value, sa.literal_column(f"'$.{name}'")),
+                            type_,
+                        ).label(name)
+                        for name, type_ in self.columns.items()
+                    )
+                ).subquery(self.name)
+            self._tables[dialect.name] = table
+        return table
+
+    def parameters(
+        self, dialect: sa.Dialect, rows: Iterable[Mapping[str, Any]]
+    ) -> dict[str, list[dict[str, Any]]]:
+        """The parameter that carries ``rows`` (dictionaries keyed by column name)."""
+        encoders = self._encoders.get(dialect.name)
+        if encoders is None:
+            encoders = [
+                (name, _datetime_encoder(type_, dialect) if _is_datetime(type_) else None)
+                for name, type_ in self.columns.items()
+            ]
+            self._encoders[dialect.name] = encoders
+        return {
+            self._param: [
+                {
+                    name: row[name] if encode is None or row[name] is None else encode(row[name])
+                    for name, encode in encoders
+                }
+                for row in rows
+            ]
+        }
+
+
+def _is_datetime(type_: TypeEngine[Any]) -> bool:
+    return isinstance(type_, sa.DateTime) or (
+        isinstance(type_, sa.TypeDecorator) and isinstance(type_.impl_instance, sa.DateTime)
+    )
+
+
+def _datetime_encoder(type_: TypeEngine[Any], dialect: sa.Dialect) -> Callable[[Any], Any]:
+    process = type_.dialect_impl(dialect).bind_processor(dialect)
+
+    def encode(value: datetime) -> str:
+        stored = process(value) if process is not None else value
+        return stored.isoformat() if isinstance(stored, datetime) else str(stored)
+
+    return encode
