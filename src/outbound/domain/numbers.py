@@ -97,6 +97,8 @@ def mask_number(number: str) -> str:
     return "*" * (len(text) - 2) + text[-2:]
 
 
+# Asked for every message accepted (its country, for reports and routing): cached like _e164.
+@lru_cache(maxsize=16_384)
 def region_of(e164: str) -> str | None:
     """Return the ISO 3166 region of ``e164`` (``+33612345678`` → ``FR``).
 
