@@ -7,7 +7,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from outbound.adapters.db.models import Conversation
+from outbound.adapters.db.models import Conversation, InboundMessage, Message
 from outbound.app import Container
 from outbound.schemas import ChannelCreate
 from outbound.services.auth import create_organization
@@ -71,3 +71,95 @@ def test_a_number_continues_its_latest_live_conversation_or_opens_one(
         latest.id: _naive(second_at),
         sent[B]: _naive(sent_at),
     }
+
+
+def test_a_conversations_thread_has_what_was_sent_its_customer_on_its_channel_since_it_began(
+    container: Container, clock: FakeClock
+) -> None:
+    c = container
+    org = create_organization(c.db, c.clock, "Acme")
+    channel, other_channel = (
+        c.channels.create(
+            org.id, ChannelCreate(name=name, type="sms", provider="sandbox", sender=sender)
+        ).id
+        for name, sender in (("s", "+15005550006"), ("t", "+15005550007"))
+    )
+    sent: dict[str, str] = {}
+
+    def send(name: str, to: str = A, *, on: str = channel, within: str | None = None) -> None:
+        clock.advance(60)
+        with c.db.transaction() as session:
+            message = Message(
+                org_id=org.id,
+                contact_index=0,
+                channel_id=on,
+                channel_type="sms",
+                provider="sandbox",
+                to_raw=to,
+                to_number=to,
+                body=name,
+                status="delivered",
+                max_attempts=1,
+                conversation_id=within,
+                scheduled_at=clock.now(),
+                created_at=clock.now(),
+                updated_at=clock.now(),
+            )
+            session.add(message)
+            session.flush()
+            sent[name] = message.id
+
+    def conversation(*, answered: str | None, replying_to: str | None = None) -> str:
+        clock.advance(60)
+        with c.db.transaction() as session:
+            row = Conversation(
+                org_id=org.id,
+                channel_id=channel,
+                customer_number=A,
+                status="closed" if replying_to else "active",
+                answered_message_id=answered,
+                created_at=clock.now(),
+                updated_at=clock.now(),
+                last_message_at=clock.now(),
+            )
+            session.add(row)
+            session.flush()
+            if replying_to is not None:  # no answered message kept: the first reply tells
+                session.add(
+                    InboundMessage(
+                        org_id=org.id,
+                        channel_id=channel,
+                        provider="sandbox",
+                        provider_message_id=f"in-{row.id}",
+                        from_number=A,
+                        body="yes",
+                        raw={},
+                        in_reply_to=replying_to,
+                        conversation_id=row.id,
+                        received_at=clock.now(),
+                    )
+                )
+            return row.id
+
+    send("earlier")
+    send("replied to, without a conversation")
+    first = conversation(answered=None, replying_to=sent["replied to, without a conversation"])
+    send("answered")
+    current = conversation(answered=sent["answered"])
+    send("agent's answer", within=current)
+    send("sent the customer since")
+    send("in the first conversation", within=first)
+    send("another number", B)
+    send("another channel", on=other_channel)
+
+    def thread(conversation_id: str) -> list[str | None]:
+        got = c.conversations.get(org.id, conversation_id).messages or []
+        return [m.body for m in got if m.direction == "outbound"]
+
+    assert thread(current) == ["answered", "agent's answer", "sent the customer since"]
+    assert thread(first) == [
+        "replied to, without a conversation",
+        "answered",
+        "sent the customer since",
+        "in the first conversation",
+    ]

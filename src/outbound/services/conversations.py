@@ -138,32 +138,32 @@ class ConversationService:
             ).scalars()
         ]
         # The outbound side: the message the customer answered, what was sent within the
-        # conversation, and what was sent this customer on this channel since it began.
-        outbound_filter = sa.or_(
-            Message.conversation_id == conversation.id,
-            sa.and_(
-                Message.channel_id == conversation.channel_id,
-                Message.to_number == conversation.customer_number,
-                Message.created_at >= conversation.created_at,
-                sa.or_(
-                    Message.conversation_id.is_(None),
-                    Message.conversation_id == conversation.id,
-                ),
-            ),
-        )
-        if conversation.answered_message_id is not None:
-            outbound_filter = sa.or_(
-                outbound_filter, Message.id == conversation.answered_message_id
-            )
-        else:
-            first_reply = session.execute(
+        # conversation, and what was sent this customer on this channel since it began. Each
+        # is read by its own index (conversation, number and time, primary key) and their ids
+        # joined: as one OR of them, or under the organisation's id, SQLite reads every
+        # message of the organisation (a conversation's messages are its organisation's).
+        answered = conversation.answered_message_id
+        if answered is None:
+            answered = session.execute(
                 sa.select(InboundMessage.in_reply_to)
                 .where(InboundMessage.conversation_id == conversation.id)
                 .order_by(InboundMessage.received_at)
                 .limit(1)
             ).scalar_one_or_none()
-            if first_reply is not None:
-                outbound_filter = sa.or_(outbound_filter, Message.id == first_reply)
+        parts = [
+            sa.select(Message.id).where(Message.conversation_id == conversation.id),
+            sa.select(Message.id).where(
+                Message.org_id == org_id,
+                Message.to_number == conversation.customer_number,
+                Message.channel_id == conversation.channel_id,
+                Message.created_at >= conversation.created_at,
+                Message.conversation_id.is_(None),
+            ),
+        ]
+        if answered is not None:
+            parts.append(
+                sa.select(Message.id).where(Message.id == answered, Message.org_id == org_id)
+            )
         entries += [
             ConversationEntry(
                 direction="outbound",
@@ -177,7 +177,7 @@ class ConversationService:
                 segments=m.segments,
             )
             for m in session.execute(
-                sa.select(Message).where(Message.org_id == org_id, outbound_filter)
+                sa.select(Message).where(Message.id.in_(sa.union(*parts)))
             ).scalars()
         ]
         # At the same instant: what we sent, then the customer's answer, then the agent's.

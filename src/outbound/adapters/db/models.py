@@ -390,7 +390,7 @@ class Message(Base):
         sa.Index("ix_messages_org_created", "org_id", "created_at", "id"),
         sa.Index("ix_messages_provider_id", "provider", "provider_message_id"),
         sa.Index("ix_messages_regarding", "org_id", "regarding_object_id"),
-        sa.Index("ix_messages_org_to", "org_id", "to_number"),
+        sa.Index("ix_messages_org_to_created", "org_id", "to_number", "created_at"),
         # Only messages waiting for a status check are in it: sent, with no final report yet.
         sa.Index(
             "ix_messages_status_check",
