@@ -196,3 +196,19 @@ def _waits_for_a_lock(container: Container) -> bool:
                 )
             ).scalar()
         )
+
+
+async def test_the_statements_of_a_record_do_not_grow_with_its_batch(
+    tenant: Tenant, setup: Setup, container: Container, clock: FakeClock
+) -> None:
+    outbox = Outbox(container.db)
+
+    def record(count: int) -> int:
+        ids = _queue(tenant, setup, count)
+        assert len(outbox.claim("w1", count, clock.now(), LEASE)) == count
+        before = container.db.stages.snapshot()["record"][0]
+        outcomes = [Outcome(m, MessageStatus.SENT, provider_message_id=m) for m in ids]
+        assert outbox.record("w1", outcomes, clock.now()) == count
+        return container.db.stages.snapshot()["record"][0] - before
+
+    assert record(2) == record(8)

@@ -7,6 +7,9 @@ one JSON array of objects, read back with ``json_to_recordset`` on PostgreSQL (t
 column definition list) and ``json_each`` on SQLite: one statement of one text for a batch of
 any size, compiled once and prepared by the server like any other.
 
+Rows keep their order: each carries its position (column ``ordinal``), for a statement whose
+effect depends on it (ids handed out by an ``INSERT … SELECT … ORDER BY ordinal``).
+
 Datetimes are encoded as each database stores them (SQLite: SQLAlchemy's text form of naive
 UTC; PostgreSQL: ISO 8601 with its offset, read as ``timestamptz``).
 """
@@ -20,7 +23,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.sql.type_api import TypeEngine
 
-__all__ = ["RowSet"]
+__all__ = ["ORDINAL", "RowSet"]
+
+ORDINAL = "ordinal"
 
 
 class RowSet:
@@ -28,13 +33,14 @@ class RowSet:
 
     def __init__(self, name: str, columns: Mapping[str, TypeEngine[Any]]) -> None:
         self.name = name
-        self.columns = dict(columns)
+        self.columns = {**columns, ORDINAL: sa.Integer()}
         self._param = f"{name}_rows"
         self._tables: dict[str, sa.FromClause] = {}
         self._encoders: dict[str, list[tuple[str, Callable[[Any], Any] | None]]] = {}
 
     def table(self, dialect: sa.Dialect) -> sa.FromClause:
-        """The rows as a table, to select or update from (its columns are ``columns``)."""
+        """The rows as a table, to select or update from (its columns are ``columns`` and
+        ``ordinal``)."""
         table = self._tables.get(dialect.name)
         if table is None:
             rows = sa.bindparam(self._param, type_=sa.JSON)
@@ -61,21 +67,28 @@ class RowSet:
     def parameters(
         self, dialect: sa.Dialect, rows: Iterable[Mapping[str, Any]]
     ) -> dict[str, list[dict[str, Any]]]:
-        """The parameter that carries ``rows`` (dictionaries keyed by column name)."""
+        """The parameter that carries ``rows`` (mappings holding at least the columns, by
+        name; other keys are left out)."""
         encoders = self._encoders.get(dialect.name)
         if encoders is None:
             encoders = [
                 (name, _datetime_encoder(type_, dialect) if _is_datetime(type_) else None)
                 for name, type_ in self.columns.items()
+                if name != ORDINAL
             ]
             self._encoders[dialect.name] = encoders
         return {
             self._param: [
                 {
-                    name: row[name] if encode is None or row[name] is None else encode(row[name])
-                    for name, encode in encoders
+                    ORDINAL: position,
+                    **{
+                        name: row[name]
+                        if encode is None or row[name] is None
+                        else encode(row[name])
+                        for name, encode in encoders
+                    },
                 }
-                for row in rows
+                for position, row in enumerate(rows)
             ]
         }
 

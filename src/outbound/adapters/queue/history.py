@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from outbound.adapters.db.models import MessageEvent
+from outbound.adapters.db.rowsets import ORDINAL, RowSet
 from outbound.adapters.queue.rollups import MOVED_FROM, add_to_rollups
 from outbound.adapters.queue.webhooks import emit_status_changes
 from outbound.domain.statuses import MessageStatus, can_transition
@@ -76,9 +77,7 @@ def write_events(
     them); otherwise the rollups read what they need of them.
     """
     if events:
-        session.connection().execute(
-            _EVENTS.insert(), [{k: v for k, v in e.items() if k != MOVED_FROM} for e in events]
-        )
+        _insert(session, events)
         add_to_rollups(session, events, messages)
         emit_status_changes(session, events)
 
@@ -88,6 +87,26 @@ def write_notes(session: Session, events: Sequence[dict[str, Any]]) -> None:
     which keeps its status (the status checks that ended without finding one): no move, so
     nothing for the rollups to count and no ``message.status_changed`` event."""
     if events:
-        session.connection().execute(
-            _EVENTS.insert(), [{k: v for k, v in e.items() if k != MOVED_FROM} for e in events]
+        _insert(session, events)
+
+
+_ROWS = RowSet(
+    "event",
+    {column.name: column.type for column in _EVENTS.columns if column.name != "id"},
+)
+_INSERTS: dict[str, sa.Insert] = {}
+
+
+def _insert(session: Session, events: Sequence[dict[str, Any]]) -> None:
+    """One statement for the rows, whatever their number, their ids in the order given (the
+    order of a message's moves)."""
+    dialect = session.get_bind().dialect
+    stmt = _INSERTS.get(dialect.name)
+    if stmt is None:
+        rows = _ROWS.table(dialect)
+        names = [name for name in _ROWS.columns if name != ORDINAL]
+        stmt = _EVENTS.insert().from_select(
+            names, sa.select(*(rows.c[name] for name in names)).order_by(rows.c[ORDINAL])
         )
+        _INSERTS[dialect.name] = stmt
+    session.connection().execute(stmt, _ROWS.parameters(dialect, events))
