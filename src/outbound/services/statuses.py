@@ -16,11 +16,13 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from outbound.adapters.db.engine import Database
-from outbound.adapters.db.models import Message, OrphanReport
+from outbound.adapters.db.models import Message, OrphanReport, UTCDateTime
+from outbound.adapters.db.rowsets import RowSet
 from outbound.adapters.db.stages import in_stage
 from outbound.adapters.metrics import Metrics
 from outbound.adapters.providers.base import StatusReport
 from outbound.adapters.queue.history import message_event, write_events
+from outbound.adapters.queue.rollups import COUNTED_COLUMNS
 from outbound.clock import Clock
 from outbound.config import DEFAULT_STATUS_CHECK_AFTER_SECONDS
 from outbound.domain.statuses import MessageStatus, can_transition
@@ -75,21 +77,35 @@ class StatusService:
             return []
         now = self._clock.now()
         with self._db.transaction() as session:
-            found = self._find(self._db, session, reports, channel_id or restrict_to)
-            matched = [(r.provider, r.provider_message_id) in found for r in reports]
-            updates, events = self._moves(reports, found, now)
-            if updates:
-                self._write(session, updates, events, now, now + self._status_check_after)
-                self._tell_conversations(session, updates, found, now)
-            if channel_id is not None:
-                # Too early: keep them for when the send is recorded (replay_orphans).
-                early = [r for r, hit in zip(reports, matched, strict=True) if not hit]
-                self._keep_orphans(session, early, channel_id, now)
+            matched = self._apply(session, reports, channel_id, restrict_to, now)
+        self._count(reports, matched)
+        return matched
+
+    def _apply(
+        self,
+        session: Session,
+        reports: Sequence[StatusReport],
+        channel_id: str | None,
+        restrict_to: str | None,
+        now: datetime,
+    ) -> list[bool]:
+        found = self._find(self._db, session, reports, channel_id or restrict_to)
+        matched = [(r.provider, r.provider_message_id) in found for r in reports]
+        updates, events = self._moves(reports, found, now)
+        if updates:
+            self._write(session, updates, events, found, now, now + self._status_check_after)
+            self._tell_conversations(session, updates, found, now)
+        if channel_id is not None:
+            # Too early: keep them for when the send is recorded (replay_orphans).
+            early = [r for r, hit in zip(reports, matched, strict=True) if not hit]
+            self._keep_orphans(session, early, channel_id, now)
+        return matched
+
+    def _count(self, reports: Sequence[StatusReport], matched: Sequence[bool]) -> None:
         if self._metrics is not None:
             for report, hit in zip(reports, matched, strict=True):
                 if hit:
                     self._metrics.transitions.labels(report.status.value, report.provider).inc()
-        return matched
 
     @staticmethod
     def _find(
@@ -114,8 +130,7 @@ class StatusService:
             for row in session.execute(
                 db.for_update(
                     sa.select(
-                        Message.id,
-                        Message.org_id,
+                        *COUNTED_COLUMNS,
                         Message.status,
                         Message.provider_message_id,
                         Message.conversation_id,
@@ -199,35 +214,27 @@ class StatusService:
         session: Session,
         updates: list[dict[str, Any]],
         events: list[dict[str, Any]],
+        found: dict[tuple[str, str], Any],
         now: datetime,
         check_at: datetime,
     ) -> None:
-        """Each message's new status (an error only replaces one when the report has one).
+        """Each message's new status (an error only replaces one when the report has one), in
+        one statement for the batch.
 
         A final status ends the message's status checks; a report of ``sent`` (before the
         worker recorded it) sets them up at ``check_at``, as the record would have.
         """
-        table = cast(sa.Table, Message.__table__)
+        dialect = session.get_bind().dialect
         session.connection().execute(
-            sa.update(table)
-            .where(table.c.id == sa.bindparam("b_id"))
-            .values(
-                status=sa.bindparam("b_status"),
-                status_check_at=sa.case(
-                    (sa.bindparam("b_status") == MessageStatus.SENT.value, check_at),
-                    else_=None,
-                ),
-                error_code=sa.func.coalesce(
-                    sa.bindparam("b_code", type_=sa.String), table.c.error_code
-                ),
-                error_message=sa.func.coalesce(
-                    sa.bindparam("b_msg", type_=sa.Text), table.c.error_message
-                ),
-                updated_at=now,
-            ),
-            updates,
+            _update_statement(dialect),
+            {
+                **_MOVES.parameters(dialect, updates),
+                "b_check": check_at,
+                "b_now": now,
+            },
         )
-        write_events(session, events)
+        # The rows read for the reports hold what the rollups count the messages by.
+        write_events(session, events, messages=[row._mapping for row in found.values()])
 
     @staticmethod
     def _keep_orphans(
@@ -363,10 +370,51 @@ class StatusService:
     def _apply_groups(
         self, groups: dict[str | None, list[tuple[StatusReport, asyncio.Future[bool]]]]
     ) -> list[tuple[asyncio.Future[bool], bool]]:
+        """The reports of every channel that arrived together, in one transaction."""
+        now = self._clock.now()
+        applied: list[tuple[list[StatusReport], list[asyncio.Future[bool]], list[bool]]] = []
+        with self._db.transaction() as session:
+            # In one order in every process, so that two of them lock rows in the same order.
+            for channel_id, entries in sorted(groups.items(), key=lambda item: item[0] or ""):
+                reports = [r for r, _ in entries]
+                matched = self._apply(session, reports, channel_id, None, now)
+                applied.append((reports, [f for _, f in entries], matched))
         results: list[tuple[asyncio.Future[bool], bool]] = []
-        for channel_id, entries in groups.items():
-            matched = self.apply_many([r for r, _ in entries], channel_id=channel_id)
-            results.extend(
-                (future, found) for (_, future), found in zip(entries, matched, strict=True)
-            )
+        for reports, futures, matched in applied:
+            self._count(reports, matched)
+            results.extend(zip(futures, matched, strict=True))
         return results
+
+
+_MOVES = RowSet(
+    "move",
+    {"b_id": sa.String(), "b_status": sa.String(), "b_code": sa.String(), "b_msg": sa.Text()},
+)
+_UPDATES: dict[str, sa.Update] = {}
+
+
+def _update_statement(dialect: sa.Dialect) -> sa.Update:
+    """``UPDATE messages … FROM`` the moves (one per message), made once per database kind."""
+    stmt = _UPDATES.get(dialect.name)
+    if stmt is None:
+        table = cast(sa.Table, Message.__table__)
+        v = _MOVES.table(dialect)
+        stmt = (
+            sa.update(table)
+            .where(table.c.id == v.c.b_id)
+            .values(
+                status=v.c.b_status,
+                status_check_at=sa.case(
+                    (
+                        v.c.b_status == MessageStatus.SENT.value,
+                        sa.bindparam("b_check", type_=UTCDateTime()),
+                    ),
+                    else_=None,
+                ),
+                error_code=sa.func.coalesce(v.c.b_code, table.c.error_code),
+                error_message=sa.func.coalesce(v.c.b_msg, table.c.error_message),
+                updated_at=sa.bindparam("b_now", type_=UTCDateTime()),
+            )
+        )
+        _UPDATES[dialect.name] = stmt
+    return stmt
