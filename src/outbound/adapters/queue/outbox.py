@@ -18,6 +18,8 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import UnaryExpression
+from sqlalchemy.sql.operators import custom_op
 
 from outbound.adapters.db.engine import Database
 from outbound.adapters.db.models import Channel, Message, OutboundConfiguration, UTCDateTime
@@ -450,8 +452,13 @@ def _record_statement(dialect: sa.Dialect) -> sa.Update:
         return stmt
     table = _MESSAGES
     v = _OUTCOMES.table(dialect)
+    status: sa.ColumnElement[str] = table.c.status
+    if dialect.name == "sqlite":
+        # Unary plus: SQLite's planner would otherwise go through the index by status,
+        # reading every message being sent and, for each, every outcome.
+        status = UnaryExpression(status, operator=custom_op("+"), type_=status.type)
     ours = sa.and_(
-        table.c.status == _SENDING, table.c.worker_id == sa.bindparam("b_worker", type_=sa.String)
+        status == _SENDING, table.c.worker_id == sa.bindparam("b_worker", type_=sa.String)
     )
     stmt = sa.update(table).where(table.c.id == v.c.id, ours)
     if dialect.name == "postgresql":
