@@ -299,6 +299,34 @@ async def test_events_are_delivered_signed_in_order(
     assert endpoint["last_success_at"] is not None and endpoint["failing_since"] is None
 
 
+async def test_deliveries_queued_in_the_process_wake_an_idle_deliverer(
+    tenant: Tenant, setup: Setup, container: Container, receiver: Receiver
+) -> None:
+    """Polling an hour apart, the deliverer still delivers what this process queues at once."""
+    receiver.secret = _endpoint(tenant, receiver.url)["secret"]
+    deliverer = WebhookDeliverer(
+        container.db,
+        container.secrets,
+        SystemClock(),
+        WebhookClient(AllowedHosts.parse("127.0.0.1"), timeout=2.0),
+        poll_interval=3600,
+        idle_poll_seconds=3600,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(deliverer.run(stop))
+    try:
+        await asyncio.sleep(0.2)  # its first look finds nothing; then it waits
+        _send(tenant, setup, "+33612345678")
+        async with asyncio.timeout(20):
+            while len(receiver.accepted) < 1:
+                await asyncio.sleep(0.02)
+        assert [p["data"]["status"] for p in receiver.accepted.values()] == ["queued"]
+    finally:
+        stop.set()
+        await task
+        await deliverer._client.aclose()
+
+
 async def test_failures_are_retried_and_logged_with_their_status_codes(
     tenant: Tenant, setup: Setup, container: Container, receiver: Receiver
 ) -> None:

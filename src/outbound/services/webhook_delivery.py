@@ -26,7 +26,12 @@ import sqlalchemy as sa
 
 from outbound.adapters.db.engine import Database
 from outbound.adapters.metrics import Metrics
-from outbound.adapters.queue.webhooks import AttemptResult, ClaimedDelivery, WebhookQueue
+from outbound.adapters.queue.webhooks import (
+    DELIVERIES_QUEUED,
+    AttemptResult,
+    ClaimedDelivery,
+    WebhookQueue,
+)
 from outbound.adapters.secrets import SecretBox
 from outbound.adapters.webhook_client import WebhookClient
 from outbound.clock import Clock
@@ -41,11 +46,14 @@ from outbound.config import (
 from outbound.domain.webhooks import RETRY_SCHEDULE, next_retry, signature_headers
 from outbound.services.dispatch import default_worker_id
 
-__all__ = ["PURGE_INTERVAL_SECONDS", "WebhookDeliverer", "event_body"]
+__all__ = ["IDLE_POLL_SECONDS", "PURGE_INTERVAL_SECONDS", "WebhookDeliverer", "event_body"]
 
 log = logging.getLogger(__name__)
 
 PURGE_INTERVAL_SECONDS = 3600.0
+# The longest an idle deliverer waits between two looks for deliveries queued by another
+# process (those of its own wake it at once).
+IDLE_POLL_SECONDS = 1.0
 _MAX_PAUSE = 30.0
 
 
@@ -67,6 +75,7 @@ class WebhookDeliverer:
         worker_id: str | None = None,
         concurrency: int = DEFAULT_WEBHOOK_CONCURRENCY,
         poll_interval: float = DEFAULT_WORKER_POLL_INTERVAL,
+        idle_poll_seconds: float = IDLE_POLL_SECONDS,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         retry_schedule: Sequence[float] = RETRY_SCHEDULE,
         disable_after_seconds: float = DEFAULT_WEBHOOK_DISABLE_AFTER_SECONDS,
@@ -82,6 +91,7 @@ class WebhookDeliverer:
         self.worker_id = worker_id or default_worker_id()
         self._concurrency = concurrency
         self._poll = max(poll_interval, 0.05)
+        self._idle = idle_poll_seconds
         self._lease = timedelta(seconds=lease_seconds)
         self._schedule = tuple(retry_schedule)
         self._disable_after = timedelta(seconds=disable_after_seconds)
@@ -91,11 +101,22 @@ class WebhookDeliverer:
         self._secret_cache: dict[str, str] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Deliver until ``stop`` is set; then let calls in flight end within the grace."""
+        """Deliver until ``stop`` is set; then let calls in flight end within the grace.
+
+        Deliveries queued by this process wake it at once; when a claim finds nothing, it
+        looks again after the poll interval, doubled at each empty claim up to
+        ``IDLE_POLL_SECONDS`` (the deliveries of other processes, and retries coming due).
+        """
         inflight: set[asyncio.Task[None]] = set()
         pause = self._poll
         next_purge = 0.0
         loop = asyncio.get_running_loop()
+        queued = asyncio.Event()
+
+        def wake() -> None:  # called from the thread that committed
+            loop.call_soon_threadsafe(queued.set)
+
+        unlisten = self._db.listen(DELIVERIES_QUEUED, wake)
         log.info("webhook deliverer %s started", self.worker_id)
         try:
             while not stop.is_set():
@@ -105,6 +126,7 @@ class WebhookDeliverer:
                 room = self._concurrency - len(inflight)
                 claimed: list[ClaimedDelivery] = []
                 if room > 0:
+                    queued.clear()
                     try:
                         claimed = await asyncio.to_thread(
                             self._queue.claim,
@@ -113,7 +135,9 @@ class WebhookDeliverer:
                             self._clock.now(),
                             self._lease,
                         )
-                        pause = self._poll
+                        pause = (
+                            self._poll if claimed else min(pause * 2, max(self._poll, self._idle))
+                        )
                     except Exception:
                         log.exception("claiming webhook deliveries failed; will retry")
                         pause = min(pause * 2, _MAX_PAUSE)
@@ -125,13 +149,19 @@ class WebhookDeliverer:
                     await asyncio.sleep(0)
                     continue
                 # Nothing more to take now: wait for a call to end (its record may make the
-                # next event of its message due), the poll interval, or the stop.
-                stopper: asyncio.Task[Any] = asyncio.create_task(stop.wait())
+                # next event of its message due), deliveries queued here, the pause, or the
+                # stop.
+                waits: set[asyncio.Task[Any]] = {
+                    asyncio.create_task(stop.wait()),
+                    asyncio.create_task(queued.wait()),
+                }
                 await asyncio.wait(
-                    {stopper, *inflight}, timeout=pause, return_when=asyncio.FIRST_COMPLETED
+                    {*waits, *inflight}, timeout=pause, return_when=asyncio.FIRST_COMPLETED
                 )
-                stopper.cancel()
+                for waiting in waits:
+                    waiting.cancel()
         finally:
+            unlisten()
             if inflight:
                 _, late = await asyncio.wait(set(inflight), timeout=self._grace)
                 for task in late:

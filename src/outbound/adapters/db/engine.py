@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _BEGIN_OPTION = "outbound_sqlite_begin"
+_QUEUED = "outbound_queued"
 
 _Select = TypeVar("_Select", bound=GenerativeSelect)
 
@@ -342,6 +343,8 @@ class Database:
         self.stages = StageCounters()
         """Statements, transactions and CPU of this process's sessions, by stage."""
         self.stages.watch(engine)
+        self._listeners: dict[str, list[Callable[[], None]]] = {}
+        self._listeners_lock = threading.Lock()
         self.write_observer: Callable[[float, float], None] | None = None
         """Called after each write transaction with the seconds it waited for its turn (SQLite)
         and the seconds it then took, commit included."""
@@ -367,6 +370,7 @@ class Database:
         """A write transaction, committed on success and rolled back on error.
 
         ``urgent``: a client waits for it (SQLite: it goes ahead of background writers).
+        Once it is committed, the listeners of what it queued are told (:meth:`queued`).
         """
         began = time.perf_counter()
         turn = began
@@ -378,19 +382,51 @@ class Database:
                     session.begin(),
                 ):
                     yield session
-                return
-            with self._writers.hold(urgent=urgent):
-                turn = time.perf_counter()
-                with (
-                    self.stages.timed(),
-                    Session(self._write_engine, expire_on_commit=False) as session,
-                    session.begin(),
-                ):
-                    yield session
+            else:
+                with self._writers.hold(urgent=urgent):
+                    turn = time.perf_counter()
+                    with (
+                        self.stages.timed(),
+                        Session(self._write_engine, expire_on_commit=False) as session,
+                        session.begin(),
+                    ):
+                        yield session
         finally:
             if self.write_observer is not None:
                 ended = time.perf_counter()
                 self.write_observer(turn - began, ended - turn)
+        self._tell(session)
+
+    @staticmethod
+    def queued(session: Session, kind: str) -> None:
+        """Note that ``session``'s transaction queues work of ``kind`` (webhook deliveries):
+        once it commits, this process's listeners of ``kind`` are told (:meth:`listen`)."""
+        session.info.setdefault(_QUEUED, set()).add(kind)
+
+    def listen(self, kind: str, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` (from the committing thread) after each transaction of this
+        process that queued work of ``kind``; returns what stops it. A loop that polls for
+        that work then takes it at once, and may poll less often for the work of others."""
+        with self._listeners_lock:
+            self._listeners.setdefault(kind, []).append(callback)
+
+        def stop() -> None:
+            with self._listeners_lock:
+                self._listeners.get(kind, []).remove(callback)
+
+        return stop
+
+    def _tell(self, session: Session) -> None:
+        kinds = session.info.get(_QUEUED)
+        if not kinds:
+            return
+        with self._listeners_lock:
+            callbacks = [c for kind in kinds for c in self._listeners.get(kind, ())]
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:  # a listener's bug must not fail a committed transaction
+                log.exception("telling a listener of committed work failed")
 
     def presence(self, kind: str) -> Presence:
         """The processes of ``kind`` alive on this database, as far as SQLite can tell

@@ -40,6 +40,7 @@ from outbound.adapters.queue.rollups import MOVED_FROM
 from outbound.domain.webhooks import MESSAGE_STATUS_CHANGED, subscribed
 
 __all__ = [
+    "DELIVERIES_QUEUED",
     "AttemptResult",
     "ClaimedDelivery",
     "NewEvent",
@@ -51,6 +52,9 @@ __all__ = [
     "scrub_numbers",
 ]
 
+DELIVERIES_QUEUED = "webhook_deliveries"
+"""What a transaction that queued deliveries tells this process's deliverer once committed
+(:meth:`~outbound.adapters.db.engine.Database.listen`)."""
 _PENDING = "pending"
 _DELIVERING = "delivering"
 _SUCCEEDED = "succeeded"
@@ -159,6 +163,7 @@ def emit(
     connection = session.connection()
     connection.execute(_EVENTS.insert(), event_rows)
     connection.execute(_DELIVERIES.insert(), deliveries)
+    Database.queued(session, DELIVERIES_QUEUED)
     return len(deliveries)
 
 
