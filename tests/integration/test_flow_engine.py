@@ -611,3 +611,18 @@ def test_flows_hold_messages_to_the_contacts_own_window(
         "America/Los_Angeles": datetime(2026, 1, 15, 17, 0, tzinfo=UTC),  # 09:00 there
         "America/New_York": datetime(2026, 1, 15, 15, 0, tzinfo=UTC),  # now: inside
     }
+
+
+def test_an_idle_tick_makes_one_read_and_no_write(container: Container) -> None:
+    engine = container.flow_engine()
+    assert engine.tick() is False  # the first one also purges old events
+    before = container.db.stages.snapshot()["other"]
+    writes: list[float] = []
+    container.db.write_observer = lambda waited, took: writes.append(took)
+    try:
+        assert engine.tick() is False
+    finally:
+        container.db.write_observer = None
+    after = container.db.stages.snapshot()["other"]
+    assert (after[0] - before[0], after[1] - before[1]) == (1, 1)
+    assert writes == []

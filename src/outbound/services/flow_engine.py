@@ -74,6 +74,8 @@ class FlowEngine:
         self._batches_per_turn = batches_per_turn
         lease = timedelta(seconds=max(lease_seconds, MIN_LEASE_SECONDS))
         runs = FlowRunQueue(db, self.worker_id, lease)
+        self._runs = runs
+        self._clock = clock
         self.triggers = FlowTriggers(
             db, clock, EventQueue(db), runs, event_retention_days=event_retention_days
         )
@@ -103,6 +105,8 @@ class FlowEngine:
     def tick(self) -> bool:
         """One round: events, schedules, then one turn of one due run. True if it did work."""
         self.triggers.purge_if_due()
+        if not self._runs.anything_due(self._clock.now()):
+            return False
         events = self.triggers.process_events()
         fired = self.triggers.fire_schedules()
         claimed = self.runner.claim()

@@ -27,7 +27,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from outbound.adapters.db.engine import Database
-from outbound.adapters.db.models import Flow, FlowRun, FlowRunBatch, FlowRunRow, new_id
+from outbound.adapters.db.models import Event, Flow, FlowRun, FlowRunBatch, FlowRunRow, new_id
 from outbound.adapters.queue.webhooks import NewEvent, emit
 from outbound.domain.flow_runs import FlowRunStatus
 from outbound.domain.webhooks import FLOW_RUN_COMPLETED
@@ -156,6 +156,29 @@ class FlowRunQueue:
         )
 
     # --- the lease -----------------------------------------------------------------------
+
+    def anything_due(self, now: datetime) -> bool:
+        """Whether an event is unseen, a scheduled flow's time has come or a run is due: one
+        read, so that an idle engine opens no write transaction (on SQLite, the single
+        writer's turn) and makes one look instead of three."""
+        events = sa.select(Event.id).where(Event.processed_at.is_(None))
+        flows = sa.select(Flow.id).where(
+            Flow.enabled,
+            Flow.trigger_type == "scheduled",
+            Flow.next_fire_at.is_not(None),
+            Flow.next_fire_at <= now,
+        )
+        runs = sa.select(FlowRun.id).where(
+            FlowRun.status.in_(ACTIVE_RUN_STATUSES),
+            FlowRun.due_at <= now,
+            sa.or_(FlowRun.lease_until.is_(None), FlowRun.lease_until < now),
+        )
+        with self._db.read() as session:
+            return bool(
+                session.execute(
+                    sa.select(sa.or_(events.exists(), flows.exists(), runs.exists()))
+                ).scalar()
+            )
 
     def claim_runs(self, now: datetime, limit: int = 1, *, run_id: str | None = None) -> list[str]:
         """Take the lease of due runs (or of one given run, when it is due)."""
