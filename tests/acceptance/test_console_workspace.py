@@ -6,14 +6,20 @@ import asyncio
 import contextlib
 import re
 from collections.abc import Callable, MutableMapping
+from datetime import timedelta
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from outbound.adapters.db.models import Conversation
 from outbound.app import Container
 from outbound.console.routes import auth
+from outbound.console.routes.workspace import INBOX_SIZE
 from outbound.console.session import COOKIE_NAME
-from outbound.schemas import UserCreate, UserUpdate
+from outbound.schemas import QueueCreate, UserCreate, UserUpdate
+from outbound.testing import FakeClock
 from tests.helpers import Tenant
 
 PASSWORD = "console-password-1"
@@ -221,3 +227,45 @@ async def test_the_stream_stays_open_while_its_session_lives(
     monkeypatch.setattr(container.presence, "seen_every", 0.05)
     with pytest.raises(TimeoutError):  # ten heartbeats, each with its check, and still open
         await _stream_until_it_ends(client, lambda: None, limit=0.5)
+
+
+def test_the_inbox_finds_an_offer_and_a_queues_conversation_behind_a_page_of_others(
+    container: Container, tenant: Tenant, client: TestClient, clock: FakeClock
+) -> None:
+    agent = _signed_in(container, tenant, client, "agent")
+    mine, other = (
+        container.queues.create_queue(tenant.org_id, QueueCreate(name=name, members=members)).id
+        for name, members in (("Mine", [agent]), ("Other", []))
+    )
+    started = clock.now()
+
+    def waiting(number: str, queue_id: str, offered_to: str | None = None) -> dict[str, Any]:
+        return {
+            "org_id": tenant.org_id,
+            "channel_id": "channel",
+            "customer_number": number,
+            "status": "open",
+            "queue_id": queue_id,
+            "offered_to": offered_to,
+            "created_at": started,
+            "updated_at": started,
+            "last_message_at": started,
+            "waiting_since": started,
+        }
+
+    with container.db.transaction() as session:
+        session.execute(
+            sa.insert(Conversation),
+            [waiting("+33600000001", mine, offered_to=agent), waiting("+33600000002", mine)],
+        )
+        newer = started + timedelta(minutes=1)
+        session.execute(  # a page of newer ones, in a queue the agent is not in
+            sa.insert(Conversation),
+            [
+                {**waiting(f"+3361{n:07d}", other), "created_at": newer}
+                for n in range(INBOX_SIZE + 1)
+            ],
+        )
+    assert "+33600000001" in client.get("/workspace?view=mine").text
+    unassigned = client.get("/workspace?view=unassigned").text
+    assert "+33600000002" in unassigned and "+33610000000" not in unassigned

@@ -8,7 +8,7 @@ message both ways with its status in time order, the internal notes and the hist
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -66,7 +66,13 @@ class ConversationService:
         assigned_to: str | None = None,
         channel_id: str | None = None,
         customer_number: str | None = None,
+        offered_to: str | None = None,
+        available_to: str | None = None,
+        queue_ids: Collection[str] | None = None,
     ) -> Page[ConversationOut]:
+        """A page of the organisation's conversations, newest first, of the statuses given
+        (comma-separated) and the other filters: ``offered_to`` a user, ``available_to`` a
+        user (offered to none or to them), in one of ``queue_ids``."""
         query: sa.Select[Any] = sa.select(Conversation).where(Conversation.org_id == org_id)
         if status is not None:
             wanted = [s.strip() for s in status.split(",") if s.strip()]
@@ -84,6 +90,14 @@ class ConversationService:
             query = query.where(Conversation.channel_id == channel_id)
         if customer_number is not None:
             query = query.where(Conversation.customer_number == customer_number)
+        if offered_to is not None:
+            query = query.where(Conversation.offered_to == offered_to)
+        if available_to is not None:
+            query = query.where(
+                sa.or_(Conversation.offered_to.is_(None), Conversation.offered_to == available_to)
+            )
+        if queue_ids is not None:
+            query = query.where(Conversation.queue_id.in_(queue_ids))
         return fetch_page(
             self._db,
             query,

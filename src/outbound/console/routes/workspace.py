@@ -93,22 +93,17 @@ def inbox(c: Container, who: Viewer, view: str) -> list[InboxItem]:
     me = who.user.id
     items: list[ConversationOut] = []
     if view == "mine":
-        waiting = c.conversations.list(who.org_id, "open", None, INBOX_SIZE).data
-        items = [conv for conv in waiting if conv.offered_to == me]
+        items = c.conversations.list(who.org_id, "open", None, INBOX_SIZE, offered_to=me).data
         items += c.conversations.list(
             who.org_id, MINE_STATUSES, None, INBOX_SIZE, assigned_to=me
         ).data
     elif view == "unassigned":
-        waiting = c.conversations.list(who.org_id, "open", None, INBOX_SIZE).data
         mine_queues = None
         if not _supervises(who):
-            mine_queues = {q.id for q in c.queues.list_queues(who.org_id) if me in q.members}
-        items = [
-            conv
-            for conv in waiting
-            if conv.offered_to in (None, me)
-            and (mine_queues is None or conv.queue_id in mine_queues)
-        ]
+            mine_queues = [q.id for q in c.queues.list_queues(who.org_id) if me in q.members]
+        items = c.conversations.list(
+            who.org_id, "open", None, INBOX_SIZE, available_to=me, queue_ids=mine_queues
+        ).data
     elif view == "all" and _supervises(who):
         items = c.conversations.list(who.org_id, LIVE, None, INBOX_SIZE).data
     items.sort(key=lambda conv: conv.last_message_at, reverse=True)
