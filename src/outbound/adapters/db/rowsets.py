@@ -67,8 +67,8 @@ class RowSet:
     def parameters(
         self, dialect: sa.Dialect, rows: Iterable[Mapping[str, Any]]
     ) -> dict[str, list[dict[str, Any]]]:
-        """The parameter that carries ``rows`` (mappings holding at least the columns, by
-        name; other keys are left out)."""
+        """The parameter that carries ``rows`` (mappings of column names to values: a column
+        missing is NULL, other keys are left out)."""
         encoders = self._encoders.get(dialect.name)
         if encoders is None:
             encoders = [
@@ -82,10 +82,9 @@ class RowSet:
                 {
                     ORDINAL: position,
                     **{
-                        name: row[name]
-                        if encode is None or row[name] is None
-                        else encode(row[name])
+                        name: value if encode is None or value is None else encode(value)
                         for name, encode in encoders
+                        for value in (row.get(name),)
                     },
                 }
                 for position, row in enumerate(rows)

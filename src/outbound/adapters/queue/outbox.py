@@ -23,7 +23,7 @@ from sqlalchemy.sql.operators import custom_op
 
 from outbound.adapters.db.engine import Database
 from outbound.adapters.db.models import Channel, Message, OutboundConfiguration, UTCDateTime
-from outbound.adapters.db.rowsets import RowSet
+from outbound.adapters.db.rowsets import ORDINAL, RowSet
 from outbound.adapters.db.stages import in_stage
 from outbound.adapters.queue.history import message_event, write_events
 from outbound.adapters.queue.rollups import COUNTED_COLUMNS
@@ -132,8 +132,18 @@ class Outbox:
         """
         if not messages:
             return
-        # Core statements: the ORM's bulk path would only re-read the same dictionaries.
-        session.connection().execute(_MESSAGES.insert(), messages)
+        # One statement for the batch; its columns are those any row names (a row without
+        # one has it NULL).
+        dialect = session.get_bind().dialect
+        names = tuple(sorted({name for m in messages for name in m}))
+        stmt = _ENQUEUES.get((dialect.name, names))
+        if stmt is None:
+            rows = _MESSAGE_ROWS.table(dialect)
+            stmt = _MESSAGES.insert().from_select(
+                names, sa.select(*(rows.c[name] for name in names)).order_by(rows.c[ORDINAL])
+            )
+            _ENQUEUES[(dialect.name, names)] = stmt
+        session.connection().execute(stmt, _MESSAGE_ROWS.parameters(dialect, messages))
         write_events(
             session,
             [
@@ -416,6 +426,8 @@ class Outbox:
         return len(ends)
 
 
+_MESSAGE_ROWS = RowSet("message", {column.name: column.type for column in _MESSAGES.columns})
+_ENQUEUES: dict[tuple[str, tuple[str, ...]], sa.Insert] = {}
 _OUTCOMES = RowSet(
     "outcome",
     {
