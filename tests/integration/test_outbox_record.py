@@ -212,3 +212,30 @@ async def test_the_statements_of_a_record_do_not_grow_with_its_batch(
         return container.db.stages.snapshot()["record"][0] - before
 
     assert record(2) == record(8)
+
+
+async def test_the_rollup_rows_of_a_record_are_written_in_one_statement(
+    tenant: Tenant, setup: Setup, container: Container, clock: FakeClock
+) -> None:
+    outbox = Outbox(container.db)
+
+    def record(locales: list[str]) -> int:
+        response = tenant.post(
+            "/v1/outbound/send",
+            {
+                "configuration_id": setup.config_id,
+                "contacts": [
+                    contact(f"+3361234{i:04d}", locale=locale) for i, locale in enumerate(locales)
+                ],
+            },
+        )
+        assert response.status_code == 202, response.text
+        ids = [r["message_id"] for r in response.json()["results"]]
+        assert len(outbox.claim("w1", len(ids), clock.now(), LEASE)) == len(ids)
+        before = container.db.stages.snapshot()["record"][0]
+        outcomes = [Outcome(m, MessageStatus.FAILED, error_code=m[:8]) for m in ids]
+        assert outbox.record("w1", outcomes, clock.now()) == len(ids)
+        return container.db.stages.snapshot()["record"][0] - before
+
+    # Each locale its rollup rows (hour and day), and each error code its reason rows.
+    assert record(["en-US", "en-US"]) == record(["en-US", "fr-FR"])

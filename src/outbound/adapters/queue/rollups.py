@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from outbound.adapters.db.models import ROLLUP_DIMENSIONS, Message, MessageRollup
 from outbound.adapters.db.models import MessageRollupReason as Reason
+from outbound.adapters.db.rowsets import ORDINAL, RowSet
 from outbound.domain.reports import COUNTERS, LATENCY_BUCKETS, hour_of, status_deltas
 from outbound.domain.statuses import MessageStatus
 
@@ -143,27 +144,39 @@ def count_reply(session: Session, message_id: str) -> None:
         _upsert_rollups(session, {key: {"replied": 1} for key in rollup_keys(message)})
 
 
-def _insert(session: Session, table: sa.Table) -> Any:
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
-
-
 _UPSERTS: dict[tuple[str, str], Any] = {}
 
 
-def _upsert(session: Session, table: sa.Table, keys: list[str], added: list[str]) -> Any:
-    """The statement adding ``added`` columns to the row of ``keys``, made once per database
-    kind and table: building ``excluded`` again for every batch cost more than running it."""
-    cache_key = (session.get_bind().dialect.name, table.name)
+def _upsert(
+    session: Session, table: sa.Table, rowset: RowSet, keys: list[str], added: list[str]
+) -> Any:
+    """The statement adding ``added`` columns of the rows of ``rowset`` to the rows of
+    ``table`` with the same ``keys`` (inserting those missing), in the rows' order: one
+    statement for any number of rows, made once per database kind and table."""
+    dialect = session.get_bind().dialect
+    cache_key = (dialect.name, table.name)
     stmt = _UPSERTS.get(cache_key)
     if stmt is None:
-        stmt = _insert(session, table)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=keys, set_={name: table.c[name] + stmt.excluded[name] for name in added}
+        rows = rowset.table(dialect)
+        names = [name for name in rowset.columns if name != ORDINAL]
+        # The WHERE tells SQLite's parser that ON CONFLICT is not the join's ON.
+        select = (
+            sa.select(*(rows.c[name] for name in names)).where(sa.true()).order_by(rows.c[ORDINAL])
+        )
+        insert = postgresql.insert(table) if dialect.name == "postgresql" else sqlite.insert(table)
+        insert = insert.from_select(names, select)
+        stmt = insert.on_conflict_do_update(
+            index_elements=keys,
+            set_={name: table.c[name] + insert.excluded[name] for name in added},
         )
         _UPSERTS[cache_key] = stmt
     return stmt
+
+
+_ROLLUP_ROWS = RowSet("rollup", {name: _ROLLUPS.c[name].type for name in (*_KEY, *_VALUES)})
+_REASON_ROWS = RowSet(
+    "reason", {name: _REASONS.c[name].type for name in (*_KEY, "kind", "code", "count")}
+)
 
 
 def _upsert_rollups(session: Session, rows: Mapping[Key, Mapping[str, int]]) -> None:
@@ -176,7 +189,8 @@ def _upsert_rollups(session: Session, rows: Mapping[Key, Mapping[str, int]]) -> 
         }
         for key, values in sorted(rows.items(), key=lambda item: _sortable(item[0]))
     ]
-    session.connection().execute(_upsert(session, _ROLLUPS, list(_KEY), list(_VALUES)), params)
+    stmt = _upsert(session, _ROLLUPS, _ROLLUP_ROWS, list(_KEY), list(_VALUES))
+    session.connection().execute(stmt, _ROLLUP_ROWS.parameters(session.get_bind().dialect, params))
 
 
 def _upsert_reasons(session: Session, reasons: Mapping[tuple[Key, str, str], int]) -> None:
@@ -188,8 +202,8 @@ def _upsert_reasons(session: Session, reasons: Mapping[tuple[Key, str, str], int
             reasons.items(), key=lambda item: (_sortable(item[0][0]), item[0][1], item[0][2])
         )
     ]
-    stmt = _upsert(session, _REASONS, [*_KEY, "kind", "code"], ["count"])
-    session.connection().execute(stmt, params)
+    stmt = _upsert(session, _REASONS, _REASON_ROWS, [*_KEY, "kind", "code"], ["count"])
+    session.connection().execute(stmt, _REASON_ROWS.parameters(session.get_bind().dialect, params))
 
 
 def _sortable(key: Key) -> tuple[Any, ...]:
