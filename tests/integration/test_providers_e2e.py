@@ -60,9 +60,15 @@ def live(settings: Settings) -> Iterator[tuple[Container, Tenant]]:
     while not server.started:
         time.sleep(0.01)
     with TestClient(create_app(container, run_worker=False)) as client:
-        yield container, make_tenant(container, client)
-    server.should_exit = True
-    thread.join(10)
+        try:
+            yield container, make_tenant(container, client)
+        finally:
+            # The server stops first (uvicorn lets the callbacks it is handling finish), then
+            # the client's exit closes the container. The other way round, a callback still in
+            # its transaction gave its connection back to a pool already disposed, where it
+            # stayed open until collected.
+            server.should_exit = True
+            thread.join(10)
     # Close the pool's connections now rather than when they are collected (a warning then).
     container.db.dispose()
 
