@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from outbound.adapters.db.models import Message
 from outbound.app import Container
+from outbound.services.dispatch import Dispatcher
 from tests.helpers import Setup, Tenant, contact
 
 
@@ -46,6 +47,39 @@ async def test_idle_lanes_leave_the_polling_to_one_and_wake_on_work(
             if status != "queued":
                 break
             await asyncio.sleep(interval / 4)
+        assert status in {"sending", "sent", "delivered"}
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
+
+
+async def test_messages_accepted_in_the_process_wake_the_polling_lane(
+    tenant: Tenant, setup: Setup, container: Container
+) -> None:
+    """Polling a minute apart, the dispatcher still claims at once what this process queues."""
+    dispatcher = Dispatcher(
+        container.db,
+        container.providers,
+        container.secrets,
+        container.clock,
+        poll_interval=60,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(dispatcher.run(stop))
+    try:
+        await asyncio.sleep(0.3)  # every lane claims once as it starts, then waits
+        response = tenant.post(
+            "/v1/outbound/send",
+            {"configuration_id": setup.config_id, "contacts": [contact()]},
+        )
+        assert response.status_code == 202, response.text
+        async with asyncio.timeout(20):
+            while True:
+                with container.db.read() as session:
+                    status = session.execute(sa.select(Message.status)).scalar_one()
+                if status != "queued":
+                    break
+                await asyncio.sleep(0.05)
         assert status in {"sending", "sent", "delivered"}
     finally:
         stop.set()

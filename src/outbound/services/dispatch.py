@@ -33,7 +33,7 @@ from outbound.adapters.providers.base import (
     SendResult,
 )
 from outbound.adapters.queue.channel_state import ChannelState
-from outbound.adapters.queue.outbox import ClaimedMessage, Outbox, Outcome
+from outbound.adapters.queue.outbox import MESSAGES_QUEUED, ClaimedMessage, Outbox, Outcome
 from outbound.adapters.queue.send_context import SendContext, load_send_context
 from outbound.adapters.secrets import SecretBox
 from outbound.clock import Clock
@@ -169,6 +169,9 @@ class Dispatcher:
         # that an idle worker makes one claim per poll interval, not one per lane.
         self._polling = False
         self._work_found: asyncio.Event | None = None
+        # Set when this process queues messages (accepted here): the polling lane claims at
+        # once instead of at its next poll.
+        self._queued: asyncio.Event | None = None
 
     async def run_once(self, limit: int | None = None) -> int:
         """Claim one batch, send it, record it; returns how many messages were claimed."""
@@ -709,9 +712,17 @@ class Dispatcher:
         """Work until ``stop`` is set, then finish in-flight batches within the grace period."""
         presence = self._db.presence("dispatchers")
         await asyncio.to_thread(presence.join, self._reclaim_dead)
+        loop = asyncio.get_running_loop()
+        queued = self._queued = asyncio.Event()
+
+        def wake() -> None:  # called from the thread that committed
+            loop.call_soon_threadsafe(queued.set)
+
+        unlisten = self._db.listen(MESSAGES_QUEUED, wake)
         try:
             await self._run(stop)
         finally:
+            unlisten()
             presence.leave()
 
     def _reclaim_dead(self) -> None:
@@ -827,8 +838,9 @@ class Dispatcher:
             self._work_found.clear()
 
     async def _idle(self, stop: asyncio.Event) -> None:
-        """Nothing was due: wait a poll interval if no other lane is polling, else until the
-        lane that polls finds work (or a few intervals, in case it stopped)."""
+        """Nothing was due: wait a poll interval if no other lane is polling (or until this
+        process queues messages), else until the lane that polls finds work (or a few
+        intervals, in case it stopped)."""
         if self._work_found is None:
             self._work_found = asyncio.Event()
         if self._polling:
@@ -847,11 +859,18 @@ class Dispatcher:
                     waiting.cancel()
             return
         self._polling = True
+        waits = [asyncio.ensure_future(stop.wait())]
+        if self._queued is not None:
+            waits.append(asyncio.ensure_future(self._queued.wait()))
         try:
-            await asyncio.wait_for(stop.wait(), self._poll_interval)
-        except TimeoutError:
-            pass
+            await asyncio.wait(
+                waits, timeout=self._poll_interval, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
+            for waiting in waits:
+                waiting.cancel()
+            if self._queued is not None:
+                self._queued.clear()
             self._polling = False
 
     def _stale(self, batch: _Batch) -> bool:

@@ -31,7 +31,11 @@ from outbound.config import DEFAULT_STATUS_CHECK_AFTER_SECONDS
 from outbound.domain.provider_errors import UNKNOWN_OUTCOME_CODES
 from outbound.domain.statuses import MessageStatus
 
-__all__ = ["ClaimedMessage", "Outbox", "Outcome"]
+__all__ = ["MESSAGES_QUEUED", "ClaimedMessage", "Outbox", "Outcome"]
+
+MESSAGES_QUEUED = "messages"
+"""What a transaction that queued messages tells this process's dispatcher once committed
+(:meth:`~outbound.adapters.db.engine.Database.listen`)."""
 
 _MESSAGES = cast(sa.Table, Message.__table__)
 # A status by its value: a dictionary look-up costs a tenth of MessageStatus(value), and
@@ -144,6 +148,8 @@ class Outbox:
             )
             _ENQUEUES[(dialect.name, names)] = stmt
         session.connection().execute(stmt, _MESSAGE_ROWS.parameters(dialect, messages))
+        if any(m["status"] == _QUEUED for m in messages):
+            self._db.queued(session, MESSAGES_QUEUED)
         write_events(
             session,
             [
