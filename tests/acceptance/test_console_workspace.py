@@ -218,6 +218,7 @@ async def test_the_stream_ends_when_its_session_is_ended_elsewhere(
 
     sent = await _stream_until_it_ends(client, end_session)
     assert sent.startswith(b": connected")
+    assert sent.endswith(b"event: signed-out\ndata: {}\n\n")  # the page closes it
 
 
 async def test_the_stream_stays_open_while_its_session_lives(

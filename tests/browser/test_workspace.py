@@ -384,3 +384,16 @@ def test_once_the_whatsapp_window_has_closed_the_agent_sends_an_approved_templat
         assert received[0].to == f"whatsapp:{CUSTOMER}"
     finally:
         context.close()
+
+
+def test_a_workspace_whose_session_ends_elsewhere_goes_to_the_sign_in_page(
+    page: Page, console_server: ConsoleServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    c, org, agent = console_server.container, console_server.org_id, console_server.agent
+    monkeypatch.setattr(c.presence, "seen_every", 0.2)  # a heartbeat every 0.2 s
+    sign_in(page, console_server.url, agent.email, PASSWORD)
+    page.goto(f"{console_server.url}/workspace")
+    expect(page.get_by_role("heading", name="Workspace", exact=True)).to_be_visible()
+    c.console_sessions.end_all(org, agent.id)  # an admin signs the agent out everywhere
+    expect(page).to_have_url(f"{console_server.url}/login?next=%2Fworkspace", timeout=10_000)
+    expect(page.get_by_role("heading", name="Sign in to outbound")).to_be_visible()

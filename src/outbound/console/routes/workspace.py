@@ -57,6 +57,8 @@ LIVE = "open,active,waiting,wrap_up"
 INBOX_SIZE = 200
 SNOOZE_CHOICES = (1, 4, 24)
 _EVENT_LINE = re.compile(r"^event: (?!reset$).*$", re.MULTILINE)
+SIGNED_OUT = "event: signed-out\ndata: {}\n\n"
+"""The stream's last event once its session is over: the page closes it and reloads."""
 
 
 def _c(request: Request) -> Container:
@@ -242,9 +244,10 @@ async def stream(request: Request, who: Viewer = viewer_of()) -> StreamingRespon
     """The viewer's live updates as ``event: update`` (what changed is in the data; the page
     only needs to know that something did), keeping them seen while it is open.
 
-    The stream ends once its session is over (signed out in another tab, ended from the
-    account page or by an admin, expired, the user deactivated): the session is checked
-    again at each heartbeat, and at least as often while updates keep coming."""
+    The stream ends with :data:`SIGNED_OUT` once its session is over (signed out in another
+    tab, ended from the account page or by an admin, expired, the user deactivated): the
+    session is checked again at each heartbeat, and at least as often while updates keep
+    coming."""
     c = _c(request)
     state = state_of(request)
     subscriber = Subscriber(org_id=who.org_id, user_id=who.user.id, sees_all=_supervises(who))
@@ -260,6 +263,7 @@ async def stream(request: Request, who: Viewer = viewer_of()) -> StreamingRespon
                 if heartbeat or time.monotonic() - checked >= seen_every:
                     checked = time.monotonic()
                     if not await run_in_threadpool(still_signed_in, request, state):
+                        yield SIGNED_OUT
                         return
                 now = c.clock.now()
                 if now - last_seen >= timedelta(seconds=seen_every):

@@ -164,6 +164,13 @@
     document.querySelectorAll(".thread").forEach(function (el) { el.scrollTop = el.scrollHeight; });
   }
 
+  // The live stream ends with "signed-out" once the session is over (signed out elsewhere,
+  // ended, expired): the stream is closed (not reconnected) and the page asked again, which
+  // leads to the sign-in page.
+  document.addEventListener("htmx:sseClose", function (event) {
+    if (event.detail && event.detail.type === "message") { window.location.reload(); }
+  });
+
   function init(root) {
     tick();
     scrollThreads();
