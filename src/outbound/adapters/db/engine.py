@@ -63,6 +63,9 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engin
             poolclass=sa.pool.QueuePool,
         )
         _tune_sqlite(engine)
+        # An INSERT of many rows is a multi-row VALUES, a statement per batch (SQLite runs
+        # each row of an executemany as a statement of its own).
+        engine.dialect.use_insertmanyvalues_wo_returning = True
         return engine
     return sa.create_engine(
         url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True

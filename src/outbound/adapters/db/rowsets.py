@@ -7,6 +7,10 @@ one JSON array of objects, read back with ``json_to_recordset`` on PostgreSQL (t
 column definition list) and ``json_each`` on SQLite: one statement of one text for a batch of
 any size, compiled once and prepared by the server like any other.
 
+SQLite reads each value back with ``json_extract``, which parses the row again: an ``INSERT`` of
+wide rows costs it more than binding them (there the writers insert with an ``executemany``,
+which SQLAlchemy sends as multi-row ``VALUES``); an ``UPDATE … FROM`` has no such other way.
+
 Rows keep their order: each carries its position (column ``ordinal``), for a statement whose
 effect depends on it (ids handed out by an ``INSERT … SELECT … ORDER BY ordinal``).
 

@@ -101,6 +101,11 @@ def _insert(session: Session, events: Sequence[dict[str, Any]]) -> None:
     """One statement for the rows, whatever their number, their ids in the order given (the
     order of a message's moves)."""
     dialect = session.get_bind().dialect
+    if dialect.name == "sqlite":  # see outbound.adapters.db.rowsets
+        session.connection().execute(
+            _EVENTS.insert(), [{k: v for k, v in e.items() if k != MOVED_FROM} for e in events]
+        )
+        return
     stmt = _INSERTS.get(dialect.name)
     if stmt is None:
         rows = _ROWS.table(dialect)

@@ -136,18 +136,24 @@ class Outbox:
         """
         if not messages:
             return
-        # One statement for the batch; its columns are those any row names (a row without
-        # one has it NULL).
+        # One statement for the batch (see outbound.adapters.db.rowsets); its columns are those
+        # any row names (a row without one has it NULL).
         dialect = session.get_bind().dialect
         names = tuple(sorted({name for m in messages for name in m}))
-        stmt = _ENQUEUES.get((dialect.name, names))
-        if stmt is None:
-            rows = _MESSAGE_ROWS.table(dialect)
-            stmt = _MESSAGES.insert().from_select(
-                names, sa.select(*(rows.c[name] for name in names)).order_by(rows.c[ORDINAL])
+        if dialect.name == "sqlite":
+            session.connection().execute(
+                _MESSAGES.insert(), [{name: m.get(name) for name in names} for m in messages]
             )
-            _ENQUEUES[(dialect.name, names)] = stmt
-        session.connection().execute(stmt, _MESSAGE_ROWS.parameters(dialect, messages))
+            stmt = None
+        else:
+            stmt = _ENQUEUES.get((dialect.name, names))
+            if stmt is None:
+                rows = _MESSAGE_ROWS.table(dialect)
+                stmt = _MESSAGES.insert().from_select(
+                    names, sa.select(*(rows.c[name] for name in names)).order_by(rows.c[ORDINAL])
+                )
+                _ENQUEUES[(dialect.name, names)] = stmt
+            session.connection().execute(stmt, _MESSAGE_ROWS.parameters(dialect, messages))
         if any(m["status"] == _QUEUED for m in messages):
             self._db.queued(session, MESSAGES_QUEUED)
         write_events(

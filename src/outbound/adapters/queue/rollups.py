@@ -150,26 +150,32 @@ _UPSERTS: dict[tuple[str, str], Any] = {}
 def _upsert(
     session: Session, table: sa.Table, rowset: RowSet, keys: list[str], added: list[str]
 ) -> Any:
-    """The statement adding ``added`` columns of the rows of ``rowset`` to the rows of
-    ``table`` with the same ``keys`` (inserting those missing), in the rows' order: one
-    statement for any number of rows, made once per database kind and table."""
+    """The statement adding ``added`` columns of the rows given to the rows of ``table``
+    with the same ``keys`` (inserting those missing), made once per database kind and
+    table. On PostgreSQL one statement for any number of rows, from ``rowset``, in the rows'
+    order; on SQLite, bound row by row (see :mod:`outbound.adapters.db.rowsets`)."""
     dialect = session.get_bind().dialect
     cache_key = (dialect.name, table.name)
     stmt = _UPSERTS.get(cache_key)
-    if stmt is None:
+    if stmt is not None:
+        return stmt
+    if dialect.name == "postgresql":
         rows = rowset.table(dialect)
         names = [name for name in rowset.columns if name != ORDINAL]
-        # The WHERE tells SQLite's parser that ON CONFLICT is not the join's ON.
-        select = (
-            sa.select(*(rows.c[name] for name in names)).where(sa.true()).order_by(rows.c[ORDINAL])
+        insert = postgresql.insert(table).from_select(
+            names, sa.select(*(rows.c[name] for name in names)).order_by(rows.c[ORDINAL])
         )
-        insert = postgresql.insert(table) if dialect.name == "postgresql" else sqlite.insert(table)
-        insert = insert.from_select(names, select)
         stmt = insert.on_conflict_do_update(
             index_elements=keys,
             set_={name: table.c[name] + insert.excluded[name] for name in added},
         )
-        _UPSERTS[cache_key] = stmt
+    else:
+        bound = sqlite.insert(table)
+        stmt = bound.on_conflict_do_update(
+            index_elements=keys,
+            set_={name: table.c[name] + bound.excluded[name] for name in added},
+        )
+    _UPSERTS[cache_key] = stmt
     return stmt
 
 
@@ -190,7 +196,7 @@ def _upsert_rollups(session: Session, rows: Mapping[Key, Mapping[str, int]]) -> 
         for key, values in sorted(rows.items(), key=lambda item: _sortable(item[0]))
     ]
     stmt = _upsert(session, _ROLLUPS, _ROLLUP_ROWS, list(_KEY), list(_VALUES))
-    session.connection().execute(stmt, _ROLLUP_ROWS.parameters(session.get_bind().dialect, params))
+    session.connection().execute(stmt, _rows(session, _ROLLUP_ROWS, params))
 
 
 def _upsert_reasons(session: Session, reasons: Mapping[tuple[Key, str, str], int]) -> None:
@@ -203,7 +209,12 @@ def _upsert_reasons(session: Session, reasons: Mapping[tuple[Key, str, str], int
         )
     ]
     stmt = _upsert(session, _REASONS, _REASON_ROWS, [*_KEY, "kind", "code"], ["count"])
-    session.connection().execute(stmt, _REASON_ROWS.parameters(session.get_bind().dialect, params))
+    session.connection().execute(stmt, _rows(session, _REASON_ROWS, params))
+
+
+def _rows(session: Session, rowset: RowSet, params: list[dict[str, Any]]) -> Any:
+    dialect = session.get_bind().dialect
+    return params if dialect.name == "sqlite" else rowset.parameters(dialect, params)
 
 
 def _sortable(key: Key) -> tuple[Any, ...]:
