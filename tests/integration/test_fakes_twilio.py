@@ -20,6 +20,7 @@ from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
 from outbound.testing.fakes import (
+    CALLBACK_TALLY_PATH,
     CapturedRequest,
     FakeTwilio,
     WebhookReceiver,
@@ -536,6 +537,28 @@ async def test_webhook_failures_are_recorded(fake: FakeTwilio, client: Client) -
         await fake.drain()
     assert [r.status for r in fake.callback_results] == [500, 500]
     assert not any(r.ok for r in fake.callback_results)
+
+
+async def test_the_callbacks_given_up_on_are_counted_by_cause(
+    fake: FakeTwilio, client: Client, receiver: WebhookReceiver
+) -> None:
+    async with WebhookReceiver(status=500) as broken:
+        await _create(client, to=USER, from_=SENDER, body="hi", status_callback=broken.url())
+        await broken.wait_for(2)
+        await fake.drain()
+    await _create(client, to=USER, from_=SENDER, body="hi", status_callback=receiver.url())
+    await receiver.wait_for(2)
+    fake.drop_callbacks(1)
+    await _create(client, to=USER, from_=SENDER, body="hi", status_callback=receiver.url())
+    await fake.drain()
+    expected = {"posted": 6, "accepted": 3, "failed": {"HTTP 500": 2, "dropped": 1}}
+    assert fake.callback_tally() == expected
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(fake.base_url + CALLBACK_TALLY_PATH) as response,
+    ):
+        assert response.status == 200
+        assert await response.json() == expected
 
 
 async def test_on_demand_duplicate_and_out_of_order_callbacks(

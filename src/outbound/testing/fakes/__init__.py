@@ -24,6 +24,7 @@ from outbound.testing.fakes.acs import (
     acs_string_to_sign,
 )
 from outbound.testing.fakes.base import (
+    CALLBACK_TALLY_PATH,
     CallbackResult,
     CapturedRequest,
     FakeProviderServer,
@@ -49,6 +50,7 @@ from outbound.testing.fakes.twilio import (
 )
 
 __all__ = [
+    "CALLBACK_TALLY_PATH",
     "DEFAULT_ACCESS_KEY",
     "DEFAULT_ACCOUNT_SID",
     "DEFAULT_API_KEY",

@@ -51,6 +51,7 @@ from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
 from outbound.clock import Clock, SystemClock
 
 __all__ = [
+    "CALLBACK_TALLY_PATH",
     "CallbackResult",
     "CapturedRequest",
     "FakeProviderServer",
@@ -139,6 +140,10 @@ class _Fault:
     seconds: float = 0.0
 
 
+CALLBACK_TALLY_PATH = "/_fake/callbacks"
+"""``GET`` it for :meth:`FakeProviderServer.callback_tally` as JSON (not a provider's path)."""
+
+
 class FakeProviderServer:
     """Base class of the fakes: an aiohttp server with capture, latency, faults and callbacks.
 
@@ -183,6 +188,7 @@ class FakeProviderServer:
             return self._base_url
         app = web.Application(middlewares=[self._middleware])
         app.add_routes(self._routes())
+        app.router.add_get(CALLBACK_TALLY_PATH, self._callback_tally)
         app.router.add_route("*", "/{tail:.*}", self._unknown_route)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await runner.setup()
@@ -364,6 +370,31 @@ class FakeProviderServer:
 
     def _callback_accepted(self, result: CallbackResult) -> bool:
         return result.ok
+
+    def callback_tally(self) -> dict[str, Any]:
+        """How the callbacks posted so far ended: ``posted`` (attempts), ``accepted``, and
+        ``failed`` by cause (``timeout``, ``connection``, ``dropped`` as a fault, or the
+        status answered, ``HTTP 500``)."""
+        failed: dict[str, int] = {}
+        accepted = 0
+        for result in self.callback_results:
+            if self._callback_accepted(result):
+                accepted += 1
+                continue
+            if result.status is not None:
+                cause = f"HTTP {result.status}"
+            elif result.error == "dropped (fault)":
+                cause = "dropped"
+            elif result.error is not None and "Timeout" in result.error.split(":")[0]:
+                cause = "timeout"
+            else:
+                cause = "connection"
+            failed[cause] = failed.get(cause, 0) + 1
+        return {"posted": len(self.callback_results), "accepted": accepted, "failed": failed}
+
+    async def _callback_tally(self, _request: web.Request) -> web.Response:
+        # For a benchmark in another process: the callbacks the fake gave up on.
+        return web.json_response(self.callback_tally())
 
     async def _post_once(
         self, kind: str, url: str, body: bytes, headers: Mapping[str, str], attempt: int
