@@ -50,7 +50,7 @@ from rich.table import Table
 
 from outbound.adapters.db.engine import create_engine
 from outbound.adapters.db.migrate import upgrade
-from outbound.testing.fakes import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN
+from outbound.testing.fakes import CALLBACK_TALLY_PATH, DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN
 
 console = Console(width=max(170, int(os.environ.get("COLUMNS", "0") or 0)))
 PYTHON = sys.executable
@@ -212,6 +212,13 @@ def _naive(base: str, count: int) -> float:
 # --- outbound ---------------------------------------------------------------------------------
 
 
+def _given_up(provider_url: str) -> dict[str, int]:
+    """The status callbacks the fake gave up on so far, by cause (its tally)."""
+    with httpx2.Client(timeout=30) as client:
+        tally = client.get(provider_url + CALLBACK_TALLY_PATH).json()
+    return {str(cause): int(count) for cause, count in tally["failed"].items()}
+
+
 @dataclass
 class Run:
     sent_per_s: float = 0.0
@@ -237,6 +244,18 @@ class Run:
     stages: dict[str, tuple[float, float, float]] = field(default_factory=dict)
     """Statements, transactions and CPU seconds inside database sessions, by stage, summed
     over the service's processes (/metrics)."""
+    callbacks_given_up: dict[str, int] = field(default_factory=dict)
+    """Status callbacks the fake gave up on during the run (it posts each once), by cause."""
+
+    def delivered_cell(self) -> str:
+        """Delivered per second, or the share recorded and why the rest is missing."""
+        if self.delivered_per_s == self.delivered_per_s:
+            return f"{self.delivered_per_s:.0f}"
+        cell = f"{self.delivered_share:.0%} recorded"
+        if self.callbacks_given_up:
+            causes = ", ".join(f"{n} {c}" for c, n in sorted(self.callbacks_given_up.items()))
+            cell += f" (fake gave up: {causes})"
+        return cell
 
 
 def _admin_key(database_url: str, secret: str, data_dir: Path) -> tuple[str, str]:
@@ -391,6 +410,7 @@ def _outbound(
             provider_before = _cpu_seconds(provider_pid)
             database_before = _postgres_cpu_seconds() if database_url else 0.0
             bench_before = time.process_time()
+            given_up_before = _given_up(provider_url)
             started = time.perf_counter()
             accept = asyncio.run(_feed(apis, key, config_id, messages))
             sent_at = delivered_at = 0.0
@@ -423,6 +443,11 @@ def _outbound(
             cpu_provider = _cpu_seconds(provider_pid) - provider_before
             cpu_database = _postgres_cpu_seconds() - database_before if database_url else 0.0
             cpu_bench = time.process_time() - bench_before
+            given_up = {
+                cause: count - given_up_before.get(cause, 0)
+                for cause, count in _given_up(provider_url).items()
+                if count > given_up_before.get(cause, 0)
+            }
             writes = _write_figures(metrics_urls)
             stages = _stage_figures(metrics_urls)
             peak = max(_peak_rss_mb(p.pid) for p in processes)
@@ -446,6 +471,7 @@ def _outbound(
         to_provider_ms=to_provider,
         peak_mb=peak,
         delivered_share=last_delivered / messages if last_delivered >= 0 else 0.0,
+        callbacks_given_up=given_up,
         cpu_service=cpu_service,
         cpu_provider=cpu_provider,
         cpu_database=cpu_database,
@@ -558,9 +584,7 @@ def _scale_table(latency: float, runs: list[tuple[int, Run]], messages: int) -> 
             str(workers),
             f"{run.sent_per_s:.0f}",
             f"{run.sent_per_s / base:.2f}",
-            f"{run.delivered_per_s:.0f}"
-            if run.delivered_per_s == run.delivered_per_s
-            else f"{run.delivered_share:.0%} recorded",
+            run.delivered_cell(),
             f"{run.cpu_service * 1000 / messages:.2f} / {run.cpu_database * 1000 / messages:.2f}",
             f"{statements / messages:.2f}",
         )
@@ -742,9 +766,7 @@ def main() -> None:
                 table.add_row(
                     label,
                     f"{run.sent_per_s:.0f}",
-                    f"{run.delivered_per_s:.0f}"
-                    if run.delivered_per_s == run.delivered_per_s
-                    else f"{run.delivered_share:.0%} recorded",
+                    run.delivered_cell(),
                     f"{run.sent_per_s / limit:.2f}",
                     f"{run.sent_per_s / naive:.0f}",
                     f"{statistics.median(run.accept_ms):.0f} / {_pct(run.accept_ms, 99):.0f}",
