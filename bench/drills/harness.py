@@ -130,19 +130,21 @@ class FakeThread:
         return self.call(lambda f: {i: _digits(m.phone_number) for i, m in f.messages.items()})
 
     def sends_to(self, numbers: set[str]) -> dict[str, list[str]]:
-        """Digits of a number -> what the fake created for it (id and times), oldest first."""
-
-        def describe(fake: Any) -> dict[str, list[str]]:
-            found: dict[str, list[str]] = {}
-            for key, message in fake.messages.items():
-                number = _digits(getattr(message, "to", None) or message.phone_number)
-                if number in numbers and getattr(message, "direction", "") != "inbound":
-                    created = getattr(message, "date_created", None)
-                    when = created.isoformat(timespec="milliseconds") if created else "?"
-                    found.setdefault(number, []).append(f"{key} created {when}")
-            return found
-
-        return self.call(describe)
+        """Digits of a number -> what the fake created for it (id and time), oldest first."""
+        created = self.created()
+        # When each provider's message came to be: Twilio's creation, TeleSign's submission,
+        # ACS's send.
+        field = {"twilio": "date_created", "telesign": "submit_timestamp", "acs": "sent_at"}
+        times = self.call(
+            lambda f: {key: getattr(m, field[self.provider]) for key, m in f.messages.items()}
+        )
+        found: dict[str, list[str]] = {}
+        for key, number in created.items():
+            if number in numbers:
+                when = times.get(key)
+                at = when.isoformat(timespec="milliseconds") if when is not None else "?"
+                found.setdefault(number, []).append(f"{key} created {at}")
+        return found
 
     def send_calls(self) -> int:
         """How many send requests reached the fake (answered, failed or dropped)."""
