@@ -7,13 +7,17 @@ from pathlib import Path
 
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
+from pydantic import BaseModel, Field, ValidationError
 
 from outbound.console.i18n import (
     Translator,
     choose_language,
     choose_locale,
     parse_accept_language,
+    validation_text,
 )
+from outbound.console.rendering import environment, render_with
+from outbound.texts import N_
 
 ROOT = Path(__file__).resolve().parents[2]
 CONSOLE = ROOT / "src" / "outbound" / "console"
@@ -55,12 +59,12 @@ def test_dates_are_shown_in_the_users_zone_and_language() -> None:
 def _extracted() -> set[str]:
     method_map = [
         ("**.py", "python"),
-        ("templates/**.html", "jinja2"),
+        ("console/templates/**.html", "jinja2"),
     ]
-    options = {"templates/**.html": {"extensions": "jinja2.ext.i18n", "trimmed": "true"}}
+    options = {"console/templates/**.html": {"extensions": "jinja2.ext.i18n", "trimmed": "true"}}
     ids: set[str] = set()
     for _file, _line, message, _comments, _context in extract_from_dir(
-        str(CONSOLE),
+        str(CONSOLE.parent),
         method_map,
         options,
         keywords={"_": None, "gettext": None, "ngettext": (1, 2), "N_": None},
@@ -81,3 +85,40 @@ def test_every_console_string_has_a_french_translation() -> None:
     }
     missing = sorted(_extracted() - translated)
     assert missing == [], f"run `make messages` and translate in messages.po: {missing}"
+
+
+def test_a_service_text_is_said_in_french_with_its_values() -> None:
+    message = N_("must be at most %(max_length)s characters", max_length=160)
+    assert Translator("en").error(message) == "must be at most 160 characters"
+    assert Translator("fr").error(message) == "doit compter au plus 160 caractères"
+    # A plain string is looked up as it is; one the catalog lacks stays as written.
+    assert Translator("fr").error("Field required") == "Champ obligatoire"
+    assert Translator("fr").error("no such words") == "no such words"
+
+
+def test_pydantic_errors_are_said_in_french() -> None:
+    class Form(BaseModel):
+        name: str = Field(max_length=3)
+        size: int = Field(ge=2)
+        wanted: str
+
+    try:
+        Form.model_validate({"name": "abcd", "size": "x"})
+    except ValidationError as exc:
+        said = {str(e["loc"][0]): Translator("fr").error(validation_text(e)) for e in exc.errors()}
+    assert said == {
+        "name": "doit compter au plus 3 caractères",
+        "size": "La valeur doit être un nombre entier",
+        "wanted": "Champ obligatoire",
+    }
+
+
+def test_a_text_printed_by_a_template_is_in_the_readers_language() -> None:
+    page = environment.from_string("<p>{{ message }}</p>")
+    message = N_("must be at most %(max_length)s characters", max_length=5)
+    assert render_with(Translator("fr"), page, message=message) == (
+        "<p>doit compter au plus 5 caractères</p>"
+    )
+    assert render_with(Translator("en"), page, message=message) == (
+        "<p>must be at most 5 characters</p>"
+    )

@@ -2,7 +2,9 @@
 
 Every string a person reads goes through gettext: ``{{ _("…") }}`` and ``{% trans %}`` in
 templates, ``t.gettext("…")`` in routes (``t`` is the request's :class:`Translator`), and
-:func:`N_` for strings defined at import time (menu labels) and translated when shown. The
+:func:`~outbound.texts.N_` for strings defined elsewhere (menu labels, the services' error
+messages) and translated when shown: a :class:`~outbound.texts.Text` that reaches a template is
+said in the reader's language, with its values filled in (:meth:`Translator.error`). The
 catalogs are the ``.po`` files of ``locale/``, compiled in memory the first time a language is
 used, so a fresh clone needs no build step; ``make messages`` extracts the strings again and
 updates them (a test fails when a French translation is missing).
@@ -15,10 +17,12 @@ formatted by Babel for the language.
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cache
 from importlib import resources
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale, UnknownLocaleError
@@ -30,6 +34,8 @@ from babel.messages.pofile import read_po
 from babel.numbers import format_decimal, format_percent
 from babel.support import NullTranslations, Translations
 
+from outbound.texts import N_, Text
+
 __all__ = [
     "DEFAULT_LANGUAGE",
     "LANGUAGES",
@@ -39,6 +45,7 @@ __all__ = [
     "choose_locale",
     "parse_accept_language",
     "translations",
+    "validation_text",
 ]
 
 LANGUAGES = ("en", "fr")
@@ -48,9 +55,64 @@ DOMAIN = "messages"
 UTC = ZoneInfo("UTC")
 
 
-def N_(message: str) -> str:
-    """Mark ``message`` for extraction; it is translated where it is shown."""
-    return message
+PYDANTIC_MESSAGES: dict[str, str] = {
+    "missing": N_("Field required"),
+    "extra_forbidden": N_("Extra inputs are not permitted"),
+    "string_type": N_("Input should be a valid string"),
+    "string_too_short": N_("must be at least %(min_length)s characters"),
+    "string_too_long": N_("must be at most %(max_length)s characters"),
+    "string_pattern_mismatch": N_("does not have the expected form"),
+    "too_short": N_("must have at least %(min_length)s items"),
+    "too_long": N_("must have at most %(max_length)s items"),
+    "int_type": N_("Input should be a whole number"),
+    "int_parsing": N_("Input should be a whole number"),
+    "int_from_float": N_("Input should be a whole number"),
+    "float_type": N_("Input should be a number"),
+    "float_parsing": N_("Input should be a number"),
+    "bool_type": N_("Input should be true or false"),
+    "bool_parsing": N_("Input should be true or false"),
+    "greater_than": N_("Input should be greater than %(gt)s"),
+    "greater_than_equal": N_("Input should be greater than or equal to %(ge)s"),
+    "less_than": N_("Input should be less than %(lt)s"),
+    "less_than_equal": N_("Input should be less than or equal to %(le)s"),
+    "literal_error": N_("Input should be %(expected)s"),
+    "enum": N_("Input should be %(expected)s"),
+    "datetime_type": N_("must be an ISO 8601 date and time"),
+    "datetime_parsing": N_("must be an ISO 8601 date and time"),
+    "datetime_from_date_parsing": N_("must be an ISO 8601 date and time"),
+    "date_parsing": N_("must be a date (YYYY-MM-DD)"),
+    "date_from_datetime_parsing": N_("must be a date (YYYY-MM-DD)"),
+    "timezone_aware": N_("must have a time zone offset"),
+    "url_parsing": N_("Input should be a valid URL"),
+    "url_scheme": N_("URL scheme should be %(expected_schemes)s"),
+    "json_invalid": N_("Invalid JSON"),
+    "dict_type": N_("Input should be an object"),
+    "list_type": N_("Input should be a list"),
+    "never_null": N_("must not be null"),
+}
+"""The console's words for Pydantic's kinds of error (by its error ``type``), with the
+values of the error's context; a kind not listed keeps Pydantic's own English message."""
+
+
+def validation_text(error: Mapping[str, Any]) -> str:
+    """One error of a Pydantic ``ValidationError`` (an item of ``.errors()``) as a text the
+    console says in the reader's language: a validator's own message (a ``ValueError``
+    carrying a text) as it is, a kind of error Pydantic names through
+    :data:`PYDANTIC_MESSAGES` with its context's values, anything else as Pydantic wrote it
+    (looked up in the catalog as it is: a validator's ``N_("…")`` message is there)."""
+    context = error.get("ctx") or {}
+    cause = context.get("error")
+    if error.get("type") == "value_error" and isinstance(cause, Exception) and cause.args:
+        message = cause.args[0]
+        return message if isinstance(message, Text) else Text(str(message))
+    template = PYDANTIC_MESSAGES.get(str(error.get("type")))
+    if template is not None:
+        values = {name: str(value) for name, value in context.items()}
+        try:
+            return N_(template, **values) if values else Text(template)
+        except (KeyError, ValueError, TypeError):
+            pass
+    return Text(str(error.get("msg", "invalid")))
 
 
 @cache
@@ -167,6 +229,21 @@ class Translator:
         """``message`` translated, then ``%(name)s`` filled from ``variables``."""
         text = self._catalog.gettext(message)
         return text % variables if variables else text
+
+    def error(self, message: object) -> str:
+        """A service's message in this language: a :class:`~outbound.texts.Text` is looked up
+        by its catalog id and filled with its values (translated too when they are texts);
+        another string is looked up as it is (English when the catalog does not have it)."""
+        if isinstance(message, Text):
+            text = self._catalog.gettext(message.msgid)
+            if not message.values:
+                return text
+            values = {
+                name: self.error(value) if isinstance(value, Text) else value
+                for name, value in message.values.items()
+            }
+            return text % values
+        return self._catalog.gettext(str(message))
 
     def ngettext(self, singular: str, plural: str, n: int, **variables: object) -> str:
         text = self._catalog.ngettext(singular, plural, n)

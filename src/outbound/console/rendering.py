@@ -19,15 +19,16 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, PackageLoader, StrictUndefined, Template, select_autoescape
 
 from outbound import __version__
 from outbound.console.access import state_of
 from outbound.console.i18n import LANGUAGES, Translator
 from outbound.console.nav import menu_for
 from outbound.console.session import CSRF_FIELD, CSRF_HEADER
+from outbound.texts import Text
 
-__all__ = ["environment", "render", "render_text"]
+__all__ = ["environment", "render", "render_text", "render_with"]
 
 _translator: ContextVar[Translator] = ContextVar("console_translator")
 
@@ -38,6 +39,14 @@ def _gettext(message: str) -> str:
 
 def _ngettext(singular: str, plural: str, n: int) -> str:
     return _translator.get().ngettext(singular, plural, n)
+
+
+def _finalize(value: Any) -> Any:
+    """Every value a template prints: a service's :class:`~outbound.texts.Text` (an error
+    message) is said in the reader's language; anything else is printed as it is."""
+    if isinstance(value, Text):
+        return _translator.get().error(value)
+    return value
 
 
 def _datetime(value: datetime | None, format: str = "medium") -> str:
@@ -60,6 +69,7 @@ def _build() -> Environment:
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_finalize,
     )
     env.policies["ext.i18n.trimmed"] = True
     env.install_gettext_callables(  # type: ignore[attr-defined]  # added by the extension
@@ -92,9 +102,14 @@ def render_text(request: Request, name: str, context: Mapping[str, Any] | None =
         "path": request.url.path,
         **(context or {}),
     }
-    token = _translator.set(state.t)
+    return render_with(state.t, environment.get_template(name), **values)
+
+
+def render_with(t: Translator, template: Template, /, **values: Any) -> str:
+    """``template`` rendered in the language and zone of ``t``."""
+    token = _translator.set(t)
     try:
-        return environment.get_template(name).render(values)
+        return template.render(values)
     finally:
         _translator.reset(token)
 

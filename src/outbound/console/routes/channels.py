@@ -12,6 +12,7 @@ from starlette.datastructures import FormData
 
 from outbound.adapters.providers.registry import adapter_for
 from outbound.console.access import Viewer, console_router, state_of, viewer_of
+from outbound.console.i18n import validation_text
 from outbound.console.nav import ADMINS
 from outbound.console.rendering import render
 from outbound.domain.channels import ProviderName
@@ -130,7 +131,7 @@ async def create_channel(request: Request, who: Viewer = viewer_of(*ADMINS)) -> 
     except ValidationError as exc:
         for error in exc.errors():
             loc = [str(part) for part in error.get("loc", ())]
-            errors[_form_field(loc)] = str(error.get("msg", "invalid"))
+            errors[_form_field(loc)] = validation_text(error)
     except (InvalidRequestError, ConflictError) as exc:
         errors[_form_field((exc.field or "").split("."))] = exc.message
     else:
@@ -209,7 +210,7 @@ async def update_channel(
     except ValidationError as exc:
         for error in exc.errors():
             loc = [str(part) for part in error.get("loc", ())]
-            errors[_form_field(loc)] = str(error.get("msg", "invalid"))
+            errors[_form_field(loc)] = validation_text(error)
     except (InvalidRequestError, ConflictError) as exc:
         errors[_form_field((exc.field or "").split("."))] = exc.message
     else:

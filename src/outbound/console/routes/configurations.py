@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from starlette.datastructures import FormData
 
 from outbound.console.access import Viewer, console_router, state_of, viewer_of
+from outbound.console.i18n import validation_text
 from outbound.console.nav import ADMINS
 from outbound.console.rendering import render
 from outbound.errors import ConflictError, InvalidRequestError, NotFoundError, RateLimitedError
@@ -134,7 +135,7 @@ class ConfigurationForm:
     def refused(self, exc: Exception) -> None:
         if isinstance(exc, ValidationError):
             for error in exc.errors():
-                self.errors[_field(error.get("loc", ()))] = str(error.get("msg", "invalid"))
+                self.errors[_field(error.get("loc", ()))] = validation_text(error)
         elif isinstance(exc, InvalidRequestError | ConflictError):
             self.errors[_field(tuple((exc.field or "").split(".")))] = exc.message
 
@@ -311,7 +312,7 @@ async def send_test(request: Request, config_id: str, who: Viewer = viewer_of(*A
     except ValidationError as exc:
         for error in exc.errors():
             loc = [str(part) for part in error.get("loc", ())]
-            test["errors"]["to" if "tocontactid" in loc else "locale"] = str(error.get("msg"))
+            test["errors"]["to" if "tocontactid" in loc else "locale"] = validation_text(error)
     except (InvalidRequestError, ConflictError, NotFoundError, RateLimitedError) as exc:
         test["errors"][""] = exc.message
     else:

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from starlette.datastructures import FormData, UploadFile
 
 from outbound.console.access import Viewer, console_router, state_of, viewer_of
+from outbound.console.i18n import validation_text
 from outbound.console.nav import ADMINS, MANAGERS
 from outbound.console.rendering import render
 from outbound.domain.cases import CaseStatus
@@ -182,7 +183,7 @@ async def save_contact(
     except ValidationError as exc:
         for error in exc.errors():
             loc = error.get("loc") or ("",)
-            errors[str(loc[0])] = str(error.get("msg", "invalid"))
+            errors[str(loc[0])] = validation_text(error)
     except (InvalidRequestError, ConflictError) as exc:
         errors[(exc.field or "").split(".")[0]] = exc.message
     else:

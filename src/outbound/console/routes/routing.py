@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from starlette.datastructures import FormData
 
 from outbound.console.access import Viewer, console_router, state_of, viewer_of
-from outbound.console.i18n import N_
+from outbound.console.i18n import N_, validation_text
 from outbound.console.nav import MANAGERS
 from outbound.console.rendering import render
 from outbound.errors import ConflictError, InvalidRequestError
@@ -74,8 +74,7 @@ def conditions_text(conditions: list[dict[str, Any]]) -> str:
 def _errors(exc: Exception) -> dict[str, str]:
     if isinstance(exc, ValidationError):
         return {
-            (str(e["loc"][0]) if e.get("loc") else ""): str(e.get("msg", "invalid"))
-            for e in exc.errors()
+            (str(e["loc"][0]) if e.get("loc") else ""): validation_text(e) for e in exc.errors()
         }
     if isinstance(exc, InvalidRequestError | ConflictError):
         return {(exc.field or "").split(".")[0].split("[")[0]: exc.message}

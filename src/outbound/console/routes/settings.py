@@ -9,6 +9,7 @@ from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 
 from outbound.console.access import Viewer, console_router, state_of, viewer_of
+from outbound.console.i18n import validation_text
 from outbound.console.nav import ADMINS
 from outbound.console.rendering import render
 from outbound.errors import InvalidRequestError
@@ -64,7 +65,9 @@ async def save_settings(request: Request, who: Viewer = viewer_of(*ADMINS)) -> R
     try:
         c.queues.update_organization(who.org_id, OrganizationRoutingUpdate.model_validate(payload))
     except ValidationError as exc:
-        errors = {str(e["loc"][0]) if e.get("loc") else "": str(e["msg"]) for e in exc.errors()}
+        errors = {
+            str(e["loc"][0]) if e.get("loc") else "": validation_text(e) for e in exc.errors()
+        }
         return _page(request, who, errors=errors, status=422)
     except InvalidRequestError as exc:
         return _page(request, who, errors={exc.field or "": exc.message}, status=422)

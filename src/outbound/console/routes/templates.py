@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from starlette.datastructures import FormData
 
 from outbound.console.access import CONSOLE_KEY_ID, Viewer, console_router, state_of, viewer_of
-from outbound.console.i18n import Translator
+from outbound.console.i18n import Translator, validation_text
 from outbound.console.nav import ADMINS
 from outbound.console.rendering import render
 from outbound.domain.encoding import sms_info
@@ -120,7 +120,7 @@ def _validation_errors(exc: ValidationError, form: TemplateForm) -> None:
         name = loc[0] if loc else ""
         if name == "localizations" and len(loc) > 1:
             name = f"localizations.{loc[1]}"
-        form.errors[form.field_of(name)] = str(error.get("msg", "invalid"))
+        form.errors[form.field_of(name)] = validation_text(error)
 
 
 def _usage(request: Request, who: Viewer, template_id: str) -> list[ConfigurationOut]:

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from starlette.datastructures import FormData
 
 from outbound.console.access import Viewer, console_router, state_of, viewer_of
-from outbound.console.i18n import N_
+from outbound.console.i18n import N_, validation_text
 from outbound.console.nav import ADMINS
 from outbound.console.rendering import render
 from outbound.domain.roles import Role
@@ -41,7 +41,7 @@ def _text(form: FormData, name: str) -> str:
 def _errors(exc: Exception) -> dict[str, str]:
     if isinstance(exc, ValidationError):
         return {
-            (str(error["loc"][0]) if error.get("loc") else ""): str(error.get("msg", "invalid"))
+            (str(error["loc"][0]) if error.get("loc") else ""): validation_text(error)
             for error in exc.errors()
         }
     if isinstance(exc, InvalidRequestError | ConflictError):
