@@ -48,6 +48,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
+from outbound.texts import N_
+
 __all__ = [
     "AuthenticationError",
     "ConflictError",
@@ -80,6 +82,7 @@ __all__ = [
     "UnsafeWebhookAddressError",
     "UnsupportedMediaTypeError",
     "WebhookSignatureError",
+    "message_of",
 ]
 
 
@@ -103,7 +106,9 @@ class TemplateSyntaxError(DomainError):
     """Template text is malformed; ``position`` is the 0-based index of the fault."""
 
     def __init__(self, message: str, position: int) -> None:
-        super().__init__(f"{message} at position {position}")
+        super().__init__(
+            N_("%(reason)s at position %(position)s", reason=message, position=position)
+        )
         self.reason = message
         self.position = position
 
@@ -120,7 +125,7 @@ class InvalidLocaleError(DomainError):
     """A locale is neither a BCP-47 tag nor a known Windows LCID."""
 
     def __init__(self, value: object) -> None:
-        super().__init__(f"invalid locale: {value!r}")
+        super().__init__(N_("invalid locale: %(locale)r", locale=value))
         self.value = value
 
 
@@ -136,7 +141,7 @@ class MappingError(DomainError):
     """A record cannot become a contact item; ``field`` names the recipient key at fault."""
 
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
+        super().__init__(N_("%(field)s: %(message)s", field=field, message=message))
         self.field = field
         self.message = message
 
@@ -150,8 +155,10 @@ class FieldError(NamedTuple):
 
 
 def _describe(error: FieldError) -> str:
-    where = error.field if error.line is None else f"{error.field} (line {error.line})"
-    return f"{where}: {error.message}"
+    where: str = error.field
+    if error.line is not None:
+        where = N_("%(field)s (line %(line)s)", field=error.field, line=error.line)
+    return N_("%(field)s: %(message)s", field=where, message=error.message)
 
 
 class FlowDefinitionError(DomainError):
@@ -159,10 +166,10 @@ class FlowDefinitionError(DomainError):
 
     def __init__(self, errors: Sequence[FieldError]) -> None:
         if not errors:
-            raise ValueError("FlowDefinitionError needs at least one FieldError")
+            raise ValueError(N_("FlowDefinitionError needs at least one FieldError"))
         message = _describe(errors[0])
         if len(errors) > 1:
-            message += f" (and {len(errors) - 1} more)"
+            message = N_("%(error)s (and %(more)s more)", error=message, more=len(errors) - 1)
         super().__init__(message)
         self.errors = list(errors)
         self.field = errors[0].field
@@ -172,9 +179,15 @@ class InvalidTransitionError(DomainError):
     """An action is not allowed in a conversation's current state; names both, and what is."""
 
     def __init__(self, state: str, action: str, allowed: Iterable[str] = ()) -> None:
-        choices = ", ".join(sorted(allowed)) or "none"
+        choices = ", ".join(sorted(allowed)) or N_("none")
         super().__init__(
-            f"cannot {action} a conversation that is {state} (allowed when {state}: {choices})"
+            N_(
+                "cannot %(action)s a conversation that is %(state)s "
+                "(allowed when %(state)s: %(allowed)s)",
+                action=action,
+                state=state,
+                allowed=choices,
+            )
         )
         self.state = state
         self.action = action
@@ -191,7 +204,9 @@ class InvalidRoutingRuleError(DomainError):
         where = f"conditions[{index}]" if index is not None else ""
         if field is not None:
             where = f"{where} ({field})" if where else field
-        super().__init__(f"{where}: {reason}" if where else reason)
+        super().__init__(
+            N_("%(field)s: %(message)s", field=where, message=reason) if where else reason
+        )
         self.index = index
         self.field = field
         self.reason = reason
@@ -200,6 +215,15 @@ class InvalidRoutingRuleError(DomainError):
 class UnsafeWebhookAddressError(DomainError):
     """A webhook endpoint's host resolves to a loopback, private, link-local or other
     non-public address that the operator did not allow."""
+
+
+def message_of(exc: BaseException) -> str:
+    """An exception's message, still a :class:`~outbound.texts.Text` when it was written as one
+    (``str(exc)`` is a plain string: the console could not say it in the reader's language)."""
+    if len(exc.args) == 1 and isinstance(exc.args[0], str):
+        message: str = exc.args[0]
+        return message
+    return str(exc)
 
 
 class RequestError(OutboundError):

@@ -636,3 +636,32 @@ def test_names_usable_in_urls() -> None:
         with pytest.raises(FlowDefinitionError) as caught:
             parse_flow_document(f'name: "{bad}"\nconfiguration: c\ntrigger: {{type: instant}}\n')
         assert caught.value.errors[0].field == "name"
+
+
+def test_a_documents_faults_are_said_in_french_with_their_place() -> None:
+    from outbound.console.i18n import Translator
+
+    with pytest.raises(FlowDefinitionError) as caught:
+        parse_flow_document(
+            doc(
+                """
+                name: x
+                configuration: c
+                trigger: {type: automatic, event: a, delay: 3months}
+                recipient: {optin: [1]}
+                """
+            )
+        )
+    english = "trigger.delay (line 3): not a duration: '3months' " + (
+        "(use e.g. 90s, 15m, 24h, 7d, 1d12h or PT24H) (and 1 more)"
+    )
+    assert str(caught.value) == english
+    french = Translator("fr")
+    assert french.error(caught.value.args[0]) == (
+        "trigger.delay (ligne 3) : pas une durée : '3months' "
+        "(par exemple 90s, 15m, 24h, 7d, 1d12h ou PT24H) (et 1 de plus)"
+    )
+    assert [french.error(e.message) for e in caught.value.errors] == [
+        "pas une durée : '3months' (par exemple 90s, 15m, 24h, 7d, 1d12h ou PT24H)",
+        "doit être une expression ou true/false",
+    ]

@@ -21,6 +21,7 @@ from typing import Any, Final
 
 from outbound.domain.durations import parse_duration
 from outbound.domain.timezones import as_utc
+from outbound.texts import N_
 
 __all__ = [
     "CONDITION_OPS",
@@ -159,7 +160,7 @@ def _holds(condition: Condition, context: Mapping[str, Any], now: datetime) -> b
         if moment is None or threshold is None:
             return False
         return moment >= threshold if op == "since" else moment < threshold
-    raise ValueError(f"unknown condition op {op!r}")
+    raise ValueError(N_("unknown condition op %(op)r", op=op))
 
 
 def _number(value: Any) -> float | None:

@@ -9,9 +9,11 @@ from __future__ import annotations
 import re
 from typing import Final
 
+from outbound.texts import N_
+
 __all__ = ["DURATION_HINT", "parse_duration"]
 
-DURATION_HINT: Final = "use e.g. 90s, 15m, 24h, 7d, 1d12h or PT24H"
+DURATION_HINT: Final = N_("use e.g. 90s, 15m, 24h, 7d, 1d12h or PT24H")
 """The forms of a duration, for messages that ask for one."""
 
 _COMPACT_DURATION_RE: Final = re.compile(
@@ -31,11 +33,14 @@ def parse_duration(text: str) -> int:
         return (((weeks * 7 + days) * 24 + hours) * 60 + minutes) * 60 + seconds
     if value[:1].upper() == "P":
         raise ValueError(
-            f"not a duration: {text!r} (ISO durations take weeks, days, hours, minutes and "
-            "seconds; months and years have no fixed length)"
+            N_(
+                "not a duration: %(text)r (ISO durations take weeks, days, hours, minutes and "
+                "seconds; months and years have no fixed length)",
+                text=text,
+            )
         )
     compact = _COMPACT_DURATION_RE.fullmatch(value)
     if not value or compact is None or not any(compact.groups()):
-        raise ValueError(f"not a duration: {text!r} ({DURATION_HINT})")
+        raise ValueError(N_("not a duration: %(text)r (%(hint)s)", text=text, hint=DURATION_HINT))
     days, hours, minutes, seconds = (int(g or 0) for g in compact.groups())
     return ((days * 24 + hours) * 60 + minutes) * 60 + seconds

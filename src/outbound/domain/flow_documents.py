@@ -40,7 +40,8 @@ from outbound.domain.flow_definitions import DEFAULT_TIMEZONE, FlowDefinition, T
 from outbound.domain.recipients import check_expression
 from outbound.domain.texts import unstorable
 from outbound.domain.timezones import local_to_utc
-from outbound.errors import FieldError, FlowDefinitionError
+from outbound.errors import FieldError, FlowDefinitionError, message_of
+from outbound.texts import N_
 
 __all__ = ["FieldError", "FlowDefinitionError", "parse_flow_document"]
 
@@ -83,17 +84,21 @@ def parse_flow_document(text: str) -> FlowDefinition:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = None if mark is None else mark.line + 1
-        problem = exc.problem or exc.context or "syntax error"
+        problem: str = exc.problem or exc.context or N_("syntax error")
         if exc.problem and exc.context and exc.context_mark is not None:
-            problem += f" ({exc.context} on line {exc.context_mark.line + 1})"
-        raise FlowDefinitionError(
-            [FieldError("document", line, f"not valid YAML: {problem}")]
-        ) from exc
+            problem = N_(
+                "%(problem)s (%(context)s on line %(line)s)",
+                problem=problem,
+                context=exc.context,
+                line=exc.context_mark.line + 1,
+            )
+        message = N_("not valid YAML: %(problem)s", problem=problem)
+        raise FlowDefinitionError([FieldError("document", line, message)]) from exc
     except yaml.YAMLError as exc:
-        error = FieldError("document", None, f"not valid YAML: {exc}")
+        error = FieldError("document", None, N_("not valid YAML: %(problem)s", problem=str(exc)))
         raise FlowDefinitionError([error]) from exc
     if lines is None:
-        raise FlowDefinitionError([FieldError("document", 1, "the document is empty")])
+        raise FlowDefinitionError([FieldError("document", 1, N_("the document is empty"))])
     fault = unstorable(data, numbers=False)
     if fault is not None:
         # Refused before any message can quote the text back (numbers are checked in place).
@@ -101,7 +106,9 @@ def parse_flow_document(text: str) -> FlowDefinition:
     checker = _Checker(lines.lines)
     checker.errors.extend(lines.duplicates)
     if not isinstance(data, dict):
-        checker.error("document", "must be a mapping of fields (name, configuration, trigger...)")
+        checker.error(
+            "document", N_("must be a mapping of fields (name, configuration, trigger...)")
+        )
         raise FlowDefinitionError(checker.errors)
     definition = checker.document(data)
     if checker.errors or definition is None:
@@ -168,7 +175,9 @@ def _line_map(root: yaml.Node) -> _Lines:
                     continue
                 child, line = _join(path, key_node.value), key_node.start_mark.line + 1
                 if key_node.value in seen:
-                    message = f"is given twice (first on line {seen[key_node.value]})"
+                    message = N_(
+                        "is given twice (first on line %(line)s)", line=seen[key_node.value]
+                    )
                     duplicates.append(FieldError(child, line, message))
                     continue
                 seen[key_node.value] = lines[child] = line
@@ -209,6 +218,7 @@ class _Checker:
         self.errors: list[FieldError] = []
 
     def error(self, path: str, message: str) -> None:
+        """Note a fault; ``message`` is a text (:func:`~outbound.texts.N_`)."""
         key = "" if path == "document" else path
         while key not in self.lines:
             key = _parent(key)
@@ -216,28 +226,31 @@ class _Checker:
 
     def mapping(self, value: Any, path: str, allowed: Sequence[str]) -> dict[Any, Any] | None:
         if not isinstance(value, dict):
-            self.error(path, "must be a mapping")
+            self.error(path, N_("must be a mapping"))
             return None
         for key in value:
             if key not in allowed:
-                self.error(_join(path, str(key)), f"unknown field; expected {_names(allowed)}")
+                self.error(
+                    _join(path, str(key)),
+                    N_("unknown field; expected %(fields)s", fields=_names(allowed)),
+                )
         return value
 
     def text(self, data: dict[Any, Any], path: str, key: str, *, required: bool) -> str | None:
         value = data.get(key)
         if value is None:
             if required:
-                self.error(_join(path, key), "is required")
+                self.error(_join(path, key), N_("is required"))
             return None
         if not isinstance(value, str):
-            self.error(_join(path, key), "must be text")
+            self.error(_join(path, key), N_("must be text"))
             return None
         return value
 
     def choice(self, data: dict[Any, Any], path: str, key: str, options: Sequence[str]) -> Any:
         value = data.get(key)
         if value is not None and value not in options:
-            self.error(_join(path, key), f"must be one of {_names(options)}")
+            self.error(_join(path, key), N_("must be one of %(options)s", options=_names(options)))
             return None
         return value
 
@@ -247,27 +260,33 @@ class _Checker:
         if name is not None:
             name = name.strip()
             if not name:
-                self.error("name", "must not be empty")
+                self.error("name", N_("must not be empty"))
             elif len(name) > _MAX_NAME_LENGTH:
-                self.error("name", f"must be at most {_MAX_NAME_LENGTH} characters")
+                self.error(
+                    "name",
+                    N_("must be at most %(max_length)s characters", max_length=_MAX_NAME_LENGTH),
+                )
             elif "/" in name or any(ord(c) < 32 for c in name):
                 # The name is used in URLs (/v1/flows/{name}) and on the command line.
-                self.error("name", "must not contain '/' or control characters")
+                self.error("name", N_("must not contain '/' or control characters"))
         description = self.text(data, "", "description", required=False)
         if description is not None and len(description) > _MAX_DESCRIPTION_LENGTH:
-            self.error("description", f"must be at most {_MAX_DESCRIPTION_LENGTH} characters")
+            message = N_(
+                "must be at most %(max_length)s characters", max_length=_MAX_DESCRIPTION_LENGTH
+            )
+            self.error("description", message)
         enabled = data.get("enabled", True)
         if enabled is None:
             enabled = True
         elif not isinstance(enabled, bool):
-            self.error("enabled", "must be true or false")
+            self.error("enabled", N_("must be true or false"))
         configuration = data.get("configuration")
         if configuration is None:
-            self.error("configuration", "is required")
+            self.error("configuration", N_("is required"))
         elif isinstance(configuration, int) and not isinstance(configuration, bool):
             configuration = str(configuration)
         elif not isinstance(configuration, str) or not configuration.strip():
-            self.error("configuration", "must be the id or name of an outbound configuration")
+            self.error("configuration", N_("must be the id or name of an outbound configuration"))
         trigger = self.trigger(data.get("trigger"))
         kind = data["trigger"].get("type") if isinstance(data.get("trigger"), dict) else None
         source_records = self.source(data.get("source"), kind)
@@ -288,7 +307,7 @@ class _Checker:
 
     def trigger(self, raw: Any) -> Trigger | None:
         if raw is None:
-            self.error("trigger", "is required")
+            self.error("trigger", N_("is required"))
             return None
         data = self.mapping(raw, "trigger", _TRIGGER_KEYS)
         if data is None:
@@ -296,22 +315,25 @@ class _Checker:
         before = len(self.errors)
         kind = data.get("type")
         if kind is None:
-            self.error("trigger.type", "is required")
+            self.error("trigger.type", N_("is required"))
         elif kind not in _TRIGGER_TYPES:
-            self.error("trigger.type", f"must be one of {_names(_TRIGGER_TYPES)}")
+            self.error(
+                "trigger.type", N_("must be one of %(options)s", options=_names(_TRIGGER_TYPES))
+            )
             kind = None
         present = {key for key in _TRIGGER_KIND_OF_KEY if key in data}
         for key in sorted(present):
             if kind is not None and _TRIGGER_KIND_OF_KEY[key] != kind:
-                self.error(
-                    f"trigger.{key}", f"only {_TRIGGER_KIND_OF_KEY[key]} triggers take {key}"
+                message = N_(
+                    "only %(kind)s triggers take %(key)s", kind=_TRIGGER_KIND_OF_KEY[key], key=key
                 )
+                self.error(f"trigger.{key}", message)
                 present.discard(key)
         event = None
         if kind == "automatic" or (kind is None and "event" in present):
             event = self.text(data, "trigger", "event", required=kind == "automatic")
         if event is not None and not _EVENT_RE.fullmatch(event):
-            self.error("trigger.event", "must be an event type such as case.created or case.*")
+            self.error("trigger.event", N_("must be an event type such as case.created or case.*"))
         delay = None
         if "delay" in present and data["delay"] is not None:
             delay = self.delay(data["delay"])
@@ -320,7 +342,7 @@ class _Checker:
         if "timezone" in present and data["timezone"] is not None:
             zone_name, zone = data["timezone"], _zone(data["timezone"])
             if zone is None:
-                self.error("trigger.timezone", "must be an IANA time zone such as Europe/Paris")
+                self.error("trigger.timezone", N_("must be an IANA time zone such as Europe/Paris"))
         on_missed = "run_once"
         if "on_missed" in present:
             on_missed = self.choice(data, "trigger", "on_missed", _ON_MISSED) or on_missed
@@ -328,52 +350,55 @@ class _Checker:
         at = self.at(data.get("at"), zone) if "at" in present else None
         if kind == "scheduled":
             if "cron" in present and "at" in present:
-                self.error("trigger", "give either cron or at, not both")
+                self.error("trigger", N_("give either cron or at, not both"))
             elif "cron" not in present and "at" not in present:
-                self.error("trigger", "a scheduled trigger needs cron (repeating) or at (once)")
+                self.error("trigger", N_("a scheduled trigger needs cron (repeating) or at (once)"))
         if len(self.errors) > before or kind is None:
             return None
         return Trigger(kind, event, delay, cron, at, zone_name, on_missed)
 
     def delay(self, value: Any) -> int | None:
         if not isinstance(value, str):
-            self.error("trigger.delay", f"must be a duration ({DURATION_HINT})")
+            self.error("trigger.delay", N_("must be a duration (%(hint)s)", hint=DURATION_HINT))
             return None
         try:
             seconds = parse_duration(value)
         except ValueError as exc:
-            self.error("trigger.delay", str(exc))
+            self.error("trigger.delay", message_of(exc))
             return None
         if seconds <= 0:
-            self.error("trigger.delay", "must be longer than 0 seconds")
+            self.error("trigger.delay", N_("must be longer than 0 seconds"))
         elif seconds > _MAX_DELAY_SECONDS:
-            self.error("trigger.delay", "must be at most 366 days")
+            self.error("trigger.delay", N_("must be at most 366 days"))
         return seconds
 
     def cron(self, value: Any) -> str | None:
         if not isinstance(value, str):
-            self.error("trigger.cron", "must be a cron expression such as '0 9 * * MON-FRI'")
+            self.error("trigger.cron", N_("must be a cron expression such as '0 9 * * MON-FRI'"))
             return None
         fields = value.split()
         if len(fields) != 5:
-            message = f"must have 5 fields (minute hour day month weekday), not {len(fields)}"
+            message = N_(
+                "must have 5 fields (minute hour day month weekday), not %(count)s",
+                count=len(fields),
+            )
             self.error("trigger.cron", message)
             return None
         expression = " ".join(fields)
         if not croniter.is_valid(expression):
-            self.error("trigger.cron", "not a valid cron expression")
+            self.error("trigger.cron", N_("not a valid cron expression"))
             return None
         try:
             croniter(expression, _CRON_PROBE_START).get_next(datetime)
         except CroniterBadDateError:
-            self.error("trigger.cron", "never matches a date")
+            self.error("trigger.cron", N_("never matches a date"))
             return None
         return expression
 
     def at(self, value: Any, zone: ZoneInfo | None) -> datetime | None:
         moment = parse_datetime(value) if isinstance(value, str | datetime) else None
         if moment is None or (isinstance(value, str) and len(value.strip()) <= 10):
-            self.error("trigger.at", "must be a date and time such as 2026-12-01T09:00:00")
+            self.error("trigger.at", N_("must be a date and time such as 2026-12-01T09:00:00"))
             return None
         if moment.tzinfo is not None:
             return moment.astimezone(UTC)
@@ -381,7 +406,7 @@ class _Checker:
 
     def source(self, raw: Any, kind: Any) -> str | None:
         if raw is not None and kind == "automatic":
-            self.error("source", "only instant and scheduled flows take a source")
+            self.error("source", N_("only instant and scheduled flows take a source"))
             return None
         records = "contacts"
         if raw is not None:
@@ -389,7 +414,7 @@ class _Checker:
             if data is not None:
                 records = self.choice(data, "source", "records", _SOURCE_RECORDS) or "contacts"
                 if records == "csv" and kind == "scheduled":
-                    message = "csv is for instant flows only (the list is uploaded to each run)"
+                    message = N_("csv is for instant flows only (the list is uploaded to each run)")
                     self.error("source.records", message)
         return None if kind == "automatic" else records
 
@@ -397,7 +422,7 @@ class _Checker:
         if raw is None:
             return ()
         if not isinstance(raw, list):
-            self.error("conditions", "must be a list of conditions")
+            self.error("conditions", N_("must be a list of conditions"))
             return ()
         out = []
         for index, item in enumerate(raw):
@@ -413,10 +438,12 @@ class _Checker:
         before = len(self.errors)
         name = self.text(data, path, "field", required=True)
         if name is not None and not is_field_path(name):
-            self.error(f"{path}.field", "must be a dotted path such as case.status")
+            self.error(f"{path}.field", N_("must be a dotted path such as case.status"))
         op = data.get("op", "eq")
         if not isinstance(op, str) or op not in CONDITION_OPS:
-            self.error(f"{path}.op", f"must be one of {_names(CONDITION_OPS)}")
+            self.error(
+                f"{path}.op", N_("must be one of %(options)s", options=_names(CONDITION_OPS))
+            )
             return None
         value = self.condition_value(data, f"{path}.value", op)
         if len(self.errors) > before or name is None:
@@ -427,30 +454,30 @@ class _Checker:
         value = data.get("value")
         if op in ("exists", "missing"):
             if "value" in data:
-                self.error(path, f"is not used with {op}")
+                self.error(path, N_("is not used with %(op)s", op=op))
             return None
         if value is None:
-            self.error(path, "is required")
+            self.error(path, N_("is required"))
         elif op in ("in", "not_in"):
             if isinstance(value, list) and all(_is_scalar(v) for v in value):
                 return [_scalar(v) for v in value]
-            self.error(path, f"must be a list of values for {op}")
+            self.error(path, N_("must be a list of values for %(op)s", op=op))
         elif op in ("since", "before"):
             if isinstance(value, date) or (isinstance(value, str) and is_threshold(value)):
                 return _scalar(value)
-            self.error(path, "must be a date (2026-01-31), a date and time or a duration (7d)")
+            self.error(path, N_("must be a date (2026-01-31), a date and time or a duration (7d)"))
         elif op == "starts_with":
             if isinstance(value, str | int) and not isinstance(value, bool):
                 return value
-            self.error(path, "must be text")
+            self.error(path, N_("must be text"))
         elif op in ("gt", "gte", "lt", "lte"):
             if _is_scalar(value) and not isinstance(value, bool):
                 return _scalar(value)
-            self.error(path, "must be a number, a date or text")
+            self.error(path, N_("must be a number, a date or text"))
         elif _is_scalar(value):
             return _scalar(value)
         else:
-            self.error(path, "must be text, a number, a date or true/false")
+            self.error(path, N_("must be text, a number, a date or true/false"))
         return None
 
     def recipient(self, raw: Any) -> dict[str, Any]:
@@ -468,10 +495,12 @@ class _Checker:
             elif key == "tocontactid" and isinstance(value, int) and not isinstance(value, bool):
                 pass
             elif value is not None:
-                kinds = {"optin": "an expression or true/false"}
-                self.error(f"recipient.{key}", f"must be {kinds.get(key, 'an expression')}")
+                message = N_("must be an expression")
+                if key == "optin":
+                    message = N_("must be an expression or true/false")
+                self.error(f"recipient.{key}", message)
         if "sendastemplate" in data and not isinstance(data["sendastemplate"], bool):
-            self.error("recipient.sendastemplate", "must be true or false")
+            self.error("recipient.sendastemplate", N_("must be true or false"))
         result = {str(k): v for k, v in data.items() if k in _RECIPIENT_KEYS}
         for key in ("contextitems", "templateparameters"):
             if data.get(key) is not None:
@@ -480,21 +509,21 @@ class _Checker:
 
     def expression_map(self, raw: Any, path: str) -> dict[str, Any]:
         if not isinstance(raw, dict):
-            self.error(path, "must be a mapping of names to values")
+            self.error(path, N_("must be a mapping of names to values"))
             return {}
         out: dict[str, Any] = {}
         parameters = path.endswith("templateparameters")
         for key, value in raw.items():
             child = _join(path, str(key))
             if not isinstance(key, str) and not (parameters and isinstance(key, int)):
-                self.error(child, "names must be text")
+                self.error(child, N_("names must be text"))
             elif isinstance(value, str):
                 self.expression(value, child)
             elif parameters and (isinstance(value, bool | date) or not _is_scalar(value)):
-                self.error(child, "must be an expression, text or a number")
+                self.error(child, N_("must be an expression, text or a number"))
             elif value is not None and (isinstance(value, date) or not _is_scalar(value)):
                 # None is allowed: it removes a default context item.
-                self.error(child, "must be an expression, text, a number or true/false")
+                self.error(child, N_("must be an expression, text, a number or true/false"))
             out[str(key)] = value
         return out
 
@@ -502,7 +531,7 @@ class _Checker:
         try:
             check_expression(text)
         except ValueError as exc:
-            self.error(path, str(exc))
+            self.error(path, message_of(exc))
 
 
 def _zone(name: Any) -> ZoneInfo | None:

@@ -17,7 +17,8 @@ from typing import Any, Final, NamedTuple
 
 from outbound.domain.conditions import is_blank, is_field_path, resolve_path
 from outbound.domain.flags import parse_flag
-from outbound.errors import MappingError
+from outbound.errors import MappingError, message_of
+from outbound.texts import N_
 
 __all__ = ["MappingError", "check_expression", "provided_context_keys", "render_recipient"]
 
@@ -40,14 +41,26 @@ def _parse_expression(text: str) -> tuple[str | _Ref, ...]:
             literal.append(char)
             index += 2
         elif char == "}":
-            raise ValueError(f"unmatched '}}' at position {index} (write '}}}}' for a brace)")
+            raise ValueError(
+                N_(
+                    "unmatched '}' at position %(position)s (write '}}' for a brace)",
+                    position=index,
+                )
+            )
         elif char == "{":
             end = text.find("}", index)
             if end == -1:
-                raise ValueError(f"unclosed '{{' at position {index} (write '{{{{' for a brace)")
+                raise ValueError(
+                    N_(
+                        "unclosed '{' at position %(position)s (write '{{' for a brace)",
+                        position=index,
+                    )
+                )
             path = text[index + 1 : end].strip()
             if not is_field_path(path):
-                raise ValueError(f"{{{path}}} is not a field path such as {{contact.name}}")
+                raise ValueError(
+                    N_("{%(path)s} is not a field path such as {contact.name}", path=path)
+                )
             if literal:
                 parts.append("".join(literal))
                 literal = []
@@ -82,7 +95,7 @@ def _evaluate(expression: Any, context: Mapping[str, Any], key: str) -> Any:
     try:
         parts = _parse_expression(expression)
     except ValueError as exc:
-        raise MappingError(key, str(exc)) from exc
+        raise MappingError(key, message_of(exc)) from exc
     if len(parts) == 1 and isinstance(parts[0], _Ref):
         return resolve_path(context, parts[0].path)
     return "".join(
@@ -98,7 +111,10 @@ def _optin(value: Any, expression: Any) -> bool:
     try:
         return parse_flag(str(value))
     except ValueError as exc:
-        raise MappingError("optin", f"{value!r} from {expression} is not yes or no") from exc
+        message = N_(
+            "%(value)r from %(expression)s is not yes or no", value=value, expression=expression
+        )
+        raise MappingError("optin", message) from exc
 
 
 def _default_recipient(channel_type: str, context: Mapping[str, Any]) -> dict[str, Any]:
@@ -132,9 +148,14 @@ def render_recipient(
         target = target.strip()
     if is_blank(target):
         named = _named(target_expr, "tocontactid")
-        raise MappingError("tocontactid", f"no phone number ({named} is empty)")
+        raise MappingError("tocontactid", N_("no phone number (%(field)s is empty)", field=named))
     if isinstance(target, bool) or not isinstance(target, str | int):
-        raise MappingError("tocontactid", f"{target!r} from {target_expr} is not a phone number")
+        message = N_(
+            "%(value)r from %(expression)s is not a phone number",
+            value=target,
+            expression=target_expr,
+        )
+        raise MappingError("tocontactid", message)
     item: dict[str, Any] = {
         "tocontactid": str(target),
         "optin": _optin(_evaluate(spec["optin"], context, "optin"), spec["optin"]),
@@ -151,7 +172,9 @@ def render_recipient(
         if isinstance(value, date):
             value = value.isoformat()
         elif not isinstance(value, str | int | float):
-            message = f"{expression} is not text, a number or true/false"
+            message = N_(
+                "%(expression)s is not text, a number or true/false", expression=expression
+            )
             raise MappingError(f"contextitems.{name}", message)
         items[name] = value
     item["contextitems"] = items

@@ -13,12 +13,14 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final
 
+from outbound.texts import N_
+
 __all__ = ["INT_MAX", "INT_MIN", "TOO_LARGE", "storable", "unstorable"]
 
 _SURROGATE: Final = re.compile("[\ud800-\udfff]")
 INT_MIN: Final = -(2**63)
 INT_MAX: Final = 2**63 - 1
-TOO_LARGE: Final = "must be an integer between -2^63 and 2^63-1"
+TOO_LARGE: Final = N_("must be an integer between -2^63 and 2^63-1")
 
 
 def unstorable(value: object, *, numbers: bool = True) -> str | None:
@@ -30,13 +32,13 @@ def unstorable(value: object, *, numbers: bool = True) -> str | None:
     """
     if isinstance(value, str):
         if "\x00" in value:
-            return "must not contain the NUL character (U+0000)"
+            return N_("must not contain the NUL character (U+0000)")
         # isascii() reads a flag: most texts skip the search.
         if value.isascii() or _SURROGATE.search(value) is None:
             return None
-        return "must not contain half of a surrogate pair (U+D800 to U+DFFF)"
+        return N_("must not contain half of a surrogate pair (U+D800 to U+DFFF)")
     if numbers and isinstance(value, float) and not math.isfinite(value):
-        return "must be a finite number (not NaN or infinity)"
+        return N_("must be a finite number (not NaN or infinity)")
     if numbers and isinstance(value, int) and not isinstance(value, bool):
         return None if INT_MIN <= value <= INT_MAX else TOO_LARGE
     if isinstance(value, dict):
