@@ -163,3 +163,48 @@ def test_a_conversations_thread_has_what_was_sent_its_customer_on_its_channel_si
         "sent the customer since",
         "in the first conversation",
     ]
+
+
+def test_the_live_conversations_are_listed_newest_first_through_their_own_index(
+    container: Container, clock: FakeClock
+) -> None:
+    c = container
+    org = create_organization(c.db, c.clock, "Acme")
+    statuses = ["closed"] * 40 + ["open", "active", "waiting", "wrap_up"] * 2
+    made: dict[str, str] = {}
+    with c.db.transaction() as session:
+        for index, status in enumerate(statuses):
+            clock.advance(60)
+            row = Conversation(
+                org_id=org.id,
+                channel_id="ch",
+                customer_number=f"+336123400{index:02d}",
+                status=status,
+                created_at=clock.now(),
+                updated_at=clock.now(),
+                last_message_at=clock.now(),
+            )
+            session.add(row)
+            session.flush()
+            made[row.id] = status
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    engine = c.db.engine
+    sa.event.listen(engine, "before_cursor_execute", seen)
+    try:
+        first = c.conversations.list(org.id, "open,active,waiting,wrap_up", None, 5)
+        rest = c.conversations.list(org.id, "open,active,waiting,wrap_up", first.next_cursor, 5)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", seen)
+    listed = [conv.id for conv in first.data + rest.data]
+    live = [id_ for id_, status in made.items() if status != "closed"]
+    assert listed == list(reversed(live)) and rest.next_cursor is None
+    listing = [s for s in statements if "FROM conversations" in s]
+    if engine.dialect.name == "sqlite":
+        assert all("INDEXED BY ix_conversations_org_status" in s for s in listing), listing
+    # Closed ones too: no index is named, the database chooses.
+    closed = c.conversations.list(org.id, "closed,open", None, 100)
+    assert len(closed.data) == statuses.count("closed") + statuses.count("open")

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from outbound.adapters.db.engine import Database
+from outbound.adapters.db.hints import read_through
 from outbound.adapters.db.models import (
     Contact,
     Conversation,
@@ -82,6 +83,10 @@ class ConversationService:
                     f"must be one or more of {', '.join(CONVERSATION_STATUSES)}", field="status"
                 )
             query = query.where(Conversation.status.in_(wanted))
+            if set(wanted) <= set(LIVE_STATUSES):
+                # SQLite keeps no statistics: given an order and a limit it reads the
+                # organisation's conversations newest first through every closed one.
+                query = read_through(query, Conversation, "ix_conversations_org_status")
         if queue_id is not None:
             query = query.where(Conversation.queue_id == queue_id)
         if assigned_to is not None:

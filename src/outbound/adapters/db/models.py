@@ -616,6 +616,7 @@ class Conversation(Base):
         sa.CheckConstraint(_check_in("status", CONVERSATION_STATUSES), name="status"),
         sa.Index("ix_conversations_lookup", "channel_id", "customer_number", "status"),
         sa.Index("ix_conversations_org_created", "org_id", "created_at", "id"),
+        sa.Index("ix_conversations_org_status", "org_id", "status", "created_at", "id"),
         sa.Index("ix_conversations_queue_waiting", "queue_id", "status", "waiting_since"),
         sa.Index("ix_conversations_assignee", "assigned_to", "status"),
     )
