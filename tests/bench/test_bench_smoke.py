@@ -105,6 +105,17 @@ def test_console_benchmark_runs_and_prints_its_table() -> None:
         assert what in rows, output
 
 
+def test_inbox_benchmark_runs_and_lists_the_live_conversations() -> None:
+    result = _run(["bench.inbox", "--conversations", "2000"], timeout=300)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    rows = {row[0]: row[1] for row in _cells(result.stdout)}
+    # 10 open, 5 active and 3 waiting among 2,000 (the last two assigned to one agent).
+    assert rows["unassigned in a queue"].endswith("(10)"), output
+    assert rows["every live one"].endswith("(18)"), output
+    assert rows["one agent's"].endswith("(8)"), output
+
+
 def test_status_checks_benchmark_runs_and_claims_every_due_check() -> None:
     result = _run(["bench.status_checks", "--messages", "2000", "--due", "25"], timeout=300)
     output = result.stdout + result.stderr
