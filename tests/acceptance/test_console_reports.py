@@ -91,6 +91,49 @@ def test_the_csv_is_the_apis(container: Container, tenant: Tenant, client: TestC
     assert agents.status_code == 200
 
 
+def test_the_report_groups_within_a_group_and_its_csv_is_the_apis(
+    container: Container, tenant: Tenant, client: TestClient
+) -> None:
+    setup = _sent(tenant)
+    french = tenant.post(
+        "/v1/outbound/send",
+        {
+            "configuration_id": setup.config_id,
+            "contacts": [contact("+33612345671", locale="fr-FR")],
+        },
+    )
+    assert french.status_code == 202, french.text
+    _sign_in(container, tenant, client, "supervisor")
+    days = {"since": "2026-01-09", "until": "2026-01-15"}
+    page = client.get("/reports", params={**days, "group_by": "configuration", "then_by": "locale"})
+    assert page.status_code == 200, page.text
+    body = page.text.split('id="by-group"')[1].split("</table>")[0]
+    assert re.findall(r'<th scope="col">([^<]+)</th>', body) == ["Configuration", "Language"]
+    rows = re.findall(
+        r"<tr[^>]*>\s*<th scope=\"row\"([^>]*)>([^<]+)</th>\s*<th scope=\"row\">([^<]+)", body
+    )
+    name = setup.configuration["name"]
+    assert [(r[1], r[2]) for r in rows] == [
+        (name, "English (United States) (en-US)"),
+        (name, "French (France) (fr-FR)"),
+    ]
+    assert 'class="repeat"' in rows[1][0] and "repeat" not in rows[0][0]  # written once
+    assert 'colspan="2">Total' in body
+    assert 'name="then_by"' in page.text and 'value="locale" selected' in page.text
+    mine = client.get(
+        "/reports/messages.csv", params={**days, "group_by": "configuration", "then_by": "locale"}
+    )
+    api = tenant.get(
+        "/v1/reports/messages",
+        params={**days, "until": "2026-01-16", "group_by": "configuration,locale", "format": "csv"},
+    )
+    assert mine.status_code == 200 and mine.text == api.text
+    assert mine.text.splitlines()[0].startswith("configuration_id,locale,")
+    # The same grouping twice, or day within hour, is one grouping.
+    again = client.get("/reports", params={**days, "group_by": "day", "then_by": "hour"})
+    assert re.findall(r'<th scope="col">(Day|Hour)</th>', again.text) == ["Day"]
+
+
 def test_agents_may_not_read_reports(
     container: Container, tenant: Tenant, client: TestClient
 ) -> None:

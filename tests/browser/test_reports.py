@@ -46,6 +46,25 @@ def test_a_report_by_configuration_with_its_chart_funnel_and_csv(
     snap(page, "reports-table")
     page.evaluate("window.scrollTo(0, 0)")
     snap(page, "reports")
+    # Within each configuration, by day.
+    page.get_by_label("Then by").select_option(label="Day")
+    page.get_by_role("button", name="Show").click()
+    expect(page).to_have_url(re.compile(r"then_by=day"))
+    table = page.get_by_role("region", name="Messages by group").get_by_role("table")
+    expect(table.get_by_role("columnheader").nth(0)).to_have_text("Configuration")
+    expect(table.get_by_role("columnheader").nth(1)).to_have_text("Day")
+    days = table.get_by_role("row").filter(has_text="Case updates (Sandbox SMS)")
+    expect(days.first.get_by_role("rowheader")).to_have_count(2)
+    expect(
+        table.get_by_role("row").filter(has_text="Total").get_by_role("cell").first
+    ).to_have_text("9")
+    with page.expect_download() as download:
+        page.get_by_role("region", name="Messages by group").get_by_role(
+            "link", name="Download CSV"
+        ).click()
+    assert download.value.path().read_text().startswith("configuration_id,day,requested,")
+    page.get_by_role("heading", name="Messages by group").scroll_into_view_if_needed()
+    snap(page, "reports-two-groups")
 
 
 def test_a_supervisor_reads_reports_in_french_and_an_agent_may_not(

@@ -1,5 +1,5 @@
-"""Reports: the message report by a chosen group with a chart over time, the funnel and the
-agents report, each downloadable as the API's CSV.
+"""Reports: the message report by a chosen group (and a second one within it) with a chart
+over time, the funnel and the agents report, each downloadable as the API's CSV.
 
 Every figure comes from :class:`~outbound.services.reports.ReportService`, as for
 ``GET /v1/reports/messages|funnel|agents``, in the user's time zone; the CSV files are written
@@ -65,6 +65,7 @@ class _Form:
         group_by: str | None,
         funnel_by: str | None,
         filters: dict[str, str],
+        then_by: str | None = None,
     ) -> None:
         c = request.app.state.container
         t = state_of(request).t
@@ -74,6 +75,10 @@ class _Form:
         self.since = since or (today - timedelta(days=6)).isoformat()
         self.until = until or today.isoformat()
         self.group_by = group_by if group_by in GROUP_CHOICES else "day"
+        # A second grouping within the first; none when it repeats it or mixes day and hour.
+        self.then_by = then_by if then_by in GROUP_CHOICES else ""
+        if self.then_by == self.group_by or {self.group_by, self.then_by} == {"day", "hour"}:
+            self.then_by = ""
         self.funnel_by = funnel_by if funnel_by == "flow_run" else "configuration"
         self.filters = filters
         # The form's "to" day is included: the range ends at the next local midnight.
@@ -85,6 +90,11 @@ class _Form:
                 pass
         self.start, self.end = parse_range(self.since, until_value, self.zone, now)
 
+    @property
+    def groups(self) -> list[str]:
+        """The message report's grouping: the first, then the second when one is chosen."""
+        return [self.group_by, self.then_by] if self.then_by else [self.group_by]
+
     def query(self, group_by: list[str]) -> ReportQuery:
         return ReportQuery(self.start, self.end, group_by, self.zone, self.filters)
 
@@ -93,6 +103,7 @@ class _Form:
             "since": self.since,
             "until": self.until,
             "group_by": self.group_by,
+            "then_by": self.then_by,
             "funnel_by": self.funnel_by,
             **self.filters,
             **changes,
@@ -203,6 +214,7 @@ def reports(
     since: str | None = Query(None, max_length=32),
     until: str | None = Query(None, max_length=32),
     group_by: str | None = Query(None, max_length=20),
+    then_by: str | None = Query(None, max_length=20),
     funnel_by: str | None = Query(None, max_length=20),
     who: Viewer = viewer_of(*MANAGERS),
 ) -> Response:
@@ -211,24 +223,24 @@ def reports(
     errors: dict[str, str] = {}
     context: dict[str, Any] = {}
     try:
-        form = _Form(request, since, until, group_by, funnel_by, _filters(request))
+        form = _Form(request, since, until, group_by, funnel_by, _filters(request), then_by)
     except InvalidRequestError as exc:
         errors[exc.field or ""] = exc.message
-        form = _Form(request, None, None, group_by, funnel_by, _filters(request))
+        form = _Form(request, None, None, group_by, funnel_by, _filters(request), then_by)
         form.since, form.until = since or form.since, until or form.until
     if not errors:
-        report = c.reports.messages(who.org_id, form.query([form.group_by]))
+        report = c.reports.messages(who.org_id, form.query(form.groups))
         funnel = c.reports.funnel(who.org_id, form.query([]), form.funnel_by)
         agents = c.reports.agents(who.org_id, form.query([]))
         runs = {g["flow_run_id"] for g in report["groups"] if g.get("flow_run_id")} | {
             g["flow_run_id"] for g in funnel["groups"] if g.get("flow_run_id")
         }
         names = _names(request, who.org_id, runs)
-        key = report["group_keys"][0]
+        keys = report["group_keys"]
         users, queues = _agent_names(request, who.org_id)
         context = {
             "report": report,
-            "rows": [(_label(key, g[key], names, t), g) for g in report["groups"]],
+            "rows": [([_label(k, g[k], names, t) for k in keys], g) for g in report["groups"]],
             "funnel_rows": [
                 (_label(form.funnel_by + "_id", g[form.funnel_by + "_id"], names, t), g)
                 for g in funnel["groups"]
@@ -268,17 +280,18 @@ def report_csv(
     since: str | None = Query(None, max_length=32),
     until: str | None = Query(None, max_length=32),
     group_by: str | None = Query(None, max_length=20),
+    then_by: str | None = Query(None, max_length=20),
     funnel_by: str | None = Query(None, max_length=20),
     who: Viewer = viewer_of(*MANAGERS),
 ) -> Response:
     """The report of the screen as the API's CSV (``?format=csv``)."""
     c = request.app.state.container
     try:
-        form = _Form(request, since, until, group_by, funnel_by, _filters(request))
+        form = _Form(request, since, until, group_by, funnel_by, _filters(request), then_by)
     except InvalidRequestError as exc:
         raise NotFoundError(exc.message) from exc
     if name == "messages":
-        report = c.reports.messages(who.org_id, form.query([form.group_by]))
+        report = c.reports.messages(who.org_id, form.query(form.groups))
         total = {**dict.fromkeys(report["group_keys"], "total"), **report["totals"]}
         return _csv([*report["groups"], total], "message-report")
     if name == "funnel":
