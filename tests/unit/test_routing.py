@@ -471,3 +471,16 @@ def test_route_picks_the_first_matching_enabled_rule(
     else:
         assert decision.is_fallback and len(decision.evaluations) == len(rules)
     assert [e.matched for e in decision.evaluations].count(True) == (1 if matching else 0)
+
+
+def test_a_faulty_condition_is_said_in_french_with_its_place() -> None:
+    from outbound.console.i18n import Translator
+
+    with pytest.raises(InvalidRoutingRuleError) as caught:
+        validate_conditions([{"field": "channel_type", "op": "eq", "value": "fax"}])
+    assert str(caught.value) == (
+        "conditions[0] (channel_type): channel_type is one of sms, whatsapp, not 'fax'"
+    )
+    assert Translator("fr").error(caught.value.args[0]) == (
+        "conditions[0] (channel_type) : channel_type doit être parmi sms, whatsapp, et non 'fax'"
+    )

@@ -33,6 +33,7 @@ from enum import StrEnum
 from typing import Final
 
 from outbound.domain.timezones import as_utc
+from outbound.texts import N_
 
 __all__ = [
     "DEFAULT_CAPACITY",
@@ -170,7 +171,7 @@ class Choice:
 def validate_max_declines(value: int) -> int:
     """``value`` if it is an allowed ``max_declines`` (1 to 5), else :class:`ValueError`."""
     if isinstance(value, bool) or not isinstance(value, int) or value not in MAX_DECLINES_RANGE:
-        raise ValueError("max_declines must be a whole number from 1 to 5")
+        raise ValueError(N_("max_declines must be a whole number from 1 to 5"))
     return value
 
 
@@ -227,10 +228,10 @@ def choose_agent(
     """
     ranking = AssignmentMethod(method)
     if cost < 1:
-        raise ValueError("a conversation costs at least 1 unit of capacity")
+        raise ValueError(N_("a conversation costs at least 1 unit of capacity"))
     ids = [agent.user_id for agent in candidates]
     if len(set(ids)) != len(ids):
-        raise ValueError("each candidate must be listed once")
+        raise ValueError(N_("each candidate must be listed once"))
     skills = tuple(required_skills)
     eligible: list[AgentState] = []
     refused: list[Consideration] = []

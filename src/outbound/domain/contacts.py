@@ -22,7 +22,8 @@ from outbound.domain.numbers import (
     REASON_NOT_A_NUMBER,
     normalize_number,
 )
-from outbound.errors import InvalidLocaleError, InvalidNumberError
+from outbound.errors import InvalidLocaleError, InvalidNumberError, message_of
+from outbound.texts import N_
 
 __all__ = [
     "CONTACT_FIELDS",
@@ -52,10 +53,10 @@ MAX_CUSTOM_VALUE_CHARS = 2000
 Problem: TypeAlias = tuple[str | None, str]
 """A refused value: the field it was given for (``None`` for a whole row) and why."""
 
-_NUMBER_PROBLEMS = {
-    REASON_EMPTY: "must not be empty",
-    REASON_NOT_A_NUMBER: "not a phone number",
-    REASON_MISSING_COUNTRY_CODE: "needs a country code (+33...)",
+_NUMBER_PROBLEMS: dict[str, str] = {
+    REASON_EMPTY: N_("must not be empty"),
+    REASON_NOT_A_NUMBER: N_("not a phone number"),
+    REASON_MISSING_COUNTRY_CODE: N_("needs a country code (+33...)"),
 }
 
 
@@ -67,9 +68,9 @@ def clean_text(value: Any, limit: int) -> str:
     or longer than ``limit`` characters."""
     text = str(value).strip()
     if not text:
-        raise ValueError("must not be empty")
+        raise ValueError(N_("must not be empty"))
     if len(text) > limit:
-        raise ValueError(f"must be at most {limit} characters")
+        raise ValueError(N_("must be at most %(max_length)s characters", max_length=limit))
     return text
 
 
@@ -80,7 +81,7 @@ def clean_phone(value: Any, region: str) -> str:
     try:
         return normalize_number(str(value), region)
     except InvalidNumberError as exc:
-        raise ValueError(_NUMBER_PROBLEMS.get(exc.reason, "not a valid phone number")) from exc
+        raise ValueError(_NUMBER_PROBLEMS.get(exc.reason, N_("not a valid phone number"))) from exc
 
 
 def clean_language(value: Any) -> str:
@@ -89,7 +90,7 @@ def clean_language(value: Any) -> str:
     try:
         return normalize_locale(value)
     except InvalidLocaleError as exc:
-        raise ValueError("not a BCP-47 language tag (fr-FR) or a Windows LCID (1036)") from exc
+        raise ValueError(N_("not a BCP-47 language tag (fr-FR) or a Windows LCID (1036)")) from exc
 
 
 @cache
@@ -105,7 +106,7 @@ def clean_time_zone(value: Any) -> str:
     ``Europe/Paris``); :class:`ValueError` if it names none."""
     zone = _time_zones().get(str(value).strip().lower())
     if zone is None:
-        raise ValueError("not an IANA time zone such as Europe/Paris")
+        raise ValueError(N_("not an IANA time zone such as Europe/Paris"))
     return zone
 
 
@@ -149,7 +150,7 @@ def clean_contact(
         try:
             clean[name] = _CLEANERS[name](value, region)
         except ValueError as exc:
-            problems.append((name, str(exc)))
+            problems.append((name, message_of(exc)))
     return clean
 
 
@@ -159,9 +160,12 @@ def check_custom(values: Mapping[str, Any], problems: list[Problem]) -> None:
     for key, value in values.items():
         name = f"custom.{key}"
         if isinstance(value, str) and len(value) > MAX_CUSTOM_VALUE_CHARS:
-            problems.append((name, f"must be at most {MAX_CUSTOM_VALUE_CHARS} characters"))
+            message = N_(
+                "must be at most %(max_length)s characters", max_length=MAX_CUSTOM_VALUE_CHARS
+            )
+            problems.append((name, message))
         elif isinstance(value, float) and not math.isfinite(value):
-            problems.append((name, "must be a finite number"))
+            problems.append((name, N_("must be a finite number")))
 
 
 def merge_custom(current: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:

@@ -43,6 +43,7 @@ from typing import Final
 
 from outbound.domain.timezones import as_utc
 from outbound.errors import InvalidTransitionError
+from outbound.texts import N_
 
 __all__ = [
     "ASSIGNED_STATES",
@@ -233,7 +234,7 @@ def uses_capacity(state: ConversationState | str, wrap_up_holds: bool) -> bool:
 def validate_wrap_up_hold(hold: timedelta) -> timedelta:
     """``hold`` if it is between 0 s and 60 minutes, else :class:`ValueError`."""
     if not timedelta(0) <= hold <= MAX_WRAP_UP_HOLD:
-        raise ValueError("the wrap-up capacity hold must be between 0 seconds and 60 minutes")
+        raise ValueError(N_("the wrap-up capacity hold must be between 0 seconds and 60 minutes"))
     return hold
 
 

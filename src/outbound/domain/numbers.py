@@ -8,6 +8,7 @@ import phonenumbers
 from phonenumbers import NumberParseException
 
 from outbound.errors import InvalidNumberError
+from outbound.texts import N_
 
 __all__ = [
     "REASON_EMPTY",
@@ -19,10 +20,10 @@ __all__ = [
     "region_of",
 ]
 
-REASON_EMPTY = "invalid_number: empty"
-REASON_NOT_A_NUMBER = "invalid_number: not a phone number"
-REASON_MISSING_COUNTRY_CODE = "invalid_number: missing country code"
-REASON_NOT_VALID = "invalid_number: not a valid number"
+REASON_EMPTY = N_("invalid_number: empty")
+REASON_NOT_A_NUMBER = N_("invalid_number: not a phone number")
+REASON_MISSING_COUNTRY_CODE = N_("invalid_number: missing country code")
+REASON_NOT_VALID = N_("invalid_number: not a valid number")
 
 # Channel prefixes callers copy from provider payloads (Twilio's "whatsapp:+33...").
 _PREFIXES = ("whatsapp:", "tel:")

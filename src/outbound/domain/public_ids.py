@@ -21,6 +21,8 @@ from enum import StrEnum
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from outbound.texts import N_
+
 __all__ = ["IdKind", "decode_public_id", "encode_public_id", "new_id_key"]
 
 _KEY_BYTES = 16
@@ -45,7 +47,7 @@ def new_id_key() -> str:
 def _cipher(key: str) -> Cipher[modes.ECB]:
     raw = bytes.fromhex(key)
     if len(raw) != _KEY_BYTES:
-        raise ValueError("an id key is 16 bytes")
+        raise ValueError(N_("an id key is 16 bytes"))
     # One block, one number: ECB of a single block is the bare permutation wanted here.
     return Cipher(algorithms.AES(raw), modes.ECB())
 
@@ -53,7 +55,7 @@ def _cipher(key: str) -> Cipher[modes.ECB]:
 def encode_public_id(key: str, kind: IdKind, number: int) -> str:
     """``number`` (≥ 0) as the organisation holding ``key`` sees it: ``evt_`` and 26 letters."""
     if not 0 <= number < 1 << 64:
-        raise ValueError("a row number is a 64-bit unsigned integer")
+        raise ValueError(N_("a row number is a 64-bit unsigned integer"))
     block = _BLOCK.pack(number, kind.value.encode().ljust(4, b"\0"))
     encryptor = _cipher(key).encryptor()
     sealed = encryptor.update(block) + encryptor.finalize()

@@ -28,6 +28,8 @@ from typing import Final, Protocol, TypeVar
 
 from outbound.domain.timezones import as_utc
 from outbound.domain.windows import ContactWindow, next_window_open, parse_clock, validate_zone
+from outbound.errors import message_of
+from outbound.texts import N_
 
 __all__ = [
     "DAY_NAMES",
@@ -115,12 +117,14 @@ def parse_weekly_hours(spec: Mapping[str, Sequence[str]]) -> tuple[ContactWindow
     for key, spans in spec.items():
         day = _day_number(key)
         if isinstance(spans, str) or not isinstance(spans, Sequence):
-            raise ValueError(f"{key}: give a list of spans such as ['09:00-17:00']")
+            raise ValueError(N_("%(day)s: give a list of spans such as ['09:00-17:00']", day=key))
         for index, span in enumerate(spans):
             try:
                 windows.extend(_span_windows(span, day))
             except ValueError as exc:
-                raise ValueError(f"{key}[{index}]: {exc}") from None
+                raise ValueError(
+                    N_("%(field)s: %(message)s", field=f"{key}[{index}]", message=message_of(exc))
+                ) from None
     return tuple(windows)
 
 
@@ -129,19 +133,19 @@ def _day_number(key: object) -> int:
     for names in (DAY_NAMES, _FULL_DAY_NAMES):
         if name in names:
             return names.index(name) + 1
-    raise ValueError(f"{key!r} is not a day; use mon, tue, wed, thu, fri, sat or sun")
+    raise ValueError(N_("%(day)r is not a day; use mon, tue, wed, thu, fri, sat or sun", day=key))
 
 
 def _span_windows(span: object, day: int) -> list[ContactWindow]:
     match = _SPAN_RE.fullmatch(span) if isinstance(span, str) else None
     if match is None:
-        raise ValueError(f"{span!r} is not a span of time as HH:MM-HH:MM")
+        raise ValueError(N_("%(span)r is not a span of time as HH:MM-HH:MM", span=span))
     start = parse_clock(match[1])
     end = _MIDNIGHT if match[2] == "24:00" else parse_clock(match[2])
     days = frozenset({day})
     if start == end:
         if match[2] != "24:00" or start != _MIDNIGHT:
-            raise ValueError(f"{span!r} is empty: its start and end are the same")
+            raise ValueError(N_("%(span)r is empty: its start and end are the same", span=span))
         # The whole day: a window cannot start and end at the same time of day.
         return [ContactWindow(_MIDNIGHT, _NOON, days), ContactWindow(_NOON, _MIDNIGHT, days)]
     return [ContactWindow(start, end, days)]
@@ -205,9 +209,9 @@ class OverflowTarget:
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", OverflowKind(self.kind))
         if self.kind is OverflowKind.NONE:
-            raise ValueError("an overflow target is a transfer or an auto_reply")
+            raise ValueError(N_("an overflow target is a transfer or an auto_reply"))
         if not isinstance(self.target_id, str) or not self.target_id:
-            raise ValueError(f"{self.kind} needs the id of its target")
+            raise ValueError(N_("%(kind)s needs the id of its target", kind=self.kind))
 
 
 @dataclass(frozen=True)
@@ -226,10 +230,10 @@ class OverflowSettings:
     def __post_init__(self) -> None:
         count = self.max_waiting
         if count is not None and (isinstance(count, bool) or count not in MAX_WAITING_RANGE):
-            raise ValueError("max_waiting must be a whole number from 1 to 100")
+            raise ValueError(N_("max_waiting must be a whole number from 1 to 100"))
         low, high = MAX_WAIT_LIMITS
         if self.max_wait is not None and not low <= self.max_wait <= high:
-            raise ValueError("max_wait must be between 1 minute and 2 days")
+            raise ValueError(N_("max_wait must be between 1 minute and 2 days"))
 
 
 @dataclass(frozen=True)

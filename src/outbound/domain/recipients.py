@@ -114,7 +114,7 @@ def _optin(value: Any, expression: Any) -> bool:
         message = N_(
             "%(value)r from %(expression)s is not yes or no", value=value, expression=expression
         )
-        raise MappingError("optin", message) from exc
+        raise MappingError(field="optin", message=message) from exc
 
 
 def _default_recipient(channel_type: str, context: Mapping[str, Any]) -> dict[str, Any]:
@@ -148,14 +148,16 @@ def render_recipient(
         target = target.strip()
     if is_blank(target):
         named = _named(target_expr, "tocontactid")
-        raise MappingError("tocontactid", N_("no phone number (%(field)s is empty)", field=named))
+        raise MappingError(
+            field="tocontactid", message=N_("no phone number (%(field)s is empty)", field=named)
+        )
     if isinstance(target, bool) or not isinstance(target, str | int):
         message = N_(
             "%(value)r from %(expression)s is not a phone number",
             value=target,
             expression=target_expr,
         )
-        raise MappingError("tocontactid", message)
+        raise MappingError(field="tocontactid", message=message)
     item: dict[str, Any] = {
         "tocontactid": str(target),
         "optin": _optin(_evaluate(spec["optin"], context, "optin"), spec["optin"]),
@@ -175,7 +177,7 @@ def render_recipient(
             message = N_(
                 "%(expression)s is not text, a number or true/false", expression=expression
             )
-            raise MappingError(f"contextitems.{name}", message)
+            raise MappingError(field=f"contextitems.{name}", message=message)
         items[name] = value
     item["contextitems"] = items
     if spec.get("sendastemplate") is True:

@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 from outbound.domain.statuses import MessageStatus
+from outbound.texts import N_
 
 __all__ = [
     "COUNTERS",
@@ -203,7 +204,9 @@ def parse_prices(text: str) -> dict[tuple[str, str], float]:
         except ValueError:
             price = math.nan
         if not sep or not channel_type or not math.isfinite(price) or price < 0:
-            raise ValueError(f"price entry {entry!r}: expected type[:COUNTRY]=price")
+            raise ValueError(
+                N_("price entry %(entry)r: expected type[:COUNTRY]=price", entry=entry)
+            )
         prices[(channel_type.lower(), country.strip().upper() or "*")] = price
     return prices
 

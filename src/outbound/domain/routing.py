@@ -39,6 +39,7 @@ from typing import Any, Final
 from outbound.domain.conditions import MISSING, is_field_path, resolve_path
 from outbound.domain.locales import normalize_locale
 from outbound.errors import InvalidLocaleError, InvalidRoutingRuleError
+from outbound.texts import N_
 
 __all__ = [
     "CHANNEL_TYPES",
@@ -199,17 +200,18 @@ def validate_rule(rule: RoutingRule) -> RoutingRule:
     the required language is a BCP-47 tag (kept canonical).
     """
     if not isinstance(rule.name, str) or not rule.name.strip():
-        raise InvalidRoutingRuleError("a rule needs a name", field="name")
+        raise InvalidRoutingRuleError(N_("a rule needs a name"), field="name")
     if not isinstance(rule.queue_id, str) or not rule.queue_id:
-        raise InvalidRoutingRuleError("a rule must name a queue", field="queue_id")
+        raise InvalidRoutingRuleError(N_("a rule must name a queue"), field="queue_id")
     for attribute in ("position", "priority"):
         if not _is_int(getattr(rule, attribute)):
-            raise InvalidRoutingRuleError("must be a whole number", field=attribute)
+            raise InvalidRoutingRuleError(N_("must be a whole number"), field=attribute)
     skills: set[str] = set()
     for skill in rule.required_skills:
         if not isinstance(skill, str) or not skill.strip():
             raise InvalidRoutingRuleError(
-                f"skills are non-blank labels, not {skill!r}", field="required_skills"
+                N_("skills are non-blank labels, not %(skill)r", skill=skill),
+                field="required_skills",
             )
         skills.add(skill.strip())
     language = rule.required_language
@@ -235,21 +237,25 @@ def _validate_condition(index: int, raw: RuleCondition | Mapping[str, Any]) -> R
         unknown = sorted(str(key) for key in raw if key not in ("field", "op", "value"))
         if unknown:
             raise InvalidRoutingRuleError(
-                f"unknown key {unknown[0]!r} (a condition has field, op and value)",
+                N_("unknown key %(key)r (a condition has field, op and value)", key=unknown[0]),
                 index=index,
                 field=raw.get("field") if isinstance(raw.get("field"), str) else None,
             )
         name, op_name, value = raw.get("field"), raw.get("op", RuleOp.EQ), raw.get("value")
     else:
         raise InvalidRoutingRuleError(
-            "a condition is an object with field, op and value", index=index
+            N_("a condition is an object with field, op and value"), index=index
         )
     if not isinstance(name, str) or not name:
-        raise InvalidRoutingRuleError("a condition needs a field", index=index)
+        raise InvalidRoutingRuleError(N_("a condition needs a field"), index=index)
     allowed = _ops_for(name)
     if allowed is None:
         raise InvalidRoutingRuleError(
-            f"unknown field {name!r}; use one of {', '.join(ROUTING_FIELDS)}",
+            N_(
+                "unknown field %(field)r; use one of %(fields)s",
+                field=name,
+                fields=", ".join(ROUTING_FIELDS),
+            ),
             index=index,
             field=name,
         )
@@ -257,11 +263,18 @@ def _validate_condition(index: int, raw: RuleCondition | Mapping[str, Any]) -> R
         op = RuleOp(op_name)
     except ValueError:
         raise InvalidRoutingRuleError(
-            f"unknown op {op_name!r}; use one of {', '.join(RuleOp)}", index=index, field=name
+            N_("unknown op %(op)r; use one of %(ops)s", op=op_name, ops=", ".join(RuleOp)),
+            index=index,
+            field=name,
         ) from None
     if op not in allowed:
         raise InvalidRoutingRuleError(
-            f"{name} does not take {op}; use one of {', '.join(o for o in RuleOp if o in allowed)}",
+            N_(
+                "%(field)s does not take %(op)s; use one of %(ops)s",
+                field=name,
+                op=op,
+                ops=", ".join(o for o in RuleOp if o in allowed),
+            ),
             index=index,
             field=name,
         )
@@ -282,34 +295,46 @@ def _validate_value(
 
     if op in _PRESENCE:
         if value is not None:
-            raise fail(f"{op} takes no value, not {value!r}")
+            raise fail(N_("%(op)s takes no value, not %(value)r", op=op, value=value))
         return None
     if op in (_O.IN, _O.NOT_IN, _O.CONTAINS, _O.NOT_CONTAINS) and _is_list(value):
         if not value:
-            raise fail(f"{op} needs at least one value")
+            raise fail(N_("%(op)s needs at least one value", op=op))
         return tuple(_validate_scalar(fail, name, op, item) for item in value)
     if op in (_O.IN, _O.NOT_IN):
-        raise fail(f"{op} takes a list of values, not {value!r}")
+        raise fail(N_("%(op)s takes a list of values, not %(value)r", op=op, value=value))
     return _validate_scalar(fail, name, op, value)
 
 
 def _validate_scalar(fail: _Fail, name: str, op: RuleOp, value: Any) -> Scalar:
     if op in (_O.CONTAINS, _O.NOT_CONTAINS, _O.STARTS_WITH):
         if not isinstance(value, str) or not _fold(value):
-            raise fail(f"{op} takes non-blank text (or a list of texts), not {value!r}")
+            raise fail(
+                N_(
+                    "%(op)s takes non-blank text (or a list of texts), not %(value)r",
+                    op=op,
+                    value=value,
+                )
+            )
         return value
     if not isinstance(value, str | int | float):
-        raise fail(f"{op} takes a text or a number, not {value!r}")
+        raise fail(N_("%(op)s takes a text or a number, not %(value)r", op=op, value=value))
     if name == "language":
         return _tag(value, fail)
     if name == "channel_type":
         if not isinstance(value, str) or value.strip().lower() not in CHANNEL_TYPES:
-            raise fail(f"channel_type is one of {', '.join(sorted(CHANNEL_TYPES))}, not {value!r}")
+            raise fail(
+                N_(
+                    "channel_type is one of %(types)s, not %(value)r",
+                    types=", ".join(sorted(CHANNEL_TYPES)),
+                    value=value,
+                )
+            )
         return value.strip().lower()
     if name in ("channel", "configuration", "template", "flow_run") and (
         not isinstance(value, str) or not value
     ):
-        raise fail(f"{name} takes an id, not {value!r}")
+        raise fail(N_("%(field)s takes an id, not %(value)r", field=name, value=value))
     return value
 
 
@@ -319,7 +344,9 @@ def _tag(value: Any, fail: _Fail) -> str:
             raise InvalidLocaleError(value)
         return normalize_locale(value)
     except InvalidLocaleError:
-        raise fail(f"{value!r} is not a BCP-47 language tag (such as fr or pt-BR)") from None
+        raise fail(
+            N_("%(value)r is not a BCP-47 language tag (such as fr or pt-BR)", value=value)
+        ) from None
 
 
 def _is_list(value: Any) -> bool:
@@ -487,16 +514,25 @@ def _holds(op: RuleOp, actual: Any, expected: Any, name: str) -> bool:
 
 def _why_not(index: int, condition: RuleCondition, actual: Any) -> str:
     shown = "" if condition.value is None else f" {_show(condition.value)}"
-    head = f"conditions[{index}] {condition.field} {condition.op}{shown} does not hold"
+    held = f"conditions[{index}] {condition.field} {condition.op}{shown}"
     if _blank(actual):
-        return f"{head}: {condition.field} is absent"
+        return N_(
+            "%(condition)s does not hold: %(field)s is absent",
+            condition=held,
+            field=condition.field,
+        )
     if condition.field == "text":
         if condition.op is _O.CONTAINS:
-            return f"{head}: no such word in the text"
+            return N_("%(condition)s does not hold: no such word in the text", condition=held)
         if condition.op is _O.NOT_CONTAINS:
-            return f"{head}: the text has it"
-        return head
-    return f"{head}: {condition.field} is {_show(actual)}"
+            return N_("%(condition)s does not hold: the text has it", condition=held)
+        return N_("%(condition)s does not hold", condition=held)
+    return N_(
+        "%(condition)s does not hold: %(field)s is %(value)s",
+        condition=held,
+        field=condition.field,
+        value=_show(actual),
+    )
 
 
 def _show(value: Any) -> str:

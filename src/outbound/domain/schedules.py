@@ -20,6 +20,7 @@ from croniter import CroniterBadDateError, croniter
 
 from outbound.domain.flow_definitions import Trigger
 from outbound.domain.timezones import as_utc, local_to_utc
+from outbound.texts import N_
 
 __all__ = ["due_fire_times", "next_fire_after"]
 
@@ -70,7 +71,7 @@ def due_fire_times(
     latest only when it is at most ``grace_seconds`` old.
     """
     if max_runs < 1:
-        raise ValueError("max_runs must be at least 1")
+        raise ValueError(N_("max_runs must be at least 1"))
     next_fire_at, now = as_utc(next_fire_at), as_utc(now)
     if next_fire_at > now:
         return [], next_fire_at

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from outbound.errors import MissingPlaceholderError, TemplateSyntaxError
+from outbound.texts import N_
 
 __all__ = [
     "ParsedTemplate",
@@ -71,25 +72,25 @@ def _read_placeholder(text: str, start: int) -> tuple[str, int]:
     length = len(text)
     index = start + 1
     if index < length and text[index] == "}":
-        raise TemplateSyntaxError("empty placeholder", start)
+        raise TemplateSyntaxError(N_("empty placeholder"), start)
     while True:
         if index >= length:
-            raise TemplateSyntaxError("unclosed placeholder", start)
+            raise TemplateSyntaxError(N_("unclosed placeholder"), start)
         char = text[index]
         if char == "}":
             return text[start + 1 : index], index + 1
         if char == "{":
-            raise TemplateSyntaxError("nested '{' in placeholder", index)
+            raise TemplateSyntaxError(N_("nested '{' in placeholder"), index)
         if char.isspace():
-            raise TemplateSyntaxError("whitespace in placeholder name", index)
+            raise TemplateSyntaxError(N_("whitespace in placeholder name"), index)
         if index == start + 1:
             if char not in _KEY_START:
                 raise TemplateSyntaxError(
-                    f"placeholder name cannot start with {_describe(char)}", index
+                    N_("placeholder name cannot start with %(char)s", char=_describe(char)), index
                 )
         elif char not in _KEY_CONTINUE:
             raise TemplateSyntaxError(
-                f"invalid character {_describe(char)} in placeholder name", index
+                N_("invalid character %(char)s in placeholder name", char=_describe(char)), index
             )
         index += 1
 
@@ -123,7 +124,7 @@ def parse_template(text: str) -> ParsedTemplate:
                 literal.append("}")
                 index += 2
                 continue
-            raise TemplateSyntaxError("unmatched '}'", index)
+            raise TemplateSyntaxError(N_("unmatched '}'"), index)
         else:
             literal.append(char)
             index += 1

@@ -11,6 +11,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+from outbound.texts import N_
+
 __all__ = ["as_utc", "local_to_utc"]
 
 
@@ -28,7 +30,7 @@ def local_to_utc(naive: datetime, zone: ZoneInfo) -> datetime:
     is skipped. :class:`ValueError` if ``naive`` carries a time zone.
     """
     if naive.tzinfo is not None:
-        raise ValueError("local_to_utc takes a naive wall-clock time")
+        raise ValueError(N_("local_to_utc takes a naive wall-clock time"))
     earlier = naive.replace(tzinfo=zone, fold=0)
     instant = earlier.astimezone(UTC)
     if instant.astimezone(zone).replace(tzinfo=None) == naive:

@@ -17,6 +17,7 @@ from enum import StrEnum
 
 from outbound.domain.locales import normalize_locale
 from outbound.errors import InvalidLocaleError
+from outbound.texts import N_
 
 __all__ = [
     "DEFAULT_CAPACITY",
@@ -96,23 +97,25 @@ def clean_email(value: str) -> str:
     """
     text = value.strip().lower()
     if not text:
-        raise ValueError("must not be empty")
+        raise ValueError(N_("must not be empty"))
     if len(text) > MAX_EMAIL_CHARS:
-        raise ValueError(f"must be at most {MAX_EMAIL_CHARS} characters")
+        raise ValueError(
+            N_("must be at most %(max_length)s characters", max_length=MAX_EMAIL_CHARS)
+        )
     local, at, domain = text.rpartition("@")
     if not at or not local or not domain:
-        raise ValueError("must be an e-mail address such as user@example.org")
+        raise ValueError(N_("must be an e-mail address such as user@example.org"))
     if len(local) > 64 or not _LOCAL_CHARS.fullmatch(local):
-        raise ValueError("the part before @ is not valid in an e-mail address")
+        raise ValueError(N_("the part before @ is not valid in an e-mail address"))
     if local.startswith(".") or local.endswith(".") or ".." in local:
-        raise ValueError("the part before @ is not valid in an e-mail address")
+        raise ValueError(N_("the part before @ is not valid in an e-mail address"))
     labels = domain.split(".")
     if (
         len(labels) < 2
         or not all(_LABEL.fullmatch(label) for label in labels)
         or labels[-1].isdigit()
     ):
-        raise ValueError("the domain is not valid in an e-mail address (example.org)")
+        raise ValueError(N_("the domain is not valid in an e-mail address (example.org)"))
     return text
 
 
@@ -124,7 +127,7 @@ def clean_language(value: str) -> str:
     try:
         return normalize_locale(value)
     except InvalidLocaleError:
-        raise ValueError("must be a BCP-47 language tag such as fr, fr-FR or zh-Hant") from None
+        raise ValueError(N_("must be a BCP-47 language tag such as fr, fr-FR or zh-Hant")) from None
 
 
 def unique_languages(tags: Iterable[str]) -> list[str]:
@@ -136,9 +139,11 @@ def clean_skill(value: str) -> str:
     """A skill label: trimmed, inner runs of spaces made one; :class:`ValueError` if empty."""
     text = " ".join(value.split())
     if not text:
-        raise ValueError("must not be empty")
+        raise ValueError(N_("must not be empty"))
     if len(text) > MAX_SKILL_CHARS:
-        raise ValueError(f"must be at most {MAX_SKILL_CHARS} characters")
+        raise ValueError(
+            N_("must be at most %(max_length)s characters", max_length=MAX_SKILL_CHARS)
+        )
     return text
 
 
@@ -162,7 +167,11 @@ def check_password(value: str) -> str:
     """``value`` unchanged if it is acceptable as a password (length only: a long phrase
     beats composition rules); :class:`ValueError` otherwise. Never trimmed."""
     if len(value) < MIN_PASSWORD_CHARS:
-        raise ValueError(f"must be at least {MIN_PASSWORD_CHARS} characters")
+        raise ValueError(
+            N_("must be at least %(min_length)s characters", min_length=MIN_PASSWORD_CHARS)
+        )
     if len(value) > MAX_PASSWORD_CHARS:
-        raise ValueError(f"must be at most {MAX_PASSWORD_CHARS} characters")
+        raise ValueError(
+            N_("must be at most %(max_length)s characters", max_length=MAX_PASSWORD_CHARS)
+        )
     return value

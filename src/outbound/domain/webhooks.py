@@ -22,6 +22,7 @@ from fnmatch import fnmatchcase
 from urllib.parse import urlsplit
 
 from outbound.errors import UnsafeWebhookAddressError
+from outbound.texts import N_
 
 __all__ = [
     "EVENT_TYPES",
@@ -92,13 +93,16 @@ def check_patterns(patterns: Iterable[str]) -> list[str]:
     for pattern in patterns:
         if not any(fnmatchcase(t, pattern) for t in EVENT_TYPES):
             raise ValueError(
-                f"{pattern!r} names no event; known: {', '.join(_PUBLIC_NAMES)}, "
-                "conversation.* or *"
+                N_(
+                    "%(pattern)r names no event; known: %(events)s, conversation.* or *",
+                    pattern=pattern,
+                    events=", ".join(_PUBLIC_NAMES),
+                )
             )
         if pattern not in result:
             result.append(pattern)
     if not result:
-        raise ValueError("at least one event is needed")
+        raise ValueError(N_("at least one event is needed"))
     return result
 
 
@@ -174,15 +178,15 @@ def address_refusal(address: IpAddress) -> str | None:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
     if address.is_loopback:
-        return "a loopback address"
+        return N_("a loopback address")
     if address.is_link_local:
-        return "a link-local address"
+        return N_("a link-local address")
     if address.is_private:
-        return "a private address"
+        return N_("a private address")
     if address.is_multicast:
-        return "a multicast address"
+        return N_("a multicast address")
     if not address.is_global:
-        return "a reserved address"
+        return N_("a reserved address")
     return None
 
 
@@ -191,8 +195,13 @@ def check_address(host: str, address: IpAddress, allowed: AllowedHosts) -> None:
     reason = address_refusal(address)
     if reason is not None and not allowed.allows(host, address):
         raise UnsafeWebhookAddressError(
-            f"{host} resolves to {address}, {reason}; "
-            "the operator may allow it with OUTBOUND_WEBHOOK_ALLOWED_HOSTS"
+            N_(
+                "%(host)s resolves to %(address)s, %(reason)s; "
+                "the operator may allow it with OUTBOUND_WEBHOOK_ALLOWED_HOSTS",
+                host=host,
+                address=str(address),
+                reason=reason,
+            )
         )
 
 
@@ -200,13 +209,13 @@ def check_url(url: str) -> str:
     """The host of an endpoint URL, which must be http(s) with a host; raises ValueError."""
     parts = urlsplit(url)
     if parts.scheme not in {"http", "https"}:
-        raise ValueError("must be an http:// or https:// URL")
+        raise ValueError(N_("must be an http:// or https:// URL"))
     if not parts.hostname:
-        raise ValueError("must name a host")
+        raise ValueError(N_("must name a host"))
     if parts.username is not None or parts.password is not None:
-        raise ValueError("must not carry a user name or password (the signature authenticates)")
+        raise ValueError(N_("must not carry a user name or password (the signature authenticates)"))
     try:
         parts.port  # noqa: B018 - raises on a bad port
     except ValueError as exc:
-        raise ValueError("has an invalid port") from exc
+        raise ValueError(N_("has an invalid port")) from exc
     return parts.hostname

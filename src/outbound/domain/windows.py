@@ -28,6 +28,8 @@ from phonenumbers import NumberParseException
 from phonenumbers.timezone import time_zones_for_number
 
 from outbound.domain.timezones import local_to_utc
+from outbound.errors import message_of
+from outbound.texts import N_
 
 __all__ = [
     "DEFAULT_ZONE",
@@ -78,7 +80,9 @@ def is_valid_zone(name: object) -> bool:
 def validate_zone(name: str) -> str:
     """Return ``name`` if it is an IANA time zone name, else raise :class:`ValueError`."""
     if not is_valid_zone(name):
-        raise ValueError(f"unknown time zone {name!r}; use an IANA name such as Europe/Paris")
+        raise ValueError(
+            N_("unknown time zone %(zone)r; use an IANA name such as Europe/Paris", zone=name)
+        )
     return name
 
 
@@ -123,7 +127,12 @@ def parse_clock(text: str) -> time:
     """``"08:30"`` → ``time(8, 30)``; 24-hour ``HH:MM`` only, else :class:`ValueError`."""
     match = _CLOCK.fullmatch(text) if isinstance(text, str) else None
     if match is None:
-        raise ValueError(f"{text!r} is not a time of day as HH:MM (24-hour clock, 00:00 to 23:59)")
+        raise ValueError(
+            N_(
+                "%(text)r is not a time of day as HH:MM (24-hour clock, 00:00 to 23:59)",
+                text=text,
+            )
+        )
     return time(int(match[1]), int(match[2]))
 
 
@@ -137,10 +146,12 @@ def parse_days(days: Iterable[int]) -> frozenset[int]:
     result: set[int] = set()
     for day in days:
         if isinstance(day, bool) or not isinstance(day, int) or not 1 <= day <= 7:
-            raise ValueError(f"days are ISO weekdays from 1 (Monday) to 7 (Sunday), not {day!r}")
+            raise ValueError(
+                N_("days are ISO weekdays from 1 (Monday) to 7 (Sunday), not %(day)r", day=day)
+            )
         result.add(day)
     if not result:
-        raise ValueError("days must name at least one weekday (or be null for every day)")
+        raise ValueError(N_("days must name at least one weekday (or be null for every day)"))
     return frozenset(result)
 
 
@@ -159,11 +170,15 @@ class ContactWindow:
     def __post_init__(self) -> None:
         for name, value in (("start", self.start), ("end", self.end)):
             if value.tzinfo is not None or value.second or value.microsecond:
-                raise ValueError(f"{name} must be a local time of day to the minute")
+                raise ValueError(
+                    N_("%(field)s must be a local time of day to the minute", field=name)
+                )
         if self.start == self.end:
             raise ValueError(
-                "start and end must differ: a window of no length never opens "
-                "(leave the window out to send at any time)"
+                N_(
+                    "start and end must differ: a window of no length never opens "
+                    "(leave the window out to send at any time)"
+                )
             )
         if self.days is not None:
             parse_days(self.days)
@@ -176,11 +191,15 @@ class ContactWindow:
             try:
                 parsed[name] = parse_clock(text)
             except ValueError as exc:
-                raise ValueError(f"{name}: {exc}") from None
+                raise ValueError(
+                    N_("%(field)s: %(message)s", field=name, message=message_of(exc))
+                ) from None
         try:
             day_set = None if days is None else parse_days(days)
         except ValueError as exc:
-            raise ValueError(f"days: {exc}") from None
+            raise ValueError(
+                N_("%(field)s: %(message)s", field="days", message=message_of(exc))
+            ) from None
         return cls(parsed["start"], parsed["end"], day_set)
 
     @property
@@ -194,7 +213,7 @@ def next_window_open(window: ContactWindow, now: datetime, zone: str) -> datetim
     ``now`` must be timezone-aware; ``zone`` an IANA name (:class:`ValueError` otherwise).
     """
     if now.tzinfo is None:
-        raise ValueError("now must be a timezone-aware datetime")
+        raise ValueError(N_("now must be a timezone-aware datetime"))
     tz = ZoneInfo(validate_zone(zone))
     today = now.astimezone(tz).date()
     # From yesterday (a window crossing midnight may still be open) to a week ahead: every
@@ -233,10 +252,15 @@ def parse_period(value: int | str) -> int:
                 int(amount) * _UNIT_SECONDS[unit] for amount, unit in _DURATION_PART.findall(text)
             )
     if seconds is None:
-        raise ValueError("period must be a number of seconds or a duration such as 90m, 24h or 7d")
+        raise ValueError(
+            N_("period must be a number of seconds or a duration such as 90m, 24h or 7d")
+        )
     if not 1 <= seconds <= MAX_CAP_PERIOD_SECONDS:
         raise ValueError(
-            f"period must be between 1 second and 366 days ({MAX_CAP_PERIOD_SECONDS} seconds)"
+            N_(
+                "period must be between 1 second and 366 days (%(seconds)s seconds)",
+                seconds=MAX_CAP_PERIOD_SECONDS,
+            )
         )
     return seconds
 
@@ -265,7 +289,7 @@ class FrequencyCap:
 
     def __post_init__(self) -> None:
         if isinstance(self.count, bool) or not 1 <= self.count <= MAX_CAP_COUNT:
-            raise ValueError(f"count must be between 1 and {MAX_CAP_COUNT}")
+            raise ValueError(N_("count must be between 1 and %(max)s", max=MAX_CAP_COUNT))
         parse_period(self.period_seconds)
 
     def describe(self) -> str:
