@@ -44,6 +44,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from outbound.domain.texts import unstorable
+from outbound.texts import N_
 
 __all__ = [
     "ContextValue",
@@ -78,9 +79,9 @@ _NUMBER: Final = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
 def _iso_only(value: Any) -> Any:
     """Refuse a number where a date and time is expected (pydantic reads it as Unix time)."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        raise PydanticCustomError("datetime_type", "must be an ISO 8601 date and time")
+        raise PydanticCustomError("datetime_type", N_("must be an ISO 8601 date and time"))
     if isinstance(value, str) and _NUMBER.fullmatch(value):
-        raise PydanticCustomError("datetime_type", "must be an ISO 8601 date and time")
+        raise PydanticCustomError("datetime_type", N_("must be an ISO 8601 date and time"))
     return value
 
 
@@ -124,7 +125,7 @@ class InputModel(BaseModel):
     @classmethod
     def _refuse_null(cls, value: Any, info: ValidationInfo) -> Any:
         if value is None and info.field_name in cls.never_null:
-            raise PydanticCustomError("never_null", "must not be null")
+            raise PydanticCustomError("never_null", N_("must not be null"))
         if (
             isinstance(value, int | str)
             and not isinstance(value, bool)
@@ -132,7 +133,7 @@ class InputModel(BaseModel):
             and _is_flag(cls.model_fields[info.field_name].annotation)
         ):
             # JSON has true and false; 0, 1 and "yes" are what the schema says they are not.
-            raise PydanticCustomError("bool_type", "Input should be true or false")
+            raise PydanticCustomError("bool_type", N_("Input should be true or false"))
         if info.field_name is not None and _is_time(cls.model_fields[info.field_name].annotation):
             return _iso_only(value)
         return value
@@ -174,7 +175,7 @@ def _one_error(message: str, max_length: int | None = None) -> WrapValidator:
         if max_length is not None and isinstance(value, str) and len(value) > max_length:
             raise PydanticCustomError(
                 "string_too_long",
-                "must be at most {max_length} characters (got {length})",
+                N_("must be at most {max_length} characters (got {length})"),
                 {"max_length": max_length, "length": len(value)},
             )
         try:
@@ -192,7 +193,7 @@ def _finite(value: Any) -> Any:
     return value
 
 
-_CONTEXT_TYPES = "Input should be a string, a number, a boolean or null"
+_CONTEXT_TYPES = N_("Input should be a string, a number, a boolean or null")
 
 ContextValue: TypeAlias = Annotated[
     str | int | float | bool | None, _one_error(_CONTEXT_TYPES), AfterValidator(_finite)
@@ -208,6 +209,6 @@ def context_value_checks(max_length: int) -> tuple[WrapValidator, AfterValidator
 
 LocaleValue: TypeAlias = Annotated[
     str | StrictInt | None,
-    _one_error("Input should be a BCP-47 language tag (fr-FR) or a Windows LCID (1036)"),
+    _one_error(N_("Input should be a BCP-47 language tag (fr-FR) or a Windows LCID (1036)")),
 ]
 """A language as a BCP-47 tag or a Windows LCID."""

@@ -27,6 +27,7 @@ from outbound.domain.windows import (
     validate_zone,
 )
 from outbound.schemas.base import ContextValue, InputModel, LocaleValue, OutputModel
+from outbound.texts import N_
 
 __all__ = [
     "DEFAULT_TEXT_LIMIT",
@@ -299,7 +300,7 @@ class ContactWindowSpec(InputModel):
     def _clock(cls, value: str, info: ValidationInfo) -> str:
         text = format_clock(parse_clock(value))
         if info.field_name == "end" and info.data.get("start") == text:
-            raise ValueError("must differ from start (a window of no length never opens)")
+            raise ValueError(N_("must differ from start (a window of no length never opens)"))
         return text
 
     @field_validator("days")

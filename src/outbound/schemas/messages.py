@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from outbound.domain.channels import ChannelType, ProviderName
 from outbound.schemas.base import InputModel, OutputModel
+from outbound.texts import N_
 
 __all__ = ["CancelIn", "CancelOut", "MessageEventOut", "MessageOut"]
 
@@ -79,10 +80,13 @@ class CancelIn(InputModel):
             if getattr(self, name) is not None
         ]
         if len(given) != 1:
-            raise ValueError(
-                "give exactly one of request_id, flow_run_id, configuration_id"
-                + (f" (got {', '.join(given)})" if given else "")
-            )
+            message = N_("give exactly one of request_id, flow_run_id, configuration_id")
+            if given:
+                message = N_(
+                    "give exactly one of request_id, flow_run_id, configuration_id (got %(given)s)",
+                    given=", ".join(given),
+                )
+            raise ValueError(message)
         return self
 
 

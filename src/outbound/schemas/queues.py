@@ -11,6 +11,7 @@ from outbound.domain.assignment import AssignmentMethod
 from outbound.domain.queues import parse_weekly_hours
 from outbound.domain.windows import validate_zone
 from outbound.schemas.base import InputModel, OutputModel
+from outbound.texts import N_
 
 __all__ = [
     "OrganizationRoutingUpdate",
@@ -50,9 +51,9 @@ class OverflowSpec(InputModel):
     @model_validator(mode="after")
     def _target(self) -> OverflowSpec:
         if self.action == "transfer" and not self.queue_id:
-            raise ValueError("queue_id is required when action is transfer")
+            raise ValueError(N_("queue_id is required when action is transfer"))
         if self.action == "auto_reply" and not self.template_id:
-            raise ValueError("template_id is required when action is auto_reply")
+            raise ValueError(N_("template_id is required when action is auto_reply"))
         return self
 
 

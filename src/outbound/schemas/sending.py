@@ -24,6 +24,7 @@ from outbound.schemas.base import (
     OutputModel,
     context_value_checks,
 )
+from outbound.texts import N_
 
 __all__ = [
     "MAX_CONTEXT_VALUE_CHARACTERS",
@@ -131,7 +132,7 @@ class SendIn(InputModel):
         # Read as ours (braces, blanks and case set aside) before anything stores it.
         guid = canonical_guid(value)
         if len(guid) > GUID_LENGTH:
-            raise ValueError("must be an outbound configuration's id (a GUID)")
+            raise ValueError(N_("must be an outbound configuration's id (a GUID)"))
         return guid
 
     @model_validator(mode="wrap")

@@ -40,6 +40,7 @@ from outbound.domain.users import (
 )
 from outbound.domain.windows import validate_zone
 from outbound.schemas.base import InputModel, OutputModel
+from outbound.texts import N_
 
 __all__ = [
     "PresenceIn",
@@ -54,7 +55,7 @@ def _password(value: Any) -> SecretStr:
     if isinstance(value, SecretStr):
         value = value.get_secret_value()
     if not isinstance(value, str):
-        raise ValueError("must be a string")
+        raise ValueError(N_("must be a string"))
     return SecretStr(check_password(value))
 
 
