@@ -189,24 +189,37 @@ def ineligibility(
     customer who writes again.
     """
     if not agent.member:
-        return _out(agent, ChoiceReason.NOT_MEMBER, "not a member of the queue")
+        return _out(agent, ChoiceReason.NOT_MEMBER, N_("not a member of the queue"))
     if not agent.online:
-        return _out(agent, ChoiceReason.OFFLINE, "not online and available")
+        return _out(agent, ChoiceReason.OFFLINE, N_("not online and available"))
     if agent.declines >= max_declines:
-        times = "once" if agent.declines == 1 else f"{agent.declines} times"
-        return _out(agent, ChoiceReason.DECLINED, f"declined this conversation {times}")
+        declined = N_("declined this conversation once")
+        if agent.declines != 1:
+            declined = N_("declined this conversation %(count)s times", count=agent.declines)
+        return _out(agent, ChoiceReason.DECLINED, declined)
     has = {_label(skill) for skill in agent.skills}
     missing = sorted({_label(skill) for skill in required_skills} - has)
     if missing:
-        noun = "skill" if len(missing) == 1 else "skills"
-        return _out(agent, ChoiceReason.MISSING_SKILL, f"missing {noun} {', '.join(missing)}")
+        lacking = N_("missing skill %(skills)s", skills=missing[0])
+        if len(missing) > 1:
+            lacking = N_("missing skills %(skills)s", skills=", ".join(missing))
+        return _out(agent, ChoiceReason.MISSING_SKILL, lacking)
     if required_language and not _speaks(agent.languages, required_language):
-        return _out(agent, ChoiceReason.LANGUAGE, f"does not speak {required_language}")
+        return _out(
+            agent,
+            ChoiceReason.LANGUAGE,
+            N_("does not speak %(language)s", language=required_language),
+        )
     if agent.free < cost:
         return _out(
             agent,
             ChoiceReason.AT_CAPACITY,
-            f"at capacity ({agent.used} of {agent.capacity} units used, {cost} needed)",
+            N_(
+                "at capacity (%(used)s of %(capacity)s units used, %(cost)s needed)",
+                used=agent.used,
+                capacity=agent.capacity,
+                cost=cost,
+            ),
         )
     return None
 
@@ -251,7 +264,9 @@ def choose_agent(
     ranked = sorted(eligible, key=lambda agent: _rank(ranking, agent))
 
     if ranking is AssignmentMethod.MANUAL:
-        picks = [_out(a, ChoiceReason.MANUAL, "the queue is manual: agents pick") for a in ranked]
+        picks = [
+            _out(a, ChoiceReason.MANUAL, N_("the queue is manual: agents pick")) for a in ranked
+        ]
         return Choice(None, (*picks, *refused))
     if not ranked:
         return Choice(None, tuple(refused))
@@ -259,12 +274,14 @@ def choose_agent(
     if former is not None:
         others = [
             _out(
-                a, ChoiceReason.AFFINITY_ELSEWHERE, f"the customer's former agent {former.user_id}"
+                a,
+                ChoiceReason.AFFINITY_ELSEWHERE,
+                N_("the customer's former agent %(agent)s", agent=former.user_id),
             )
             for a in ranked
             if a is not former
         ]
-        chosen = _out(former, ChoiceReason.AFFINITY, "the customer's former agent")
+        chosen = _out(former, ChoiceReason.AFFINITY, N_("the customer's former agent"))
         return Choice(former, (chosen, *others, *refused))
     winner, *losers = ranked
     chosen = _out(winner, ChoiceReason.CHOSEN, _chosen_detail(ranking, winner))
@@ -292,10 +309,12 @@ def _rank(method: AssignmentMethod, agent: AgentState) -> tuple[object, ...]:
 
 def _chosen_detail(method: AssignmentMethod, agent: AgentState) -> str:
     if method is AssignmentMethod.HIGHEST_CAPACITY:
-        return f"most free capacity ({agent.free} units)"
+        return N_("most free capacity (%(free)s units)", free=agent.free)
     if method is AssignmentMethod.LEAST_ACTIVE:
-        return f"released capacity longest ago ({_when(agent.last_capacity_release_at)})"
-    return f"assigned least recently ({_when(agent.last_assigned_at)})"
+        return N_(
+            "released capacity longest ago (%(when)s)", when=_when(agent.last_capacity_release_at)
+        )
+    return N_("assigned least recently (%(when)s)", when=_when(agent.last_assigned_at))
 
 
 def _lost(method: AssignmentMethod, agent: AgentState, winner: AgentState) -> Consideration:
@@ -305,7 +324,12 @@ def _lost(method: AssignmentMethod, agent: AgentState, winner: AgentState) -> Co
         return _out(
             agent,
             ChoiceReason.LOWER_FREE_CAPACITY,
-            f"{agent.free} free units, fewer than {name}'s {winner.free}",
+            N_(
+                "%(free)s free units, fewer than %(agent)s's %(winner_free)s",
+                free=agent.free,
+                agent=name,
+                winner_free=winner.free,
+            ),
         )
     released = _moment(agent.last_capacity_release_at)
     if method is AssignmentMethod.LEAST_ACTIVE and released != _moment(
@@ -314,28 +338,42 @@ def _lost(method: AssignmentMethod, agent: AgentState, winner: AgentState) -> Co
         return _out(
             agent,
             ChoiceReason.RELEASED_MORE_RECENTLY,
-            f"released capacity {_when(agent.last_capacity_release_at)}, "
-            f"after {name} ({_when(winner.last_capacity_release_at)})",
+            N_(
+                "released capacity %(when)s, after %(agent)s (%(agent_when)s)",
+                when=_when(agent.last_capacity_release_at),
+                agent=name,
+                agent_when=_when(winner.last_capacity_release_at),
+            ),
         )
     if _moment(agent.last_assigned_at) != _moment(winner.last_assigned_at):
-        detail = (
-            f"last assigned {_when(agent.last_assigned_at)}, "
-            f"after {name} ({_when(winner.last_assigned_at)})"
+        detail = N_(
+            "last assigned %(when)s, after %(agent)s (%(agent_when)s)",
+            when=_when(agent.last_assigned_at),
+            agent=name,
+            agent_when=_when(winner.last_assigned_at),
         )
         if method is AssignmentMethod.ROUND_ROBIN:
             return _out(agent, ChoiceReason.ASSIGNED_MORE_RECENTLY, detail)
-        return _out(agent, ChoiceReason.TIE_LOST, f"tie lost to {name}: {detail}")
+        return _out(agent, ChoiceReason.TIE_LOST, _tie_lost(name, detail))
     if agent.assignments_total != winner.assignments_total:
-        detail = (
-            f"last assigned at the same time as {name}, with {agent.assignments_total} "
-            f"assignments to {winner.assignments_total}"
+        detail = N_(
+            "last assigned at the same time as %(agent)s, with %(count)s "
+            "assignments to %(agent_count)s",
+            agent=name,
+            count=agent.assignments_total,
+            agent_count=winner.assignments_total,
         )
-        return _out(agent, ChoiceReason.TIE_LOST, f"tie lost to {name}: {detail}")
-    return _out(agent, ChoiceReason.TIE_LOST, f"tie lost to {name}: same standing, ordered by id")
+        return _out(agent, ChoiceReason.TIE_LOST, _tie_lost(name, detail))
+    detail = N_("same standing, ordered by id")
+    return _out(agent, ChoiceReason.TIE_LOST, _tie_lost(name, detail))
+
+
+def _tie_lost(name: str, detail: str) -> str:
+    return N_("tie lost to %(agent)s: %(detail)s", agent=name, detail=detail)
 
 
 def _when(value: datetime | None) -> str:
-    return "never" if value is None else as_utc(value).isoformat()
+    return N_("never") if value is None else as_utc(value).isoformat()
 
 
 def _out(agent: AgentState, reason: ChoiceReason, detail: str) -> Consideration:

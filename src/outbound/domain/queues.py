@@ -266,17 +266,23 @@ def overflow_action(
     own, the limits still apply. ``open_now``: :func:`within_hours` for the queue.
     """
     if not open_now and settings.out_of_hours is not None:
-        return _decision(settings.out_of_hours, OverflowTrigger.OUT_OF_HOURS, "out of hours")
+        return _decision(settings.out_of_hours, OverflowTrigger.OUT_OF_HOURS, N_("out of hours"))
     target = settings.on_overflow
     if target is None:
         return _NO_OVERFLOW
     if settings.max_waiting is not None and waiting_count > settings.max_waiting:
-        detail = f"{waiting_count} waiting, more than {settings.max_waiting}"
+        detail = N_(
+            "%(count)s waiting, more than %(max)s", count=waiting_count, max=settings.max_waiting
+        )
         return _decision(target, OverflowTrigger.TOO_MANY_WAITING, detail)
     if settings.max_wait is not None and oldest_waiting_since is not None:
         waited = as_utc(now) - as_utc(oldest_waiting_since)
         if waited > settings.max_wait:
-            detail = f"waited {_seconds(waited)} s, longer than {_seconds(settings.max_wait)} s"
+            detail = N_(
+                "waited %(waited)s s, longer than %(max)s s",
+                waited=_seconds(waited),
+                max=_seconds(settings.max_wait),
+            )
             return _decision(target, OverflowTrigger.WAITED_TOO_LONG, detail)
     return _NO_OVERFLOW
 
