@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from outbound.texts import N_
+
 __all__ = ["FALSE_WORDS", "FLAG_HINT", "TRUE_WORDS", "parse_flag"]
 
 TRUE_WORDS: Final = frozenset({"true", "yes", "y", "on", "1"})
@@ -16,7 +18,7 @@ TRUE_WORDS: Final = frozenset({"true", "yes", "y", "on", "1"})
 FALSE_WORDS: Final = frozenset({"false", "no", "n", "off", "0"})
 """The words for no, in lower case."""
 
-FLAG_HINT: Final = "must be true or false (yes/no, on/off, 1/0)"
+FLAG_HINT: Final = N_("must be true or false (yes/no, on/off, 1/0)")
 """What is wrong with a word that is neither."""
 
 

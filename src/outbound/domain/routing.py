@@ -38,7 +38,7 @@ from typing import Any, Final
 
 from outbound.domain.conditions import MISSING, is_field_path, resolve_path
 from outbound.domain.locales import normalize_locale
-from outbound.errors import InvalidLocaleError, InvalidRoutingRuleError
+from outbound.errors import InvalidLocaleError, InvalidRoutingRuleError, message_of
 from outbound.texts import N_
 
 __all__ = [
@@ -457,18 +457,18 @@ def _evaluate(rule: RoutingRule, facts: ReplyFacts) -> RuleEvaluation:
         return RuleEvaluation(rule.id, rule.name, matched, failed, reason)
 
     if not rule.enabled:
-        return result(False, None, "disabled")
+        return result(False, None, N_("disabled"))
     try:
         conditions = validate_conditions(rule.conditions)
     except InvalidRoutingRuleError as exc:
-        return result(False, exc.index, f"invalid condition: {exc}")
+        return result(False, exc.index, N_("invalid condition: %(reason)s", reason=message_of(exc)))
     for index, condition in enumerate(conditions):
         actual = _actual(condition.field, facts)
         if not _holds(RuleOp(condition.op), actual, condition.value, condition.field):
             return result(False, index, _why_not(index, condition, actual))
     if not conditions:
-        return result(True, None, "no conditions: takes every reply")
-    return result(True, None, "every condition holds")
+        return result(True, None, N_("no conditions: takes every reply"))
+    return result(True, None, N_("every condition holds"))
 
 
 def _actual(name: str, facts: ReplyFacts) -> Any:

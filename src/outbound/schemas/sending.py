@@ -100,9 +100,9 @@ def _known_members(item: dict[Any, Any]) -> tuple[dict[str, Any], list[tuple[str
             known[key] = value
         elif meant is not None and meant not in item:
             known[meant] = value
-            warnings.append((key, f"read as {meant}"))
+            warnings.append((key, N_("read as %(field)s", field=meant)))
         else:
-            warnings.append((_printable(key), "unknown field, ignored"))
+            warnings.append((_printable(key), N_("unknown field, ignored")))
     return known, warnings
 
 
