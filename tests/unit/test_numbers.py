@@ -181,3 +181,17 @@ def test_a_number_seen_again_is_not_parsed_again() -> None:
         with pytest.raises(InvalidNumberError):
             normalize_number("+33 1", "FR")
     assert numbers._e164.cache_info().currsize == 1
+
+
+def test_a_numbers_region_comes_from_the_parse_that_normalised_it() -> None:
+    from outbound.domain import numbers
+
+    numbers._e164.cache_clear()
+    # Written with its country code, the number is read the same whatever the region given.
+    assert normalize_number("+33 6 12 34 56 78", "US") == "+33612345678"
+    assert normalize_number("+33612345678", "FR") == "+33612345678"
+    assert region_of("+33612345678") == "FR"
+    assert region_of("+33612345678") == "FR"
+    info = numbers._e164.cache_info()
+    assert (info.misses, info.currsize) == (2, 2)  # the number as written, then as E.164
+    assert info.hits == 2

@@ -56,15 +56,18 @@ def normalize_number(raw: str, default_region: str | None) -> str:
     text = _strip_prefix(raw.strip())
     if not text:
         raise InvalidNumberError(REASON_EMPTY)
-    region = default_region.strip().upper() if default_region else None
-    return _e164(text, region or None)
+    # A number written with its country code is read the same in every region: one entry of
+    # the cache, which region_of then finds too.
+    region = default_region.strip().upper() if default_region and text[0] != "+" else None
+    return _e164(text, region or None)[0]
 
 
 # Organisations send to the same customers again and again: parsing and validating a number
-# is most of what accepting a contact costs, and the answer never changes. Invalid numbers
-# raise, so they are not kept.
+# is most of what accepting a contact costs, and the answer never changes. Each number is
+# parsed once for both its E.164 form and its region. Invalid numbers raise, so they are not
+# kept.
 @lru_cache(maxsize=16_384)
-def _e164(text: str, region: str | None) -> str:
+def _e164(text: str, region: str | None) -> tuple[str, str | None]:
     try:
         parsed = phonenumbers.parse(text, region)
     except NumberParseException as exc:
@@ -75,8 +78,9 @@ def _e164(text: str, region: str | None) -> str:
         raise InvalidNumberError(REASON_NOT_A_NUMBER) from exc
     if not phonenumbers.is_valid_number(parsed):
         raise InvalidNumberError(REASON_NOT_VALID)
-    result: str = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-    return result
+    number: str = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    country: str | None = phonenumbers.region_code_for_number(parsed)
+    return number, None if country == _NON_GEOGRAPHIC_REGION else country
 
 
 def mask_number(number: str) -> str:
@@ -98,21 +102,17 @@ def mask_number(number: str) -> str:
     return "*" * (len(text) - 2) + text[-2:]
 
 
-# Asked for every message accepted (its country, for reports and routing): cached like _e164.
-@lru_cache(maxsize=16_384)
 def region_of(e164: str) -> str | None:
     """Return the ISO 3166 region of ``e164`` (``+33612345678`` → ``FR``).
 
     ``None`` when the number cannot be parsed, is not valid, or belongs to no region
-    (non-geographic numbers such as ``+800``, which phonenumbers files under ``001``).
+    (non-geographic numbers such as ``+800``, which phonenumbers files under ``001``). Asked
+    for every message accepted (its country, for reports and routing): the number was parsed
+    when it was normalised, and the answer comes from that parse's cache.
     """
+    if not isinstance(e164, str) or not e164.startswith("+"):
+        return None
     try:
-        parsed = phonenumbers.parse(e164, None)
-    except (NumberParseException, TypeError, AttributeError):
+        return _e164(e164, None)[1]
+    except InvalidNumberError:
         return None
-    if not phonenumbers.is_valid_number(parsed):
-        return None
-    region: str | None = phonenumbers.region_code_for_number(parsed)
-    if region is None or region == _NON_GEOGRAPHIC_REGION:
-        return None
-    return region
