@@ -28,6 +28,7 @@ from outbound.domain.numbers import normalize_number
 from outbound.domain.statuses import MessageStatus
 from outbound.domain.templates import ParsedTemplate, parse_template, render
 from outbound.errors import InvalidLocaleError, InvalidNumberError, MissingPlaceholderError
+from outbound.texts import N_
 
 __all__ = [
     "CONTEXT_KEYS",
@@ -185,8 +186,10 @@ def plan_contact(
     ):
         if value is not None and len(value) > MAX_REFERENCE_CHARACTERS:
             plan.status = MessageStatus.REJECTED
-            plan.reason = (
-                f"invalid_context: {key} is longer than {MAX_REFERENCE_CHARACTERS} characters"
+            plan.reason = N_(
+                "invalid_context: %(key)s is longer than %(limit)s characters",
+                key=key,
+                limit=MAX_REFERENCE_CHARACTERS,
             )
             plan.regarding_object_id = plan.entity_relationship_name = None
             return plan
@@ -195,14 +198,16 @@ def plan_contact(
         configuration_id
     ):
         plan.status = MessageStatus.REJECTED
-        plan.reason = "configuration_mismatch: msdyn_ocoutboundconfigurationid names another"
+        plan.reason = N_("configuration_mismatch: msdyn_ocoutboundconfigurationid names another")
         return plan
     if contact.channelid is not None and contact.channelid.strip().lower() not in {
         channel_type,
         channel_id.lower(),
     }:
         plan.status = MessageStatus.REJECTED
-        plan.reason = f"channel_mismatch: the configuration sends by {channel_type}"
+        plan.reason = N_(
+            "channel_mismatch: the configuration sends by %(channel)s", channel=channel_type
+        )
         return plan
     requested: str | None = None
     if contact.locale is not None and str(contact.locale).strip():
@@ -250,11 +255,15 @@ def plan_contact(
         return plan
     if len(plan.body) > max_body:
         plan.status = MessageStatus.REJECTED
-        plan.reason = f"body_too_long: {len(plan.body)} characters (limit {max_body})"
+        plan.reason = N_(
+            "body_too_long: %(length)s characters (limit %(limit)s)",
+            length=len(plan.body),
+            limit=max_body,
+        )
         return plan
     if contact.sendastemplate and channel_type != "whatsapp":
         plan.status = MessageStatus.REJECTED
-        plan.reason = "sendastemplate_needs_whatsapp: approved templates are a WhatsApp feature"
+        plan.reason = N_("sendastemplate_needs_whatsapp: approved templates are a WhatsApp feature")
         return plan
     if channel_type == "sms":
         # Encoding and segments are SMS notions; WhatsApp carries text as it is.
