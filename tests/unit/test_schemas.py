@@ -91,3 +91,24 @@ def test_every_request_body_is_an_input_model(tmp_path: Path) -> None:
     assert {"SendIn", "ChannelCreate", "ContactUpdate", "FlowRunIn", "EventIn"} <= set(names)
     for name in names:
         assert issubclass(getattr(outbound.schemas, name), InputModel), name
+
+
+def test_a_validators_refusals_are_said_in_french() -> None:
+    from pydantic import ValidationError
+
+    from outbound.console.i18n import Translator, validation_text
+    from outbound.schemas.base import ContextValue
+    from outbound.schemas.queues import OverflowSpec
+
+    class Values(BaseModel):
+        value: ContextValue
+
+    said: list[str] = []
+    for model, data in ((OverflowSpec, {"action": "transfer"}), (Values, {"value": [1]})):
+        with pytest.raises(ValidationError) as caught:
+            model.model_validate(data)
+        said += [Translator("fr").error(validation_text(e)) for e in caught.value.errors()]
+    assert said == [
+        "queue_id est obligatoire quand action vaut transfer",
+        "La valeur doit être un texte, un nombre, un booléen ou null",
+    ]
