@@ -17,6 +17,7 @@ instead of failing; a command line may wait longer and say so (:meth:`Database.p
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sqlite3
@@ -27,6 +28,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -40,7 +42,15 @@ try:
 except ImportError:  # pragma: no cover - not on Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["Database", "Presence", "WriterQueue", "affected", "create_engine"]
+__all__ = [
+    "Database",
+    "Presence",
+    "WriterQueue",
+    "affected",
+    "create_engine",
+    "dump_json",
+    "load_json",
+]
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +61,31 @@ _QUEUED = "outbound_queued"
 _Select = TypeVar("_Select", bound=GenerativeSelect)
 
 
+def dump_json(value: Any) -> str:
+    """JSON columns' and parameters' text, written by orjson (about ten times as fast as the
+    standard library on a message's rows); what orjson refuses (an integer beyond 64 bits)
+    is written by the standard library, as before."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        return json.dumps(value)
+
+
+def load_json(text: str | bytes) -> Any:
+    """A JSON column's value, read by orjson; the standard library reads what it refuses."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
     """Create an engine tuned for the backend the URL names."""
+    codec: dict[str, Any] = {"json_serializer": dump_json, "json_deserializer": load_json}
     if url.startswith("sqlite"):
         engine = sa.create_engine(
             url,
+            **codec,
             echo=echo,
             connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
             pool_size=pool_size,
@@ -68,7 +98,7 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engin
         engine.dialect.use_insertmanyvalues_wo_returning = True
         return engine
     return sa.create_engine(
-        url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        url, **codec, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
     )
 
 
