@@ -28,6 +28,7 @@ from outbound.adapters.db.models import SendRequest
 from outbound.clock import Clock
 from outbound.errors import ConflictError, InvalidRequestError
 from outbound.schemas import SendOut
+from outbound.texts import N_
 
 __all__ = ["IDEMPOTENCY_KEY_LIFETIME", "IdempotencyKeys", "body_hash", "forget_expired_keys"]
 
@@ -40,7 +41,7 @@ def body_hash(payload: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-_STILL_PROCESSING = "a request with this Idempotency-Key is still being processed"
+_STILL_PROCESSING = N_("a request with this Idempotency-Key is still being processed")
 
 
 def _in_use(message: str = _STILL_PROCESSING) -> ConflictError:
@@ -82,7 +83,7 @@ class IdempotencyKeys:
                         return row.id
                     if existing.body_hash != digest:
                         raise InvalidRequestError(
-                            "this Idempotency-Key was used with a different request body",
+                            N_("this Idempotency-Key was used with a different request body"),
                             field="Idempotency-Key",
                             code="idempotency_key_reused",
                         )
@@ -90,9 +91,7 @@ class IdempotencyKeys:
                         return SendOut.model_validate(existing.response)
                     age = (now - existing.created_at).total_seconds()
                     if age < self._stale_seconds:
-                        raise _in_use(
-                            "a request with this Idempotency-Key is still being processed"
-                        )
+                        raise _in_use(_STILL_PROCESSING)
                     # Its process died mid-request (nothing of it was committed): take over.
                     existing.created_at = now
                     return existing.id
@@ -113,7 +112,7 @@ class IdempotencyKeys:
             .values(state="completed", response=response)
         )
         if getattr(updated, "rowcount", 1) != 1:
-            raise _in_use("a request with this Idempotency-Key was completed meanwhile")
+            raise _in_use(N_("a request with this Idempotency-Key was completed meanwhile"))
 
     def release(self, request_id: str) -> None:
         """Give back the key of a request that failed, so that it may be tried again."""

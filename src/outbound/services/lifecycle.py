@@ -33,6 +33,7 @@ from outbound.errors import (
 )
 from outbound.services.assignment import AssignmentService, used_capacity
 from outbound.services.conversation_log import compare_and_set, record_change
+from outbound.texts import N_
 
 __all__ = ["MAX_SNOOZE", "Actor", "LifecycleService", "state_of"]
 
@@ -75,16 +76,18 @@ class LifecycleService:
             self._check(conversation, Action.ACCEPT if conversation.offered_to else Action.ASSIGN)
             if conversation.offered_to not in (None, user_id):
                 raise ConflictError(
-                    "this conversation is offered to another agent", code="offered_elsewhere"
+                    N_("this conversation is offered to another agent"), code="offered_elsewhere"
                 )
             agent = self._lock_agent(session, user_id)
             if conversation.offered_to is None:
                 member = session.get(QueueMember, (conversation.queue_id or "", user_id))
                 if member is None and not actor.supervisor:
-                    raise PermissionDeniedError("you are not a member of this conversation's queue")
+                    raise PermissionDeniedError(
+                        N_("you are not a member of this conversation's queue")
+                    )
                 if used_capacity(session, [user_id], now).get(user_id, 0) + 1 > agent.capacity:
                     raise ConflictError(
-                        "you have no free capacity; close or hand over a conversation first",
+                        N_("you have no free capacity; close or hand over a conversation first"),
                         code="no_capacity",
                     )
             self._set(
@@ -124,7 +127,7 @@ class LifecycleService:
                 self._released(session, user_id, now)
             else:
                 raise ConflictError(
-                    "only the agent a conversation is offered or assigned to can decline it",
+                    N_("only the agent a conversation is offered or assigned to can decline it"),
                     code="not_yours",
                     details={"status": conversation.status},
                 )
@@ -155,7 +158,7 @@ class LifecycleService:
     ) -> str:
         """Hand a conversation to another agent (assigned at once) or to a queue (waits there)."""
         if (to_user_id is None) == (to_queue_id is None):
-            raise InvalidRequestError("give either user_id or queue_id", field="user_id")
+            raise InvalidRequestError(N_("give either user_id or queue_id"), field="user_id")
         now = self._clock.now()
         with self._db.transaction() as session:
             conversation = self._load(session, actor, conversation_id)
@@ -172,7 +175,9 @@ class LifecycleService:
                     sa.select(Queue).where(Queue.org_id == actor.org_id, Queue.id == to_queue_id)
                 ).scalar_one_or_none()
                 if queue is None:
-                    raise InvalidRequestError(f"no queue {to_queue_id!r}", field="queue_id")
+                    raise InvalidRequestError(
+                        N_("no queue %(queue)r", queue=to_queue_id), field="queue_id"
+                    )
                 self._set(
                     session,
                     conversation,
@@ -188,15 +193,17 @@ class LifecycleService:
             else:
                 target = self._lock_agent(session, to_user_id or "", field="user_id")
                 if target.org_id != actor.org_id or not target.active:
-                    raise InvalidRequestError(f"no active user {to_user_id!r}", field="user_id")
+                    raise InvalidRequestError(
+                        N_("no active user %(user)r", user=to_user_id), field="user_id"
+                    )
                 if not is_online(target.presence, target.last_seen_at, now, self._presence_timeout):
                     raise ConflictError(
-                        "that agent is not available; transfer to their queue instead",
+                        N_("that agent is not available; transfer to their queue instead"),
                         code="agent_unavailable",
                     )
                 held = used_capacity(session, [target.id], now).get(target.id, 0)
                 if held + 1 > target.capacity:
-                    raise ConflictError("that agent has no free capacity", code="no_capacity")
+                    raise ConflictError(N_("that agent has no free capacity"), code="no_capacity")
                 # A conversation waiting for the customer waits for them with its new agent.
                 to_status = "waiting" if to_state is State.WAITING else "active"
                 self._set(
@@ -234,9 +241,9 @@ class LifecycleService:
         or as soon as the customer writes."""
         now = self._clock.now()
         if until.tzinfo is None:
-            raise InvalidRequestError("must carry a time zone", field="until")
+            raise InvalidRequestError(N_("must carry a time zone"), field="until")
         if not now < until <= now + MAX_SNOOZE:
-            raise InvalidRequestError("must be in the future, within 30 days", field="until")
+            raise InvalidRequestError(N_("must be in the future, within 30 days"), field="until")
         with self._db.transaction() as session:
             conversation = self._load(session, actor, conversation_id)
             self._check_owner(actor, conversation, "snooze")
@@ -313,7 +320,7 @@ class LifecycleService:
             conversation = self._load(session, actor, conversation_id)
             self._check(conversation, Action.REOPEN)
             if not actor.supervisor and conversation.assigned_to != actor.user_id:
-                raise PermissionDeniedError("only its last agent or a supervisor may reopen it")
+                raise PermissionDeniedError(N_("only its last agent or a supervisor may reopen it"))
             former = conversation.assigned_to
             self._set(
                 session,
@@ -349,7 +356,7 @@ class LifecycleService:
     def _need_user(self, actor: Actor) -> str:
         if actor.user_id is None:
             raise PermissionDeniedError(
-                "this API key belongs to no user; use a key created for a user (user_id)"
+                N_("this API key belongs to no user; use a key created for a user (user_id)")
             )
         return actor.user_id
 
@@ -360,7 +367,9 @@ class LifecycleService:
         query = self._db.for_update(query)
         conversation = session.execute(query).scalar_one_or_none()
         if conversation is None:
-            raise NotFoundError(f"no conversation {conversation_id!r}")
+            raise NotFoundError(
+                N_("no conversation %(conversation)r", conversation=conversation_id)
+            )
         return conversation
 
     def _check_owner(self, actor: Actor, conversation: Conversation, action: str) -> None:
@@ -368,7 +377,10 @@ class LifecycleService:
             return
         if actor.user_id is None or conversation.assigned_to != actor.user_id:
             raise PermissionDeniedError(
-                f"only the assigned agent or a supervisor may {action} this conversation"
+                N_(
+                    "only the assigned agent or a supervisor may %(action)s this conversation",
+                    action=action,
+                )
             )
 
     def _lock_agent(self, session: Session, user_id: str, *, field: str | None = None) -> User:
@@ -377,8 +389,8 @@ class LifecycleService:
         agent = session.execute(query).scalar_one_or_none()
         if agent is None:
             if field is not None:
-                raise InvalidRequestError(f"no user {user_id!r}", field=field)
-            raise NotFoundError(f"no user {user_id!r}")
+                raise InvalidRequestError(N_("no user %(user)r", user=user_id), field=field)
+            raise NotFoundError(N_("no user %(user)r", user=user_id))
         return agent
 
     def _released(self, session: Session, user_id: str | None, now: datetime) -> None:
@@ -391,7 +403,7 @@ class LifecycleService:
         done = compare_and_set(session, conversation, values, now)
         if not done:
             raise ConflictError(
-                "the conversation changed meanwhile; read it again", code="conversation_changed"
+                N_("the conversation changed meanwhile; read it again"), code="conversation_changed"
             )
         values |= {"version": conversation.version + 1, "updated_at": now}
         for name, value in values.items():
@@ -405,7 +417,11 @@ class LifecycleService:
             return transition(current, action)
         except InvalidTransitionError as exc:
             raise ConflictError(
-                f"cannot {action.value.replace('_', ' ')} a conversation that is {current.value}",
+                N_(
+                    "cannot %(action)s a conversation that is %(status)s",
+                    action=action.value.replace("_", " "),
+                    status=current.value,
+                ),
                 code="invalid_state",
                 details={
                     "status": current.value,

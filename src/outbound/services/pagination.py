@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from outbound.errors import InvalidRequestError
 from outbound.schemas import Page
+from outbound.texts import N_
 
 if TYPE_CHECKING:
     from outbound.adapters.db.engine import Database
@@ -36,10 +37,10 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         created, separator, row_id = raw.decode().partition("|")
         when = datetime.fromisoformat(created)
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise InvalidRequestError("malformed cursor", field="cursor") from exc
+        raise InvalidRequestError(N_("malformed cursor"), field="cursor") from exc
     # Cursors we issue always carry a time zone and an id; anything else was not made here.
     if not separator or not row_id or when.tzinfo is None:
-        raise InvalidRequestError("malformed cursor", field="cursor")
+        raise InvalidRequestError(N_("malformed cursor"), field="cursor")
     return when, row_id
 
 
@@ -48,7 +49,9 @@ def paginate(
 ) -> sa.Select[Any]:
     """Apply cursor, order and limit (one extra row tells whether there is a next page)."""
     if not 1 <= limit <= MAX_PAGE_SIZE:
-        raise InvalidRequestError(f"limit must be between 1 and {MAX_PAGE_SIZE}", field="limit")
+        raise InvalidRequestError(
+            N_("limit must be between 1 and %(maximum)s", maximum=MAX_PAGE_SIZE), field="limit"
+        )
     if cursor:
         created, row_id = decode_cursor(cursor)
         query = query.where(

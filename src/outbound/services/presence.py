@@ -30,6 +30,7 @@ from outbound.services.auth import SEEN_WRITE_SECONDS, Principal
 from outbound.services.conversation_log import publish
 from outbound.services.pagination import fetch_page
 from outbound.services.users import change_presence, load_user, presence_out
+from outbound.texts import N_
 
 __all__ = ["PresenceService", "seen_interval"]
 
@@ -88,7 +89,7 @@ class PresenceService:
             user = load_user(session, org_id, user_id, lock=True)
             if not user.active:
                 raise ConflictError(
-                    "the user is deactivated; reactivate them first", code="user_inactive"
+                    N_("the user is deactivated; reactivate them first"), code="user_inactive"
                 )
             previous = user.presence
             change_presence(
@@ -126,7 +127,9 @@ class PresenceService:
         if status is not None:
             if status not in set(PresenceStatus):
                 names = ", ".join(PresenceStatus)
-                raise InvalidRequestError(f"status must be one of: {names}", field="status")
+                raise InvalidRequestError(
+                    N_("status must be one of: %(names)s", names=names), field="status"
+                )
             query = query.where(User.presence == status)
         if online is not None:
             seen = now - timedelta(seconds=self.timeout)

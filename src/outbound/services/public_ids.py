@@ -16,6 +16,7 @@ from outbound.adapters.db.engine import Database
 from outbound.adapters.db.models import Organization
 from outbound.domain.public_ids import IdKind, decode_public_id, encode_public_id
 from outbound.errors import InvalidRequestError
+from outbound.texts import N_
 
 __all__ = ["IdKind", "org_id_key", "parse_public_id", "public_id"]
 
@@ -52,5 +53,5 @@ def parse_public_id(
     """The row number behind ``text``, an id this organisation was given; 422 otherwise."""
     number = decode_public_id(org_id_key(session, org_id), kind, text.strip())
     if number is None:
-        raise InvalidRequestError("not an id this organisation was given", field=field)
+        raise InvalidRequestError(N_("not an id this organisation was given"), field=field)
     return number

@@ -44,6 +44,7 @@ from outbound.schemas import (
     RoutingRuleOut,
     RoutingRuleUpdate,
 )
+from outbound.texts import N_
 
 __all__ = ["DEFAULT_REASSIGN_AFTER_SECONDS", "QueueService", "clean_labels"]
 
@@ -58,7 +59,7 @@ def clean_labels(values: Iterable[str], field: str) -> list[str]:
     for index, value in enumerate(values):
         label = value.strip()
         if not label or len(label) > 100:
-            raise InvalidRequestError("must be 1 to 100 characters", field=f"{field}[{index}]")
+            raise InvalidRequestError(N_("must be 1 to 100 characters"), field=f"{field}[{index}]")
         if label.casefold() not in seen:
             seen.add(label.casefold())
             result.append(label)
@@ -71,7 +72,9 @@ def _language(value: str | None, field: str) -> str | None:
     try:
         return normalize_locale(value)
     except InvalidLocaleError as exc:
-        raise InvalidRequestError(f"{value!r} is not a BCP-47 language tag", field=field) from exc
+        raise InvalidRequestError(
+            N_("%(value)r is not a BCP-47 language tag", value=value), field=field
+        ) from exc
 
 
 def _conditions(conditions: Sequence[RoutingConditionIn]) -> list[dict[str, Any]]:
@@ -218,7 +221,10 @@ class QueueService:
             names = sorted(rules)
             if names:
                 raise ConflictError(
-                    f"routing rules send conversations to this queue: {', '.join(names)}",
+                    N_(
+                        "routing rules send conversations to this queue: %(rules)s",
+                        rules=", ".join(names),
+                    ),
                     code="queue_in_use",
                     details={"routing_rules": names},
                 )
@@ -229,7 +235,10 @@ class QueueService:
             ).scalar_one()
             if live:
                 raise ConflictError(
-                    f"{live} conversations are in this queue; transfer or close them first",
+                    N_(
+                        "%(count)s conversations are in this queue; transfer or close them first",
+                        count=live,
+                    ),
                     code="queue_in_use",
                     details={"conversations": live},
                 )
@@ -242,7 +251,7 @@ class QueueService:
             )
             if overflowing:
                 raise ConflictError(
-                    f"queues overflow to this queue: {', '.join(overflowing)}",
+                    N_("queues overflow to this queue: %(queues)s", queues=", ".join(overflowing)),
                     code="queue_in_use",
                     details={"queues": overflowing},
                 )
@@ -255,8 +264,10 @@ class QueueService:
                 ).scalar_one()
                 if others:
                     raise ConflictError(
-                        "this is the organisation's fallback queue; choose another first "
-                        "(PATCH /v1/organization fallback_queue_id)",
+                        N_(
+                            "this is the organisation's fallback queue; choose another first "
+                            "(PATCH /v1/organization fallback_queue_id)"
+                        ),
                         code="queue_in_use",
                     )
                 org.fallback_queue_id = None
@@ -284,7 +295,7 @@ class QueueService:
             queue = self._queue(session, org_id, queue_id, lock=True)
             member = session.get(QueueMember, (queue.id, user_id))
             if member is None:
-                raise NotFoundError(f"user {user_id!r} is not a member of this queue")
+                raise NotFoundError(N_("user %(user)r is not a member of this queue", user=user_id))
             session.delete(member)
             queue.updated_at = self._clock.now()
 
@@ -330,7 +341,7 @@ class QueueService:
             rules = self._rules(session, org_id, lock=True)
             rule = next((r for r in rules if r.id == rule_id), None)
             if rule is None:
-                raise NotFoundError(f"no routing rule {rule_id!r}")
+                raise NotFoundError(N_("no routing rule %(rule)r", rule=rule_id))
             if data.name is not None:
                 rule.name = data.name
             if "conditions" in given:
@@ -359,7 +370,7 @@ class QueueService:
             rules = self._rules(session, org_id, lock=True)
             rule = next((r for r in rules if r.id == rule_id), None)
             if rule is None:
-                raise NotFoundError(f"no routing rule {rule_id!r}")
+                raise NotFoundError(N_("no routing rule %(rule)r", rule=rule_id))
             rules.remove(rule)
             session.delete(rule)
             self._renumber(rules)
@@ -373,7 +384,7 @@ class QueueService:
             if "fallback_queue_id" in given:
                 if data.fallback_queue_id is None:
                     raise InvalidRequestError(
-                        "an organisation with queues needs a fallback queue",
+                        N_("an organisation with queues needs a fallback queue"),
                         field="fallback_queue_id",
                     )
                 queue = self._queue(
@@ -391,7 +402,7 @@ class QueueService:
     def _org(self, session: Session, org_id: str) -> Organization:
         org = session.get(Organization, org_id)
         if org is None:
-            raise NotFoundError(f"no organisation {org_id!r}")
+            raise NotFoundError(N_("no organisation %(org)r", org=org_id))
         return org
 
     def _queue(
@@ -409,8 +420,8 @@ class QueueService:
         queue = session.execute(query).scalar_one_or_none()
         if queue is None:
             if field is not None:
-                raise InvalidRequestError(f"no queue {queue_id!r}", field=field)
-            raise NotFoundError(f"no queue {queue_id!r}")
+                raise InvalidRequestError(N_("no queue %(queue)r", queue=queue_id), field=field)
+            raise NotFoundError(N_("no queue %(queue)r", queue=queue_id))
         return queue
 
     def _rule(self, session: Session, org_id: str, rule_id: str) -> RoutingRule:
@@ -418,7 +429,7 @@ class QueueService:
             sa.select(RoutingRule).where(RoutingRule.org_id == org_id, RoutingRule.id == rule_id)
         ).scalar_one_or_none()
         if rule is None:
-            raise NotFoundError(f"no routing rule {rule_id!r}")
+            raise NotFoundError(N_("no routing rule %(rule)r", rule=rule_id))
         return rule
 
     def _rules(self, session: Session, org_id: str, *, lock: bool = False) -> list[RoutingRule]:
@@ -446,7 +457,7 @@ class QueueService:
         if except_id is not None:
             query = query.where(Queue.id != except_id)
         if session.execute(query).first() is not None:
-            raise ConflictError(f"a queue named {name!r} exists", field="name")
+            raise ConflictError(N_("a queue named %(name)r exists", name=name), field="name")
 
     def _check_users(
         self, session: Session, org_id: str, user_ids: Sequence[str], field: str
@@ -459,7 +470,7 @@ class QueueService:
         for index, user_id in enumerate(user_ids):
             if user_id not in found:
                 where = field if field == "user_id" else f"{field}[{index}]"
-                raise InvalidRequestError(f"no user {user_id!r}", field=where)
+                raise InvalidRequestError(N_("no user %(user)r", user=user_id), field=where)
 
     def _set_members(
         self, session: Session, org_id: str, queue_id: str, user_ids: Sequence[str], now: datetime
@@ -488,12 +499,12 @@ class QueueService:
     def _overflow(self, session: Session, org_id: str, queue_id: str, spec: Any) -> dict[str, Any]:
         if spec.max_waiting is None and spec.max_wait_seconds is None and not spec.outside_hours:
             raise InvalidRequestError(
-                "give max_waiting, max_wait_seconds or outside_hours", field="overflow"
+                N_("give max_waiting, max_wait_seconds or outside_hours"), field="overflow"
             )
         if spec.action == "transfer":
             if spec.queue_id == queue_id:
                 raise InvalidRequestError(
-                    "a queue cannot overflow to itself", field="overflow.queue_id"
+                    N_("a queue cannot overflow to itself"), field="overflow.queue_id"
                 )
             self._queue(session, org_id, spec.queue_id, field="overflow.queue_id")
         else:
@@ -504,7 +515,8 @@ class QueueService:
             ).first()
             if found is None:
                 raise InvalidRequestError(
-                    f"no template {spec.template_id!r}", field="overflow.template_id"
+                    N_("no template %(template)r", template=spec.template_id),
+                    field="overflow.template_id",
                 )
         result: dict[str, Any] = spec.model_dump()
         return result

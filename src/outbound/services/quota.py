@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from outbound.adapters.db.models import RateCounter
 from outbound.errors import RateLimitedError
+from outbound.texts import N_
 
 __all__ = ["BUCKET_SECONDS", "WINDOW_BUCKETS", "consume_request_quota", "purge_old_buckets"]
 
@@ -58,8 +59,12 @@ def consume_request_quota(session: Session, org_id: str, limit: int, now: dateti
             break
     retry_after = max(1, math.ceil(retry_at - now_ts))
     raise RateLimitedError(
-        f"the organisation's quota of {limit} send requests per hour is used up; "
-        f"retry in {retry_after} s",
+        N_(
+            "the organisation's quota of %(limit)s send requests per hour is used up; "
+            "retry in %(retry_after)s s",
+            limit=limit,
+            retry_after=retry_after,
+        ),
         retry_after=retry_after,
     )
 

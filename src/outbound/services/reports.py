@@ -39,6 +39,7 @@ from outbound.domain.reports import (
     percentile,
 )
 from outbound.errors import InvalidRequestError
+from outbound.texts import N_
 
 __all__ = [
     "GROUPS",
@@ -88,7 +89,9 @@ def parse_zone(name: str | None) -> ZoneInfo:
     try:
         return ZoneInfo(name or "UTC")
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise InvalidRequestError(f"unknown time zone {name!r}", field="time_zone") from exc
+        raise InvalidRequestError(
+            N_("unknown time zone %(name)r", name=name), field="time_zone"
+        ) from exc
 
 
 def _moment(text: str, zone: ZoneInfo, name: str) -> datetime:
@@ -98,7 +101,7 @@ def _moment(text: str, zone: ZoneInfo, name: str) -> datetime:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:
         raise InvalidRequestError(
-            "expected a date (2026-12-01) or a time (2026-12-01T10:00:00Z)", field=name
+            N_("expected a date (2026-12-01) or a time (2026-12-01T10:00:00Z)"), field=name
         ) from exc
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=zone)
 
@@ -116,9 +119,9 @@ def parse_range(
     end_hour = hour_of(end)
     end = end_hour if end_hour == end.astimezone(UTC) else end_hour + timedelta(hours=1)
     if end <= start:
-        raise InvalidRequestError("until must be after since", field="until")
+        raise InvalidRequestError(N_("until must be after since"), field="until")
     if end - start > MAX_RANGE:
-        raise InvalidRequestError("a report covers at most 400 days", field="since")
+        raise InvalidRequestError(N_("a report covers at most 400 days"), field="since")
     return start, end
 
 
@@ -128,10 +131,15 @@ def parse_group_by(text: str | None) -> list[str]:
     for name in names:
         if name not in GROUPS:
             raise InvalidRequestError(
-                f"cannot group by {name!r}; one of: " + ", ".join(GROUPS), field="group_by"
+                N_(
+                    "cannot group by %(name)r; one of: %(groups)s",
+                    name=name,
+                    groups=", ".join(GROUPS),
+                ),
+                field="group_by",
             )
     if "day" in names and "hour" in names:
-        raise InvalidRequestError("group by day or by hour, not both", field="group_by")
+        raise InvalidRequestError(N_("group by day or by hour, not both"), field="group_by")
     return list(dict.fromkeys(names))
 
 
@@ -504,7 +512,7 @@ class ReportService:
         """
         column = {"configuration": "configuration_id", "flow_run": "flow_run_id"}.get(by)
         if column is None:
-            raise InvalidRequestError("by configuration or flow_run", field="by")
+            raise InvalidRequestError(N_("by configuration or flow_run"), field="by")
         stages: dict[str | None, dict[str, int]] = {}
         with self._db.read() as session:
             _for_reports(session)

@@ -40,6 +40,7 @@ from outbound.clock import Clock
 from outbound.domain.numbers import mask_number, normalize_number
 from outbound.errors import InvalidNumberError, InvalidRequestError, NotFoundError
 from outbound.services.events import record_event
+from outbound.texts import N_
 
 __all__ = ["ERASED", "RETENTION_BATCH", "Retention"]
 
@@ -144,7 +145,7 @@ class Retention:
                 )
             ).scalar_one_or_none()
             if contact is None:
-                raise NotFoundError(f"no contact {contact_id!r}")
+                raise NotFoundError(N_("no contact %(contact)r", contact=contact_id))
             numbers = sorted({n for n in (contact.mobile_phone, contact.whatsapp_number) if n})
             counts = self._erase(session, org_id, numbers)
             self._erase_contact_row(session, contact)

@@ -39,6 +39,7 @@ from outbound.domain.presence import is_online
 from outbound.errors import InvalidRequestError, NotFoundError
 from outbound.services.assignment import used_capacity
 from outbound.services.conversation_log import record_change
+from outbound.texts import N_
 
 __all__ = ["Reply", "RoutingService", "reply_facts"]
 
@@ -169,12 +170,14 @@ class RoutingService:
                 )
             ).scalar_one_or_none()
             if conversation is None:
-                raise NotFoundError(f"no conversation {conversation_id!r}")
+                raise NotFoundError(
+                    N_("no conversation %(conversation)r", conversation=conversation_id)
+                )
             first_inbound = conversation.answered_message_id
             replied_to = session.get(Message, first_inbound) if first_inbound else None
             channel = session.get(Channel, conversation.channel_id)
             if channel is None:
-                raise NotFoundError(f"no channel {conversation.channel_id!r}")
+                raise NotFoundError(N_("no channel %(channel)r", channel=conversation.channel_id))
             text = self._first_text(session, conversation)
             reply = reply_facts(
                 session, org_id, channel, conversation.customer_number, text, replied_to
@@ -207,7 +210,9 @@ class RoutingService:
                 sa.select(Channel).where(Channel.id == channel_id, Channel.org_id == org_id)
             ).scalar_one_or_none()
             if channel is None:
-                raise InvalidRequestError(f"no channel {channel_id!r}", field="channel_id")
+                raise InvalidRequestError(
+                    N_("no channel %(channel)r", channel=channel_id), field="channel_id"
+                )
             replied_to = None
             if replied_message_id is not None:
                 replied_to = session.execute(
@@ -217,7 +222,7 @@ class RoutingService:
                 ).scalar_one_or_none()
                 if replied_to is None:
                     raise InvalidRequestError(
-                        f"no message {replied_message_id!r}", field="message_id"
+                        N_("no message %(message)r", message=replied_message_id), field="message_id"
                     )
             reply = reply_facts(session, org_id, channel, number or "", text, replied_to)
             decision = self.decide(session, org_id, reply.facts)

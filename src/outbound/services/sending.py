@@ -61,6 +61,7 @@ from outbound.services.consent import numbers_in_window, opted_out_numbers
 from outbound.services.conversations import open_conversations
 from outbound.services.idempotency import IdempotencyKeys, body_hash
 from outbound.services.quota import consume_request_quota
+from outbound.texts import N_
 
 __all__ = ["DUPLICATE_IN_REQUEST", "SendService"]
 
@@ -111,7 +112,7 @@ class SendService:
         with self._db.read() as session:
             org = session.get(Organization, org_id)
         if org is None:
-            raise NotFoundError("organisation not found")
+            raise NotFoundError(N_("organisation not found"))
         return (
             org.max_contacts_per_request or self._max_contacts_per_request,
             org.hourly_request_quota or self._hourly_request_quota,
@@ -135,7 +136,11 @@ class SendService:
         max_contacts, quota = self._limits(org_id)
         if len(request.contacts) > max_contacts:
             raise InvalidRequestError(
-                f"{len(request.contacts)} contacts given; at most {max_contacts} per request",
+                N_(
+                    "%(count)s contacts given; at most %(limit)s per request",
+                    count=len(request.contacts),
+                    limit=max_contacts,
+                ),
                 field="contacts",
                 code="too_many_contacts",
             )
@@ -177,13 +182,13 @@ class SendService:
             channel = session.get(Channel, config.channel_id)
         if not config.active:
             raise ConflictError(
-                "this outbound configuration is not active",
+                N_("this outbound configuration is not active"),
                 field="configuration_id",
                 code="configuration_inactive",
             )
         if template is None or channel is None:
             raise ConflictError(
-                "the configuration's template or channel no longer exists",
+                N_("the configuration's template or channel no longer exists"),
                 field="configuration_id",
             )
         return config, template, channel

@@ -48,6 +48,7 @@ from outbound.schemas import (
 from outbound.services.audit import diff, record_audit, snapshot
 from outbound.services.auth import Principal
 from outbound.services.pagination import fetch_page
+from outbound.texts import N_
 
 __all__ = ["TemplateService", "normalise_locale_field", "placeholders_of", "template_out"]
 
@@ -57,7 +58,7 @@ def normalise_locale_field(value: str | int, field: str) -> str:
         return normalize_locale(value)
     except InvalidLocaleError as exc:
         raise InvalidRequestError(
-            f"{value!r} is not a BCP-47 language tag or Windows LCID", field=field
+            N_("%(value)r is not a BCP-47 language tag or Windows LCID", value=value), field=field
         ) from exc
 
 
@@ -66,7 +67,11 @@ def _check_text(text: str, field: str) -> list[str]:
         return list(parse_template(text).placeholders)
     except TemplateSyntaxError as exc:
         raise InvalidRequestError(
-            f"malformed template: {exc}",
+            N_(
+                "malformed template: %(reason)s at position %(position)s",
+                reason=exc.reason,
+                position=exc.position,
+            ),
             field=field,
             code="invalid_template",
             details={"position": exc.position},
@@ -79,12 +84,18 @@ def _normalise_localizations(values: dict[str, str]) -> dict[str, str]:
         field_name = f"localizations.{raw_tag}"
         tag = normalise_locale_field(raw_tag, field_name)
         if tag in result:
-            raise InvalidRequestError(f"locale {tag} is given twice", field=field_name)
+            raise InvalidRequestError(
+                N_("locale %(tag)s is given twice", tag=tag), field=field_name
+            )
         if not text.strip():
-            raise InvalidRequestError("text must not be empty", field=field_name)
+            raise InvalidRequestError(N_("text must not be empty"), field=field_name)
         if len(text) > LOCALIZED_TEXT_LIMIT:
             raise InvalidRequestError(
-                f"text is {len(text)} characters; the limit is {LOCALIZED_TEXT_LIMIT}",
+                N_(
+                    "text is %(length)s characters; the limit is %(limit)s",
+                    length=len(text),
+                    limit=LOCALIZED_TEXT_LIMIT,
+                ),
                 field=field_name,
             )
         _check_text(text, field_name)
@@ -98,7 +109,9 @@ def _normalise_locale_keys(values: Mapping[str, str], name: str) -> dict[str, st
         field_name = f"{name}.{raw_tag}"
         tag = normalise_locale_field(raw_tag, field_name)
         if tag in result:
-            raise InvalidRequestError(f"locale {tag} is given twice", field=field_name)
+            raise InvalidRequestError(
+                N_("locale %(tag)s is given twice", tag=tag), field=field_name
+            )
         result[tag] = value
     return result
 
@@ -135,21 +148,25 @@ class _State:
             field_name = f"content_sids.{tag}"
             if tag == self.default_locale:
                 raise InvalidRequestError(
-                    "the default locale's approved template is content_sid", field=field_name
+                    N_("the default locale's approved template is content_sid"), field=field_name
                 )
             if tag not in self.localizations:
-                raise InvalidRequestError(f"the template has no {tag} text", field=field_name)
+                raise InvalidRequestError(
+                    N_("the template has no %(tag)s text", tag=tag), field=field_name
+                )
             if not sid.strip() or len(sid) > 64:
-                raise InvalidRequestError("must be 1 to 64 characters", field=field_name)
+                raise InvalidRequestError(N_("must be 1 to 64 characters"), field=field_name)
         for tag, target in self.fallbacks.items():
             field_name = f"fallbacks.{tag}"
             if tag in texts:
                 raise InvalidRequestError(
-                    f"{tag} has a text of its own: a fallback would never be used",
+                    N_("%(tag)s has a text of its own: a fallback would never be used", tag=tag),
                     field=field_name,
                 )
             if target not in texts:
-                raise InvalidRequestError(f"the template has no {target} text", field=field_name)
+                raise InvalidRequestError(
+                    N_("the template has no %(tag)s text", tag=target), field=field_name
+                )
 
     def as_row(self) -> dict[str, Any]:
         return {
@@ -285,7 +302,9 @@ class TemplateService:
             query = query.where(Template.id != template_id)
         if session.execute(query).first() is not None:
             raise ConflictError(
-                f"a template named {name!r} already exists", field="name", code="duplicate_name"
+                N_("a template named %(name)r already exists", name=name),
+                field="name",
+                code="duplicate_name",
             )
 
     @staticmethod
@@ -294,7 +313,7 @@ class TemplateService:
             sa.select(Template).where(Template.id == template_id, Template.org_id == org_id)
         ).scalar_one_or_none()
         if template is None:
-            raise NotFoundError(f"no template {template_id!r}")
+            raise NotFoundError(N_("no template %(template)r", template=template_id))
         return template
 
     def get(self, org_id: str, template_id: str) -> TemplateOut:
@@ -470,7 +489,7 @@ class TemplateService:
             if users:
                 names = ", ".join(f"{u.name} ({u.id})" for u in users)
                 raise ConflictError(
-                    f"template is used by outbound configurations: {names}",
+                    N_("template is used by outbound configurations: %(names)s", names=names),
                     code="template_in_use",
                     details={"configurations": [{"id": u.id, "name": u.name} for u in users]},
                 )
@@ -509,7 +528,7 @@ class TemplateService:
             text = render(chosen.text, data.values)
         except MissingPlaceholderError as exc:
             raise InvalidRequestError(
-                f"no value for placeholder {exc.key!r}",
+                N_("no value for placeholder %(key)r", key=exc.key),
                 field=f"values.{exc.key}",
                 code="missing_placeholder",
             ) from exc

@@ -14,6 +14,7 @@ from outbound.domain.statuses import MessageStatus
 from outbound.errors import InvalidNumberError, InvalidRequestError, NotFoundError
 from outbound.schemas import MessageEventOut, MessageOut, Page
 from outbound.services.pagination import fetch_page
+from outbound.texts import N_
 
 __all__ = ["MessageFilter", "TrackingService", "message_out"]
 
@@ -48,13 +49,17 @@ class MessageFilter:
     ) -> None:
         if status is not None and status not in {s.value for s in MessageStatus}:
             raise InvalidRequestError(
-                f"unknown status {status!r}; one of: " + ", ".join(s.value for s in MessageStatus),
+                N_(
+                    "unknown status %(status)r; one of: %(statuses)s",
+                    status=status,
+                    statuses=", ".join(s.value for s in MessageStatus),
+                ),
                 field="status",
             )
         for name, value in (("created_after", created_after), ("created_before", created_before)):
             if value is not None and value.tzinfo is None:
                 raise InvalidRequestError(
-                    "give a time zone (e.g. 2026-11-25T10:00:00Z)", field=name
+                    N_("give a time zone (e.g. 2026-11-25T10:00:00Z)"), field=name
                 )
         self.configuration_id = configuration_id
         self.status = status
@@ -102,7 +107,7 @@ class TrackingService:
                 sa.select(Message).where(Message.id == message_id, Message.org_id == org_id)
             ).scalar_one_or_none()
             if message is None:
-                raise NotFoundError(f"no message {message_id!r}")
+                raise NotFoundError(N_("no message %(message)r", message=message_id))
             history = list(
                 session.execute(
                     sa.select(MessageEvent)

@@ -44,6 +44,7 @@ from outbound.services.audit import CHANGED, diff, record_audit, snapshot
 from outbound.services.auth import Principal
 from outbound.services.console_sessions import end_user_sessions
 from outbound.services.pagination import fetch_page
+from outbound.texts import N_
 
 __all__ = [
     "UserService",
@@ -138,7 +139,7 @@ def load_user(session: Session, org_id: str, user_id: str, *, lock: bool = False
         query = query.with_for_update()
     user = session.execute(query).scalar_one_or_none()
     if user is None:
-        raise NotFoundError(f"no user {user_id!r}")
+        raise NotFoundError(N_("no user %(user)r", user=user_id))
     return user
 
 
@@ -146,8 +147,10 @@ def require_user(who: Principal) -> str:
     """The user a key belongs to; a clear 404 for a key of the organisation's own."""
     if who.user_id is None:
         raise NotFoundError(
-            "this API key belongs to no user; create one for a user with "
-            'POST /v1/api-keys {"role": ..., "user_id": ...}',
+            N_(
+                "this API key belongs to no user; create one for a user with "
+                'POST /v1/api-keys {"role": ..., "user_id": ...}'
+            ),
             code="no_user",
         )
     return who.user_id
@@ -226,7 +229,7 @@ class UserService:
         )
         with self._write() as session:
             if session.get(Organization, org_id) is None:
-                raise NotFoundError(f"no organisation {org_id!r}", field="org_id")
+                raise NotFoundError(N_("no organisation %(org)r", org=org_id), field="org_id")
             self._check_email_free(session, org_id, user.email)
             session.add(user)
             changes = diff({}, _audited(user), secrets=["password"])
@@ -253,7 +256,9 @@ class UserService:
         if role is not None:
             if role not in set(UserRole):
                 names = ", ".join(UserRole)
-                raise InvalidRequestError(f"role must be one of: {names}", field="role")
+                raise InvalidRequestError(
+                    N_("role must be one of: %(names)s", names=names), field="role"
+                )
             query = query.where(User.role == role)
         if active is not None:
             query = query.where(User.active.is_(active))
@@ -275,7 +280,7 @@ class UserService:
             deactivate = data.active is False and user.active
             if own and (role is not None or deactivate):
                 raise ConflictError(
-                    "you may not change your own role nor deactivate yourself", code="own_user"
+                    N_("you may not change your own role nor deactivate yourself"), code="own_user"
                 )
             if data.email is not None and data.email != user.email:
                 self._check_email_free(session, org_id, data.email, user.id)
@@ -312,7 +317,7 @@ class UserService:
         with self._db.transaction() as session:
             user = load_user(session, org_id, user_id, lock=True)
             if by is not None and by.user_id == user.id:
-                raise ConflictError("you may not delete yourself", code="own_user")
+                raise ConflictError(N_("you may not delete yourself"), code="own_user")
             named = any(
                 session.execute(sa.select(column).where(column == user.id).limit(1)).first()
                 for column in _REFERENCES
@@ -435,7 +440,7 @@ def _deactivate(session: Session, user: User, now: datetime, by: Principal | Non
 
 def _duplicate_email() -> ConflictError:
     return ConflictError(
-        "another user of the organisation has this e-mail address",
+        N_("another user of the organisation has this e-mail address"),
         field="email",
         code="duplicate_email",
     )

@@ -49,6 +49,7 @@ from outbound.services.audit import diff, record_audit, snapshot
 from outbound.services.auth import Principal
 from outbound.services.pagination import MAX_PAGE_SIZE, fetch_page
 from outbound.services.public_ids import org_id_key, parse_public_id
+from outbound.texts import N_
 
 __all__ = ["WebhookEndpointService", "endpoint_out", "new_secret"]
 
@@ -59,6 +60,12 @@ _AUDITED = ("url", "description", "events", "enabled")
 def new_secret() -> str:
     """A new signing secret: ``whsec_`` and 32 random bytes in base64."""
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(_SECRET_BYTES)).decode()
+
+
+def _message_of(exc: Exception) -> str:
+    """The message ``exc`` was raised with: a text stays a text (the console translates it)."""
+    first = exc.args[0] if exc.args else None
+    return first if isinstance(first, str) else str(exc)
 
 
 def endpoint_out(endpoint: WebhookEndpoint) -> WebhookEndpointOut:
@@ -109,12 +116,14 @@ class WebhookEndpointService:
         try:
             addresses = resolve_addresses(host, parts.port)
         except (OSError, UnicodeError) as exc:
-            raise InvalidRequestError(f"{host} does not resolve", field="url") from exc
+            raise InvalidRequestError(
+                N_("%(host)s does not resolve", host=host), field="url"
+            ) from exc
         try:
             for address in addresses:
                 check_address(host, address, self._allowed)
         except UnsafeWebhookAddressError as exc:
-            raise InvalidRequestError(str(exc), field="url") from exc
+            raise InvalidRequestError(_message_of(exc), field="url") from exc
 
     def create(
         self, org_id: str, data: WebhookEndpointCreate, *, by: Principal | None = None
@@ -173,7 +182,7 @@ class WebhookEndpointService:
             )
         ).scalar_one_or_none()
         if endpoint is None:
-            raise NotFoundError("webhook endpoint not found")
+            raise NotFoundError(N_("webhook endpoint not found"))
         return endpoint  # type: ignore[no-any-return]
 
     def update(
@@ -279,7 +288,9 @@ class WebhookEndpointService:
     ) -> Page[WebhookDeliveryOut]:
         """The endpoint's deliveries, newest first; ``cursor`` is the last id of a page."""
         if not 1 <= limit <= MAX_PAGE_SIZE:
-            raise InvalidRequestError(f"limit must be between 1 and {MAX_PAGE_SIZE}", field="limit")
+            raise InvalidRequestError(
+                N_("limit must be between 1 and %(maximum)s", maximum=MAX_PAGE_SIZE), field="limit"
+            )
         query = (
             sa.select(WebhookDelivery, WebhookEvent.type)
             .join(WebhookEvent, WebhookEvent.id == WebhookDelivery.event_id)
@@ -328,7 +339,7 @@ class WebhookEndpointService:
     ) -> tuple[WebhookDelivery, WebhookEvent]:
         number = decode_public_id(org_id_key(session, org_id), IdKind.DELIVERY, delivery_id)
         if number is None:
-            raise NotFoundError("webhook delivery not found")
+            raise NotFoundError(N_("webhook delivery not found"))
         row = session.execute(
             sa.select(WebhookDelivery, WebhookEvent)
             .join(WebhookEvent, WebhookEvent.id == WebhookDelivery.event_id)
@@ -339,7 +350,7 @@ class WebhookEndpointService:
             )
         ).one_or_none()
         if row is None:
-            raise NotFoundError("webhook delivery not found")
+            raise NotFoundError(N_("webhook delivery not found"))
         return row[0], row[1]
 
     def redeliver(self, org_id: str, endpoint_id: str, delivery_id: str) -> WebhookDeliveryOut:

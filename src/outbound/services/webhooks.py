@@ -28,6 +28,7 @@ from outbound.domain.texts import storable
 from outbound.errors import NotFoundError, WebhookSignatureError
 from outbound.services.inbound import InboundService
 from outbound.services.statuses import StatusService
+from outbound.texts import N_
 
 __all__ = ["WEBHOOK_PATH_PREFIX", "WebhookService", "webhook_url"]
 
@@ -142,7 +143,7 @@ class WebhookService:
         """The channel and its credentials, cached briefly: providers call back in bursts
         (two callbacks per message), and each would otherwise read and decrypt them again."""
         if "\x00" in channel_id:  # no such id, and PostgreSQL text cannot even hold it
-            raise NotFoundError("no such webhook")
+            raise NotFoundError(N_("no such webhook"))
         now = time.monotonic()
         cached = self._cache.get(channel_id)
         if cached is not None and cached[0] > now:
@@ -150,7 +151,7 @@ class WebhookService:
         with self._db.read() as session:
             channel = session.get(Channel, channel_id)
         if channel is None:
-            raise NotFoundError("no such webhook")
+            raise NotFoundError(N_("no such webhook"))
         credentials = (
             self._secrets.decrypt(channel.credentials_encrypted)
             if channel.credentials_encrypted
