@@ -40,6 +40,7 @@ from outbound.domain.users import UserRole
 from outbound.errors import NotFoundError, PermissionDeniedError, RateLimitedError
 from outbound.schemas import UserOut
 from outbound.services.auth import Principal
+from outbound.texts import N_
 
 if TYPE_CHECKING:
     from outbound.app import Container
@@ -178,7 +179,7 @@ def viewer_of(*roles: UserRole) -> Any:
         state = state_of(request)
         viewer = await run_in_threadpool(load_viewer, request, state)
         if not viewer.may(*roles):
-            raise PermissionDeniedError("your role may not open this page")
+            raise PermissionDeniedError(N_("your role may not open this page"))
         return viewer
 
     return Depends(dependency)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from outbound.services.console_sessions import SESSION_LIFETIME
+from outbound.texts import N_
 
 __all__ = [
     "COOKIE_NAME",
@@ -72,7 +73,7 @@ class SessionCodec:
 
     def __init__(self, keys: Sequence[bytes], *, max_age: int = SESSION_MAX_AGE_SECONDS) -> None:
         if not keys:
-            raise ValueError("at least one key is needed")
+            raise ValueError(N_("at least one key is needed"))
         self._keys = list(keys)
         # itsdangerous signs with the last key and tries them all.
         self._serializer = URLSafeTimedSerializer(

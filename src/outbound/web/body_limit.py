@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from outbound.errors import PayloadTooLargeError
+from outbound.texts import N_
 from outbound.web.errors import error_response
 
 __all__ = ["JsonBodyLimit", "install_body_limit", "is_json_media_type"]
@@ -72,7 +73,9 @@ class JsonBodyLimit:
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = error_response(
-            PayloadTooLargeError(f"the request body is larger than {self._max} bytes", field="body")
+            PayloadTooLargeError(
+                N_("the request body is larger than %(limit)s bytes", limit=self._max), field="body"
+            )
         )
         await response(scope, receive, send)
 

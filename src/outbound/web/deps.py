@@ -19,6 +19,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from outbound.domain.roles import Role
 from outbound.errors import InvalidRequestError, UnsupportedMediaTypeError
 from outbound.services.auth import Principal, authenticate, require_role
+from outbound.texts import N_
 from outbound.web.body_limit import is_json_media_type
 from outbound.web.throttle import FailureThrottle, client_address
 
@@ -47,7 +48,7 @@ def _reject_nul(request: Request) -> None:
     """Refuse NUL in path and query parameters: PostgreSQL cannot even compare with it."""
     for name, value in [*request.path_params.items(), *request.query_params.multi_items()]:
         if "\x00" in str(value):
-            raise InvalidRequestError("must not contain the NUL character (U+0000)", field=name)
+            raise InvalidRequestError(N_("must not contain the NUL character (U+0000)"), field=name)
 
 
 # Declares the scheme in the OpenAPI description (so that Swagger UI's "Authorize" sends the
@@ -95,7 +96,11 @@ def _reject_unknown_query(request: Request) -> None:
         if name not in allowed:
             choices = ", ".join(sorted(allowed)) or "none"
             raise InvalidRequestError(
-                f"unknown query parameter {name!r}; allowed: {choices}",
+                N_(
+                    "unknown query parameter %(name)r; allowed: %(choices)s",
+                    name=name,
+                    choices=choices,
+                ),
                 field=name,
                 code="unknown_query_parameter",
                 details={"allowed": sorted(allowed)},
@@ -114,7 +119,9 @@ def _reject_wrong_media_type(request: Request) -> None:
     if isinstance(route, APIRoute) and route.body_field is not None:
         media = content_type.split(";", 1)[0].strip() or "none"
         raise UnsupportedMediaTypeError(
-            f"the body must be JSON (Content-Type: application/json), not {media}",
+            N_(
+                "the body must be JSON (Content-Type: application/json), not %(media)s", media=media
+            ),
             field="Content-Type",
         )
 

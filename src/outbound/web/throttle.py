@@ -26,6 +26,7 @@ from typing import TypeVar
 from starlette.requests import HTTPConnection
 
 from outbound.errors import AuthenticationError, RateLimitedError
+from outbound.texts import N_
 
 __all__ = [
     "AUTH_FAILURE_LIMIT",
@@ -108,7 +109,10 @@ class FailureThrottle:
                 return
             retry_after = max(1, math.ceil(times[0] + self._window - now))
         raise RateLimitedError(
-            f"too many failed authentications from this address; retry in {retry_after} s",
+            N_(
+                "too many failed authentications from this address; retry in %(retry_after)s s",
+                retry_after=retry_after,
+            ),
             retry_after=retry_after,
         )
 

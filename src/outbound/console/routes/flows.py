@@ -144,7 +144,7 @@ async def _save(request: Request, who: Viewer, flow: FlowOut | None) -> Response
                 t.gettext("A flow document may be at most 256 KiB."), field="source"
             )
         if "\x00" in source:
-            raise InvalidRequestError("must not contain the NUL character", field="source")
+            raise InvalidRequestError(N_("must not contain the NUL character"), field="source")
         if check_only:
             await anyio.to_thread.run_sync(c.flows.validate, who.org_id, source)
             return _editor(request, who, flow, source, notice=t.gettext(NOTICES["valid"]))

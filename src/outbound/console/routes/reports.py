@@ -304,4 +304,4 @@ def report_csv(
             {"by": "queue", **row} for row in agents["queues"]
         ]
         return _csv(rows, "agents")
-    raise NotFoundError("no such report")
+    raise NotFoundError(N_("no such report"))

@@ -19,6 +19,7 @@ from outbound.console.nav import MANAGERS
 from outbound.console.rendering import render
 from outbound.errors import ConflictError, InvalidRequestError
 from outbound.services.lifecycle import Actor
+from outbound.texts import N_
 
 if TYPE_CHECKING:
     from outbound.app import Container
@@ -87,7 +88,7 @@ async def reassign(
     actor = Actor(org_id=who.org_id, user_id=who.user.id, supervisor=True)
     try:
         if kind not in ("user", "queue") or not target_id:
-            raise InvalidRequestError("choose an agent or a queue", field="to")
+            raise InvalidRequestError(N_("choose an agent or a queue"), field="to")
         await run_in_threadpool(
             lambda: c.lifecycle.transfer(
                 actor,

@@ -43,6 +43,7 @@ from outbound.schemas import ConversationOut
 from outbound.services.consent import WHATSAPP_WINDOW
 from outbound.services.lifecycle import Actor
 from outbound.services.stream import Subscriber
+from outbound.texts import N_
 
 if TYPE_CHECKING:
     from outbound.app import Container
@@ -162,7 +163,7 @@ def _conversation_context(
     if not _supervises(who) and who.user.id not in (conv.assigned_to, conv.offered_to):
         member_of = {q.id for q in c.queues.list_queues(who.org_id) if who.user.id in q.members}
         if conv.status != "open" or conv.offered_to or conv.queue_id not in member_of:
-            raise PermissionDeniedError("not your conversation")
+            raise PermissionDeniedError(N_("not your conversation"))
     channel = c.channels.get(who.org_id, conv.channel_id)
     window_ends = whatsapp_window_end(conv, channel.type.value)
     now = c.clock.now()
@@ -446,6 +447,6 @@ async def act(
     request: Request, conversation_id: str, action: str, who: Viewer = viewer_of()
 ) -> Response:
     if action not in ACTIONS:
-        raise NotFoundError(f"no action {action!r}")
+        raise NotFoundError(N_("no action %(action)r", action=action))
     form = await request.form()
     return await _act(request, who, conversation_id, action, form)

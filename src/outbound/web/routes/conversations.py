@@ -9,6 +9,7 @@ from outbound.domain.roles import Role
 from outbound.errors import InvalidRequestError
 from outbound.schemas import ConversationOut, Page
 from outbound.services.auth import Principal
+from outbound.texts import N_
 from outbound.web.deps import container, principal_of
 
 __all__ = ["router"]
@@ -38,7 +39,7 @@ def list_conversations(
     if assigned_to == "me":
         if who.user_id is None:
             raise InvalidRequestError(
-                "this API key belongs to no user, so it has no 'me'", field="assigned_to"
+                N_("this API key belongs to no user, so it has no 'me'"), field="assigned_to"
             )
         assigned_to = who.user_id
     return container(request).conversations.list(

@@ -16,6 +16,7 @@ from outbound.errors import InvalidRequestError, UnsupportedMediaTypeError
 from outbound.schemas import FlowOut, FlowRunIn, FlowRunOut, Page
 from outbound.services.auth import Principal
 from outbound.services.contact_import import text_lines
+from outbound.texts import N_
 from outbound.web.deps import READERS, container, principal_of
 from outbound.web.streaming import blocking_chunks
 
@@ -56,21 +57,25 @@ async def _document(request: Request) -> tuple[str, str]:
     media = _media_type(request)
     if media not in _DOCUMENT_TYPES:
         raise UnsupportedMediaTypeError(
-            f"unsupported Content-Type {media!r}: send the flow as application/yaml or "
-            "application/json",
+            N_(
+                "unsupported Content-Type %(media)r: send the flow as application/yaml or "
+                "application/json",
+                media=media,
+            ),
             field="Content-Type",
         )
     raw = await request.body()
     if len(raw) > MAX_DOCUMENT_BYTES:
         raise InvalidRequestError(
-            f"a flow document may be at most {MAX_DOCUMENT_BYTES // 1024} KiB", field="body"
+            N_("a flow document may be at most %(limit)s KiB", limit=MAX_DOCUMENT_BYTES // 1024),
+            field="body",
         )
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise InvalidRequestError("the document must be UTF-8 text", field="body") from exc
+        raise InvalidRequestError(N_("the document must be UTF-8 text"), field="body") from exc
     if "\x00" in text:
-        raise InvalidRequestError("must not contain the NUL character (U+0000)", field="body")
+        raise InvalidRequestError(N_("must not contain the NUL character (U+0000)"), field="body")
     return text, _DOCUMENT_TYPES[media]
 
 
@@ -152,7 +157,9 @@ async def start_run(
         return await anyio.to_thread.run_sync(run)
     if media not in {"application/json", ""}:
         raise UnsupportedMediaTypeError(
-            f"unsupported Content-Type {media!r}: send application/json or text/csv",
+            N_(
+                "unsupported Content-Type %(media)r: send application/json or text/csv", media=media
+            ),
             field="Content-Type",
         )
     raw = await request.body()

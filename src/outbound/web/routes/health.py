@@ -14,6 +14,7 @@ from outbound.adapters.db.migrate import current_revision, head_revision
 from outbound.adapters.metrics import CONTENT_TYPE
 from outbound.config import Settings
 from outbound.errors import AuthenticationError, PermissionDeniedError
+from outbound.texts import N_
 from outbound.web.deps import auth_throttle, container
 from outbound.web.errors import error_body
 from outbound.web.throttle import client_address, is_local_request
@@ -64,8 +65,10 @@ def _check_scraper(request: Request, settings: Settings) -> None:
     if not token:
         if not is_local_request(request):
             raise PermissionDeniedError(
-                "/metrics answers only this machine; set OUTBOUND_METRICS_TOKEN to scrape it "
-                "from elsewhere"
+                N_(
+                    "/metrics answers only this machine; set OUTBOUND_METRICS_TOKEN to scrape it "
+                    "from elsewhere"
+                )
             )
         return
 
@@ -74,7 +77,7 @@ def _check_scraper(request: Request, settings: Settings) -> None:
         if scheme.lower() != "bearer" or not hmac.compare_digest(
             given.strip().encode(), token.encode()
         ):
-            raise AuthenticationError("/metrics needs 'Authorization: Bearer <metrics token>'")
+            raise AuthenticationError(N_("/metrics needs 'Authorization: Bearer <metrics token>'"))
 
     address = client_address(request, trust_forwarded=settings.trust_forwarded_headers)
     auth_throttle(request).attempt(address, authenticate)

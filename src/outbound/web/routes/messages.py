@@ -11,6 +11,7 @@ from outbound.schemas import CancelIn, CancelOut, IsoDateTime, MessageOut, Page,
 from outbound.services.auth import Principal
 from outbound.services.exports import MessageExport
 from outbound.services.tracking import MessageFilter
+from outbound.texts import N_
 from outbound.web.deps import ALL_ROLES, READERS, SENDERS, container, principal_of
 
 __all__ = ["router"]
@@ -43,7 +44,8 @@ def send(
     """Queue one message per contact; answers once every message is durably stored."""
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
         raise InvalidRequestError(
-            f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters", field="Idempotency-Key"
+            N_("must be 1 to %(limit)s characters", limit=MAX_IDEMPOTENCY_KEY),
+            field="Idempotency-Key",
         )
     result = container(request).sending.send(
         who.org_id,

@@ -28,6 +28,7 @@ from outbound.schemas import (
 )
 from outbound.services.auth import Principal, require_role
 from outbound.services.contact_import import text_lines
+from outbound.texts import N_
 from outbound.web.deps import ALL_ROLES, SENDERS, container, principal_of
 from outbound.web.streaming import blocking_chunks
 
@@ -69,14 +70,14 @@ def _csv_body(request: Request) -> None:
     media_type, _, params = request.headers.get("content-type", "").partition(";")
     if media_type.strip().lower() not in CSV_TYPES:
         raise UnsupportedMediaTypeError(
-            "send the contacts as CSV (Content-Type: text/csv)", field="Content-Type"
+            N_("send the contacts as CSV (Content-Type: text/csv)"), field="Content-Type"
         )
     for param in params.split(";"):
         name, _, value = param.partition("=")
         charset = value.strip().strip('"').lower()
         if name.strip().lower() == "charset" and charset not in {"utf-8", "utf8"}:
             raise UnsupportedMediaTypeError(
-                "the CSV must be UTF-8 (charset=utf-8)", field="Content-Type"
+                N_("the CSV must be UTF-8 (charset=utf-8)"), field="Content-Type"
             )
 
 

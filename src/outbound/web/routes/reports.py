@@ -15,6 +15,7 @@ from outbound.errors import InvalidRequestError
 from outbound.schemas.reports import AgentReport, FunnelReport, MessageReport
 from outbound.services.auth import Principal
 from outbound.services.reports import ReportQuery, parse_group_by, parse_range, parse_zone
+from outbound.texts import N_
 from outbound.web.deps import container, principal_of
 
 __all__ = ["csv_rows", "router", "wants_csv"]
@@ -31,7 +32,7 @@ def wants_csv(request: Request, fmt: str | None) -> bool:
     """``?format=csv``, or an ``Accept`` header that prefers ``text/csv``."""
     if fmt is not None:
         if fmt not in ("json", "csv"):
-            raise InvalidRequestError("json or csv", field="format")
+            raise InvalidRequestError(N_("json or csv"), field="format")
         return fmt == "csv"
     accept = request.headers.get("accept", "")
     return "text/csv" in accept and "application/json" not in accept
