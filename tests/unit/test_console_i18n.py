@@ -122,3 +122,12 @@ def test_a_text_printed_by_a_template_is_in_the_readers_language() -> None:
     assert render_with(Translator("en"), page, message=message) == (
         "<p>must be at most 5 characters</p>"
     )
+
+
+def test_the_text_counter_says_the_reason_of_a_fault_in_the_readers_language() -> None:
+    from outbound.console.routes.templates import Counter
+
+    page = environment.get_template("_text_counter.html")
+    fault = Counter(error=N_("text must not be empty"), position=3, at="{")
+    said = render_with(Translator("fr"), page, c=fault, t=Translator("fr"))
+    assert "Erreur de champ au caractère 4 : le texte ne doit pas être vide" in said
