@@ -30,6 +30,7 @@ from outbound.errors import (
     MissingPlaceholderError,
     NotFoundError,
     TemplateSyntaxError,
+    message_of,
 )
 from outbound.schemas import (
     LOCALIZED_TEXT_LIMIT,
@@ -67,11 +68,7 @@ def _check_text(text: str, field: str) -> list[str]:
         return list(parse_template(text).placeholders)
     except TemplateSyntaxError as exc:
         raise InvalidRequestError(
-            N_(
-                "malformed template: %(reason)s at position %(position)s",
-                reason=exc.reason,
-                position=exc.position,
-            ),
+            N_("malformed template: %(error)s", error=message_of(exc)),
             field=field,
             code="invalid_template",
             details={"position": exc.position},

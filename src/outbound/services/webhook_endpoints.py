@@ -35,6 +35,7 @@ from outbound.errors import (
     NotFoundError,
     SecretKeyError,
     UnsafeWebhookAddressError,
+    message_of,
 )
 from outbound.schemas import (
     Page,
@@ -60,12 +61,6 @@ _AUDITED = ("url", "description", "events", "enabled")
 def new_secret() -> str:
     """A new signing secret: ``whsec_`` and 32 random bytes in base64."""
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(_SECRET_BYTES)).decode()
-
-
-def _message_of(exc: Exception) -> str:
-    """The message ``exc`` was raised with: a text stays a text (the console translates it)."""
-    first = exc.args[0] if exc.args else None
-    return first if isinstance(first, str) else str(exc)
 
 
 def endpoint_out(endpoint: WebhookEndpoint) -> WebhookEndpointOut:
@@ -123,7 +118,7 @@ class WebhookEndpointService:
             for address in addresses:
                 check_address(host, address, self._allowed)
         except UnsafeWebhookAddressError as exc:
-            raise InvalidRequestError(_message_of(exc), field="url") from exc
+            raise InvalidRequestError(message_of(exc), field="url") from exc
 
     def create(
         self, org_id: str, data: WebhookEndpointCreate, *, by: Principal | None = None
