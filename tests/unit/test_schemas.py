@@ -112,3 +112,14 @@ def test_a_validators_refusals_are_said_in_french() -> None:
         "queue_id est obligatoire quand action vaut transfer",
         "La valeur doit être un texte, un nombre, un booléen ou null",
     ]
+
+
+def test_a_sentence_for_people_stays_a_text_through_an_answer() -> None:
+    from outbound.schemas import ImportRowError
+    from outbound.texts import N_, Text
+
+    said = N_("must be at most %(max_length)s characters", max_length=3)
+    row = ImportRowError(row=2, field="name", message=said)
+    assert isinstance(row.message, Text) and row.message.msgid == said.msgid
+    assert row.model_dump(mode="json")["message"] == "must be at most 3 characters"
+    assert ImportRowError(row=2, field=None, message="plain").message == "plain"

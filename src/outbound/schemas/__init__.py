@@ -52,6 +52,7 @@ from outbound.schemas.base import (
     LocaleValue,
     OutputModel,
     Page,
+    Said,
     context_value_checks,
 )
 from outbound.schemas.catalog import (
@@ -256,6 +257,7 @@ __all__ = [
     "RoutingRuleOut",
     "RoutingRuleUpdate",
     "RunCondition",
+    "Said",
     "SendIn",
     "SendOut",
     "SendWarning",

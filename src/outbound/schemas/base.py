@@ -44,7 +44,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from outbound.domain.texts import unstorable
-from outbound.texts import N_
+from outbound.texts import N_, Text
 
 __all__ = [
     "ContextValue",
@@ -53,6 +53,7 @@ __all__ = [
     "LocaleValue",
     "OutputModel",
     "Page",
+    "Said",
     "context_value_checks",
 ]
 
@@ -71,6 +72,16 @@ def _omit_null(schema: dict[str, Any], model: type[BaseModel]) -> None:
             prop.update(kept[0])
         else:
             prop["anyOf"] = kept
+
+
+def _keep_text(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    return value if isinstance(value, Text) else handler(value)
+
+
+Said: TypeAlias = Annotated[str, WrapValidator(_keep_text)]
+"""A sentence for people in an answer: a service's text (:mod:`outbound.texts`) stays one
+through the model, so that the console says it in the reader's language; the JSON answer has
+the English sentence."""
 
 
 _NUMBER: Final = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")

@@ -26,7 +26,7 @@ from outbound.domain.windows import (
     parse_period,
     validate_zone,
 )
-from outbound.schemas.base import ContextValue, InputModel, LocaleValue, OutputModel
+from outbound.schemas.base import ContextValue, InputModel, LocaleValue, OutputModel, Said
 from outbound.texts import N_
 
 __all__ = [
@@ -206,7 +206,7 @@ class TemplateWarning(OutputModel):
     """Something a change does to those who send with the template."""
 
     code: str
-    message: str
+    message: Said
     placeholders: list[str]
     configurations: list[NamedRef]
     flows: list[NamedRef]

@@ -9,7 +9,7 @@ from pydantic import ConfigDict, Field
 
 from outbound.domain.conditions import CONDITION_OPS
 from outbound.domain.flow_runs import FlowRunStatus
-from outbound.schemas.base import InputModel, OutputModel
+from outbound.schemas.base import InputModel, OutputModel, Said
 
 __all__ = ["FlowOut", "FlowRunError", "FlowRunIn", "FlowRunOut", "RunCondition"]
 
@@ -54,7 +54,7 @@ class FlowRunIn(InputModel):
 class FlowRunError(OutputModel):
     at: str | None = None
     field: str | None = None
-    message: str
+    message: Said
 
 
 class FlowRunOut(OutputModel):

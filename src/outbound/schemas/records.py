@@ -8,7 +8,7 @@ from typing import Annotated, Any, ClassVar, TypeAlias
 from pydantic import Field, StrictBool, StringConstraints
 
 from outbound.domain.cases import CaseStatus
-from outbound.schemas.base import ContextValue, InputModel, LocaleValue, OutputModel
+from outbound.schemas.base import ContextValue, InputModel, LocaleValue, OutputModel, Said
 
 __all__ = [
     "MAX_IMPORT_ERRORS",
@@ -185,7 +185,7 @@ class ImportRowError(OutputModel):
         "row is row 2, as a spreadsheet numbers them."
     )
     field: str | None = Field(description="The column at fault, if one is.")
-    message: str
+    message: Said
 
 
 class ImportResult(OutputModel):

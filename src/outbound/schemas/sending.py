@@ -22,6 +22,7 @@ from outbound.schemas.base import (
     InputModel,
     LocaleValue,
     OutputModel,
+    Said,
     context_value_checks,
 )
 from outbound.texts import N_
@@ -181,7 +182,7 @@ class ContactOutcome(OutputModel):
 class SendWarning(OutputModel):
     index: int = Field(description="The contact's position in contacts.")
     field: str = Field(description="The member, as contacts[3].contactid.")
-    message: str
+    message: Said
 
 
 class SendOut(OutputModel):
