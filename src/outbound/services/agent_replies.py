@@ -49,6 +49,7 @@ from outbound.services.consent import WHATSAPP_WINDOW, numbers_in_window, opted_
 from outbound.services.conversation_log import publish, record_change
 from outbound.services.lifecycle import Actor
 from outbound.services.outbound_text import queue_text_message
+from outbound.texts import N_
 
 __all__ = ["AgentReplyService", "ReplyResult"]
 
@@ -102,29 +103,42 @@ class AgentReplyService:
         parameters: dict[str, Any] | None = None,
     ) -> ReplyResult:
         if (body is None) == (template_id is None):
-            raise InvalidRequestError("give either body or template_id", field="body")
+            raise InvalidRequestError(N_("give either body or template_id"), field="body")
         now = self._clock.now()
         with self._db.transaction(urgent=True) as session:
             conversation = self._conversation(session, actor.org_id, conversation_id, lock=True)
             if not actor.supervisor and conversation.assigned_to != actor.user_id:
                 raise PermissionDeniedError(
-                    "only the agent assigned to this conversation, or a supervisor, may answer it"
+                    N_(
+                        "only the agent assigned to this conversation, or a supervisor, "
+                        "may answer it"
+                    )
                 )
             if conversation.status not in {"active", "waiting", "wrap_up"}:
-                hint = "accept it first" if conversation.status == "open" else "reopen it first"
+                hint = (
+                    N_("accept it first")
+                    if conversation.status == "open"
+                    else N_("reopen it first")
+                )
                 raise ConflictError(
-                    f"cannot answer a conversation that is {conversation.status}; {hint}",
+                    N_(
+                        "cannot answer a conversation that is %(status)s; %(hint)s",
+                        status=conversation.status,
+                        hint=hint,
+                    ),
                     code="invalid_state",
                     details={"status": conversation.status},
                 )
             channel = session.get(Channel, conversation.channel_id)
             if channel is None:
-                raise NotFoundError(f"no channel {conversation.channel_id!r}")
+                raise NotFoundError(N_("no channel %(channel)r", channel=conversation.channel_id))
             number = conversation.customer_number
             if number in opted_out_numbers(session, channel.id, [number]):
                 raise ConflictError(
-                    "the customer has withdrawn consent on this channel (STOP); "
-                    "they can write START to receive messages again",
+                    N_(
+                        "the customer has withdrawn consent on this channel (STOP); "
+                        "they can write START to receive messages again"
+                    ),
                     code="consent_withdrawn",
                 )
             context = self._context(session, conversation, actor)
@@ -140,11 +154,17 @@ class AgentReplyService:
                     )
                 ).scalar_one_or_none()
                 if template is None:
-                    raise InvalidRequestError(f"no template {template_id!r}", field="template_id")
+                    raise InvalidRequestError(
+                        N_("no template %(template)r", template=template_id), field="template_id"
+                    )
                 if template.channel_type != channel.type:
                     raise InvalidRequestError(
-                        f"template is for {template.channel_type}; this conversation is on "
-                        f"{channel.type}",
+                        N_(
+                            "template is for %(template_channel)s; this conversation is on "
+                            "%(channel)s",
+                            template_channel=template.channel_type,
+                            channel=channel.type,
+                        ),
                         field="template_id",
                     )
                 chosen = choose_text(
@@ -171,7 +191,7 @@ class AgentReplyService:
                     text = render(chosen.text, values)
                 except MissingPlaceholderError as exc:
                     raise InvalidRequestError(
-                        f"the template needs a value for {{{exc.key}}}",
+                        N_("the template needs a value for {%(placeholder)s}", placeholder=exc.key),
                         field=f"parameters.{exc.key}",
                     ) from exc
                 if channel.type == "whatsapp" and content_sid:
@@ -183,10 +203,14 @@ class AgentReplyService:
             else:
                 text = (body or "").strip()
                 if not text:
-                    raise InvalidRequestError("must not be empty", field="body")
+                    raise InvalidRequestError(N_("must not be empty"), field="body")
             if len(text) > MAX_REPLY_CHARACTERS:
                 raise InvalidRequestError(
-                    f"is {len(text)} characters; the limit is {MAX_REPLY_CHARACTERS}",
+                    N_(
+                        "is %(length)s characters; the limit is %(limit)s",
+                        length=len(text),
+                        limit=MAX_REPLY_CHARACTERS,
+                    ),
                     field="body" if template_id is None else "template_id",
                 )
             if channel.type == "whatsapp" and not send_as_template:
@@ -204,8 +228,10 @@ class AgentReplyService:
                         ).scalars()
                     ]
                     raise ConflictError(
-                        "the customer's last message is more than 24 hours old: WhatsApp only "
-                        "allows an approved template now (template_id)",
+                        N_(
+                            "the customer's last message is more than 24 hours old: WhatsApp only "
+                            "allows an approved template now (template_id)"
+                        ),
                         code="outside_whatsapp_window",
                         details={
                             "window_hours": int(WHATSAPP_WINDOW.total_seconds() // 3600),
@@ -314,10 +340,15 @@ class AgentReplyService:
     def add_note(self, actor: Actor, conversation_id: str, body: str) -> ConversationNote:
         text = body.strip()
         if not text:
-            raise InvalidRequestError("must not be empty", field="body")
+            raise InvalidRequestError(N_("must not be empty"), field="body")
         if len(text) > MAX_NOTE_CHARACTERS:
             raise InvalidRequestError(
-                f"is {len(text)} characters; the limit is {MAX_NOTE_CHARACTERS}", field="body"
+                N_(
+                    "is %(length)s characters; the limit is %(limit)s",
+                    length=len(text),
+                    limit=MAX_NOTE_CHARACTERS,
+                ),
+                field="body",
             )
         now = self._clock.now()
         with self._db.transaction() as session:
@@ -355,7 +386,9 @@ class AgentReplyService:
                     CannedResponse.org_id == org_id, CannedResponse.shortcode == code
                 )
             ).first():
-                raise ConflictError(f"a canned response /{code} exists", field="shortcode")
+                raise ConflictError(
+                    N_("a canned response /%(shortcode)s exists", shortcode=code), field="shortcode"
+                )
             row = CannedResponse(
                 org_id=org_id,
                 shortcode=code,
@@ -404,7 +437,10 @@ class AgentReplyService:
                     )
                 ).first()
                 if clash:
-                    raise ConflictError(f"a canned response /{code} exists", field="shortcode")
+                    raise ConflictError(
+                        N_("a canned response /%(shortcode)s exists", shortcode=code),
+                        field="shortcode",
+                    )
                 row.shortcode = code
             if body is not None:
                 self._check_body(body)
@@ -431,13 +467,13 @@ class AgentReplyService:
                 )
             ).scalar_one_or_none()
             if row is None:
-                raise NotFoundError(f"no canned response /{shortcode}")
+                raise NotFoundError(N_("no canned response /%(shortcode)s", shortcode=shortcode))
             values = self._context(session, conversation, actor)
         try:
             return render(row.body, values)
         except MissingPlaceholderError as exc:
             raise ConflictError(
-                f"this conversation has no value for {{{exc.key}}}",
+                N_("this conversation has no value for {%(placeholder)s}", placeholder=exc.key),
                 code="missing_placeholder",
                 details={"placeholder": exc.key},
             ) from exc
@@ -496,7 +532,9 @@ class AgentReplyService:
             query = self._db.for_update(query)
         conversation = session.execute(query).scalar_one_or_none()
         if conversation is None:
-            raise NotFoundError(f"no conversation {conversation_id!r}")
+            raise NotFoundError(
+                N_("no conversation %(conversation)r", conversation=conversation_id)
+            )
         return conversation
 
     def _canned(self, session: Session, org_id: str, canned_id: str) -> CannedResponse:
@@ -506,7 +544,9 @@ class AgentReplyService:
             )
         ).scalar_one_or_none()
         if row is None:
-            raise NotFoundError(f"no canned response {canned_id!r}")
+            raise NotFoundError(
+                N_("no canned response %(canned_response)r", canned_response=canned_id)
+            )
         return row
 
     @staticmethod
@@ -514,7 +554,7 @@ class AgentReplyService:
         code = value.strip().lstrip("/").lower()
         if not SHORTCODE.fullmatch(code):
             raise InvalidRequestError(
-                "1 to 64 letters, digits, '-' or '_', starting with a letter or digit",
+                N_("1 to 64 letters, digits, '-' or '_', starting with a letter or digit"),
                 field="shortcode",
             )
         return code
@@ -522,16 +562,21 @@ class AgentReplyService:
     @staticmethod
     def _check_body(body: str) -> None:
         if not body.strip():
-            raise InvalidRequestError("must not be empty", field="body")
+            raise InvalidRequestError(N_("must not be empty"), field="body")
         if len(body) > MAX_REPLY_CHARACTERS:
             raise InvalidRequestError(
-                f"is {len(body)} characters; the limit is {MAX_REPLY_CHARACTERS}", field="body"
+                N_(
+                    "is %(length)s characters; the limit is %(limit)s",
+                    length=len(body),
+                    limit=MAX_REPLY_CHARACTERS,
+                ),
+                field="body",
             )
         try:
             parse_template(body)
         except TemplateSyntaxError as exc:
             raise InvalidRequestError(
-                f"malformed placeholder: {exc}",
+                N_("malformed placeholder: %(error)s", error=exc.args[0]),
                 field="body",
                 code="invalid_template",
                 details={"position": exc.position},

@@ -26,6 +26,7 @@ from outbound.errors import InvalidRequestError
 from outbound.schemas import AuditEventOut, Page
 from outbound.services.pagination import MAX_PAGE_SIZE
 from outbound.services.public_ids import org_id_key, parse_public_id
+from outbound.texts import N_
 
 if TYPE_CHECKING:
     from outbound.services.auth import Principal
@@ -135,7 +136,9 @@ class AuditService:
     ) -> Page[AuditEventOut]:
         """The organisation's audit rows, newest first; ``cursor`` is the last id of a page."""
         if not 1 <= limit <= MAX_PAGE_SIZE:
-            raise InvalidRequestError(f"limit must be between 1 and {MAX_PAGE_SIZE}", field="limit")
+            raise InvalidRequestError(
+                N_("limit must be between 1 and %(limit)s", limit=MAX_PAGE_SIZE), field="limit"
+            )
         query = sa.select(AuditEvent).where(AuditEvent.org_id == org_id)
         if target_type:
             query = query.where(AuditEvent.target_type == target_type)

@@ -39,6 +39,7 @@ from outbound.errors import (
 from outbound.schemas import ApiKeyOut, Page
 from outbound.services.audit import record_audit
 from outbound.services.pagination import fetch_page
+from outbound.texts import N_
 
 __all__ = [
     "KEY_PREFIX",
@@ -81,7 +82,7 @@ def hash_key(key: str) -> str:
 def create_organization(db: Database, clock: Clock, name: str) -> Organization:
     name = name.strip()
     if not name:
-        raise ValueError("organisation name must not be empty")
+        raise ValueError(N_("organisation name must not be empty"))
     org = Organization(name=name, created_at=clock.now())
     with db.transaction() as session:
         session.add(org)
@@ -92,7 +93,9 @@ def get_organization(db: Database, org_id: str) -> Organization:
     with db.read() as session:
         org = session.get(Organization, org_id)
     if org is None:
-        raise NotFoundError(f"no organisation {org_id!r}", field="org_id")
+        raise NotFoundError(
+            N_("no organisation %(organisation)r", organisation=org_id), field="org_id"
+        )
     return org
 
 
@@ -107,7 +110,9 @@ def set_limits(
     with db.transaction() as session:
         org = session.get(Organization, org_id)
         if org is None:
-            raise NotFoundError(f"no organisation {org_id!r}", field="org_id")
+            raise NotFoundError(
+                N_("no organisation %(organisation)r", organisation=org_id), field="org_id"
+            )
         if max_contacts_per_request is not None:
             org.max_contacts_per_request = max_contacts_per_request
         if hourly_request_quota is not None:
@@ -130,20 +135,25 @@ def create_api_key(
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
     with db.transaction() as session:
         if session.get(Organization, org_id) is None:
-            raise NotFoundError(f"no organisation {org_id!r}", field="org_id")
+            raise NotFoundError(
+                N_("no organisation %(organisation)r", organisation=org_id), field="org_id"
+            )
         if user_id is not None:
             user = session.execute(
                 sa.select(User).where(User.id == user_id, User.org_id == org_id).with_for_update()
             ).scalar_one_or_none()
             if user is None:
-                raise InvalidRequestError(f"no user {user_id!r}", field="user_id")
+                raise InvalidRequestError(N_("no user %(user)r", user=user_id), field="user_id")
             if not user.active:
-                raise InvalidRequestError("the user is deactivated", field="user_id")
+                raise InvalidRequestError(N_("the user is deactivated"), field="user_id")
             allowed = key_roles_for(user.role)
             if role not in allowed:
                 raise InvalidRequestError(
-                    f"the user's role is {user.role!r}: their keys may have the role "
-                    f"{' or '.join(sorted(allowed))} only",
+                    N_(
+                        "the user's role is %(role)r: their keys may have the role %(roles)s only",
+                        role=user.role,
+                        roles=" or ".join(sorted(allowed)),
+                    ),
                     field="role",
                     code="role_above_user",
                 )
@@ -197,7 +207,7 @@ def revoke_api_key(
             sa.select(ApiKey).where(ApiKey.id == key_id, ApiKey.org_id == org_id)
         ).scalar_one_or_none()
         if key is None:
-            raise NotFoundError(f"no API key {key_id!r}")
+            raise NotFoundError(N_("no API key %(key)r", key=key_id))
         if key.revoked_at is None:
             key.revoked_at = clock.now()
             record_audit(
@@ -223,10 +233,10 @@ def authenticate(
     """Resolve an ``Authorization: Bearer <key>`` header to a principal (401 otherwise), and
     record that the key (and its user) was used."""
     if not authorization:
-        raise AuthenticationError("missing Authorization header (expected 'Bearer <api key>')")
+        raise AuthenticationError(N_("missing Authorization header (expected 'Bearer <api key>')"))
     scheme, _, secret = authorization.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
-        raise AuthenticationError("Authorization header must be 'Bearer <api key>'")
+        raise AuthenticationError(N_("Authorization header must be 'Bearer <api key>'"))
     with db.read() as session:
         row = session.execute(
             sa.select(
@@ -242,9 +252,9 @@ def authenticate(
             .where(ApiKey.key_hash == hash_key(secret.strip()), ApiKey.revoked_at.is_(None))
         ).one_or_none()
     if row is None:
-        raise AuthenticationError("unknown or revoked API key")
+        raise AuthenticationError(N_("unknown or revoked API key"))
     if row.user_id is not None and not row.active:
-        raise AuthenticationError("the user this API key belongs to is deactivated")
+        raise AuthenticationError(N_("the user this API key belongs to is deactivated"))
     _record_use(db, row, clock.now(), seen_every)
     return Principal(org_id=row.org_id, key_id=row.id, role=Role(row.role), user_id=row.user_id)
 
@@ -287,5 +297,9 @@ def require_role(principal: Principal, roles: Iterable[Role]) -> None:
     if principal.role not in allowed:
         names = ", ".join(sorted(r.value for r in allowed))
         raise PermissionDeniedError(
-            f"role {principal.role.value!r} may not do this (needs one of: {names})"
+            N_(
+                "role %(role)r may not do this (needs one of: %(roles)s)",
+                role=principal.role.value,
+                roles=names,
+            )
         )

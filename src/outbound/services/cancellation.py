@@ -22,6 +22,7 @@ from outbound.schemas import CancelIn, CancelOut, MessageOut
 from outbound.services.auth import Principal
 from outbound.services.configurations import ConfigurationService
 from outbound.services.tracking import TrackingService
+from outbound.texts import N_
 
 __all__ = ["CANCELED_REASON", "CancelService", "actor_of"]
 
@@ -61,9 +62,12 @@ class CancelService:
                     )
                 ).scalar_one_or_none()
                 if status is None:
-                    raise NotFoundError(f"no message {message_id!r}")
+                    raise NotFoundError(N_("no message %(message)r", message=message_id))
                 raise ConflictError(
-                    f"the message is {status}; only a queued message can be canceled",
+                    N_(
+                        "the message is %(status)s; only a queued message can be canceled",
+                        status=status,
+                    ),
                     code="not_cancelable",
                     details={"status": status},
                 )
@@ -82,7 +86,8 @@ class CancelService:
                 ).first()
                 if found is None:
                     raise NotFoundError(
-                        f"no send request {target.request_id!r}", field="request_id"
+                        N_("no send request %(request)r", request=target.request_id),
+                        field="request_id",
                     )
                 where.append(Message.request_id == target.request_id)
             elif target.flow_run_id is not None:
@@ -92,7 +97,10 @@ class CancelService:
                     )
                 ).first()
                 if found is None:
-                    raise NotFoundError(f"no flow run {target.flow_run_id!r}", field="flow_run_id")
+                    raise NotFoundError(
+                        N_("no flow run %(flow_run)r", flow_run=target.flow_run_id),
+                        field="flow_run_id",
+                    )
                 where.append(
                     Message.request_id.in_(
                         sa.select(FlowRunBatch.request_id).where(

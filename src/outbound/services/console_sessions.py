@@ -20,6 +20,7 @@ from outbound.adapters.db.engine import Database
 from outbound.adapters.db.models import ConsoleSession, User
 from outbound.clock import Clock
 from outbound.errors import NotFoundError
+from outbound.texts import N_
 
 __all__ = [
     "SESSION_LIFETIME",
@@ -158,7 +159,7 @@ class ConsoleSessions:
                 sa.select(User.id).where(User.id == user_id, User.org_id == org_id)
             ).first()
             if known is None:
-                raise NotFoundError("no such user", field="user_id")
+                raise NotFoundError(N_("no such user"), field="user_id")
             return end_user_sessions(session, user_id, self._clock.now())
 
     def end(self, sid: str) -> None:

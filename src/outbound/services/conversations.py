@@ -39,6 +39,7 @@ from outbound.schemas import (
     Page,
 )
 from outbound.services.pagination import fetch_page
+from outbound.texts import N_
 
 __all__ = [
     "CONVERSATION_STATUSES",
@@ -80,7 +81,11 @@ class ConversationService:
             unknown = [s for s in wanted if s not in CONVERSATION_STATUSES]
             if unknown or not wanted:
                 raise InvalidRequestError(
-                    f"must be one or more of {', '.join(CONVERSATION_STATUSES)}", field="status"
+                    N_(
+                        "must be one or more of %(statuses)s",
+                        statuses=", ".join(CONVERSATION_STATUSES),
+                    ),
+                    field="status",
                 )
             query = query.where(Conversation.status.in_(wanted))
             if set(wanted) <= set(LIVE_STATUSES):
@@ -121,7 +126,9 @@ class ConversationService:
                 )
             ).scalar_one_or_none()
             if conversation is None:
-                raise NotFoundError(f"no conversation {conversation_id!r}")
+                raise NotFoundError(
+                    N_("no conversation %(conversation)r", conversation=conversation_id)
+                )
             result = ConversationOut.model_validate(conversation)
             result.messages = self._messages(session, org_id, conversation)
             result.answered = self._answered(session, conversation)
