@@ -33,6 +33,7 @@ from outbound.errors import ConflictError, InvalidRequestError, NotFoundError
 from outbound.schemas import CaseCreate, CaseOut, CaseUpdate, Page
 from outbound.services.events import RecordWriter, raise_first
 from outbound.services.pagination import fetch_page
+from outbound.texts import N_
 
 __all__ = ["CASE_NUMBER_PREFIX", "CaseService"]
 
@@ -86,7 +87,7 @@ class CaseService(RecordWriter):
             query = query.with_for_update()
         case = session.execute(query).scalar_one_or_none()
         if case is None:
-            raise NotFoundError(f"no case {case_id!r}")
+            raise NotFoundError(N_("no case %(case)r", case=case_id))
         return case
 
     @staticmethod
@@ -98,7 +99,9 @@ class CaseService(RecordWriter):
             .with_for_update(read=True, key_share=True)
         ).first()
         if found is None:
-            raise InvalidRequestError(f"no contact {contact_id!r}", field="contact_id")
+            raise InvalidRequestError(
+                N_("no contact %(contact)r", contact=contact_id), field="contact_id"
+            )
 
     @staticmethod
     def _check_number(session: Session, org_id: str, number: str) -> None:
@@ -106,7 +109,9 @@ class CaseService(RecordWriter):
             sa.select(Case.id).where(Case.org_id == org_id, Case.number == number)
         ).first()
         if taken is not None:
-            raise ConflictError(f"another case has the number {number!r}", field="number")
+            raise ConflictError(
+                N_("another case has the number %(number)r", number=number), field="number"
+            )
 
     @staticmethod
     def _next_number(session: Session, org_id: str) -> int:
@@ -153,7 +158,7 @@ class CaseService(RecordWriter):
                 continue
             savepoint.commit()
             return case
-        raise ConflictError("could not choose a free case number; try again", field="number")
+        raise ConflictError(N_("could not choose a free case number; try again"), field="number")
 
     def _case_data(self, session: Session, case: Case, **extra: Any) -> dict[str, Any]:
         contact = None
@@ -189,7 +194,7 @@ class CaseService(RecordWriter):
                 resolved_at=now if data.status is CaseStatus.RESOLVED else None,
             )
 
-        conflict = f"another case has the number {data.number!r}"
+        conflict = N_("another case has the number %(number)r", number=data.number)
         with self._write(conflict, "number") as session:
             if data.contact_id is not None:
                 self._check_contact(session, org_id, data.contact_id)
@@ -234,7 +239,9 @@ class CaseService(RecordWriter):
         if data.custom is not None:
             check_custom(data.custom, problems)
         raise_first(problems)
-        with self._write(f"another case has the number {data.number!r}", "number") as session:
+        with self._write(
+            N_("another case has the number %(number)r", number=data.number), "number"
+        ) as session:
             case = self._load_case(session, org_id, case_id, lock=True)
             now = self._clock.now()
             before = case_record(case)
@@ -264,7 +271,11 @@ class CaseService(RecordWriter):
         event_type = _TRANSITIONS.get((case.status, status.value))
         if event_type is None:
             raise ConflictError(
-                f"a {case.status} case cannot become {status.value}; reactivate it first",
+                N_(
+                    "a %(status)s case cannot become %(new_status)s; reactivate it first",
+                    status=case.status,
+                    new_status=status.value,
+                ),
                 field="status",
                 code="invalid_status_change",
             )
@@ -280,7 +291,7 @@ class CaseService(RecordWriter):
             case = self._load_case(session, org_id, case_id, lock=True)
             if case.status == status.value:
                 raise ConflictError(
-                    f"the case is already {status.value}",
+                    N_("the case is already %(status)s", status=status.value),
                     field="status",
                     code="invalid_status_change",
                 )

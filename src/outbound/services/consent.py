@@ -25,6 +25,7 @@ from outbound.domain.numbers import normalize_number
 from outbound.domain.webhooks import CONSENT_CHANGED
 from outbound.errors import InvalidNumberError, InvalidRequestError, NotFoundError
 from outbound.schemas.consent import ConsentChange, ConsentChannel, ConsentOut, ConsentRecordIn
+from outbound.texts import N_
 
 __all__ = [
     "WHATSAPP_WINDOW",
@@ -182,7 +183,9 @@ class ConsentService:
                 query = query.where(Channel.id == data.channel_id)
             channel_ids = list(session.execute(query.order_by(Channel.id)).scalars())
             if data.channel_id is not None and not channel_ids:
-                raise NotFoundError(f"no channel {data.channel_id!r}", field="channel_id")
+                raise NotFoundError(
+                    N_("no channel %(channel)r", channel=data.channel_id), field="channel_id"
+                )
             for channel_id in channel_ids:
                 record_consent(
                     session,

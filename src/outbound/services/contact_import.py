@@ -34,6 +34,7 @@ from outbound.domain.flags import parse_flag
 from outbound.errors import ImportInputError
 from outbound.schemas import MAX_IMPORT_ERRORS, ImportResult, ImportRowError
 from outbound.services.events import record_events
+from outbound.texts import N_
 
 __all__ = [
     "CSV_COLUMNS",
@@ -72,7 +73,8 @@ def text_lines(chunks: Iterable[bytes]) -> Iterator[str]:
         pending = pending[start:]
         if len(pending) > MAX_LINE_CHARS:
             raise ImportInputError(
-                f"a line is longer than {MAX_LINE_CHARS} characters", field="body"
+                N_("a line is longer than %(limit)s characters", limit=MAX_LINE_CHARS),
+                field="body",
             )
     pending += decoder.decode(b"", final=True)
     if pending:
@@ -92,7 +94,10 @@ class _Column:
 def _read_header(cells: list[str]) -> list[_Column]:
     if not cells or all(not c.strip() for c in cells):
         raise ImportInputError(
-            "the first row must be a header naming the columns (external_id,name,mobile_phone,...)",
+            N_(
+                "the first row must be a header naming the columns "
+                "(external_id,name,mobile_phone,...)"
+            ),
             field="header",
         )
     columns: list[_Column] = []
@@ -106,19 +111,26 @@ def _read_header(cells: list[str]) -> list[_Column]:
             column = _Column(name, custom=True)
         if not column.name or "\x00" in column.name or "\ufffd" in column.name:
             raise ImportInputError(
-                f"column {position} of the header has no usable name", field="header"
+                N_("column %(position)s of the header has no usable name", position=position),
+                field="header",
             )
         if len(column.name) > MAX_COLUMN_NAME_CHARS:
             raise ImportInputError(
-                f"column {position}: names are at most {MAX_COLUMN_NAME_CHARS} characters",
+                N_(
+                    "column %(position)s: names are at most %(limit)s characters",
+                    position=position,
+                    limit=MAX_COLUMN_NAME_CHARS,
+                ),
                 field="header",
             )
         if column.field in {c.field for c in columns}:
-            raise ImportInputError(f"column {column.field!r} appears twice", field="header")
+            raise ImportInputError(
+                N_("column %(column)r appears twice", column=column.field), field="header"
+            )
         columns.append(column)
     if not {"external_id", "mobile_phone"} & {c.field for c in columns}:
         raise ImportInputError(
-            "the header needs an external_id or a mobile_phone column to match contacts",
+            N_("the header needs an external_id or a mobile_phone column to match contacts"),
             field="header",
         )
     return columns
@@ -255,7 +267,9 @@ class ContactImport:
                 except csv.Error as exc:
                     number += 1
                     if header is None:
-                        raise ImportInputError(f"unreadable header: {exc}", field="header") from exc
+                        raise ImportInputError(
+                            N_("unreadable header: %(error)s", error=str(exc)), field="header"
+                        ) from exc
                     state.rows += 1
                     state.fail(number, [(None, f"not readable as CSV: {exc}")])
                     continue
@@ -283,7 +297,7 @@ class ContactImport:
             )
         if header is None:
             raise ImportInputError(
-                "the file is empty; it needs a header row (external_id,name,mobile_phone,...)",
+                N_("the file is empty; it needs a header row (external_id,name,mobile_phone,...)"),
                 field="header",
             )
         self._import_chunk(org_id, chunk, state, source)

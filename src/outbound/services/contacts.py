@@ -39,6 +39,7 @@ from outbound.schemas import (
 from outbound.services.contact_import import ContactImport
 from outbound.services.events import RecordWriter, raise_first
 from outbound.services.pagination import fetch_page
+from outbound.texts import N_
 
 __all__ = ["CONTACT_DELETED", "ContactService"]
 
@@ -86,7 +87,7 @@ class ContactService(RecordWriter):
             query = query.with_for_update()
         contact = session.execute(query).scalar_one_or_none()
         if contact is None:
-            raise NotFoundError(f"no contact {contact_id!r}")
+            raise NotFoundError(N_("no contact %(contact)r", contact=contact_id))
         return contact
 
     @staticmethod
@@ -98,7 +99,11 @@ class ContactService(RecordWriter):
         ).first()
         if taken is not None:
             raise ConflictError(
-                f"another contact has the external_id {external_id!r}", field="external_id"
+                N_(
+                    "another contact has the external_id %(external_id)r",
+                    external_id=external_id,
+                ),
+                field="external_id",
             )
 
     def create_contact(
@@ -130,7 +135,7 @@ class ContactService(RecordWriter):
             updated_at=now,
             **values,
         )
-        with self._write("another contact has this external_id", "external_id") as session:
+        with self._write(N_("another contact has this external_id"), "external_id") as session:
             if contact.external_id is not None:
                 self._check_external_id(session, org_id, contact.external_id)
             session.add(contact)
@@ -183,7 +188,7 @@ class ContactService(RecordWriter):
         if data.custom is not None:
             check_custom(data.custom, problems)
         raise_first(problems)
-        with self._write("another contact has this external_id", "external_id") as session:
+        with self._write(N_("another contact has this external_id"), "external_id") as session:
             contact = self._load_contact(session, org_id, contact_id, lock=True)
             new_external = values.get("external_id")
             if new_external is not None and new_external != contact.external_id:
@@ -200,7 +205,7 @@ class ContactService(RecordWriter):
         return _contact_out(contact)
 
     def delete_contact(self, org_id: str, contact_id: str, *, source: str = "api") -> None:
-        has_cases = "the contact is the customer of cases; delete them or change their contact"
+        has_cases = N_("the contact is the customer of cases; delete them or change their contact")
         with self._write(has_cases) as session:
             contact = self._load_contact(session, org_id, contact_id, lock=True)
             cases = session.execute(
@@ -210,8 +215,11 @@ class ContactService(RecordWriter):
             ).scalar_one()
             if cases:
                 raise ConflictError(
-                    f"the contact is the customer of {cases} case(s); delete them or change "
-                    "their contact first",
+                    N_(
+                        "the contact is the customer of %(count)s case(s); delete them or change "
+                        "their contact first",
+                        count=cases,
+                    ),
                     code="contact_has_cases",
                 )
             session.delete(contact)

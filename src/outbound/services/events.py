@@ -27,6 +27,7 @@ from outbound.errors import ConflictError, InvalidRequestError
 from outbound.schemas import EventIn, EventOut, Page
 from outbound.services.pagination import MAX_PAGE_SIZE
 from outbound.services.public_ids import IdKind, parse_public_id, public_id
+from outbound.texts import N_
 
 __all__ = ["EventService", "RecordWriter", "raise_first", "record_event", "record_events"]
 
@@ -71,7 +72,9 @@ def raise_first(problems: list[Problem]) -> None:
     """Refuse the input with its first :data:`Problem`, if it has any (422)."""
     if problems:
         name, message = problems[0]
-        raise InvalidRequestError(f"{name}: {message}", field=name)
+        raise InvalidRequestError(
+            N_("%(field)s: %(problem)s", field=name, problem=message), field=name
+        )
 
 
 class RecordWriter:
@@ -84,7 +87,7 @@ class RecordWriter:
 
     @contextmanager
     def _write(
-        self, conflict: str = "conflicting change", field: str | None = None
+        self, conflict: str = N_("conflicting change"), field: str | None = None
     ) -> Iterator[Session]:
         """A write transaction whose unique-key and foreign-key failures (a concurrent
         writer got there first) become 409 instead of 500."""
@@ -128,7 +131,9 @@ def _event_out(session: Session, e: Event) -> EventOut:
 
 def _check_limit(limit: int) -> None:
     if not 1 <= limit <= MAX_PAGE_SIZE:
-        raise InvalidRequestError(f"limit must be between 1 and {MAX_PAGE_SIZE}", field="limit")
+        raise InvalidRequestError(
+            N_("limit must be between 1 and %(limit)s", limit=MAX_PAGE_SIZE), field="limit"
+        )
 
 
 class EventService(RecordWriter):
@@ -138,18 +143,19 @@ class EventService(RecordWriter):
         """Store an event of another system; flows that wait for its type will react."""
         if data.type.lower().startswith(RESERVED_EVENT_PREFIXES):
             raise InvalidRequestError(
-                "type: contact.* and case.* events are raised by changes of contacts and cases",
+                N_("type: contact.* and case.* events are raised by changes of contacts and cases"),
                 field="type",
             )
         try:
             size = len(json.dumps(data.record, allow_nan=False).encode())
         except ValueError as exc:
             raise InvalidRequestError(
-                "record: NaN and infinity are not JSON", field="record"
+                N_("record: NaN and infinity are not JSON"), field="record"
             ) from exc
         if size > MAX_EVENT_RECORD_BYTES:
             raise InvalidRequestError(
-                f"record: at most {MAX_EVENT_RECORD_BYTES} bytes of JSON", field="record"
+                N_("record: at most %(limit)s bytes of JSON", limit=MAX_EVENT_RECORD_BYTES),
+                field="record",
             )
         with self._db.transaction() as session:
             event = self._add_event(
