@@ -31,6 +31,7 @@ from outbound.services.auth import Principal
 from outbound.services.outbound_text import queue_text_message
 from outbound.services.pagination import fetch_page
 from outbound.services.webhooks import webhook_url
+from outbound.texts import N_
 
 __all__ = [
     "ChannelService",
@@ -83,9 +84,11 @@ def _normalise_sender(channel_type: str, sender: str, provider: str = "") -> str
         try:
             parsed = phonenumbers.parse(candidate if candidate.startswith("+") else "+" + candidate)
         except phonenumbers.NumberParseException as exc:
-            raise InvalidRequestError("sender is not a valid phone number", field="sender") from exc
+            raise InvalidRequestError(
+                N_("sender is not a valid phone number"), field="sender"
+            ) from exc
         if not phonenumbers.is_possible_number(parsed):
-            raise InvalidRequestError("sender is not a valid phone number", field="sender")
+            raise InvalidRequestError(N_("sender is not a valid phone number"), field="sender")
         return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
     if (
         channel_type == ChannelType.SMS
@@ -95,8 +98,12 @@ def _normalise_sender(channel_type: str, sender: str, provider: str = "") -> str
     ):
         return candidate
     raise InvalidRequestError(
-        "sender must be an E.164 number (+15551234567)"
-        + (" or an alphanumeric sender ID of 1-11 characters" if channel_type == "sms" else ""),
+        N_(
+            "sender must be an E.164 number (+15551234567) or an alphanumeric sender ID of 1-11 "
+            "characters"
+        )
+        if channel_type == "sms"
+        else N_("sender must be an E.164 number (+15551234567)"),
         field="sender",
     )
 
@@ -105,7 +112,11 @@ def _check_credentials(provider: str, credentials: dict[str, str]) -> None:
     missing = [k for k in adapter_for(provider).credential_fields if not credentials.get(k)]
     if missing:
         raise InvalidRequestError(
-            f"provider {provider!r} needs credentials: {', '.join(missing)}",
+            N_(
+                "provider %(provider)r needs credentials: %(fields)s",
+                provider=provider,
+                fields=", ".join(missing),
+            ),
             field=f"credentials.{missing[0]}",
         )
 
@@ -133,18 +144,27 @@ class ChannelService:
     ) -> ChannelOut:
         if data.provider.value not in self._available:
             raise InvalidRequestError(
-                f"provider {data.provider.value!r} is not available in this version "
-                f"(available: {', '.join(sorted(self._available))})",
+                N_(
+                    "provider %(provider)r is not available in this version "
+                    "(available: %(providers)s)",
+                    provider=data.provider.value,
+                    providers=", ".join(sorted(self._available)),
+                ),
                 field="provider",
             )
         if data.type.value not in adapter_for(data.provider.value).channel_types:
             offered = _CHANNEL_TYPE_NAMES.get(data.type.value, data.type.value)
             raise InvalidRequestError(
-                f"provider {data.provider.value!r} does not offer {offered}", field="provider"
+                N_(
+                    "provider %(provider)r does not offer %(channel_type)s",
+                    provider=data.provider.value,
+                    channel_type=offered,
+                ),
+                field="provider",
             )
         if data.provider.value == "acs" and not data.base_url:
             raise InvalidRequestError(
-                "an ACS channel needs base_url (the resource endpoint)", field="base_url"
+                N_("an ACS channel needs base_url (the resource endpoint)"), field="base_url"
             )
         _check_credentials(data.provider.value, data.credentials)
         now = self._clock.now()
@@ -180,7 +200,7 @@ class ChannelService:
             sa.select(Channel).where(Channel.id == channel_id, Channel.org_id == org_id)
         ).scalar_one_or_none()
         if channel is None:
-            raise NotFoundError(f"no channel {channel_id!r}")
+            raise NotFoundError(N_("no channel %(channel)r", channel=channel_id))
         return channel
 
     def get(self, org_id: str, channel_id: str) -> ChannelOut:
@@ -210,7 +230,7 @@ class ChannelService:
                 channel.sender = _normalise_sender(channel.type, data.sender, channel.provider)
             if "base_url" in data.model_fields_set:
                 if channel.provider == "acs" and not data.base_url:
-                    raise InvalidRequestError("an ACS channel needs base_url", field="base_url")
+                    raise InvalidRequestError(N_("an ACS channel needs base_url"), field="base_url")
                 channel.base_url = data.base_url
             if data.credentials is not None:
                 _check_credentials(channel.provider, data.credentials)
@@ -295,7 +315,7 @@ class ChannelService:
         except InvalidNumberError as exc:
             raise InvalidRequestError(exc.reason, field="to") from exc
         if not text.strip():
-            raise InvalidRequestError("text must not be empty", field="text")
+            raise InvalidRequestError(N_("text must not be empty"), field="text")
         with self._db.transaction(urgent=True) as session:
             channel = self._load(session, org_id, channel_id)
             return queue_text_message(
@@ -323,7 +343,10 @@ class ChannelService:
             if users:
                 names = ", ".join(f"{u.name} ({u.id})" for u in users)
                 raise ConflictError(
-                    f"channel is used by outbound configurations: {names}",
+                    N_(
+                        "channel is used by outbound configurations: %(configurations)s",
+                        configurations=names,
+                    ),
                     code="channel_in_use",
                 )
             changes = diff(_audited(channel), {}, secrets=["credentials"])

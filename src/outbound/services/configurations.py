@@ -28,6 +28,7 @@ from outbound.services.audit import diff, record_audit, snapshot
 from outbound.services.auth import Principal
 from outbound.services.pagination import fetch_page
 from outbound.services.templates import normalise_locale_field
+from outbound.texts import N_
 
 __all__ = ["ConfigurationService", "contact_window_of", "frequency_cap_of"]
 
@@ -109,24 +110,37 @@ class ConfigurationService:
             sa.select(Channel.type).where(Channel.id == channel_id, Channel.org_id == org_id)
         ).one_or_none()
         if channel is None:
-            raise InvalidRequestError(f"no channel {channel_id!r}", field="channel_id")
+            raise InvalidRequestError(
+                N_("no channel %(channel)r", channel=channel_id), field="channel_id"
+            )
         template = session.execute(
             sa.select(Template.channel_type).where(
                 Template.id == template_id, Template.org_id == org_id
             )
         ).one_or_none()
         if template is None:
-            raise InvalidRequestError(f"no template {template_id!r}", field="template_id")
+            raise InvalidRequestError(
+                N_("no template %(template)r", template=template_id), field="template_id"
+            )
         if channel.type != channel_type:
             raise InvalidRequestError(
-                f"channel is of type {channel.type!r} but the configuration is {channel_type!r}",
+                N_(
+                    "channel is of type %(channel_type)r but the configuration is "
+                    "%(configuration_type)r",
+                    channel_type=channel.type,
+                    configuration_type=channel_type,
+                ),
                 field="channel_id",
                 code="channel_type_mismatch",
             )
         if template.channel_type != channel_type:
             raise InvalidRequestError(
-                f"template is for {template.channel_type!r} but the configuration is "
-                f"{channel_type!r}",
+                N_(
+                    "template is for %(template_type)r but the configuration is "
+                    "%(configuration_type)r",
+                    template_type=template.channel_type,
+                    configuration_type=channel_type,
+                ),
                 field="template_id",
                 code="channel_type_mismatch",
             )
@@ -141,19 +155,25 @@ class ConfigurationService:
             )
         ).one_or_none()
         if fallback is None:
-            raise InvalidRequestError(f"no channel {fallback_id!r}", field="fallback_channel_id")
+            raise InvalidRequestError(
+                N_("no channel %(channel)r", channel=fallback_id), field="fallback_channel_id"
+            )
         primary_provider = session.execute(
             sa.select(Channel.provider).where(Channel.id == channel_id)
         ).scalar_one()
         if fallback.type != channel_type:
             raise InvalidRequestError(
-                f"fallback channel is of type {fallback.type!r}, not {channel_type!r}",
+                N_(
+                    "fallback channel is of type %(fallback_type)r, not %(configuration_type)r",
+                    fallback_type=fallback.type,
+                    configuration_type=channel_type,
+                ),
                 field="fallback_channel_id",
                 code="channel_type_mismatch",
             )
         if fallback.provider == primary_provider:
             raise InvalidRequestError(
-                "the fallback channel must use another provider than the channel",
+                N_("the fallback channel must use another provider than the channel"),
                 field="fallback_channel_id",
             )
 
@@ -168,7 +188,9 @@ class ConfigurationService:
             )
         ).scalar_one_or_none()
         if config is None:
-            raise NotFoundError(f"no outbound configuration {config_id!r}")
+            raise NotFoundError(
+                N_("no outbound configuration %(configuration)r", configuration=config_id)
+            )
         return config
 
     def create(
@@ -328,10 +350,15 @@ class ConfigurationService:
                 ).scalars()
             )
             if flows:
+                names: str = ", ".join(flows[:10])
+                if len(flows) > 10:
+                    names = N_("%(names)s and %(count)s more", names=names, count=len(flows) - 10)
                 raise ConflictError(
-                    f"flows send with this configuration: {', '.join(flows[:10])}"
-                    + (f" and {len(flows) - 10} more" if len(flows) > 10 else "")
-                    + "; delete them or point them at another configuration first",
+                    N_(
+                        "flows send with this configuration: %(flows)s; delete them or point "
+                        "them at another configuration first",
+                        flows=names,
+                    ),
                     field="configuration_id",
                     code="configuration_in_use",
                 )

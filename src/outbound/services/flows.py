@@ -41,6 +41,7 @@ from outbound.errors import ConflictError, InvalidRequestError, NotFoundError
 from outbound.schemas import FlowOut, FlowRunError, FlowRunIn, FlowRunOut, Page
 from outbound.services.pagination import fetch_page
 from outbound.services.public_ids import IdKind, public_id
+from outbound.texts import N_
 
 __all__ = [
     "MAX_UPLOAD_ROWS",
@@ -139,9 +140,9 @@ def resolve_configuration(
     if len(named) == 1:
         return named[0]
     message = (
-        f"several outbound configurations are named {reference!r}; use its id"
+        N_("several outbound configurations are named %(name)r; use its id", name=reference)
         if named
-        else f"no outbound configuration has the id or name {reference!r}"
+        else N_("no outbound configuration has the id or name %(reference)r", reference=reference)
     )
     raise FlowDefinitionError([FieldError("configuration", line, message)])
 
@@ -169,7 +170,13 @@ class FlowService:
         trigger = definition.trigger
         if trigger.type == "scheduled" and trigger.at is not None and trigger.at <= now:
             raise FlowDefinitionError(
-                [FieldError("trigger.at", None, f"{trigger.at.isoformat()} is in the past")]
+                [
+                    FieldError(
+                        "trigger.at",
+                        None,
+                        N_("%(at)s is in the past", at=trigger.at.isoformat()),
+                    )
+                ]
             )
         with self._db.transaction() as session:
             config = resolve_configuration(session, org_id, definition.configuration)
@@ -219,7 +226,7 @@ class FlowService:
             )
         ).scalar_one_or_none()
         if flow is None:
-            raise NotFoundError("flow not found", field="flow")
+            raise NotFoundError(N_("flow not found"), field="flow")
         return flow
 
     def get(self, org_id: str, reference: str) -> FlowOut:
@@ -259,7 +266,10 @@ class FlowService:
             ).scalar_one()
             if active:
                 raise ConflictError(
-                    f"this flow has {active} run(s) in progress; cancel them first",
+                    N_(
+                        "this flow has %(count)s run(s) in progress; cancel them first",
+                        count=active,
+                    ),
                     field="flow",
                     code="flow_has_active_runs",
                 )
@@ -291,29 +301,38 @@ class FlowService:
         definition = FlowDefinition.from_dict(flow.definition)
         if flow.trigger_type == "automatic":
             raise ConflictError(
-                "automatic flows run when their event happens; only instant and scheduled "
-                "flows can be run on demand",
+                N_(
+                    "automatic flows run when their event happens; only instant and scheduled "
+                    "flows can be run on demand"
+                ),
                 field="flow",
                 code="flow_not_runnable",
             )
         if not flow.enabled:
-            raise ConflictError("this flow is disabled", field="flow", code="flow_disabled")
+            raise ConflictError(N_("this flow is disabled"), field="flow", code="flow_disabled")
         source = definition.source_records or "contacts"
         if source == "csv" and csv_lines is None:
             raise InvalidRequestError(
-                "this flow sends to an uploaded list: send the CSV as the request body "
-                "(Content-Type: text/csv)",
+                N_(
+                    "this flow sends to an uploaded list: send the CSV as the request body "
+                    "(Content-Type: text/csv)"
+                ),
                 field="body",
                 code="csv_required",
             )
         if source != "csv" and csv_lines is not None:
             raise InvalidRequestError(
-                f"this flow reads its recipients from {source}; it takes no uploaded list",
+                N_(
+                    "this flow reads its recipients from %(source)s; it takes no uploaded list",
+                    source=source,
+                ),
                 field="body",
             )
         for index, condition in enumerate(data.conditions):
             if condition.op not in {"exists", "missing"} and condition.value is None:
-                raise InvalidRequestError("a value is required", field=f"conditions[{index}].value")
+                raise InvalidRequestError(
+                    N_("a value is required"), field=f"conditions[{index}].value"
+                )
         extra = [c.model_dump() for c in data.conditions]
         run = FlowRun(
             org_id=org_id,
@@ -369,14 +388,22 @@ class FlowService:
         reader = csv.reader(_strip_bom(lines))
         header = next(reader, None)
         if not header or not any(h.strip() for h in header):
-            raise InvalidRequestError("the list is empty: a header row is required", field="body")
+            raise InvalidRequestError(
+                N_("the list is empty: a header row is required"), field="body"
+            )
         names = [h.strip() for h in header]
         if len(names) > MAX_CSV_COLUMNS:
-            raise InvalidRequestError(f"at most {MAX_CSV_COLUMNS} columns", field="body")
+            raise InvalidRequestError(
+                N_("at most %(limit)s columns", limit=MAX_CSV_COLUMNS), field="body"
+            )
         duplicates = sorted({n for n in names if n and names.count(n) > 1})
         if duplicates:
             raise InvalidRequestError(
-                f"duplicate column(s) in the header: {', '.join(duplicates)}", field="body"
+                N_(
+                    "duplicate column(s) in the header: %(columns)s",
+                    columns=", ".join(duplicates),
+                ),
+                field="body",
             )
         chunk: builtins.list[dict[str, Any]] = []
         count = 0
@@ -387,7 +414,7 @@ class FlowService:
                 count += 1
                 if count > MAX_UPLOAD_ROWS:
                     raise InvalidRequestError(
-                        f"at most {MAX_UPLOAD_ROWS} rows per list", field="body"
+                        N_("at most %(limit)s rows per list", limit=MAX_UPLOAD_ROWS), field="body"
                     )
                 row = {name: value for name, value in zip(names, values, strict=False) if name}
                 chunk.append({"run_id": run_id, "seq": count, "data": row})
@@ -396,10 +423,15 @@ class FlowService:
                     chunk = []
         except csv.Error as exc:
             raise InvalidRequestError(
-                f"unreadable CSV near row {count + 2}: {exc}", field="body"
+                N_(
+                    "unreadable CSV near row %(row)s: %(error)s",
+                    row=count + 2,
+                    error=str(exc),
+                ),
+                field="body",
             ) from exc
         except UnicodeDecodeError as exc:
-            raise InvalidRequestError("the list must be UTF-8 text", field="body") from exc
+            raise InvalidRequestError(N_("the list must be UTF-8 text"), field="body") from exc
         self._insert_rows(chunk)
         return count
 
@@ -419,7 +451,7 @@ class FlowService:
                 sa.select(FlowRun).where(FlowRun.org_id == org_id, FlowRun.id == run_id)
             ).scalar_one_or_none()
             if run is None:
-                raise NotFoundError("flow run not found", field="run_id")
+                raise NotFoundError(N_("flow run not found"), field="run_id")
             return run_out(run, self._db)
 
     def list_runs(
@@ -446,10 +478,12 @@ class FlowService:
                 sa.select(FlowRun).where(FlowRun.org_id == org_id, FlowRun.id == run_id)
             ).scalar_one_or_none()
             if run is None:
-                raise NotFoundError("flow run not found", field="run_id")
+                raise NotFoundError(N_("flow run not found"), field="run_id")
             if run.status not in ACTIVE_RUN_STATUSES:
                 raise ConflictError(
-                    f"this run is already {run.status}", field="run_id", code="run_finished"
+                    N_("this run is already %(status)s", status=run.status),
+                    field="run_id",
+                    code="run_finished",
                 )
             run.status = FlowRunStatus.CANCELED.value
             run.finished_at = now
