@@ -44,6 +44,7 @@ from outbound.errors import (
     NotFoundError,
     PermissionDeniedError,
     TemplateSyntaxError,
+    message_of,
 )
 from outbound.services.consent import WHATSAPP_WINDOW, numbers_in_window, opted_out_numbers
 from outbound.services.conversation_log import publish, record_change
@@ -576,7 +577,7 @@ class AgentReplyService:
             parse_template(body)
         except TemplateSyntaxError as exc:
             raise InvalidRequestError(
-                N_("malformed placeholder: %(error)s", error=exc.args[0]),
+                N_("malformed placeholder: %(error)s", error=message_of(exc)),
                 field="body",
                 code="invalid_template",
                 details={"position": exc.position},

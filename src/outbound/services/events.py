@@ -73,7 +73,7 @@ def raise_first(problems: list[Problem]) -> None:
     if problems:
         name, message = problems[0]
         raise InvalidRequestError(
-            N_("%(field)s: %(problem)s", field=name, problem=message), field=name
+            N_("%(field)s: %(message)s", field=name, message=message), field=name
         )
 
 
