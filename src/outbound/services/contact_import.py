@@ -31,7 +31,7 @@ from outbound.domain.contacts import (
     contact_record,
 )
 from outbound.domain.flags import parse_flag
-from outbound.errors import ImportInputError
+from outbound.errors import ImportInputError, message_of
 from outbound.schemas import MAX_IMPORT_ERRORS, ImportResult, ImportRowError
 from outbound.services.events import record_events
 from outbound.texts import N_
@@ -148,7 +148,16 @@ def _parse_row(
 ) -> tuple[_Row, list[Problem]]:
     problems: list[Problem] = []
     if len(cells) != len(header):
-        problems.append((None, f"has {len(cells)} fields; the header has {len(header)}"))
+        problems.append(
+            (
+                None,
+                N_(
+                    "has %(fields)s fields; the header has %(columns)s",
+                    fields=len(cells),
+                    columns=len(header),
+                ),
+            )
+        )
         return _Row(number, {}, {}), problems
     values: dict[str, Any] = {}
     custom: dict[str, str] = {}
@@ -157,9 +166,9 @@ def _parse_row(
         if not value:
             continue  # an empty cell leaves the field as it is
         if "\x00" in value:
-            problems.append((column.field, "must not contain the NUL character (U+0000)"))
+            problems.append((column.field, N_("must not contain the NUL character (U+0000)")))
         elif "\ufffd" in value:
-            problems.append((column.field, "is not valid UTF-8 text"))
+            problems.append((column.field, N_("is not valid UTF-8 text")))
         elif column.custom:
             custom[column.name] = value
             check_custom({column.name: value}, problems)
@@ -167,11 +176,11 @@ def _parse_row(
             try:
                 values[column.name] = parse_flag(value)
             except ValueError as exc:
-                problems.append((column.name, str(exc)))
+                problems.append((column.name, message_of(exc)))
         else:
             values.update(clean_contact({column.name: value}, region, problems))
     if not problems and not values.get("external_id") and not values.get("mobile_phone"):
-        problems.append(("mobile_phone", "a row needs a mobile_phone or an external_id"))
+        problems.append(("mobile_phone", N_("a row needs a mobile_phone or an external_id")))
     return _Row(number, values, custom), problems
 
 
@@ -271,7 +280,9 @@ class ContactImport:
                             N_("unreadable header: %(error)s", error=str(exc)), field="header"
                         ) from exc
                     state.rows += 1
-                    state.fail(number, [(None, f"not readable as CSV: {exc}")])
+                    state.fail(
+                        number, [(None, N_("not readable as CSV: %(error)s", error=str(exc)))]
+                    )
                     continue
                 number += 1
                 if header is None:
@@ -293,7 +304,11 @@ class ContactImport:
                 raise
             state.stopped = exc.message
             state.pending_errors.append(
-                ImportRowError(row=number + 1, field=None, message=f"stopped: {exc.message}")
+                ImportRowError(
+                    row=number + 1,
+                    field=None,
+                    message=N_("stopped: %(reason)s", reason=exc.message),
+                )
             )
         if header is None:
             raise ImportInputError(
@@ -325,7 +340,7 @@ class ContactImport:
                 except sa.exc.IntegrityError:
                     log.warning("contacts import for org %s: chunk conflicted twice", org_id)
                     for row in rows:
-                        state.fail(row.number, [(None, "conflicted with a concurrent change")])
+                        state.fail(row.number, [(None, N_("conflicted with a concurrent change"))])
         state.flush_errors()
 
     def _write_chunk(self, org_id: str, rows: list[_Row], state: _ImportState, source: str) -> None:
@@ -495,9 +510,10 @@ class _ChunkWriter:
         """Create or update the row's contact (only in memory when ``dry_run``)."""
         matches = self._known.candidates(row)
         if len(matches) > 1:
-            problem = (
-                f"{len(matches)} contacts have this mobile_phone; add an "
-                "external_id column to say which one"
+            problem = N_(
+                "%(count)s contacts have this mobile_phone; add an external_id column to say "
+                "which one",
+                count=len(matches),
             )
             self.outcome.failures.append((row.number, [("mobile_phone", problem)]))
         elif matches:
