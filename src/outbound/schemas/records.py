@@ -199,7 +199,7 @@ class ImportResult(OutputModel):
     errors: list[ImportRowError] = Field(
         description=f"The first {MAX_IMPORT_ERRORS} errors, in file order."
     )
-    stopped: str | None = Field(
+    stopped: Said | None = Field(
         None, description="Why the file could not be read to its end, if it could not."
     )
 
