@@ -143,6 +143,19 @@ def test_the_french_console_speaks_french(browser: Browser, console_server: Cons
         expect(page.get_by_role("button", name="Se déconnecter")).to_be_visible()
         expect(page.locator("footer")).to_contain_text("Les heures sont affichées en")
         snap(page, "dashboard-fr")
+        # What the service refuses is said in French too, beside its field.
+        page.goto(console_server.url + "/templates/new")
+        page.locator("#f-name").fill("Rappel")
+        page.locator("#f-default_locale").fill("fr-FR")
+        page.locator("#f-default_text").fill("Bonjour {CustomerName")
+        expect(page.locator("#count-default_text").get_by_role("paragraph").first).to_have_text(
+            "Erreur de champ au caractère 9 : champ non fermé"
+        )
+        page.get_by_role("button", name="Enregistrer le modèle").click()
+        expect(page.locator("#e-default_text")).to_have_text(
+            "modèle mal formé : champ non fermé à la position 8"
+        )
+        snap(page, "template-error-fr")
     finally:
         context.close()
 
