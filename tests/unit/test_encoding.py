@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from outbound.domain import encoding
 from outbound.domain.encoding import (
     GSM7_BASIC,
     GSM7_EXTENDED,
@@ -188,3 +191,18 @@ def test_info_is_frozen() -> None:
     info = sms_info("x")
     with pytest.raises(AttributeError):
         info.segments = 2  # type: ignore[misc]
+
+
+_MIXED = st.text(
+    alphabet=st.sampled_from(
+        sorted(encoding.GSM7_BASIC)[:20]
+        + sorted(encoding.GSM7_EXTENDED)
+        + ["é", "ç", "Ω", "ł", "€", "🙂", "中"]
+    ),
+    max_size=400,
+)
+
+
+@given(st.one_of(_MIXED, st.text(max_size=400)))
+def test_the_quick_count_is_the_count_a_character_at_a_time(text: str) -> None:
+    assert encoding.sms_info(text) == encoding._sms_info_by_character(text)

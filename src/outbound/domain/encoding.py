@@ -96,8 +96,28 @@ def _count_segments(costs: list[int], single_limit: int, part_limit: int) -> int
     return segments
 
 
+def _parts(units: int, single_limit: int, part_limit: int) -> int:
+    """Number of parts for ``units`` items that each cost 1."""
+    if units == 0:
+        return 0
+    return 1 if units <= single_limit else -(-units // part_limit)
+
+
 def sms_info(text: str) -> SmsInfo:
     """Return the encoding, segment count and size of ``text`` as an SMS."""
+    # Most texts are plain GSM-7 (or UCS-2 within the BMP): every character costs 1, and the
+    # character sets answer without a loop in Python. Every message accepted is counted.
+    if GSM7_BASIC.issuperset(text):
+        n = len(text)
+        return SmsInfo(SmsEncoding.GSM7, _parts(n, _GSM7_SINGLE_LIMIT, _GSM7_PART_LIMIT), n, n)
+    if GSM7_EXTENDED.isdisjoint(text) and (not text or max(text) <= "\uffff"):
+        n = len(text)
+        return SmsInfo(SmsEncoding.UCS2, _parts(n, _UCS2_SINGLE_LIMIT, _UCS2_PART_LIMIT), n, n)
+    return _sms_info_by_character(text)
+
+
+def _sms_info_by_character(text: str) -> SmsInfo:
+    """:func:`sms_info` for any text, a character at a time."""
     gsm_costs: list[int] = []
     for char in text:
         cost = _gsm7_units(char)
