@@ -357,6 +357,7 @@ def _outbound(
     workers: int,
     inline_worker: bool = False,
     batch_size: int = 200,
+    webhook_processes: int = 0,
 ) -> Run:
     with (
         tempfile.TemporaryDirectory(prefix="outbound-bench-") as tmp,
@@ -379,19 +380,23 @@ def _outbound(
                 "OUTBOUND_WORKER_BATCH_SIZE": str(batch_size),
             }
         )
-        ports = [_free_port() for _ in range(api_processes)]
-        apis = [f"http://127.0.0.1:{p}" for p in ports]
-        metrics_urls = [f"{api}/metrics" for api in apis]
+        ports = [_free_port() for _ in range(api_processes + webhook_processes)]
+        urls = [f"http://127.0.0.1:{p}" for p in ports]
+        # The first processes take the send requests; the others, when asked for, only the
+        # provider's callbacks (a load balancer sending /webhooks/ to processes of their own).
+        apis, hooks = urls[:api_processes], urls[api_processes:]
+        metrics_urls = [f"{url}/metrics" for url in urls]
         processes = []
         with contextlib_exit() as stack:
             for index, port in enumerate(ports):
-                api_env = {**env, "OUTBOUND_PUBLIC_BASE_URL": apis[index]}
+                api_env = {**env, "OUTBOUND_PUBLIC_BASE_URL": urls[index]}
                 run_worker = inline_worker
                 args = [PYTHON, "-m", "outbound", "serve", "--port", str(port)]
                 args.append("--worker" if run_worker else "--no-worker")
                 processes.append(stack.enter_context(_process(args, api_env)))
             for port in ports:
                 _wait_port(port)
+            callbacks_to = hooks or apis
             if not inline_worker:
                 for index in range(workers):
                     metrics_port = _free_port()
@@ -400,7 +405,7 @@ def _outbound(
                     # spread them): with as many workers as APIs, each API takes its share.
                     worker_env = {
                         **env,
-                        "OUTBOUND_PUBLIC_BASE_URL": apis[index % len(apis)],
+                        "OUTBOUND_PUBLIC_BASE_URL": callbacks_to[index % len(callbacks_to)],
                         "OUTBOUND_WORKER_METRICS_PORT": str(metrics_port),
                     }
                     args = [PYTHON, "-m", "outbound", "worker"]
@@ -655,7 +660,16 @@ def main() -> None:
         help="with --postgres: the numbers of worker processes to run against one database "
         "(2 API processes each), e.g. 1,2,3,4; a table shows how throughput grows with them",
     )
+    parser.add_argument(
+        "--webhook-processes",
+        type=int,
+        default=0,
+        help="with --postgres: API processes that take only the provider's status callbacks "
+        "(the 2 others take the send requests)",
+    )
     args = parser.parse_args()
+    if args.webhook_processes < 0:
+        parser.error("--webhook-processes: 0 or more")
     try:
         worker_counts = sorted({int(n) for n in args.workers.split(",")})
     except ValueError:
@@ -671,7 +685,8 @@ def main() -> None:
         scenarios += [
             (
                 f"pg-{n}",
-                f"outbound PostgreSQL, 2 API + {n} worker{'s' if n > 1 else ''}",
+                f"outbound PostgreSQL, 2 API + {n} worker{'s' if n > 1 else ''}"
+                + (f" + {args.webhook_processes} webhook" if args.webhook_processes else ""),
                 args.postgres,
                 2,
                 n,
@@ -760,6 +775,7 @@ def main() -> None:
                     workers=workers,
                     inline_worker=inline,
                     batch_size=args.batch_size,
+                    webhook_processes=args.webhook_processes if url else 0,
                 )
                 per_message = 1000 / args.messages
                 busy = (run.cpu_service + run.cpu_provider + run.cpu_bench) / (run.seconds * cores)
