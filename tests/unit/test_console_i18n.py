@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 from pydantic import BaseModel, Field, ValidationError
@@ -131,3 +132,21 @@ def test_the_text_counter_says_the_reason_of_a_fault_in_the_readers_language() -
     fault = Counter(error=N_("text must not be empty"), position=3, at="{")
     said = render_with(Translator("fr"), page, c=fault, t=Translator("fr"))
     assert "Erreur de champ au caractère 4 : le texte ne doit pas être vide" in said
+
+
+def test_every_french_translation_keeps_the_placeholders_of_its_english() -> None:
+    with (CONSOLE / "locale" / "fr" / "LC_MESSAGES" / "messages.po").open("rb") as handle:
+        catalog = read_po(handle, locale="fr")
+    faults = [(message.id, str(error)) for message, errors in catalog.check() for error in errors]
+    assert faults == []
+
+
+def test_a_translation_that_lost_a_placeholder_falls_back_to_the_english(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    t = Translator("fr")
+    monkeypatch.setattr(
+        type(t._catalog), "gettext", lambda _self, _message: "au plus %(limit)s caractères"
+    )
+    message = N_("must be at most %(max_length)s characters", max_length=5)
+    assert t.error(message) == "must be at most 5 characters"

@@ -242,7 +242,10 @@ class Translator:
                 name: self.error(value) if isinstance(value, Text) else value
                 for name, value in message.values.items()
             }
-            return text % values
+            try:
+                return text % values
+            except (KeyError, ValueError, TypeError):
+                return str(message)  # a translation that lost a placeholder: the English
         return self._catalog.gettext(str(message))
 
     def ngettext(self, singular: str, plural: str, n: int, **variables: object) -> str:
