@@ -62,9 +62,8 @@ _Select = TypeVar("_Select", bound=GenerativeSelect)
 
 
 def dump_json(value: Any) -> str:
-    """JSON columns' and parameters' text, written by orjson (about ten times as fast as the
-    standard library on a message's rows); what orjson refuses (an integer beyond 64 bits)
-    is written by the standard library, as before."""
+    """JSON columns' and parameters' text, written by orjson (in C); what orjson refuses (an
+    integer beyond 64 bits) is written by the standard library, as before."""
     try:
         return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
     except TypeError:
