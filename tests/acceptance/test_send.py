@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from outbound.adapters.db.models import SendRequest
@@ -439,6 +440,27 @@ def test_hourly_quota(
     accepted(send(tenant, setup.config_id, [contact()]))
     # The idempotency key of the refused request was not used up.
     accepted(send(tenant, setup.config_id, [contact()], headers={"Idempotency-Key": "q-1"}))
+
+
+def test_a_request_that_passes_the_quota_check_is_still_counted_at_commit(
+    tenant: Tenant, setup: Setup, container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The early check is a read: two requests may both pass it. The count at the end of the
+    accepting transaction is what holds, and a request refused there leaves nothing behind."""
+    from outbound.services import sending
+
+    set_limits(container.db, tenant.org_id, hourly_request_quota=1)
+    accepted(send(tenant, setup.config_id, [contact()]))
+    # As if a concurrent request had read the counter before the first one counted itself.
+    monkeypatch.setattr(sending, "check_request_quota", lambda *args: None)
+    refused = send(
+        tenant, setup.config_id, [contact(), contact()], headers={"Idempotency-Key": "r"}
+    )
+    assert_error(refused, 429, "rate_limited")
+    assert int(refused.headers["Retry-After"]) == 3600
+    assert len(tenant.get("/v1/messages").json()["data"]) == 1
+    monkeypatch.undo()
+    assert_error(send(tenant, setup.config_id, [contact()]), 429, "rate_limited")
 
 
 # --- idempotency ----------------------------------------------------------------------------

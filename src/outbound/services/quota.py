@@ -7,6 +7,7 @@ buckets (a sliding hour), so there is no burst at the top of each hour.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -17,20 +18,36 @@ from outbound.adapters.db.models import RateCounter
 from outbound.errors import RateLimitedError
 from outbound.texts import N_
 
-__all__ = ["BUCKET_SECONDS", "WINDOW_BUCKETS", "consume_request_quota", "purge_old_buckets"]
+__all__ = [
+    "BUCKET_SECONDS",
+    "WINDOW_BUCKETS",
+    "check_request_quota",
+    "consume_request_quota",
+    "purge_old_buckets",
+]
 
 BUCKET_SECONDS = 60
 WINDOW_BUCKETS = 60
+
+
+def check_request_quota(session: Session, org_id: str, limit: int, now: datetime) -> None:
+    """Raise :class:`RateLimitedError` if one more request would be past the quota; count
+    nothing and lock nothing (a read, so that a request past the quota is refused before its
+    work is done; :func:`consume_request_quota` is what counts it)."""
+    bucket = int(now.timestamp() // BUCKET_SECONDS)
+    rows = _window(session, org_id, bucket)
+    _refuse_past(limit, rows, sum(int(r.n) for r in rows) + 1, bucket, now)
 
 
 def consume_request_quota(session: Session, org_id: str, limit: int, now: datetime) -> None:
     """Count one request; raise :class:`RateLimitedError` (and count nothing) past the quota.
 
     Must run inside the write transaction that accepts the request: raising rolls the
-    increment back with everything else.
+    increment back with everything else. On PostgreSQL the counter's row stays locked until
+    that transaction ends, so every request of the organisation waits for it there: run it
+    last, just before the commit.
     """
-    now_ts = now.timestamp()
-    bucket = int(now_ts // BUCKET_SECONDS)
+    bucket = int(now.timestamp() // BUCKET_SECONDS)
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     stmt = insert(RateCounter).values(org_id=org_id, bucket=bucket, count=1)
@@ -39,14 +56,27 @@ def consume_request_quota(session: Session, org_id: str, limit: int, now: dateti
         set_={"count": RateCounter.count + 1},
     )
     session.execute(stmt)
-    rows = session.execute(
+    rows = _window(session, org_id, bucket)
+    _refuse_past(limit, rows, sum(int(r.n) for r in rows), bucket, now)
+
+
+def _window(session: Session, org_id: str, bucket: int) -> Sequence[sa.Row[int, int]]:
+    """The organisation's buckets within the hour that ends with ``bucket``, oldest first."""
+    return session.execute(
         sa.select(RateCounter.bucket, RateCounter.count.label("n"))
         .where(RateCounter.org_id == org_id, RateCounter.bucket > bucket - WINDOW_BUCKETS)
         .order_by(RateCounter.bucket)
     ).all()
-    total = sum(int(r.n) for r in rows)
+
+
+def _refuse_past(
+    limit: int, rows: Sequence[sa.Row[int, int]], total: int, bucket: int, now: datetime
+) -> None:
+    """Raise :class:`RateLimitedError` when ``total`` requests (this one included) are more
+    than ``limit``, saying when this one would fit."""
     if total <= limit:
         return
+    now_ts = now.timestamp()
     # Requests already counted before this one: total - 1. For this one to fit, that many
     # minus (limit - 1) must have left the window; find the bucket whose expiry does it.
     must_expire = total - limit

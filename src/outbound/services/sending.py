@@ -60,7 +60,7 @@ from outbound.services.configurations import (
 from outbound.services.consent import numbers_in_window, opted_out_numbers
 from outbound.services.conversations import open_conversations
 from outbound.services.idempotency import IdempotencyKeys, body_hash
-from outbound.services.quota import consume_request_quota
+from outbound.services.quota import check_request_quota, consume_request_quota
 from outbound.texts import N_
 
 __all__ = ["DUPLICATE_IN_REQUEST", "SendService"]
@@ -170,10 +170,12 @@ class SendService:
             raise
 
     def _catalog(
-        self, org_id: str, configuration_id: str
+        self, org_id: str, configuration_id: str, quota: int, now: datetime
     ) -> tuple[OutboundConfiguration, Template, Channel]:
-        """The configuration a request names, with its template and channel, if it may send."""
+        """The configuration a request names, with its template and channel, if it may send;
+        a request past the organisation's quota is refused here, before its work is done."""
         with self._db.read() as session:
+            check_request_quota(session, org_id, quota, now)
             try:
                 config = ConfigurationService.load(session, org_id, configuration_id)
             except NotFoundError as exc:
@@ -205,7 +207,9 @@ class SendService:
         urgent: bool = False,
         flow_run_id: str | None = None,
     ) -> SendOut:
-        config, template, channel = self._catalog(org_id, request.configuration_id)
+        config, template, channel = self._catalog(
+            org_id, request.configuration_id, quota, self._clock.now()
+        )
         texts = TemplateTexts.of(
             template.default_locale,
             template.default_text,
@@ -266,7 +270,6 @@ class SendService:
         )
         stored = response.model_dump(mode="json")
         with self._db.transaction(urgent=urgent) as session:
-            consume_request_quota(session, org_id, quota, now)
             if reserved_id is not None:
                 self._keys.complete(session, reserved_id, stored)
             else:
@@ -286,6 +289,8 @@ class SendService:
             if config.conversation_mode == "on_send":
                 self._open_conversations(session, org_id, config, channel, rows, now)
             self._outbox.enqueue(session, rows, source="api")
+            # Last: the counter's row is the organisation's, locked until the commit.
+            consume_request_quota(session, org_id, quota, now)
         if self._metrics is not None:
             for outcome, count in (
                 ("queued", response.queued),
