@@ -11,6 +11,7 @@ from typing import Any
 
 import typer
 
+from outbound.adapters import heap
 from outbound.adapters.db.stages import run_in_stage
 from outbound.cli.common import (
     console,
@@ -84,6 +85,7 @@ def serve(
     _logging(settings)
     container = start_service(settings, announce=True)
     application = create_app(container, run_worker=worker)
+    heap.settle()
     server = uvicorn.Server(
         server_config(
             application,
@@ -115,6 +117,8 @@ def worker() -> None:
             container.metrics.registry,
             token=settings.metrics_token,
         )
+
+    heap.settle()
 
     async def main() -> None:
         stop = asyncio.Event()
