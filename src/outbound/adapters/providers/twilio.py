@@ -13,7 +13,7 @@ import email.utils
 import hashlib
 import hmac
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
@@ -317,21 +317,21 @@ def twilio_signature(url: str, params: Iterable[tuple[str, str]], auth_token: st
     payload = url + "".join(
         name + value for name in sorted(grouped) for value in sorted(set(grouped[name]))
     )
-    digest = hmac.new(auth_token.encode(), payload.encode(), hashlib.sha1).digest()
+    digest = hmac.digest(auth_token.encode(), payload.encode(), hashlib.sha1)
     return base64.b64encode(digest).decode()
 
 
-def _port_variants(url: str) -> list[str]:
+def _port_variants(url: str) -> Iterator[str]:
     """Twilio signs with or without the port; accept the URL as is, with the scheme's default
-    port added when it has none, and with its port removed -- like Twilio's own validator."""
+    port added when it has none, and with its port removed -- like Twilio's own validator.
+    The URL as is comes first, and the others are only made if it is not the one signed."""
+    yield url
     parts = urlsplit(url)
-    variants = [url]
     default = {"https": 443, "http": 80}.get(parts.scheme)
     if parts.port is None and default and parts.hostname:
-        variants.append(urlunsplit(parts._replace(netloc=f"{parts.netloc}:{default}")))
+        yield urlunsplit(parts._replace(netloc=f"{parts.netloc}:{default}"))
     elif parts.port is not None and parts.hostname:
-        variants.append(urlunsplit(parts._replace(netloc=parts.netloc.rsplit(":", 1)[0])))
-    return variants
+        yield urlunsplit(parts._replace(netloc=parts.netloc.rsplit(":", 1)[0]))
 
 
 def verify_twilio_signature(
