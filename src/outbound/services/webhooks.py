@@ -186,17 +186,21 @@ def _storable(events: WebhookEvents) -> WebhookEvents:
     message would be lost), so NUL and half surrogate pairs are dropped or replaced instead."""
 
     def clean(report: Any) -> Any:
-        changes = {
-            f.name: storable(getattr(report, f.name))
-            for f in dataclasses.fields(report)
-            if isinstance(getattr(report, f.name), str | Mapping | list)
-        }
-        return dataclasses.replace(report, **changes)
+        changes = {}
+        for f in dataclasses.fields(report):
+            value = getattr(report, f.name)
+            if isinstance(value, str | Mapping | list):
+                made = storable(value)
+                if made is not value and made != value:
+                    changes[f.name] = made
+        # A report that was storable already (nearly all) is kept as it is.
+        return dataclasses.replace(report, **changes) if changes else report
 
     if not events.statuses and not events.inbound:
         return events
-    return dataclasses.replace(
-        events,
-        statuses=[clean(r) for r in events.statuses],
-        inbound=[clean(r) for r in events.inbound],
-    )
+    statuses = [clean(r) for r in events.statuses]
+    inbound = [clean(r) for r in events.inbound]
+    kept = [*events.statuses, *events.inbound]
+    if all(a is b for a, b in zip(statuses + inbound, kept, strict=True)):
+        return events
+    return dataclasses.replace(events, statuses=statuses, inbound=inbound)
