@@ -17,11 +17,13 @@ import random
 import socket
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from prometheus_client import Histogram
 
 from outbound.adapters.db.engine import Database
 from outbound.adapters.metrics import Metrics
@@ -138,6 +140,8 @@ class Dispatcher:
         http_timeout: float = DEFAULT_HTTP_TIMEOUT,
     ) -> None:
         self._metrics = metrics or Metrics()
+        # The latency histogram of each provider, labelled once (labelling takes a lock).
+        self._latency_of: dict[str, Histogram] = {}
         self._statuses = statuses
         self._db = db
         self._outbox = Outbox(db, status_check_after=timedelta(seconds=status_check_after_seconds))
@@ -308,9 +312,12 @@ class Dispatcher:
                 if o.status is MessageStatus.SENT and o.provider_message_id
             ]
             await asyncio.to_thread(self._statuses.replay_orphans, sent)
-        for outcome in outcomes:
-            provider = outcome.provider or providers.get(channel_of[outcome.message_id], "")
-            self._metrics.transitions.labels(outcome.status.value, provider).inc()
+        moves = Counter(
+            (o.status.value, o.provider or providers.get(channel_of[o.message_id], ""))
+            for o in outcomes
+        )
+        for (status, provider), count in moves.items():
+            self._metrics.transitions.labels(status, provider).inc(count)
 
     async def _record(self, outcomes: list[Outcome]) -> None:
         # Messages already sent that are not recorded would be sent again once their lease
@@ -434,9 +441,11 @@ class Dispatcher:
             self._metrics.provider_errors.labels(channel.provider, kind).inc()
             raise
         finally:
-            self._metrics.provider_latency.labels(channel.provider).observe(
-                time.perf_counter() - started
-            )
+            latency = self._latency_of.get(channel.provider)
+            if latency is None:
+                latency = self._metrics.provider_latency.labels(channel.provider)
+                self._latency_of[channel.provider] = latency
+            latency.observe(time.perf_counter() - started)
         breaker.success()
         return result
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -103,9 +104,13 @@ class StatusService:
 
     def _count(self, reports: Sequence[StatusReport], matched: Sequence[bool]) -> None:
         if self._metrics is not None:
-            for report, hit in zip(reports, matched, strict=True):
-                if hit:
-                    self._metrics.transitions.labels(report.status.value, report.provider).inc()
+            moves = Counter(
+                (report.status.value, report.provider)
+                for report, hit in zip(reports, matched, strict=True)
+                if hit
+            )
+            for (status, provider), count in moves.items():
+                self._metrics.transitions.labels(status, provider).inc(count)
 
     @staticmethod
     def _find(
