@@ -380,6 +380,14 @@ class SendRequest(Base):
     created_at: Mapped[datetime]
 
 
+PARTIAL_MESSAGE_INDEXES: dict[str, tuple[str, ...]] = {
+    "ix_messages_provider_message": ("provider", "provider_message_id"),
+    "ix_messages_regarding_object": ("org_id", "regarding_object_id"),
+    "ix_messages_conversation": ("conversation_id",),
+}
+"""Indexes of messages holding only the rows whose last column is set."""
+
+
 class Message(Base):
     """One outbound message: the outbox row the workers claim and the record users track."""
 
@@ -388,9 +396,20 @@ class Message(Base):
         sa.CheckConstraint(_check_in("status", MessageStatus), name="status"),
         sa.Index("ix_messages_due", "status", "scheduled_at"),
         sa.Index("ix_messages_org_created", "org_id", "created_at", "id"),
-        sa.Index("ix_messages_provider_id", "provider", "provider_message_id"),
-        sa.Index("ix_messages_regarding", "org_id", "regarding_object_id"),
         sa.Index("ix_messages_org_to_created", "org_id", "to_number", "created_at"),
+        # Partial: a message enters these only once it has the value looked up (a provider's
+        # id once sent; many messages never have a record or a conversation). PostgreSQL
+        # writes every index again at each status change, so each index left out saves one
+        # write per change; every look-up names the value, which implies the condition.
+        *(
+            sa.Index(
+                name,
+                *columns,
+                postgresql_where=sa.text(f"{columns[-1]} IS NOT NULL"),
+                sqlite_where=sa.text(f"{columns[-1]} IS NOT NULL"),
+            )
+            for name, columns in PARTIAL_MESSAGE_INDEXES.items()
+        ),
         # Only messages waiting for a status check are in it: sent, with no final report yet.
         sa.Index(
             "ix_messages_status_check",
@@ -434,7 +453,7 @@ class Message(Base):
     provider_message_id: Mapped[str | None] = mapped_column(sa.String(100))
     error_code: Mapped[str | None] = mapped_column(sa.String(64))
     error_message: Mapped[str | None] = mapped_column(sa.Text)
-    conversation_id: Mapped[str | None] = mapped_column(sa.String(36), index=True)
+    conversation_id: Mapped[str | None] = mapped_column(sa.String(36))
     sent_via_channel_id: Mapped[str | None] = mapped_column(sa.String(36))
     sent_by_user_id: Mapped[str | None] = mapped_column(sa.String(36))
     # Kept for reports: the number's country (ISO 3166) and the flow run that sent it.
