@@ -117,6 +117,16 @@ def _postgres_cpu_seconds() -> float:
     return total
 
 
+def _wal_position(engine: sa.Engine) -> int:
+    """Where the PostgreSQL server's write-ahead log is, in bytes (the whole server's)."""
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                sa.text("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')")
+            ).scalar_one()
+        )
+
+
 def _wait_port(port: int, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -239,6 +249,9 @@ class Run:
     """CPU seconds of the PostgreSQL server's processes over the same span (0 on SQLite)."""
     cpu_bench: float = 0.0
     """CPU seconds of this process (load generator and progress queries) over the same span."""
+    wal_bytes: float = 0.0
+    """Bytes of write-ahead log the PostgreSQL server wrote over the same span (0 on SQLite):
+    the database's writes, which unlike its CPU do not vary with the machine's load."""
     seconds: float = 0.0
     write_seconds: float = 0.0
     """Seconds spent in write transactions, summed over the service's processes (/metrics)."""
@@ -418,6 +431,7 @@ def _outbound(
             cpu_before = [_cpu_seconds(p.pid) for p in processes]
             provider_before = _cpu_seconds(provider_pid)
             database_before = _postgres_cpu_seconds() if database_url else 0.0
+            wal_before = _wal_position(engine) if database_url else 0
             bench_before = time.process_time()
             given_up_before = _given_up(provider_url)
             started = time.perf_counter()
@@ -450,6 +464,7 @@ def _outbound(
             )
             cpu_provider = _cpu_seconds(provider_pid) - provider_before
             cpu_database = _postgres_cpu_seconds() - database_before if database_url else 0.0
+            wal_bytes = _wal_position(engine) - wal_before if database_url else 0
             cpu_bench = time.process_time() - bench_before
             given_up = {
                 cause: count - given_up_before.get(cause, 0)
@@ -484,6 +499,7 @@ def _outbound(
         cpu_provider=cpu_provider,
         cpu_database=cpu_database,
         cpu_bench=cpu_bench,
+        wal_bytes=wal_bytes,
         seconds=seconds,
         write_seconds=writes[0],
         write_wait_seconds=writes[1],
@@ -543,10 +559,16 @@ STAGE_COLUMNS = ("accept", "claim", "record", "dispatch", "report", "other")
 def _stage_table(latency: float) -> Table:
     table = Table(
         title=f"database work per message by stage, fake answering after {latency * 1000:.0f} ms"
-        " (statements / transactions / CPU ms inside sessions)"
+        " (statements / transactions / CPU ms inside sessions; PostgreSQL's WAL kB)"
     )
     table.add_column("scenario")
-    for column in ("statements", "transactions", *STAGE_COLUMNS, "CPU ms outside sessions"):
+    for column in (
+        "statements",
+        "transactions",
+        *STAGE_COLUMNS,
+        "CPU ms outside sessions",
+        "WAL kB",
+    ):
         table.add_column(column, justify="right")
     return table
 
@@ -567,6 +589,7 @@ def _stage_row(label: str, run: Run, messages: int) -> list[str]:
             f"{count / messages:.2f} / {began / messages:.2f} / {cpu * 1000 / messages:.2f}"
         )
     cells.append(f"{(run.cpu_service - inside) * 1000 / messages:.2f}")
+    cells.append(f"{run.wal_bytes / 1024 / messages:.1f}" if run.wal_bytes else "-")
     return cells
 
 

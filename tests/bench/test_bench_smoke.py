@@ -55,8 +55,8 @@ def test_send_benchmark_runs_and_prints_its_tables() -> None:
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     cells = _cells(result.stdout)
-    rows = [row for row in cells if len(row) > 10]
-    stage_rows = [row for row in cells if len(row) == 10]
+    rows = [row for row in cells if len(row) > 11]
+    stage_rows = [row for row in cells if len(row) == 11]
     expected = [
         "limit (bare aiohttp)",
         "limit + callbacks (bare receiver)",
@@ -71,6 +71,10 @@ def test_send_benchmark_runs_and_prints_its_tables() -> None:
         for stage in row[3:8]:  # accept, claim, record, dispatch, report
             statements, transactions, cpu = (float(v) for v in stage.split(" / "))
             assert statements > 0 and transactions > 0 and cpu > 0, row
+        if "PostgreSQL" in row[0]:
+            assert float(row[10]) > 0, row  # the server's write-ahead log per message
+        else:
+            assert row[10] == "-", row
     for row in rows:
         assert float(row[1]) > 0, row  # messages per second sent
         if row[0].startswith("limit + callbacks"):
