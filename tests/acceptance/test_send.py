@@ -442,11 +442,11 @@ def test_hourly_quota(
     accepted(send(tenant, setup.config_id, [contact()], headers={"Idempotency-Key": "q-1"}))
 
 
-def test_a_request_that_passes_the_quota_check_is_still_counted_at_commit(
+def test_a_request_that_passes_the_early_quota_check_is_still_counted_when_it_writes(
     tenant: Tenant, setup: Setup, container: Container, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The early check is a read: two requests may both pass it. The count at the end of the
-    accepting transaction is what holds, and a request refused there leaves nothing behind."""
+    """The early check is a read: two requests may both pass it. The count in the accepting
+    transaction is what holds, and a request refused there leaves nothing behind."""
     from outbound.services import sending
 
     set_limits(container.db, tenant.org_id, hourly_request_quota=1)

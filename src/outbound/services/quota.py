@@ -44,8 +44,10 @@ def consume_request_quota(session: Session, org_id: str, limit: int, now: dateti
 
     Must run inside the write transaction that accepts the request: raising rolls the
     increment back with everything else. On PostgreSQL the counter's row stays locked until
-    that transaction ends, so every request of the organisation waits for it there: run it
-    last, just before the commit.
+    that transaction ends, so the organisation's requests write one after another. Run it
+    first, so that they wait here, before their inserts, rather than at the report rollups'
+    rows, which every status change of the organisation's messages (the providers' reports
+    among them) also locks until its commit.
     """
     bucket = int(now.timestamp() // BUCKET_SECONDS)
     dialect = session.get_bind().dialect.name

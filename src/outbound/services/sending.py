@@ -270,6 +270,9 @@ class SendService:
         )
         stored = response.model_dump(mode="json")
         with self._db.transaction(urgent=urgent) as session:
+            # First: the counter's row is the organisation's, locked until the commit, so the
+            # organisation's requests write one after another (see consume_request_quota).
+            consume_request_quota(session, org_id, quota, now)
             if reserved_id is not None:
                 self._keys.complete(session, reserved_id, stored)
             else:
@@ -289,8 +292,6 @@ class SendService:
             if config.conversation_mode == "on_send":
                 self._open_conversations(session, org_id, config, channel, rows, now)
             self._outbox.enqueue(session, rows, source="api")
-            # Last: the counter's row is the organisation's, locked until the commit.
-            consume_request_quota(session, org_id, quota, now)
         if self._metrics is not None:
             for outcome, count in (
                 ("queued", response.queued),
