@@ -804,7 +804,9 @@ def main() -> None:
                     webhook_processes=args.webhook_processes if url else 0,
                 )
                 per_message = 1000 / args.messages
-                busy = (run.cpu_service + run.cpu_provider + run.cpu_bench) / (run.seconds * cores)
+                busy = (run.cpu_service + run.cpu_database + run.cpu_provider + run.cpu_bench) / (
+                    run.seconds * cores
+                )
                 table.add_row(
                     label,
                     f"{run.sent_per_s:.0f}",
