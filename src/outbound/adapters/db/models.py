@@ -398,7 +398,7 @@ class Message(Base):
         sa.Index("ix_messages_org_created", "org_id", "created_at", "id"),
         sa.Index("ix_messages_org_to_created", "org_id", "to_number", "created_at"),
         # Partial: a message enters these only once it has the value looked up (a provider's
-        # id once sent; many messages never have a record or a conversation). PostgreSQL
+        # id once sent; many never have a regarding object or a conversation). PostgreSQL
         # writes every index again at each status change, so each index left out saves one
         # write per change; every look-up names the value, which implies the condition.
         *(
