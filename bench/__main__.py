@@ -32,6 +32,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -56,6 +57,8 @@ console = Console(width=max(170, int(os.environ.get("COLUMNS", "0") or 0)))
 PYTHON = sys.executable
 CONCURRENCY = 600
 STALL_SECONDS = 20.0
+ANALYZE_EVERY = 2.0
+ANALYZED_TABLES = ("messages", "message_events", "message_rollups", "orphan_reports")
 ROLLUP_PROGRESS = sa.text(
     "SELECT coalesce(sum(sent), 0), coalesce(sum(delivered), 0) FROM message_rollups"
     " WHERE period = 'hour'"
@@ -115,6 +118,43 @@ def _postgres_cpu_seconds() -> float:
             continue
         total += _cpu_seconds(int(entry.name))
     return total
+
+
+@contextmanager
+def _analyzing(url: str | None, every: float | None) -> Iterator[None]:
+    """Analyze the outbox's tables every ``every`` seconds while the run lasts (PostgreSQL).
+
+    PostgreSQL's autovacuum analyzes a table once a tenth of it has changed, visiting each
+    database at most once a minute: a benchmark's database lives about that long, so without
+    this every plan of the run is made without statistics, as in a new database's first
+    minute, not as in a service that has run for days (a report's look-up by provider id then
+    read every sent message). The server's CPU for it is counted with the rest. ``None``
+    (``--no-analyze``) leaves the database to autovacuum.
+    """
+    if url is None or every is None:
+        yield
+        return
+    engine = sa.create_engine(
+        sa.make_url(url).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT"
+    )
+    stop = threading.Event()
+
+    def analyze() -> None:
+        while not stop.wait(every):
+            try:
+                with engine.connect() as conn:
+                    conn.execute(sa.text(f"ANALYZE {', '.join(ANALYZED_TABLES)}"))
+            except sa.exc.DBAPIError:
+                continue  # the run is ending: its database is going away
+
+    thread = threading.Thread(target=analyze, name="analyze", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        engine.dispose()
 
 
 def _wal_position(engine: sa.Engine) -> int:
@@ -375,6 +415,7 @@ def _outbound(
     inline_worker: bool = False,
     batch_size: int = 200,
     webhook_processes: int = 0,
+    analyze_every: float | None = ANALYZE_EVERY,
 ) -> Run:
     with (
         tempfile.TemporaryDirectory(prefix="outbound-bench-") as tmp,
@@ -428,6 +469,7 @@ def _outbound(
                     args = [PYTHON, "-m", "outbound", "worker"]
                     processes.append(stack.enter_context(_process(args, worker_env)))
             config_id = _setup(apis[0], key, provider_url)
+            stack.enter_context(_analyzing(fresh_url, analyze_every))
             cpu_before = [_cpu_seconds(p.pid) for p in processes]
             provider_before = _cpu_seconds(provider_pid)
             database_before = _postgres_cpu_seconds() if database_url else 0.0
@@ -693,6 +735,13 @@ def main() -> None:
         help="with --postgres: API processes that take only the provider's status callbacks "
         "(the 2 others take the send requests)",
     )
+    parser.add_argument(
+        "--no-analyze",
+        action="store_true",
+        help="with --postgres: leave the statistics to autovacuum, which does not visit a "
+        f"database this young (by default the outbox's tables are analyzed every "
+        f"{ANALYZE_EVERY:.0f} s during a run, as on a service running for days)",
+    )
     args = parser.parse_args()
     if args.webhook_processes < 0:
         parser.error("--webhook-processes: 0 or more")
@@ -802,6 +851,7 @@ def main() -> None:
                     inline_worker=inline,
                     batch_size=args.batch_size,
                     webhook_processes=args.webhook_processes if url else 0,
+                    analyze_every=None if args.no_analyze else ANALYZE_EVERY,
                 )
                 per_message = 1000 / args.messages
                 busy = (run.cpu_service + run.cpu_database + run.cpu_provider + run.cpu_bench) / (
