@@ -9,7 +9,14 @@ from __future__ import annotations
 from tests.helpers.errors import assert_error
 from tests.helpers.metrics import scrape_metrics
 from tests.helpers.settings import SECRET
-from tests.helpers.tenants import Setup, Tenant, contact, make_setup, make_tenant
+from tests.helpers.tenants import (
+    Setup,
+    Tenant,
+    contact,
+    make_setup,
+    make_tenant,
+    queue_messages,
+)
 
 __all__ = [
     "SECRET",
@@ -19,5 +26,6 @@ __all__ = [
     "contact",
     "make_setup",
     "make_tenant",
+    "queue_messages",
     "scrape_metrics",
 ]

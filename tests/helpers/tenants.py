@@ -110,3 +110,13 @@ def contact(number: str = "+33612345678", **overrides: Any) -> dict[str, Any]:
     }
     item.update(overrides)
     return item
+
+
+def queue_messages(tenant: Tenant, config_id: str, numbers: list[str]) -> list[str]:
+    """Send one request with a contact per number (202 expected); its messages' ids, in order."""
+    response = tenant.post(
+        "/v1/outbound/send",
+        {"configuration_id": config_id, "contacts": [contact(n) for n in numbers]},
+    )
+    assert response.status_code == 202, response.text
+    return [r["message_id"] for r in response.json()["results"]]

@@ -38,7 +38,7 @@ from outbound.errors import (
     TransientProviderError,
 )
 from outbound.testing import FakeClock
-from tests.helpers import Tenant, contact
+from tests.helpers import Tenant, queue_messages
 from tests.integration.capture import Canned, Captured, CaptureServer
 
 ACCESS_KEY = base64.b64encode(bytes(range(11, 75))).decode()
@@ -430,20 +430,11 @@ def create_configuration(tenant: Tenant, channel_id: str) -> str:
     return str(config.json()["id"])
 
 
-def queue(tenant: Tenant, config_id: str, numbers: list[str]) -> list[str]:
-    response = tenant.post(
-        "/v1/outbound/send",
-        {"configuration_id": config_id, "contacts": [contact(n) for n in numbers]},
-    )
-    assert response.status_code == 202, response.text
-    return [r["message_id"] for r in response.json()["results"]]
-
-
 async def sent_message(
     tenant: Tenant, container: Container, server: CaptureServer
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     ch = create_channel(tenant, server.url)
-    (message_id,) = queue(tenant, create_configuration(tenant, ch["id"]), [CUSTOMER])
+    (message_id,) = queue_messages(tenant, create_configuration(tenant, ch["id"]), [CUSTOMER])
     assert await container.dispatcher().run_once() == 1
     detail = tenant.get(f"/v1/messages/{message_id}").json()
     assert (detail["status"], detail["provider_message_id"]) == ("sent", "Outgoing_33612345678")
@@ -541,7 +532,7 @@ async def test_a_retry_repeats_the_first_repeatability_pair(
 ) -> None:
     ch = create_channel(tenant, acs_api.url)
     config_id = create_configuration(tenant, ch["id"])
-    first_id, other_id = queue(tenant, config_id, [CUSTOMER, OTHER_CUSTOMER])
+    first_id, other_id = queue_messages(tenant, config_id, [CUSTOMER, OTHER_CUSTOMER])
     acs_api.respond(503, acs_error("ServiceUnavailable", "Try again"))
     assert await container.dispatcher().run_once() == 2
     assert tenant.get(f"/v1/messages/{first_id}").json()["status"] == "queued"

@@ -16,7 +16,7 @@ from outbound.app import Container, create_app
 from outbound.domain.statuses import MessageStatus
 from outbound.errors import PermanentProviderError
 from outbound.testing import FakeClock, ScriptedProvider
-from tests.helpers import Setup, Tenant, contact, make_setup, make_tenant
+from tests.helpers import Setup, Tenant, make_setup, make_tenant, queue_messages
 
 
 @pytest.fixture
@@ -26,12 +26,7 @@ def stenant(scripted_container: Container) -> Iterator[Tenant]:
 
 
 def _send(tenant: Tenant, setup: Setup, numbers: list[str]) -> list[str]:
-    response = tenant.post(
-        "/v1/outbound/send",
-        {"configuration_id": setup.config_id, "contacts": [contact(n) for n in numbers]},
-    )
-    assert response.status_code == 202, response.text
-    return [r["message_id"] for r in response.json()["results"]]
+    return queue_messages(tenant, setup.config_id, numbers)
 
 
 async def test_totals_per_channel_chart_outbox_and_channels_that_wait(

@@ -11,18 +11,9 @@ from outbound.adapters.db.models import Message
 from outbound.adapters.queue.outbox import Outbox
 from outbound.app import Container
 from outbound.testing import FakeClock
-from tests.helpers import Setup, Tenant, contact
+from tests.helpers import Setup, Tenant, queue_messages
 
 LEASE = timedelta(seconds=30)
-
-
-def _queue(tenant: Tenant, setup: Setup, numbers: list[str]) -> list[str]:
-    response = tenant.post(
-        "/v1/outbound/send",
-        {"configuration_id": setup.config_id, "contacts": [contact(n) for n in numbers]},
-    )
-    assert response.status_code == 202, response.text
-    return [r["message_id"] for r in response.json()["results"]]
 
 
 def _schedule(container: Container, ids: list[str], clock: FakeClock, ago: float) -> None:
@@ -40,16 +31,18 @@ async def test_expired_leases_are_claimed_before_queued_messages_each_in_schedul
     tenant: Tenant, setup: Setup, container: Container, clock: FakeClock
 ) -> None:
     outbox = Outbox(container.db)
-    early = _queue(tenant, setup, ["+33612340001", "+33612340002"])
+    early = queue_messages(tenant, setup.config_id, ["+33612340001", "+33612340002"])
     _schedule(container, early, clock, ago=60)
     dead = outbox.claim("dead", 2, clock.now(), LEASE)
     assert {m.id for m in dead} == set(early)
     clock.advance(LEASE.total_seconds() + 1)
     # Queued ones due even earlier (a retry's backoff may leave them so): still after.
-    queued = _queue(tenant, setup, ["+33612340003", "+33612340004", "+33612340005"])
+    queued = queue_messages(
+        tenant, setup.config_id, ["+33612340003", "+33612340004", "+33612340005"]
+    )
     _schedule(container, queued, clock, ago=600)
     # A message not yet due is not claimed.
-    later = _queue(tenant, setup, ["+33612340006"])
+    later = queue_messages(tenant, setup.config_id, ["+33612340006"])
     with container.db.transaction() as session:
         session.execute(
             sa.update(Message)
@@ -80,14 +73,14 @@ async def test_after_finding_no_lease_run_out_claims_look_again_only_seconds_lat
     from outbound.adapters.queue.outbox import EXPIRED_LOOK_SECONDS
 
     outbox = Outbox(container.db)
-    stalled = _queue(tenant, setup, ["+33612340001"])
+    stalled = queue_messages(tenant, setup.config_id, ["+33612340001"])
     assert [m.id for m in Outbox(container.db).claim("dead", 1, clock.now(), LEASE)] == stalled
     clock.advance(LEASE.total_seconds())
     assert outbox.claim("w2", 10, clock.now(), LEASE) == []  # the lease ends now: none
     clock.advance(1)
     assert outbox.claim("w2", 10, clock.now(), LEASE) == []  # ran out, not looked at yet
     # Queued messages are claimed meanwhile.
-    queued = _queue(tenant, setup, ["+33612340002"])
+    queued = queue_messages(tenant, setup.config_id, ["+33612340002"])
     assert [m.id for m in outbox.claim("w2", 10, clock.now(), LEASE)] == queued
     clock.advance(EXPIRED_LOOK_SECONDS)
     taken = outbox.claim("w2", 10, clock.now(), LEASE)
