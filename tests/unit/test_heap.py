@@ -21,12 +21,10 @@ def restored() -> Iterator[None]:
 
 @pytest.mark.usefixtures("restored")
 def test_settle_freezes_what_the_process_holds_and_collects_the_young_less_often() -> None:
-    held = [object() for _ in range(10)]
     before = gc.get_threshold()
     heap.settle()
     assert gc.get_freeze_count() > 0
     assert gc.get_threshold() == (heap.YOUNG_THRESHOLD, before[1], before[2])
-    assert held  # still there: frozen, not collected
 
 
 @pytest.mark.usefixtures("restored")
