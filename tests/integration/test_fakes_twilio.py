@@ -15,6 +15,7 @@ from urllib.parse import parse_qs
 import aiohttp
 import pytest
 import requests
+from aiohttp import web
 from twilio.base.exceptions import TwilioRestException
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
@@ -559,6 +560,41 @@ async def test_the_callbacks_given_up_on_are_counted_by_cause(
     ):
         assert response.status == 200
         assert await response.json() == expected
+
+
+def _slow_receiver(seconds: float) -> WebhookReceiver:
+    async def answer(_request: CapturedRequest) -> web.Response:
+        await asyncio.sleep(seconds)
+        return web.Response()
+
+    return WebhookReceiver(responder=answer)
+
+
+async def test_a_callback_times_out_from_when_it_is_sent_not_while_it_queues(
+    client: Client,
+) -> None:
+    # 400 callbacks through 100 connections to a receiver taking 0.3 s each: the last ones wait
+    # about 0.9 s for a connection, then are answered 0.3 s after being sent, within 1 s.
+    async with FakeTwilio(SID, TOKEN, callback_timeout=1.0) as fake, _slow_receiver(0.3) as hooks:
+        fake.callback_sequence = []
+        client.api.base_url = fake.base_url
+        message = await _create(
+            client, to=USER, from_=SENDER, body="hi", status_callback=hooks.url()
+        )
+        statuses = await asyncio.gather(*(fake.deliver(message.sid, "sent") for _ in range(400)))
+        assert statuses == [200] * 400
+        assert fake.callback_tally() == {"posted": 400, "accepted": 400, "failed": {}}
+
+
+async def test_a_callback_not_answered_in_time_is_given_up_as_a_timeout(client: Client) -> None:
+    async with FakeTwilio(SID, TOKEN, callback_timeout=0.2) as fake, _slow_receiver(1.0) as hooks:
+        fake.callback_sequence = []
+        client.api.base_url = fake.base_url
+        message = await _create(
+            client, to=USER, from_=SENDER, body="hi", status_callback=hooks.url()
+        )
+        assert await fake.deliver(message.sid, "sent") is None
+        assert fake.callback_tally() == {"posted": 1, "accepted": 0, "failed": {"timeout": 1}}
 
 
 async def test_on_demand_duplicate_and_out_of_order_callbacks(

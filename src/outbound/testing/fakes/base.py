@@ -19,9 +19,10 @@ on ``127.0.0.1`` (port 0 picks a free port). :class:`FakeProviderServer` gives t
   for 0.1), waits ``slow_seconds`` more before being handled;
 - ``max_concurrent``: more API requests in flight than this get the provider's 429 answer;
 - callbacks (status reports, inbound messages, Event Grid events) POSTed by the fake with its own
-  :class:`aiohttp.ClientSession`; each attempt is recorded in ``callback_results``
-  (:class:`CallbackResult`). Background callback sequences run as tasks; :meth:`drain` waits for
-  them, :meth:`stop` cancels whatever is left.
+  :class:`aiohttp.ClientSession` (100 connections; an attempt not answered within
+  ``callback_timeout`` seconds of being sent is given up on); each attempt is recorded in
+  ``callback_results`` (:class:`CallbackResult`). Background callback sequences run as
+  tasks; :meth:`drain` waits for them, :meth:`stop` cancels whatever is left.
 
 Time comes from ``clock`` (an :class:`outbound.clock.Clock`), so tests can move it; provider
 signatures that carry a date (TeleSign, ACS) are still checked against it.
@@ -198,7 +199,13 @@ class FakeProviderServer:
         await site.start()
         self._runner = runner
         port = int(runner.addresses[0][1])
-        self._session = ClientSession(timeout=ClientTimeout(total=self.callback_timeout))
+        # A callback times out ``callback_timeout`` seconds after it is sent, as a provider's
+        # does: the time it waits for one of the session's connections (100) is the provider's
+        # own queue, not the receiver's, and is not counted.
+        timeout = ClientTimeout(
+            total=None, sock_connect=self.callback_timeout, sock_read=self.callback_timeout
+        )
+        self._session = ClientSession(timeout=timeout)
         self._base_url = f"http://{self.host}:{port}"
         return self._base_url
 
