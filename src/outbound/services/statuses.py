@@ -125,29 +125,12 @@ class StatusService:
         by_provider: dict[str, set[str]] = {}
         for report in reports:
             by_provider.setdefault(report.provider, set()).add(report.provider_message_id)
-        in_scope = (
-            sa.or_(Message.channel_id == scope, Message.sent_via_channel_id == scope)
-            if scope is not None
-            else sa.true()
-        )
+        stmt = _find_statement(db, scoped=scope is not None)
+        connection = session.connection()
         found: dict[tuple[str, str], Any] = {}
         for provider, ids in by_provider.items():
-            for row in session.execute(
-                db.for_update(
-                    sa.select(
-                        *COUNTED_COLUMNS,
-                        Message.status,
-                        Message.provider_message_id,
-                        Message.conversation_id,
-                    )
-                    .where(
-                        Message.provider == provider,
-                        Message.provider_message_id.in_(ids),
-                        in_scope,
-                    )
-                    .order_by(Message.id)
-                )
-            ):
+            params = {"provider": provider, "ids": list(ids), "scope": scope}
+            for row in connection.execute(stmt, params):
                 found[(provider, row.provider_message_id)] = row
         return found
 
@@ -389,6 +372,38 @@ class StatusService:
             self._count(reports, matched)
             results.extend(zip(futures, matched, strict=True))
         return results
+
+
+_FINDS: dict[tuple[str, bool], sa.Executable] = {}
+
+
+def _find_statement(db: Database, *, scoped: bool) -> sa.Executable:
+    """The messages of one provider named by their provider ids (``ids``), within the
+    channel ``scope`` when ``scoped``, locked in id order; made once per database kind.
+
+    Built once rather than per batch: building and keying a statement cost more CPU than
+    running it, on the path of every delivery report."""
+    key = (db.dialect, scoped)
+    stmt = _FINDS.get(key)
+    if stmt is None:
+        scope = sa.bindparam("scope", type_=sa.String())
+        stmt = _FINDS[key] = db.for_update(
+            sa.select(
+                *COUNTED_COLUMNS,
+                Message.status,
+                Message.provider_message_id,
+                Message.conversation_id,
+            )
+            .where(
+                Message.provider == sa.bindparam("provider", type_=sa.String()),
+                Message.provider_message_id.in_(sa.bindparam("ids", expanding=True)),
+                sa.or_(Message.channel_id == scope, Message.sent_via_channel_id == scope)
+                if scoped
+                else sa.true(),
+            )
+            .order_by(Message.id)
+        )
+    return stmt
 
 
 _MOVES = RowSet(

@@ -90,14 +90,17 @@ def _iso(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
 
+# Built once: every status change of a transaction looks its organisations' endpoints up.
+_SUBSCRIBERS = sa.select(WebhookEndpoint.id, WebhookEndpoint.org_id, WebhookEndpoint.events).where(
+    WebhookEndpoint.org_id.in_(sa.bindparam("org_ids", expanding=True)),
+    WebhookEndpoint.enabled.is_(True),
+)
+
+
 def _subscribers(session: Session, org_ids: Iterable[str]) -> Subscribers:
     """The enabled endpoints of these organisations: their ids and patterns, by organisation."""
     found: Subscribers = {}
-    rows = session.execute(
-        sa.select(WebhookEndpoint.id, WebhookEndpoint.org_id, WebhookEndpoint.events).where(
-            WebhookEndpoint.org_id.in_(set(org_ids)), WebhookEndpoint.enabled.is_(True)
-        )
-    )
+    rows = session.connection().execute(_SUBSCRIBERS, {"org_ids": list(set(org_ids))})
     for row in rows:
         found.setdefault(row.org_id, []).append((row.id, list(row.events or [])))
     return found
