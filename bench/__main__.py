@@ -7,7 +7,10 @@ seconds), one table row per scenario:
   (no database, no rendering), at the dispatcher's concurrency -- the ceiling;
 - *limit + callbacks*: the same, with a ``StatusCallback`` to a bare receiver
   (:mod:`bench.receiver`): what the machine allows for a whole message -- the send and its two
-  signed status callbacks -- with nothing of the service in the way;
+  signed status callbacks -- with nothing of the service in the way. Its CPU per message puts
+  the receiver's in the service's place: the client's send and the receiver's two callbacks
+  are the HTTP a service does for each message at the least (*HTTP floor*), and each outbound
+  row gives the service's CPU per message above it;
 - *naive*: a loop over the official ``twilio`` SDK, as a team without this service would write;
 - *outbound SQLite*: ``outbound serve`` (API and worker in one process) fed 100-contact requests
   over HTTP, until every message is ``sent`` and until every delivery callback is recorded;
@@ -253,12 +256,12 @@ async def _limit(base: str, count: int, callback_url: str | None = None) -> tupl
 
 
 @contextmanager
-def receiver() -> Iterator[str]:
-    """A bare webhook receiver in a process of its own (``bench.receiver``)."""
+def receiver() -> Iterator[tuple[str, int]]:
+    """A bare webhook receiver in a process of its own (``bench.receiver``): its URL and pid."""
     port = _free_port()
-    with _process([PYTHON, "-m", "bench.receiver", "--port", str(port)]):
+    with _process([PYTHON, "-m", "bench.receiver", "--port", str(port)]) as process:
         _wait_port(port)
-        yield f"http://127.0.0.1:{port}/callbacks"
+        yield f"http://127.0.0.1:{port}/callbacks", process.pid
 
 
 def _naive(base: str, count: int) -> float:
@@ -809,6 +812,7 @@ def main() -> None:
             "CPU busy",
             "writes: busy / mean ms / wait ms",
             "delivered x limit+cb",
+            "service CPU ms/msg above HTTP floor",
         ):
             table.add_column(column, justify="right" if column != "scenario" else "left")
         cores = os.cpu_count() or 1
@@ -821,10 +825,30 @@ def main() -> None:
             limit_seconds = time.perf_counter() - began
             limit_provider = _cpu_seconds(provider_pid) - provider_before
             limit_client = time.process_time() - client_before
-            with receiver() as callback_url:
+            with receiver() as (callback_url, receiver_pid):
+                before = (
+                    _cpu_seconds(receiver_pid),
+                    _cpu_seconds(provider_pid),
+                    time.process_time(),
+                )
                 lifecycle_sent, lifecycle = _run_loop(
                     _limit(provider_url, limit_count, callback_url)
                 )
+                lifecycle_receiver, lifecycle_provider, lifecycle_client = (
+                    (after - start) * 1000 / limit_count
+                    for after, start in zip(
+                        (
+                            _cpu_seconds(receiver_pid),
+                            _cpu_seconds(provider_pid),
+                            time.process_time(),
+                        ),
+                        before,
+                        strict=True,
+                    )
+                )
+            # What a service spends per message on its HTTP at the least: the client's send
+            # and the bare receiver's two callbacks.
+            floor = lifecycle_receiver + lifecycle_client
             naive_count = (
                 args.naive_messages if latency == 0 else max(10, args.naive_messages // 10)
             )
@@ -848,6 +872,14 @@ def main() -> None:
                 f"{lifecycle:.0f}" if lifecycle == lifecycle else "callbacks lost",
                 f"{lifecycle_sent / limit:.2f}",
                 f"{lifecycle_sent / naive:.0f}",
+                "",
+                "",
+                "",
+                f"{lifecycle_receiver:.2f} / - / {lifecycle_provider:.2f} / {lifecycle_client:.2f}",
+                "",
+                "",
+                "",
+                f"floor {floor:.2f}",
             )
             table.add_row(
                 "naive (twilio SDK loop)", f"{naive:.1f}", "", f"{naive / limit:.3f}", "1"
@@ -886,6 +918,7 @@ def main() -> None:
                     f"{run.write_seconds * 1000 / max(run.writes, 1):.1f} / "
                     f"{run.write_wait_seconds * 1000 / max(run.writes, 1):.1f}",
                     f"{run.delivered_per_s / lifecycle:.2f}",
+                    f"{run.cpu_service * per_message - floor:.2f}",
                 )
                 stage_table.add_row(*_stage_row(label, run, args.messages))
                 if url is not None:

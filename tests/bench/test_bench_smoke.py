@@ -75,10 +75,17 @@ def test_send_benchmark_runs_and_prints_its_tables() -> None:
             assert float(row[10]) > 0, row  # the server's write-ahead log per message
         else:
             assert row[10] == "-", row
+    floor = 0.0
     for row in rows:
         assert float(row[1]) > 0, row  # messages per second sent
         if row[0].startswith("limit + callbacks"):
             assert float(row[2]) > 0, row  # every callback reached the bare receiver
+            receiver, _db, fake, client = row[8].split(" / ")
+            assert float(receiver) > 0 and float(fake) > 0 and float(client) > 0, row
+            # The HTTP floor: the client's send and the receiver's two callbacks.
+            assert row[12].startswith("floor "), row
+            floor = float(row[12].removeprefix("floor "))
+            assert abs(floor - (float(receiver) + float(client))) <= 0.011, row
         if row[0].startswith("outbound"):
             assert float(row[2]) > 0, row  # every callback recorded: a rate, not a share
             accept_p50, accept_p99 = (float(v) for v in row[5].split(" / "))
@@ -88,6 +95,7 @@ def test_send_benchmark_runs_and_prints_its_tables() -> None:
             assert (database > 0) == ("PostgreSQL" in row[0]), row  # the server's own CPU
             assert row[10].count("/") == 2, row  # database writes: busy / mean / wait
             assert float(row[11]) > 0, row  # delivered against the bare lifecycle
+            assert abs(float(row[12]) - (service - floor)) <= 0.011, row  # above the HTTP floor
 
 
 def test_accept_benchmark_runs_and_prints_its_table() -> None:
