@@ -15,7 +15,9 @@ seconds), one table row per scenario:
 - *outbound SQLite*: ``outbound serve`` (API and worker in one process) fed 100-contact requests
   over HTTP, until every message is ``sent`` and until every delivery callback is recorded;
 - *outbound PostgreSQL* (with ``--postgres``): 2 API processes and 1, then 2, worker processes
-  (``--workers 1,2,3,4`` for others), with a table of how the throughput grows with them.
+  (``--workers 1,2,3,4`` for others), with a table of how the throughput grows with them;
+  the provider's status callbacks all go to the first API process (``--spread-callbacks``:
+  each worker's to an API process in turn; ``--webhook-processes N``: to N of their own).
 
 The fake provider and the service run in processes of their own; figures come from the
 database and from each process's /proc entry. Record results with the machine in
@@ -427,6 +429,7 @@ def _outbound(
     inline_worker: bool = False,
     batch_size: int = 200,
     webhook_processes: int = 0,
+    spread_callbacks: bool = False,
     analyze_every: float | None = ANALYZE_EVERY,
 ) -> Run:
     with (
@@ -466,13 +469,16 @@ def _outbound(
                 processes.append(stack.enter_context(_process(args, api_env)))
             for port in ports:
                 _wait_port(port)
-            callbacks_to = hooks or apis
+            # The providers' callbacks all go to one process (the first API, or those of
+            # their own), whatever the number of workers, as docs/deploy.md advises: the
+            # workers' rows then differ by the workers alone, not by callbacks spread over
+            # more processes in smaller report batches.
+            callbacks_to = hooks or (apis if spread_callbacks else apis[:1])
             if not inline_worker:
                 for index in range(workers):
                     metrics_port = _free_port()
                     metrics_urls.append(f"http://127.0.0.1:{metrics_port}/metrics")
-                    # Status callbacks go to the API the worker names (a load balancer would
-                    # spread them): with as many workers as APIs, each API takes its share.
+                    # Status callbacks go to the process the worker names.
                     worker_env = {
                         **env,
                         "OUTBOUND_PUBLIC_BASE_URL": callbacks_to[index % len(callbacks_to)],
@@ -752,6 +758,12 @@ def main() -> None:
         "(the 2 others take the send requests)",
     )
     parser.add_argument(
+        "--spread-callbacks",
+        action="store_true",
+        help="each worker's status callbacks to an API process of its own, in turn (by "
+        "default they all go to one)",
+    )
+    parser.add_argument(
         "--no-analyze",
         action="store_true",
         help="with --postgres: leave vacuuming and statistics to autovacuum, which does not "
@@ -896,6 +908,7 @@ def main() -> None:
                     inline_worker=inline,
                     batch_size=args.batch_size,
                     webhook_processes=args.webhook_processes if url else 0,
+                    spread_callbacks=args.spread_callbacks,
                     analyze_every=None if args.no_analyze else ANALYZE_EVERY,
                 )
                 per_message = 1000 / args.messages
