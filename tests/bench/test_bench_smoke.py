@@ -105,7 +105,7 @@ def test_accept_benchmark_runs_and_prints_its_table() -> None:
     rows = _cells(result.stdout)
     assert [row[:2] for row in rows] == [["new numbers", "5"], ["same numbers again", "15"]]
     for row in rows:
-        assert 0 < float(row[2]) and 0 < float(row[3]), row
+        assert 0 < float(row[2]) and 0 < float(row[3]) and 0 < float(row[5]), row
 
 
 def test_console_benchmark_runs_and_prints_its_table() -> None:
