@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from outbound.adapters.db.models import MessageEvent
-from outbound.adapters.db.rowsets import ORDINAL, RowSet
+from outbound.adapters.db.rowsets import ORDINAL, DriverInsert, RowSet
 from outbound.adapters.queue.rollups import MOVED_FROM, add_to_rollups
 from outbound.adapters.queue.webhooks import emit_status_changes
 from outbound.domain.statuses import MessageStatus, can_transition
@@ -95,6 +95,8 @@ _ROWS = RowSet(
     {column.name: column.type for column in _EVENTS.columns if column.name != "id"},
 )
 _INSERTS: dict[str, sa.Insert] = {}
+_EVENT_NAMES = tuple(column.name for column in _EVENTS.columns if column.name != "id")
+_SQLITE_INSERT = DriverInsert(_EVENTS)
 
 
 def _insert(session: Session, events: Sequence[dict[str, Any]]) -> None:
@@ -102,9 +104,7 @@ def _insert(session: Session, events: Sequence[dict[str, Any]]) -> None:
     order of a message's moves)."""
     dialect = session.get_bind().dialect
     if dialect.name == "sqlite":  # see outbound.adapters.db.rowsets
-        session.connection().execute(
-            _EVENTS.insert(), [{k: v for k, v in e.items() if k != MOVED_FROM} for e in events]
-        )
+        _SQLITE_INSERT.execute(session.connection(), _EVENT_NAMES, events)
         return
     stmt = _INSERTS.get(dialect.name)
     if stmt is None:

@@ -23,7 +23,7 @@ from sqlalchemy.sql.operators import custom_op
 
 from outbound.adapters.db.engine import Database
 from outbound.adapters.db.models import Channel, Message, OutboundConfiguration, UTCDateTime
-from outbound.adapters.db.rowsets import ORDINAL, RowSet
+from outbound.adapters.db.rowsets import ORDINAL, DriverInsert, RowSet
 from outbound.adapters.db.stages import in_stage
 from outbound.adapters.queue.history import message_event, write_events
 from outbound.adapters.queue.rollups import COUNTED_COLUMNS
@@ -149,10 +149,7 @@ class Outbox:
         dialect = session.get_bind().dialect
         names = tuple(sorted({name for m in messages for name in m}))
         if dialect.name == "sqlite":
-            session.connection().execute(
-                _MESSAGES.insert(), [{name: m.get(name) for name in names} for m in messages]
-            )
-            stmt = None
+            _SQLITE_ENQUEUE.execute(session.connection(), names, messages)
         else:
             stmt = _ENQUEUES.get((dialect.name, names))
             if stmt is None:
@@ -463,6 +460,7 @@ class Outbox:
 
 _MESSAGE_ROWS = RowSet("message", {column.name: column.type for column in _MESSAGES.columns})
 _ENQUEUES: dict[tuple[str, tuple[str, ...]], sa.Insert] = {}
+_SQLITE_ENQUEUE = DriverInsert(_MESSAGES)
 _OUTCOMES = RowSet(
     "outcome",
     {
