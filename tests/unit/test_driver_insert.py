@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from outbound.adapters.db.models import Base, Message, MessageEvent
-from outbound.adapters.db.rowsets import DriverInsert
+from outbound.adapters.db.rowsets import DriverInsert, _variable_limit
 
 MESSAGES = cast(sa.Table, Message.__table__)
 EVENTS = cast(sa.Table, MessageEvent.__table__)
@@ -124,3 +124,25 @@ def test_a_batch_past_what_sqlite_binds_at_once_is_split_in_order(
     assert [text.count("(?") for text in statements] == [2, 2, 2, 1]
     stored = _stored(engine, "message_events")
     assert [row[1] for row in stored] == [f"m{i}" for i in range(7)]
+
+
+def test_the_batch_size_follows_what_the_sqlite_library_binds() -> None:
+    engine = _engine()
+    with engine.connect() as conn:
+        limit = _variable_limit(conn)
+    assert limit >= 999  # 32,766 since SQLite 3.32
+    at = datetime(2026, 12, 6, 10, 30, tzinfo=UTC)
+    names = ("message_id", "org_id", "status", "occurred_at", "source")
+    per_statement = limit // len(names)
+    events = [
+        {"message_id": f"m{i}", "org_id": "o1", "status": "sent", "occurred_at": at, "source": "w"}
+        for i in range(per_statement + 1)
+    ]
+    statements: list[str] = []
+    sa.event.listen(
+        engine, "before_cursor_execute", lambda *args: statements.append(args[2]), named=False
+    )
+    with engine.begin() as conn:
+        DriverInsert(EVENTS).execute(conn, names, events)
+    assert [text.count("(?") for text in statements] == [per_statement, 1]
+    assert len(_stored(engine, "message_events")) == per_statement + 1

@@ -8,8 +8,8 @@ column definition list) and ``json_each`` on SQLite: one statement of one text f
 any size, compiled once and prepared by the server like any other.
 
 SQLite reads each value back with ``json_extract``, which parses the row again: an ``INSERT`` of
-wide rows costs it more than binding them (there the writers insert with an ``executemany``,
-which SQLAlchemy sends as multi-row ``VALUES``); an ``UPDATE … FROM`` has no such other way.
+wide rows costs it more than binding them (there the writers insert with a
+:class:`DriverInsert`, a multi-row ``VALUES``); an ``UPDATE … FROM`` has no such other way.
 
 Rows keep their order: each carries its position (column ``ordinal``), for a statement whose
 effect depends on it (ids handed out by an ``INSERT … SELECT … ORDER BY ordinal``).
@@ -20,6 +20,7 @@ UTC; PostgreSQL: ISO 8601 with its offset, read as ``timestamptz``).
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -121,18 +122,20 @@ class DriverInsert:
     conversion, from the type itself, None included), the rows' values go to the driver as
     one flat tuple, and the statement is one multi-row ``VALUES`` (as SQLAlchemy sends an
     ``executemany`` of an ``INSERT``), its text made once per set of columns and number of
-    rows; a batch with more values than SQLite binds in one statement is split. Columns the
+    rows; a batch with more values than the SQLite library binds in one statement
+    (``SQLITE_LIMIT_VARIABLE_NUMBER``: 32,766 since 3.32, 999 before) is split. Columns the
     rows do not name are left out (NULL), as in the PostgreSQL ``INSERT … SELECT`` of a
     :class:`RowSet`: no Python-side default is applied.
     """
 
-    MAX_VALUES = 32_766
-    """Values SQLite binds in one statement (``SQLITE_MAX_VARIABLE_NUMBER`` since 3.32)."""
+    MAX_VALUES: int | None = None
+    """Values bound in one statement at the most; None: as many as the library allows."""
 
     def __init__(self, table: sa.Table) -> None:
         self._table = table
         self._columns: dict[tuple[str, ...], tuple[str, str, list[Any]]] = {}
         self._texts: dict[tuple[tuple[str, ...], int], str] = {}
+        self._max_values = 0
 
     def execute(
         self, connection: sa.Connection, names: tuple[str, ...], rows: Sequence[Mapping[str, Any]]
@@ -147,15 +150,17 @@ class DriverInsert:
                 quote.format_table(self._table),
                 ", ".join(quote.format_column(self._table.c[name]) for name in names),
             )
-            row = "(" + ", ".join("?" for _ in names) + ")"
             processors = [
                 self._table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
                 for name in names
             ]
-            columns = self._columns[names] = (prefix, row, processors)
+            columns = (prefix, "(" + ", ".join("?" for _ in names) + ")", processors)
+            self._columns[names] = columns
+        if not self._max_values:
+            self._max_values = self.MAX_VALUES or _variable_limit(connection)
         prefix, row_text, processors = columns
         pairs = list(zip(names, processors, strict=True))
-        per_statement = max(1, self.MAX_VALUES // len(names))
+        per_statement = max(1, self._max_values // len(names))
         for start in range(0, len(rows), per_statement):
             chunk = rows[start : start + per_statement]
             text = self._texts.get((names, len(chunk)))
@@ -173,3 +178,9 @@ class DriverInsert:
                     for name, process in pairs
                 ),
             )
+
+
+def _variable_limit(connection: sa.Connection) -> int:
+    """How many values the SQLite library binds in one statement."""
+    driver = connection.connection.driver_connection
+    return int(driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))  # type: ignore[union-attr]
