@@ -597,6 +597,45 @@ async def test_a_callback_not_answered_in_time_is_given_up_as_a_timeout(client: 
         assert fake.callback_tally() == {"posted": 1, "accepted": 0, "failed": {"timeout": 1}}
 
 
+async def test_a_callback_answered_too_slowly_in_all_times_out_however_it_trickles(
+    client: Client,
+) -> None:
+    # The receiver answers at once but sends its body a byte every 0.1 s (0.8 s in all): the
+    # whole exchange, not the gaps between its reads, has the 0.4 s.
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n")
+        try:
+            for _ in range(8):
+                await writer.drain()
+                await asyncio.sleep(0.1)
+                writer.write(b"x")
+            await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(trickle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with FakeTwilio(SID, TOKEN, callback_timeout=0.4) as fake:
+            fake.callback_sequence = []
+            client.api.base_url = fake.base_url
+            message = await _create(
+                client,
+                to=USER,
+                from_=SENDER,
+                body="hi",
+                status_callback=f"http://127.0.0.1:{port}/status",
+            )
+            assert await fake.deliver(message.sid, "sent") is None
+            assert fake.callback_tally() == {"posted": 1, "accepted": 0, "failed": {"timeout": 1}}
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
 async def test_on_demand_duplicate_and_out_of_order_callbacks(
     fake: FakeTwilio, client: Client, receiver: WebhookReceiver
 ) -> None:

@@ -19,7 +19,7 @@ on ``127.0.0.1`` (port 0 picks a free port). :class:`FakeProviderServer` gives t
   for 0.1), waits ``slow_seconds`` more before being handled;
 - ``max_concurrent``: more API requests in flight than this get the provider's 429 answer;
 - callbacks (status reports, inbound messages, Event Grid events) POSTed by the fake with its own
-  :class:`aiohttp.ClientSession` (100 connections; an attempt not answered within
+  :class:`aiohttp.ClientSession` (100 connections; an attempt not wholly answered within
   ``callback_timeout`` seconds of being sent is given up on); each attempt is recorded in
   ``callback_results`` (:class:`CallbackResult`). Background callback sequences run as
   tasks; :meth:`drain` waits for them, :meth:`stop` cancels whatever is left.
@@ -45,7 +45,7 @@ from types import TracebackType
 from typing import Any, ClassVar, Literal, NoReturn, Self, TypedDict, Unpack
 from urllib.parse import parse_qs
 
-from aiohttp import ClientError, ClientSession, ClientTimeout, web
+from aiohttp import ClientError, ClientSession, ClientTimeout, TCPConnector, web
 from aiohttp.typedefs import Handler
 from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
 
@@ -67,6 +67,8 @@ __all__ = [
 
 JSONBody = Mapping[str, Any] | Sequence[Any]
 LISTEN_BACKLOG = 4096
+CALLBACK_CONNECTIONS = 100
+"""Callbacks a fake has in flight at once (its session's connections)."""
 
 
 class ServerOptions(TypedDict, total=False):
@@ -178,6 +180,7 @@ class FakeProviderServer:
         self._in_flight = 0
         self._runner: web.AppRunner | None = None
         self._session: ClientSession | None = None
+        self._callback_slots: asyncio.Semaphore | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._base_url: str | None = None
 
@@ -200,12 +203,13 @@ class FakeProviderServer:
         self._runner = runner
         port = int(runner.addresses[0][1])
         # A callback times out ``callback_timeout`` seconds after it is sent, as a provider's
-        # does: the time it waits for one of the session's connections (100) is the provider's
-        # own queue, not the receiver's, and is not counted.
-        timeout = ClientTimeout(
-            total=None, sock_connect=self.callback_timeout, sock_read=self.callback_timeout
+        # does: it waits for one of the fake's connections first (its own queue, not the
+        # receiver's, and not counted), then has that long for the whole exchange.
+        self._callback_slots = asyncio.Semaphore(CALLBACK_CONNECTIONS)
+        self._session = ClientSession(
+            connector=TCPConnector(limit=CALLBACK_CONNECTIONS),
+            timeout=ClientTimeout(total=self.callback_timeout),
         )
-        self._session = ClientSession(timeout=timeout)
         self._base_url = f"http://{self.host}:{port}"
         return self._base_url
 
@@ -406,7 +410,7 @@ class FakeProviderServer:
     async def _post_once(
         self, kind: str, url: str, body: bytes, headers: Mapping[str, str], attempt: int
     ) -> CallbackResult:
-        if self._session is None:
+        if self._session is None or self._callback_slots is None:
             raise RuntimeError(f"the fake {self.provider} server is not started")
         sent_at = self.now()
         status: int | None = None
@@ -417,12 +421,17 @@ class FakeProviderServer:
                 self._callbacks_to_drop -= 1
             error = "dropped (fault)"
         else:
-            try:
-                async with self._session.post(url, data=body, headers=dict(headers)) as response:
-                    status = response.status
-                    response_body = await response.read()
-            except (ClientError, TimeoutError) as exc:
-                error = f"{type(exc).__name__}: {exc}"
+            async with self._callback_slots:
+                sent_at = self.now()
+                try:
+                    async with self._session.post(
+                        url, data=body, headers=dict(headers)
+                    ) as response:
+                        # Answered once the whole answer is in: one cut short is not.
+                        response_body = await response.read()
+                        status = response.status
+                except (ClientError, TimeoutError) as exc:
+                    error = f"{type(exc).__name__}: {exc}"
         result = CallbackResult(
             kind=kind,
             url=url,
