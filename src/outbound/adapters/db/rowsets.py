@@ -117,15 +117,15 @@ class DriverInsert:
     """``INSERT`` of whole rows into ``table`` on SQLite, bound straight to the driver.
 
     SQLAlchemy's ``executemany`` builds each row's parameters through the compiled statement
-    (a dictionary per row, each value through its type): about as much CPU as SQLite's own
-    insert of the row. Here each column keeps its type's bind processing (the same
-    conversion, from the type itself, None included), the rows' values go to the driver as
-    one flat tuple, and the statement is one multi-row ``VALUES`` (as SQLAlchemy sends an
-    ``executemany`` of an ``INSERT``), its text made once per set of columns and number of
-    rows; a batch with more values than the SQLite library binds in one statement
-    (``SQLITE_LIMIT_VARIABLE_NUMBER``: 32,766 since 3.32, 999 before) is split. Columns the
-    rows do not name are left out (NULL), as in the PostgreSQL ``INSERT … SELECT`` of a
-    :class:`RowSet`: no Python-side default is applied.
+    (a dictionary per row, each value through its type; about a seventh of accepting a
+    request, in ``bench.accept`` under ``cProfile``). Here each column keeps its type's bind
+    processing (the same conversion, from the type itself, None included), the rows' values
+    go to the driver as one flat tuple, and the statement is one multi-row ``VALUES`` (as
+    SQLAlchemy sends an ``executemany`` of an ``INSERT``), its text made once per set of
+    columns and number of rows; a batch with more values than the SQLite library binds in
+    one statement (``SQLITE_LIMIT_VARIABLE_NUMBER``: 32,766 since 3.32, 999 before) is split.
+    Columns the rows do not name are left out (NULL), as in the PostgreSQL ``INSERT …
+    SELECT`` of a :class:`RowSet`: no Python-side default is applied.
     """
 
     MAX_VALUES: int | None = None
